@@ -1,0 +1,10 @@
+import { defineConfig } from 'vitest/config';
+
+// One vitest run over every package. Each package has its own vitest.config.ts;
+// packages that need the real test environment (registries, dockerd, fixture
+// images) list tools/testenv's global setup there.
+export default defineConfig({
+  test: {
+    projects: ['libs/*/vitest.config.ts', 'apps/*/vitest.config.ts', 'tools/*/vitest.config.ts', 'e2e/vitest.config.ts'],
+  },
+});
