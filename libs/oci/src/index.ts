@@ -1,0 +1,3 @@
+export * from './media-types.ts';
+export * from './digest.ts';
+export * from './model.ts';

@@ -1,0 +1,100 @@
+import type { Digest } from './digest.ts';
+
+/** OCI content descriptor (image-spec descriptor.md). Also used for Docker v2 descriptors. */
+export interface Descriptor {
+  mediaType: string;
+  digest: Digest;
+  size: number;
+  urls?: string[];
+  annotations?: Record<string, string>;
+  platform?: Platform;
+  artifactType?: string;
+  [extra: string]: unknown;
+}
+
+export interface Platform {
+  architecture: string;
+  os: string;
+  'os.version'?: string;
+  'os.features'?: string[];
+  variant?: string;
+}
+
+/** OCI image manifest or Docker v2 schema 2 manifest. Unknown fields survive a round trip. */
+export interface ImageManifest {
+  schemaVersion: 2;
+  mediaType?: string;
+  artifactType?: string;
+  config: Descriptor;
+  layers: Descriptor[];
+  subject?: Descriptor;
+  annotations?: Record<string, string>;
+  [extra: string]: unknown;
+}
+
+/** OCI image index or Docker manifest list. */
+export interface ImageIndex {
+  schemaVersion: 2;
+  mediaType?: string;
+  manifests: Descriptor[];
+  annotations?: Record<string, string>;
+  [extra: string]: unknown;
+}
+
+/** The runtime part of an image config (`config` in the image config JSON). */
+export interface ContainerConfig {
+  User?: string;
+  ExposedPorts?: Record<string, object>;
+  Env?: string[];
+  Entrypoint?: string[] | null;
+  Cmd?: string[] | null;
+  Volumes?: Record<string, object>;
+  WorkingDir?: string;
+  Labels?: Record<string, string>;
+  StopSignal?: string;
+  Shell?: string[];
+  Healthcheck?: Record<string, unknown>;
+  OnBuild?: string[] | null;
+  ArgsEscaped?: boolean;
+  [extra: string]: unknown;
+}
+
+export interface HistoryEntry {
+  created?: string;
+  created_by?: string;
+  author?: string;
+  comment?: string;
+  empty_layer?: boolean;
+}
+
+/** OCI image config (image-spec config.md); Docker's config is a superset we preserve. */
+export interface ImageConfig {
+  created?: string;
+  author?: string;
+  architecture: string;
+  os: string;
+  'os.version'?: string;
+  'os.features'?: string[];
+  variant?: string;
+  config?: ContainerConfig;
+  rootfs: { type: 'layers'; diff_ids: Digest[] };
+  history?: HistoryEntry[];
+  [extra: string]: unknown;
+}
+
+/** Annotation naming an image inside an OCI layout's index.json. */
+export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
+
+/** The zero time the lifecycle writes for reproducible images. */
+export const ZERO_TIME = '0001-01-01T00:00:00Z';
+
+/** Layer file timestamps the lifecycle normalises to. */
+export const NORMALIZED_LAYER_TIME = new Date('1980-01-01T00:00:01Z');
+
+/**
+ * JSON as we write it: keys in insertion order (our objects are built in a fixed
+ * order), no insignificant whitespace, so the same image always has the same digest.
+ */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value);
+}
