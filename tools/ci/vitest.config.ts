@@ -2,7 +2,7 @@ import { defineProject } from 'vitest/config';
 
 export default defineProject({
   test: {
-    name: 'repo-checks',
+    name: 'ci',
     include: ['src/**/*.test.ts'],
   },
 });
