@@ -5,6 +5,6 @@ import { defineConfig } from 'vitest/config';
 // images) list tools/testenv's global setup there.
 export default defineConfig({
   test: {
-    projects: ['libs/*/vitest.config.ts', 'apps/*/vitest.config.ts', 'tools/*/vitest.config.ts', 'e2e/vitest.config.ts'],
+    projects: ['libs/*/vitest.config.ts', 'apps/*/vitest.config.ts', 'tools/*/vitest.config.ts', 'e2e*/vitest.config.ts'],
   },
 });

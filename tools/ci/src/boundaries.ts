@@ -1,0 +1,107 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { findImports } from './imports.ts';
+import { listSourceFiles, listWorkspacePackages, type WorkspacePackage } from './workspace.ts';
+
+/** A forbidden dependency between two workspace packages. */
+export interface BoundaryViolation {
+  /** File relative to the workspace root. */
+  file: string;
+  line: number;
+  from: string;
+  to: string;
+  rule: string;
+}
+
+function hasTag(pkg: WorkspacePackage, tag: string): boolean {
+  return pkg.tags.includes(tag);
+}
+
+function isBackend(pkg: WorkspacePackage): boolean {
+  return hasTag(pkg, 'type:backend');
+}
+
+/**
+ * The module boundaries of the repository. Returns the rule broken by an import
+ * of `to` from `from`, or undefined when the import is allowed.
+ */
+export function brokenRule(from: WorkspacePackage, to: WorkspacePackage, inTestCode = false): string | undefined {
+  if (from.name === to.name) return undefined;
+  // Tests and benchmarks may use the test environment and other tools.
+  if (inTestCode && hasTag(to, 'type:tool')) return undefined;
+  if (hasTag(to, 'type:app')) return 'nothing imports an app (share code through a lib)';
+  if (hasTag(from, 'type:core') && isBackend(to)) return 'extender-core never imports a backend';
+  if (isBackend(from) && isBackend(to)) return 'a backend never imports another backend';
+  if (hasTag(from, 'type:util') && !hasTag(to, 'type:util')) return 'a util lib imports only util libs';
+  if (hasTag(from, 'type:core') && !hasTag(to, 'type:util')) return 'extender-core imports only util libs';
+  if (isBackend(to) && !(hasTag(from, 'type:composition') || hasTag(from, 'type:tool') || hasTag(from, 'type:e2e'))) {
+    return 'backends are loaded through the backend registry, not imported directly';
+  }
+  return undefined;
+}
+
+/** Test files, benchmarks and vitest configs: code that never ships. */
+export function isTestCode(relativeFile: string): boolean {
+  return /\.(test|bench)\.[cm]?ts$/.test(relativeFile) || /(^|\/)(bench|test)\//.test(relativeFile) || /vitest\.config\.[cm]?ts$/.test(relativeFile);
+}
+
+/** The workspace package a specifier names (`@scope/pkg`, `@scope/pkg/sub`), if any. */
+function packageForSpecifier(specifier: string, byName: Map<string, WorkspacePackage>): WorkspacePackage | undefined {
+  const parts = specifier.split('/');
+  const name = specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!;
+  return byName.get(name);
+}
+
+/** The workspace package a file path lies in, if any. */
+function packageForPath(relativeFile: string, packages: WorkspacePackage[]): WorkspacePackage | undefined {
+  return packages.find((pkg) => relativeFile === pkg.dir || relativeFile.startsWith(`${pkg.dir}/`));
+}
+
+/** Check every import in every workspace package under `root`. */
+export async function checkBoundaries(root: string): Promise<BoundaryViolation[]> {
+  const packages = await listWorkspacePackages(root);
+  const byName = new Map(packages.map((pkg) => [pkg.name, pkg]));
+  const violations: BoundaryViolation[] = [];
+  for (const from of packages) {
+    for (const file of await listSourceFiles(root, from)) {
+      const relativeFile = path.relative(root, file).split(path.sep).join('/');
+      const inTestCode = isTestCode(relativeFile);
+      for (const site of findImports(await readFile(file, 'utf8'))) {
+        let to: WorkspacePackage | undefined;
+        if (site.specifier.startsWith('.')) {
+          const target = path.relative(root, path.resolve(path.dirname(file), site.specifier)).split(path.sep).join('/');
+          to = packageForPath(target, packages);
+          if (to && to.name !== from.name) {
+            violations.push({
+              file: relativeFile,
+              line: site.line,
+              from: from.name,
+              to: to.name,
+              rule: 'import another package by its name, not by a relative path into it',
+            });
+            continue;
+          }
+        } else {
+          to = packageForSpecifier(site.specifier, byName);
+        }
+        if (!to) continue;
+        const rule = brokenRule(from, to, inTestCode);
+        if (rule) violations.push({ file: relativeFile, line: site.line, from: from.name, to: to.name, rule });
+        else if (to.name !== from.name && !from.dependencies.includes(to.name)) {
+          violations.push({
+            file: relativeFile,
+            line: site.line,
+            from: from.name,
+            to: to.name,
+            rule: `${to.name} is imported but not declared in ${from.dir}/package.json`,
+          });
+        }
+      }
+    }
+  }
+  return violations;
+}
+
+export function formatViolation(v: BoundaryViolation): string {
+  return `${v.file}:${v.line}: ${v.from} imports ${v.to}: ${v.rule}`;
+}

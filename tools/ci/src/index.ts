@@ -1,0 +1,3 @@
+export * from './workspace.ts';
+export * from './imports.ts';
+export * from './boundaries.ts';
