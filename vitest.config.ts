@@ -6,5 +6,6 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     projects: ['libs/*/vitest.config.ts', 'apps/*/vitest.config.ts', 'tools/*/vitest.config.ts', 'e2e*/vitest.config.ts'],
+    reporters: ['default', './tools/ci/src/summary-reporter.ts'],
   },
 });
