@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  ReferenceError,
+  ImageReferenceError,
   familiarReference,
   formatReference,
   parseAnyReference,
@@ -73,7 +73,7 @@ describe('parseReference', () => {
     ['busybox@md5:0123456789abcdef0123456789abcdef', /unsupported digest algorithm/],
     [`${'a/'.repeat(128)}b`, /not be more than 255/],
   ])('rejects %j', (input, message) => {
-    expect(() => parseReference(input)).toThrow(ReferenceError);
+    expect(() => parseReference(input)).toThrow(ImageReferenceError);
     expect(() => parseReference(input)).toThrow(message);
   });
 

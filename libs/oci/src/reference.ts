@@ -9,8 +9,8 @@
  */
 import type { Digest } from './digest.ts';
 
-export class ReferenceError extends Error {
-  override name = 'ReferenceError';
+export class ImageReferenceError extends Error {
+  override name = 'ImageReferenceError';
 }
 
 /** A named image reference after normalisation. */
@@ -70,11 +70,11 @@ export interface ParseReferenceOptions {
 /**
  * Parse a (possibly familiar) named reference: `busybox`, `busybox:1.36`,
  * `ghcr.io/org/app@sha256:…`, `127.0.0.1:5000/app:tag@sha256:…`, `[::1]:5000/app`.
- * Throws ReferenceError naming the input and what is wrong with it.
+ * Throws ImageReferenceError naming the input and what is wrong with it.
  */
 export function parseReference(input: string, options: ParseReferenceOptions = {}): ImageReference {
   const fail = (why: string): never => {
-    throw new ReferenceError(`invalid image reference ${JSON.stringify(input)}: ${why}`);
+    throw new ImageReferenceError(`invalid image reference ${JSON.stringify(input)}: ${why}`);
   };
   if (input === '') fail('repository name must have at least one component');
   if (IDENTIFIER_RE.test(input)) fail('a 64-character hexadecimal string is an image ID, not a repository name');
@@ -118,7 +118,7 @@ export function parseAnyReference(input: string, options: ParseReferenceOptions 
   if (DIGEST_RE.test(input)) {
     return {
       digest: validateDigest(input, (why) => {
-        throw new ReferenceError(`invalid image reference ${JSON.stringify(input)}: ${why}`);
+        throw new ImageReferenceError(`invalid image reference ${JSON.stringify(input)}: ${why}`);
       }),
     };
   }
@@ -159,14 +159,14 @@ export function repositoryName(ref: RepositoryRef): string {
 
 /** The same repository with another tag (validated); any digest is dropped. */
 export function withTag(ref: RepositoryRef, tag: string): ImageReference {
-  if (!TAG_RE.test(tag)) throw new ReferenceError(`invalid tag ${JSON.stringify(tag)}`);
+  if (!TAG_RE.test(tag)) throw new ImageReferenceError(`invalid tag ${JSON.stringify(tag)}`);
   return { registry: ref.registry, repository: ref.repository, tag };
 }
 
 /** The same repository pinned to a digest (validated); the tag is kept for display. */
 export function withDigest(ref: RepositoryRef & { tag?: string }, digest: string): ImageReference {
   const checked = validateDigest(digest, (why) => {
-    throw new ReferenceError(`invalid digest ${JSON.stringify(digest)}: ${why}`);
+    throw new ImageReferenceError(`invalid digest ${JSON.stringify(digest)}: ${why}`);
   });
   const out: ImageReference = { registry: ref.registry, repository: ref.repository, digest: checked };
   if (ref.tag !== undefined) out.tag = ref.tag;

@@ -1,0 +1,293 @@
+/**
+ * Whole-image operations on top of RegistryClient: push an image (blobs, then
+ * the manifest, then tags), pull one (into a blob sink or an OCI layout), and
+ * resolve a reference to a digest.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { parseDigest, sha256, type Digest } from '../digest.ts';
+import { MediaType } from '../media-types.ts';
+import { REF_NAME_ANNOTATION, canonicalJson, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest, type Platform } from '../model.ts';
+import { withDigest, withTag, type ImageReference } from '../reference.ts';
+import { NotFoundError, RegistryError } from './errors.ts';
+import type { BlobPushResult, RegistryClient, ManifestResult } from './client.ts';
+import { toWebStream, type BlobData } from './streams.ts';
+
+/** Where pushImage reads blobs from. `open` is called again for every upload attempt. */
+export interface BlobSource {
+  open(descriptor: Descriptor): BlobData | Promise<BlobData>;
+}
+
+/** Where pullImage writes blobs to. Streams handed to `write` are digest-verified as they are read. */
+export interface BlobSink {
+  /** True when the sink already holds the blob (it is then not downloaded). */
+  has?(descriptor: Descriptor): Promise<boolean>;
+  write(descriptor: Descriptor, data: ReadableStream<Uint8Array>): Promise<void>;
+  /** Called last, with the image manifest's descriptor, once every blob is written. */
+  finish?(manifest: Descriptor, reference: ImageReference): Promise<void>;
+}
+
+/** Blobs held in memory, keyed by their sha256 digest. */
+export function memoryBlobSource(blobs: Iterable<Uint8Array> | Map<string, Uint8Array>): BlobSource {
+  const map = new Map<string, Uint8Array>();
+  if (blobs instanceof Map) for (const [digest, bytes] of blobs) map.set(digest, bytes);
+  else for (const bytes of blobs) map.set(sha256(bytes), bytes);
+  return {
+    open(descriptor) {
+      const bytes = map.get(descriptor.digest);
+      if (!bytes) throw new Error(`blob ${descriptor.digest} is not in the source`);
+      return bytes;
+    },
+  };
+}
+
+/** Blobs of an OCI image layout directory (`blobs/<algorithm>/<hex>`). */
+export function layoutBlobSource(layoutDir: string): BlobSource {
+  return {
+    open(descriptor) {
+      const { algorithm, hex } = parseDigest(descriptor.digest);
+      return Readable.toWeb(createReadStream(join(layoutDir, 'blobs', algorithm, hex))) as ReadableStream<Uint8Array>;
+    },
+  };
+}
+
+/** Blobs collected in memory (tests, small images). */
+export function memoryBlobSink(): BlobSink & { blobs: Map<string, Uint8Array> } {
+  const blobs = new Map<string, Uint8Array>();
+  return {
+    blobs,
+    async has(descriptor) {
+      return blobs.has(descriptor.digest);
+    },
+    async write(descriptor, data) {
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of data) chunks.push(chunk);
+      blobs.set(descriptor.digest, Buffer.concat(chunks));
+    },
+  };
+}
+
+/**
+ * Write into an OCI image layout: blobs under `blobs/`, and on `finish` the
+ * manifest's descriptor in `index.json` (annotated with the ref name, replacing
+ * an entry of the same name). Creates the layout when missing.
+ */
+export function ociLayoutSink(layoutDir: string, options: { refName?: string } = {}): BlobSink {
+  const blobPath = (digest: string) => {
+    const { algorithm, hex } = parseDigest(digest);
+    return join(layoutDir, 'blobs', algorithm, hex);
+  };
+  const ensureLayout = async () => {
+    await mkdir(join(layoutDir, 'blobs', 'sha256'), { recursive: true });
+    await writeFile(join(layoutDir, 'oci-layout'), canonicalJson({ imageLayoutVersion: '1.0.0' }));
+  };
+  let ready: Promise<void> | undefined;
+  return {
+    async has(descriptor) {
+      try {
+        return (await stat(blobPath(descriptor.digest))).size === descriptor.size;
+      } catch {
+        return false;
+      }
+    },
+    async write(descriptor, data) {
+      await (ready ??= ensureLayout());
+      const target = blobPath(descriptor.digest);
+      await mkdir(join(target, '..'), { recursive: true });
+      const temp = `${target}.partial-${process.pid}-${Math.random().toString(36).slice(2)}`;
+      try {
+        await writeFile(temp, Readable.fromWeb(data as import('node:stream/web').ReadableStream<Uint8Array>));
+        await rename(temp, target);
+      } catch (error) {
+        await rm(temp, { force: true });
+        throw error;
+      }
+    },
+    async finish(manifest, reference) {
+      await (ready ??= ensureLayout());
+      const indexPath = join(layoutDir, 'index.json');
+      let index: ImageIndex;
+      try {
+        index = JSON.parse(await readFile(indexPath, 'utf8')) as ImageIndex;
+      } catch {
+        index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] };
+      }
+      const refName = options.refName ?? reference.tag;
+      const entry: Descriptor = { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size };
+      if (manifest.platform) entry.platform = manifest.platform;
+      if (refName) entry.annotations = { [REF_NAME_ANNOTATION]: refName };
+      index.manifests = index.manifests.filter((d) =>
+        refName ? d.annotations?.[REF_NAME_ANNOTATION] !== refName : d.digest !== manifest.digest,
+      );
+      index.manifests.push(entry);
+      const temp = `${indexPath}.partial-${process.pid}`;
+      await writeFile(temp, canonicalJson(index));
+      await rename(temp, indexPath);
+    },
+  };
+}
+
+export type PushEvent =
+  | { type: 'blob'; descriptor: Descriptor; result: BlobPushResult | 'skipped-foreign' }
+  | { type: 'manifest'; descriptor: Descriptor; reference: string };
+
+export interface PushImageOptions {
+  /** The image manifest, as an object (written as canonical JSON) or as exact bytes. */
+  manifest: ImageManifest | { bytes: Uint8Array; mediaType?: string };
+  /** Where the config and layer blobs come from. */
+  source: BlobSource;
+  /** More tags to point at the manifest, besides the reference's own tag. */
+  tags?: string[];
+  /** Repositories of the same registry to mount blobs from before uploading. */
+  mountFrom?: string[];
+  /** Blobs in flight at once. Default 3. */
+  concurrency?: number;
+  /** Told about each blob and manifest once it is in the registry, never before. */
+  onProgress?: (event: PushEvent) => void;
+}
+
+export interface PushImageResult {
+  /** The manifest as stored. */
+  descriptor: Descriptor;
+  /** The pushed reference pinned to the manifest digest. */
+  reference: ImageReference;
+  /** Tags now pointing at the manifest. */
+  tags: string[];
+  blobs: { digest: Digest; size: number; result: BlobPushResult | 'skipped-foreign' }[];
+}
+
+/**
+ * Push an image: every blob (config and layers, skipping ones the repository
+ * has), then the manifest under the reference's tag (or its digest), then any
+ * extra tags. Nothing is reported done before the registry confirmed it; when a
+ * blob fails the manifest is not pushed.
+ */
+export async function pushImage(client: RegistryClient, ref: ImageReference, options: PushImageOptions): Promise<PushImageResult> {
+  const { bytes, mediaType } =
+    'bytes' in options.manifest && options.manifest.bytes instanceof Uint8Array
+      ? {
+          bytes: options.manifest.bytes,
+          mediaType: options.manifest.mediaType ?? (JSON.parse(new TextDecoder().decode(options.manifest.bytes)).mediaType as string | undefined) ?? MediaType.ociManifest,
+        }
+      : {
+          bytes: new TextEncoder().encode(canonicalJson(options.manifest)),
+          mediaType: (options.manifest as ImageManifest).mediaType ?? MediaType.ociManifest,
+        };
+  const manifest = JSON.parse(new TextDecoder().decode(bytes)) as ImageManifest;
+  if (!manifest.config || !Array.isArray(manifest.layers)) {
+    throw new RegistryError(`pushing ${ref.registry}/${ref.repository}: not an image manifest (no config or layers)`, {
+      registry: ref.registry,
+      repository: ref.repository,
+    });
+  }
+  const blobs = dedupe([manifest.config, ...manifest.layers]);
+  const results: PushImageResult['blobs'] = [];
+  await mapLimit(blobs, options.concurrency ?? 3, async (descriptor) => {
+    let result: BlobPushResult | 'skipped-foreign';
+    const foreign = descriptor.mediaType.includes('nondistributable') || descriptor.mediaType === MediaType.dockerLayerForeignGzip;
+    if (foreign && descriptor.urls?.length) {
+      result = 'skipped-foreign';
+    } else {
+      const pushOptions: { mountFrom?: string[] } = {};
+      if (options.mountFrom) pushOptions.mountFrom = options.mountFrom;
+      result = await client.pushBlob(ref, descriptor, () => options.source.open(descriptor), pushOptions);
+    }
+    results.push({ digest: descriptor.digest, size: descriptor.size, result });
+    options.onProgress?.({ type: 'blob', descriptor, result });
+  });
+
+  const tags = [...new Set([...(ref.tag ? [ref.tag] : []), ...(options.tags ?? [])])];
+  const digest = sha256(bytes);
+  let descriptor: Descriptor | undefined;
+  for (const reference of tags.length ? tags : [digest]) {
+    const target = reference === digest ? ref : withTag(ref, reference);
+    descriptor = await client.putManifest(target, reference, bytes, mediaType);
+    options.onProgress?.({ type: 'manifest', descriptor, reference });
+  }
+  return { descriptor: descriptor!, reference: withDigest(ref, digest), tags, blobs: results };
+}
+
+export interface PullImageOptions {
+  /** Platform to pick from an index. Default: this host's. */
+  platform?: Platform;
+  /** Where the blobs go. Give this or `layoutDir`. */
+  sink?: BlobSink;
+  /** Pull into this OCI image layout (created when missing). */
+  layoutDir?: string;
+  /** `org.opencontainers.image.ref.name` for the layout's index.json. Default: the reference's tag. */
+  refName?: string;
+  concurrency?: number;
+}
+
+export interface PullImageResult {
+  descriptor: Descriptor;
+  manifest: ImageManifest;
+  manifestBytes: Uint8Array;
+  config: ImageConfig;
+  /** The index the reference pointed at, if any. */
+  index?: ManifestResult;
+}
+
+/** Pull an image (the platform's manifest of an index): config, layers and manifest into a sink or layout. */
+export async function pullImage(client: RegistryClient, ref: ImageReference, options: PullImageOptions = {}): Promise<PullImageResult> {
+  const sinkOptions: { refName?: string } = {};
+  if (options.refName) sinkOptions.refName = options.refName;
+  const sink = options.sink ?? (options.layoutDir ? ociLayoutSink(options.layoutDir, sinkOptions) : undefined);
+  if (!sink) throw new Error('pullImage needs a sink or a layoutDir');
+  const resolved = await client.resolveImage(ref, options.platform);
+  const { manifest } = resolved;
+  const configBytes = await client.getBlobBytes(ref, manifest.config);
+  const config = JSON.parse(new TextDecoder().decode(configBytes)) as ImageConfig;
+  if (!(await sink.has?.(manifest.config))) await sink.write(manifest.config, toWebStream(configBytes));
+  await mapLimit(dedupe(manifest.layers), options.concurrency ?? 3, async (layer) => {
+    if (await sink.has?.(layer)) return;
+    await sink.write(layer, await client.getBlob(ref, layer));
+  });
+  await sink.write(resolved.descriptor, toWebStream(resolved.bytes));
+  await sink.finish?.(resolved.descriptor, ref);
+  const result: PullImageResult = { descriptor: resolved.descriptor, manifest, manifestBytes: resolved.bytes, config };
+  if (resolved.index) result.index = resolved.index;
+  return result;
+}
+
+/**
+ * The digest a reference points at (what `crane digest` prints): the manifest or
+ * index as stored. With a platform, an index is followed to that platform's manifest.
+ */
+export async function resolveDigest(client: RegistryClient, ref: ImageReference, options: { platform?: Platform } = {}): Promise<Digest> {
+  if (options.platform) return (await client.resolveImage(ref, options.platform)).descriptor.digest;
+  const descriptor = await client.headManifest(ref);
+  if (!descriptor) {
+    throw new NotFoundError(`resolving ${ref.registry}/${ref.repository}:${ref.digest ?? ref.tag}: manifest unknown`, {
+      registry: ref.registry,
+      repository: ref.repository,
+      status: 404,
+    });
+  }
+  return descriptor.digest;
+}
+
+function dedupe(descriptors: Descriptor[]): Descriptor[] {
+  const seen = new Set<string>();
+  return descriptors.filter((d) => !seen.has(d.digest) && (seen.add(d.digest), true));
+}
+
+/** Run `fn` over items, `limit` at a time; after the first failure start nothing new, wait, and throw it. */
+async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async () => {
+    while (!failure && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  if (failure) throw failure.error;
+}

@@ -1,0 +1,148 @@
+/** Small stream helpers for blob bodies. */
+import { createHash } from 'node:crypto';
+import { parseDigest, type Digest } from '../digest.ts';
+
+/** What a blob's bytes may be handed to us as. */
+export type BlobData = Uint8Array | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
+
+export function toWebStream(data: BlobData): ReadableStream<Uint8Array> {
+  if (data instanceof Uint8Array) {
+    return new ReadableStream({
+      start(controller) {
+        if (data.byteLength > 0) controller.enqueue(data);
+        controller.close();
+      },
+    });
+  }
+  if (data instanceof ReadableStream) return data;
+  const iterator = (data as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { value, done } = await iterator.next();
+      if (done) controller.close();
+      else controller.enqueue(typeof value === 'string' ? new TextEncoder().encode(value) : value);
+    },
+    async cancel(reason) {
+      await iterator.return?.(reason);
+    },
+  });
+}
+
+/** Pass chunks through, calling `onChunk` for each (used to reset inactivity timers). */
+export function tap(stream: ReadableStream<Uint8Array>, onChunk: (chunk: Uint8Array) => void, onEnd?: () => void): ReadableStream<Uint8Array> {
+  const reader = stream.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { value, done } = await reader.read();
+        if (done) {
+          onEnd?.();
+          controller.close();
+          return;
+        }
+        onChunk(value);
+        controller.enqueue(value);
+      } catch (error) {
+        onEnd?.();
+        controller.error(error);
+      }
+    },
+    async cancel(reason) {
+      onEnd?.();
+      await reader.cancel(reason);
+    },
+  });
+}
+
+/**
+ * A stream that yields the same bytes and fails at the end (instead of closing)
+ * when their digest or size differ from what was expected.
+ */
+export function verifyingStream(
+  stream: ReadableStream<Uint8Array>,
+  expected: { digest: Digest; size?: number },
+  onMismatch: (actual: { digest: Digest; size: number }) => Error,
+): ReadableStream<Uint8Array> {
+  const { algorithm } = parseDigest(expected.digest);
+  const hash = createHash(algorithm);
+  let size = 0;
+  const reader = stream.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { value, done } = await reader.read();
+        if (done) {
+          const digest = `${algorithm}:${hash.digest('hex')}` as Digest;
+          if (digest !== expected.digest || (expected.size !== undefined && size !== expected.size)) {
+            controller.error(onMismatch({ digest, size }));
+          } else {
+            controller.close();
+          }
+          return;
+        }
+        size += value.byteLength;
+        if (expected.size !== undefined && size > expected.size) {
+          await reader.cancel();
+          controller.error(onMismatch({ digest: expected.digest, size }));
+          return;
+        }
+        hash.update(value);
+        controller.enqueue(value);
+      } catch (error) {
+        controller.error(error);
+      }
+    },
+    async cancel(reason) {
+      await reader.cancel(reason);
+    },
+  });
+}
+
+/** Read a whole stream, failing once more than `limit` bytes arrive. */
+export async function readAll(stream: ReadableStream<Uint8Array> | null, limit = Number.POSITIVE_INFINITY): Promise<Uint8Array> {
+  if (!stream) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = stream.getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > limit) {
+      await reader.cancel();
+      throw new RangeError(`more than ${limit} bytes`);
+    }
+    chunks.push(value);
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}
+
+/** Split a stream into chunks of exactly `size` bytes (the last may be shorter). */
+export async function* rechunk(stream: ReadableStream<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
+  const reader = stream.getReader();
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
+  let finished = false;
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) {
+        finished = true;
+        break;
+      }
+      pending.push(value);
+      pendingBytes += value.byteLength;
+      while (pendingBytes >= size) {
+        const all = Buffer.concat(pending);
+        yield all.subarray(0, size);
+        const rest = all.subarray(size);
+        pending = rest.byteLength ? [rest] : [];
+        pendingBytes = rest.byteLength;
+      }
+    }
+    if (pendingBytes > 0) yield Buffer.concat(pending);
+  } finally {
+    if (!finished) await reader.cancel().catch(() => {});
+    reader.releaseLock();
+  }
+}
