@@ -1,0 +1,176 @@
+/**
+ * Base image resolution, in order:
+ * 1. the extend dir's `cache/base/<manifest-digest>/` OCI layout written by the
+ *    restorer (sparse: manifest + config only; or full);
+ * 2. the registry, with the digest reference from analyzed.toml (spec issue #414:
+ *    the extender does not depend on the restorer). A tag reference is resolved to
+ *    a digest first and that resolution is reported as an event.
+ */
+import { access, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  isDigest,
+  isIndexMediaType,
+  sha256,
+  type Descriptor,
+  type Digest,
+  type ImageConfig,
+  type ImageIndex,
+  type ImageManifest,
+  type Platform,
+} from '@cnb-extender/oci';
+import type { ExtendKind, ImageDescription, LayerDescription } from './backend.ts';
+import { ExtenderError, messageOf } from './errors.ts';
+import type { EventSink } from './events.ts';
+
+/** The small part of a registry client the resolver needs (libs/oci's `RegistryClient` fits). */
+export interface RegistryAccess {
+  /** Resolve a reference to one image manifest (through an index for `platform`). */
+  resolve(reference: string, platform: Platform | undefined, signal: AbortSignal): Promise<{ digest: Digest; mediaType: string; manifest: ImageManifest }>;
+  /** Read a blob fully (configs). */
+  blob(reference: string, digest: Digest, signal: AbortSignal): Promise<Uint8Array>;
+}
+
+export interface ResolveBaseOptions {
+  kind: ExtendKind;
+  reference: string;
+  extendDir: string;
+  /** Wanted platform when the registry reference points at an index. */
+  platform?: Platform;
+  registry?: RegistryAccess;
+  events: EventSink;
+  signal: AbortSignal;
+}
+
+/** The digest part of `repo@sha256:…`, if any. */
+export function digestOfReference(reference: string): Digest | undefined {
+  const at = reference.lastIndexOf('@');
+  if (at < 0) return undefined;
+  const digest = reference.slice(at + 1);
+  return isDigest(digest) ? (digest as Digest) : undefined;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function blobPath(layoutDir: string, digest: string): string {
+  const [algorithm, hex] = digest.split(':') as [string, string];
+  return join(layoutDir, 'blobs', algorithm, hex);
+}
+
+async function readJsonBlob<T>(layoutDir: string, digest: string): Promise<{ bytes: Buffer; value: T }> {
+  const bytes = await readFile(blobPath(layoutDir, digest));
+  const actual = sha256(bytes);
+  if (actual !== digest) throw new Error(`blob ${digest} in ${layoutDir} has digest ${actual}`);
+  return { bytes, value: JSON.parse(bytes.toString('utf8')) as T };
+}
+
+/** Describe an image from a manifest and its config; layers get file blobs when `layoutDir` has them. */
+async function describe(
+  manifest: ImageManifest,
+  mediaType: string,
+  manifestDigest: Digest,
+  config: ImageConfig,
+  reference: string,
+  layoutDir?: string,
+): Promise<{ image: ImageDescription; full: boolean }> {
+  const diffIds = config.rootfs?.diff_ids ?? [];
+  if (diffIds.length !== manifest.layers.length) {
+    throw new Error(`manifest ${manifestDigest} has ${manifest.layers.length} layers but its config lists ${diffIds.length} diff_ids`);
+  }
+  let full = manifest.layers.length > 0;
+  const layers: LayerDescription[] = [];
+  for (const [index, descriptor] of manifest.layers.entries()) {
+    const layer: LayerDescription = { descriptor, diffId: diffIds[index]! };
+    if (layoutDir && (await exists(blobPath(layoutDir, descriptor.digest)))) layer.blob = { kind: 'file', path: blobPath(layoutDir, descriptor.digest) };
+    else full = false;
+    layers.push(layer);
+  }
+  const image: ImageDescription = { reference, manifestMediaType: mediaType, config, layers, manifestDigest };
+  if (manifest.annotations) image.annotations = manifest.annotations;
+  return { image, full };
+}
+
+/** Read an image from an OCI layout whose index.json lists `digest` (or its only manifest). */
+export async function readLayoutImage(layoutDir: string, reference: string, digest?: Digest): Promise<{ image: ImageDescription; full: boolean }> {
+  const index = JSON.parse(await readFile(join(layoutDir, 'index.json'), 'utf8')) as ImageIndex;
+  const manifests = index.manifests ?? [];
+  let descriptor: Descriptor | undefined = digest ? manifests.find((m) => m.digest === digest) : manifests[0];
+  if (!descriptor && digest && manifests.length === 1) descriptor = manifests[0];
+  if (!descriptor) throw new Error(`index.json of ${layoutDir} lists no manifest${digest ? ` ${digest}` : ''}`);
+  if (isIndexMediaType(descriptor.mediaType)) throw new Error(`index.json of ${layoutDir} points at an index, not an image manifest`);
+  const { value: manifest } = await readJsonBlob<ImageManifest>(layoutDir, descriptor.digest);
+  const { value: config } = await readJsonBlob<ImageConfig>(layoutDir, manifest.config.digest);
+  return describe(manifest, manifest.mediaType ?? descriptor.mediaType, descriptor.digest, config, reference, layoutDir);
+}
+
+/** `<extendDir>/cache/base/<digest>`; the lifecycle names it `sha256:<hex>`. */
+export function baseLayoutDir(extendDir: string, digest: Digest): string {
+  return join(extendDir, 'cache', 'base', digest);
+}
+
+/** Resolve the image to extend (see module doc for the order). */
+export async function resolveBaseImage(options: ResolveBaseOptions): Promise<ImageDescription> {
+  const { reference, extendDir, events, kind } = options;
+  const digest = digestOfReference(reference);
+  const action = `resolving ${kind} image ${reference}`;
+  if (digest) {
+    const dir = baseLayoutDir(extendDir, digest);
+    if (await exists(join(dir, 'index.json'))) {
+      try {
+        const { image, full } = await readLayoutImage(dir, reference, digest);
+        events.emit({ type: 'base-resolved', level: 'info', kind, reference, source: full ? 'layout-full' : 'layout-sparse', manifestDigest: digest, location: dir });
+        return image;
+      } catch (err) {
+        throw new ExtenderError('BASE_IMAGE', `${action}: reading layout ${dir}: ${messageOf(err)}`, { cause: err, path: dir });
+      }
+    }
+  }
+  if (!options.registry) {
+    throw new ExtenderError('BASE_IMAGE', `${action}: no layout in ${join(extendDir, 'cache', 'base')} and no registry access configured`, {
+      path: join(extendDir, 'cache', 'base'),
+    });
+  }
+  try {
+    const resolved = await options.registry.resolve(reference, options.platform, options.signal);
+    if (digest && resolved.digest !== digest) {
+      // The reference named an index; the image manifest inside it is what we extend.
+      events.emit({ type: 'debug', level: 'debug', message: `${reference} is an index; using manifest ${resolved.digest}` });
+    }
+    const configBytes = await options.registry.blob(reference, resolved.manifest.config.digest, options.signal);
+    const config = JSON.parse(Buffer.from(configBytes).toString('utf8')) as ImageConfig;
+    const { image } = await describe(resolved.manifest, resolved.mediaType, resolved.digest, config, reference);
+    const event: Parameters<EventSink['emit']>[0] = {
+      type: 'base-resolved',
+      level: 'info',
+      kind,
+      reference: digest ? reference : `${repositoryOf(reference)}@${resolved.digest}`,
+      source: 'registry',
+      manifestDigest: resolved.digest,
+      ...(digest ? {} : { resolvedFrom: reference }),
+    };
+    events.emit(event);
+    if (!digest) image.reference = `${repositoryOf(reference)}@${resolved.digest}`;
+    return image;
+  } catch (err) {
+    if (options.signal.aborted) throw err;
+    throw new ExtenderError('BASE_IMAGE', `${action}: from the registry: ${messageOf(err)}`, { cause: err });
+  }
+}
+
+/** `host/repo:tag@digest` → `host/repo`. */
+export function repositoryOf(reference: string): string {
+  let name = reference;
+  const at = name.indexOf('@');
+  if (at >= 0) name = name.slice(0, at);
+  const slash = name.lastIndexOf('/');
+  const colon = name.lastIndexOf(':');
+  if (colon > slash) name = name.slice(0, colon);
+  return name;
+}
