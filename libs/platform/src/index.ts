@@ -4,3 +4,4 @@ export * from './api/verify.ts';
 export * from './exit-codes.ts';
 export * from './errors.ts';
 export * from './log.ts';
+export * from './files/index.ts';

@@ -1,0 +1,43 @@
+import { composeTable, parseToml, prune, readTomlFile, stringifyToml, TableView, writeTomlFile, type FileContext, type TomlTable } from './toml.ts';
+
+/** `run.toml`: the run images (and their mirrors) the platform offers; `<cnb>/run.toml` by default. */
+export interface RunMetadata {
+  images: RunImageEntry[];
+  extra?: TomlTable;
+}
+
+export interface RunImageEntry {
+  image?: string;
+  mirrors?: string[];
+  extra?: TomlTable;
+}
+
+const WHAT = 'run file';
+
+export function runFromTable(table: TomlTable, ctx: FileContext): RunMetadata {
+  const root = new TableView(table, ctx);
+  const images = root.tables('images').map((v) => prune({ image: v.string('image'), mirrors: v.stringArray('mirrors'), extra: v.extra() }));
+  return prune({ images, extra: root.extra() });
+}
+
+export function runToTable(run: RunMetadata): TomlTable {
+  return composeTable({ images: run.images.map((i) => composeTable({ image: i.image, mirrors: i.mirrors }, i.extra)) }, run.extra);
+}
+
+export function parseRun(text: string, path = 'run.toml'): RunMetadata {
+  const ctx = { what: WHAT, path };
+  return runFromTable(parseToml(text, ctx), ctx);
+}
+
+export function stringifyRun(run: RunMetadata): string {
+  return stringifyToml(runToTable(run));
+}
+
+export async function readRun(path: string): Promise<RunMetadata> {
+  const ctx = { what: WHAT, path };
+  return runFromTable(await readTomlFile(ctx), ctx);
+}
+
+export async function writeRun(path: string, run: RunMetadata): Promise<void> {
+  await writeTomlFile({ what: WHAT, path }, runToTable(run));
+}
