@@ -1,0 +1,110 @@
+/**
+ * A private dockerd (Debian docker.io 20.10): its own data-root, exec-root,
+ * pidfile, socket and (empty) config file, no bridge, no iptables. Containers on
+ * it use `--network none` or `--network host`.
+ */
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { unmountAll } from './mounts.ts';
+import { logTail, processesUsing, killPid, startDaemon, stopDaemon, waitUntil, type Daemon } from './proc.ts';
+
+export const DOCKERD_BINARY = '/usr/sbin/dockerd';
+/** The client from Debian's docker.io, matching the daemon (a newer one may come first in PATH). */
+export const DOCKER_CLI = '/usr/bin/docker';
+
+export interface RunningDockerd {
+  socketPath: string;
+  /** `unix://…` */
+  host: string;
+  storageDriver: string;
+  dataRoot: string;
+  execRoot: string;
+  daemon: Daemon;
+}
+
+function ping(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request({ socketPath, path: '/_ping', method: 'GET', timeout: 2_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+}
+
+async function startWith(dir: string, storageDriver: string): Promise<RunningDockerd> {
+  const dataRoot = join(dir, 'data');
+  const execRoot = join(dir, 'exec');
+  const socketPath = join(dir, 'docker.sock');
+  const configFile = join(dir, 'daemon.json');
+  await mkdir(dataRoot, { recursive: true });
+  await mkdir(execRoot, { recursive: true });
+  await writeFile(configFile, '{}\n');
+  const daemon = startDaemon(
+    'dockerd',
+    DOCKERD_BINARY,
+    [
+      '--config-file', configFile,
+      '--data-root', dataRoot,
+      '--exec-root', execRoot,
+      '--pidfile', join(dir, 'docker.pid'),
+      '-H', `unix://${socketPath}`,
+      '--storage-driver', storageDriver,
+      '--iptables=false',
+      '--ip-forward=false',
+      '--ip-masq=false',
+      '--bridge=none',
+      '--shutdown-timeout', '3',
+    ],
+    {
+      logFile: join(dir, `dockerd-${storageDriver}.log`),
+      // Keep the daemon from inheriting a DOCKER_HOST or proxy settings of the caller.
+      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: dir },
+    },
+  );
+  try {
+    await waitUntil(`dockerd (${storageDriver}) on ${socketPath} (pid ${daemon.pid})`, () => ping(socketPath), {
+      alive: daemon.alive,
+      timeoutMs: 30_000,
+      onFail: () => logTail(daemon),
+    });
+  } catch (error) {
+    await stopDockerdIn(dir, daemon);
+    throw error;
+  }
+  return { socketPath, host: `unix://${socketPath}`, storageDriver, dataRoot, execRoot, daemon };
+}
+
+/**
+ * Starts dockerd under `dir` with overlay2, falling back to vfs when overlay2 is
+ * not available there (for instance when `dir` itself is on overlayfs).
+ */
+export async function startDockerd(dir: string): Promise<RunningDockerd> {
+  try {
+    return await startWith(dir, 'overlay2');
+  } catch (overlayError) {
+    await rm(join(dir, 'data'), { recursive: true, force: true });
+    await rm(join(dir, 'exec'), { recursive: true, force: true });
+    try {
+      return await startWith(dir, 'vfs');
+    } catch (vfsError) {
+      throw new Error(`starting dockerd in ${dir}: failed with overlay2 and with vfs`, {
+        cause: new AggregateError([overlayError, vfsError]),
+      });
+    }
+  }
+}
+
+/** Stops dockerd, then anything else still running from `dir` (containerd, shims), then unmounts under `dir`. */
+export async function stopDockerdIn(dir: string, daemon: Daemon | undefined): Promise<void> {
+  if (daemon) await stopDaemon(daemon, 15_000);
+  for (const pid of processesUsing(dir)) await killPid(pid);
+  await unmountAll(dir);
+}
+
+export async function stopDockerd(dockerd: RunningDockerd, dir: string): Promise<void> {
+  await stopDockerdIn(dir, dockerd.daemon);
+}

@@ -1,0 +1,230 @@
+/**
+ * Starting and stopping a whole test environment: packages, the two loopback
+ * registries, dockerd and the fixture images in both. Usable from vitest's
+ * global setup, benchmarks and scripts alike.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile, copyFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DOCKER_CLI, startDockerd, stopDockerd, stopDockerdIn, type RunningDockerd } from './dockerd.ts';
+import { buildFixtureLayouts, type LayoutImage } from './fixtures.ts';
+import { ensurePackages } from './install.ts';
+import { mountsUnder, unmountAll } from './mounts.ts';
+import { killPid, pidAlive, processesUsing, run, stopDaemon } from './proc.ts';
+import { createSecureMaterial, startRegistry, type RunningRegistry } from './registry.ts';
+import type { FixtureImage, TestEnv } from './types.ts';
+
+export const STATE_DIR_PREFIX = 'cnb-testenv-';
+
+export interface StartTestEnvOptions {
+  /** Where the state directory is created (default: the OS temp dir). Keep it short: dockerd's sockets live below it. */
+  tmpRoot?: string;
+  /** Fixture cache root (default: `<repo>/.cache/testenv`, or CNB_TESTENV_CACHE). */
+  cacheRoot?: string;
+  /** Install missing Debian packages first (default true). */
+  install?: boolean;
+  /** Progress lines (installing packages, cleaning up stale environments). */
+  log?: (line: string) => void;
+}
+
+export interface TestEnvHandle {
+  env: TestEnv;
+  /** Pids of the daemons this environment started (registries, dockerd). */
+  pids: number[];
+  /** Loopback TCP ports this environment listens on. */
+  ports: number[];
+}
+
+interface Internals {
+  stateDir: string;
+  registries: RunningRegistry[];
+  dockerd?: RunningDockerd;
+  dockerDir: string;
+  stopped?: Promise<void>;
+}
+
+const internals = new WeakMap<TestEnvHandle, Internals>();
+const live = new Set<Internals>();
+let exitHookInstalled = false;
+
+/** If the process exits without stopping an environment, at least ask its daemons to go. */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const state of live) {
+      for (const daemon of [state.dockerd?.daemon, ...state.registries.map((r) => r.daemon)]) {
+        if (daemon?.alive()) daemon.child.kill('SIGTERM');
+      }
+    }
+  });
+}
+
+/** Takes down what a state directory holds: its processes, its mounts, then the directory. */
+async function cleanStateDir(dir: string): Promise<void> {
+  for (const pid of processesUsing(dir)) await killPid(pid);
+  await unmountAll(dir);
+  await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+}
+
+/** Removes environments whose owning process died without stopping them (a killed test run). */
+async function reapStale(tmpRoot: string, log?: (line: string) => void): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(tmpRoot);
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    if (!entry.startsWith(STATE_DIR_PREFIX)) continue;
+    const dir = join(tmpRoot, entry);
+    let owner: number | undefined;
+    try {
+      owner = (JSON.parse(await readFile(join(dir, 'owner.json'), 'utf8')) as { pid?: number }).pid;
+    } catch {
+      continue; // being created right now, or not ours
+    }
+    if (typeof owner !== 'number' || pidAlive(owner)) continue;
+    log?.(`testenv: removing the stale environment ${dir} (its process ${owner} is gone)`);
+    await cleanStateDir(dir).catch(() => undefined);
+  }
+}
+
+async function pushFixture(image: LayoutImage, name: string, registry: RunningRegistry, work: string): Promise<string> {
+  const ref = `${registry.host}/fixtures/${name}`;
+  const digestFile = join(work, `${name}.digest`);
+  await run('skopeo', [
+    '--insecure-policy',
+    'copy',
+    '--quiet',
+    '--preserve-digests',
+    '--dest-tls-verify=false',
+    '--digestfile', digestFile,
+    `oci:${image.layoutDir}:${image.layoutTag}`,
+    `docker://${ref}:latest`,
+  ]);
+  const pushed = (await readFile(digestFile, 'utf8')).trim();
+  if (pushed !== image.manifestDigest) {
+    throw new Error(
+      `pushing ${image.layoutDir} to ${ref}:latest: the registry has manifest ${pushed}, the layout ${image.manifestDigest}`,
+    );
+  }
+  return ref;
+}
+
+async function pullIntoDocker(dockerd: RunningDockerd, ref: string, digest: string, dockerConfig: string): Promise<void> {
+  const env = { ...process.env, DOCKER_CONFIG: dockerConfig, DOCKER_HOST: dockerd.host };
+  await run(DOCKER_CLI, ['-H', dockerd.host, 'pull', '--quiet', `${ref}:latest`], { env });
+  const { stdout } = await run(DOCKER_CLI, ['-H', dockerd.host, 'image', 'inspect', '--format', '{{json .RepoDigests}}', `${ref}:latest`], { env });
+  const repoDigests = JSON.parse(stdout) as string[];
+  if (!repoDigests.includes(`${ref}@${digest}`)) {
+    throw new Error(`pulling ${ref}:latest into dockerd: it reports ${repoDigests.join(', ') || 'no digest'}, expected ${digest}`);
+  }
+}
+
+/**
+ * Starts a complete test environment. On failure everything already started is
+ * stopped again and the error names what could not be provided.
+ */
+export async function startTestEnv(options: StartTestEnvOptions = {}): Promise<TestEnvHandle> {
+  if (options.install !== false) await ensurePackages({ log: options.log });
+  const tmpRoot = options.tmpRoot ?? tmpdir();
+  await reapStale(tmpRoot, options.log);
+  const stateDir = await mkdtemp(join(tmpRoot, STATE_DIR_PREFIX));
+  await writeFile(join(stateDir, 'owner.json'), `${JSON.stringify({ pid: process.pid })}\n`);
+  const state: Internals = { stateDir, registries: [], dockerDir: join(stateDir, 'docker') };
+  live.add(state);
+  installExitHook();
+  try {
+    const secureDir = join(stateDir, 'secure-registry');
+    const [registry, secure, dockerd, layouts] = await Promise.all([
+      startRegistry({ dir: join(stateDir, 'registry') }).then((r) => {
+        state.registries.push(r);
+        return r;
+      }),
+      (async () => {
+        const material = await createSecureMaterial(join(secureDir, 'certs'));
+        const r = await startRegistry({ dir: secureDir, tls: material.tls, htpasswdFile: material.htpasswdFile });
+        state.registries.push(r);
+        return { registry: r, material };
+      })(),
+      startDockerd(state.dockerDir).then((d) => {
+        state.dockerd = d;
+        return d;
+      }),
+      buildFixtureLayouts({ cacheRoot: options.cacheRoot }),
+    ]);
+
+    const certsDir = join(stateDir, 'certs.d');
+    await mkdir(join(certsDir, secure.registry.host), { recursive: true });
+    await copyFile(secure.material.tls.caFile, join(certsDir, secure.registry.host, 'ca.crt'));
+
+    const work = join(stateDir, 'work');
+    const dockerConfig = join(stateDir, 'docker-config');
+    await mkdir(work, { recursive: true });
+    await mkdir(dockerConfig, { recursive: true });
+    const fixture = async (name: 'build' | 'run'): Promise<FixtureImage> => {
+      const image = layouts[name];
+      const ref = await pushFixture(image, name, registry, work);
+      await pullIntoDocker(dockerd, ref, image.manifestDigest, dockerConfig);
+      return { ...image, registryRef: `${ref}@${image.manifestDigest}`, dockerRef: `${ref}:latest` };
+    };
+    const [build, runImage] = await Promise.all([fixture('build'), fixture('run')]);
+
+    const env: TestEnv = {
+      nodeVersion: process.version,
+      stateDir,
+      registry: { host: registry.host, url: registry.url },
+      secureRegistry: {
+        host: secure.registry.host,
+        url: secure.registry.url,
+        caFile: secure.material.tls.caFile,
+        certsDir,
+        username: secure.material.username,
+        password: secure.material.password,
+      },
+      docker: { host: dockerd.host, socketPath: dockerd.socketPath, cli: DOCKER_CLI },
+      fixtures: { build, run: runImage },
+    };
+    const handle: TestEnvHandle = {
+      env,
+      pids: [registry.daemon.pid, secure.registry.daemon.pid, dockerd.daemon.pid],
+      ports: [registry.port, secure.registry.port],
+    };
+    internals.set(handle, state);
+    return handle;
+  } catch (error) {
+    await stopState(state).catch(() => undefined);
+    throw new Error(`starting the test environment in ${stateDir}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+async function stopState(state: Internals): Promise<void> {
+  state.stopped ??= (async () => {
+    const problems: string[] = [];
+    await Promise.all([
+      ...state.registries.map((r) => stopDaemon(r.daemon, 5_000)),
+      (state.dockerd ? stopDockerd(state.dockerd, state.dockerDir) : existsSync(state.dockerDir) ? stopDockerdIn(state.dockerDir, undefined) : Promise.resolve()).catch(
+        (error: unknown) => {
+          problems.push(`stopping dockerd: ${(error as Error).message}`);
+        },
+      ),
+    ]);
+    await cleanStateDir(state.stateDir).catch((error: unknown) => {
+      problems.push(`removing ${state.stateDir}: ${(error as Error).message}`);
+    });
+    live.delete(state);
+    const leftMounts = mountsUnder(state.stateDir);
+    if (leftMounts.length > 0) problems.push(`mounts left: ${leftMounts.join(', ')}`);
+    if (problems.length > 0) throw new Error(`stopping the test environment in ${state.stateDir}: ${problems.join('; ')}`);
+  })();
+  return state.stopped;
+}
+
+/** Stops everything the environment started, unmounts what dockerd left and removes the state directory. Idempotent. */
+export async function stopTestEnv(handle: TestEnvHandle): Promise<void> {
+  const state = internals.get(handle);
+  if (!state) throw new Error('stopping the test environment: this handle did not come from startTestEnv()');
+  await stopState(state);
+}

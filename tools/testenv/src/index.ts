@@ -1,0 +1,5 @@
+export type { TestEnv, RegistryEndpoint, SecureRegistryEndpoint, DockerEndpoint, FixtureImage } from './types.ts';
+export { startTestEnv, stopTestEnv, type StartTestEnvOptions, type TestEnvHandle } from './env.ts';
+export { ensurePackages, missingPackages, REQUIRED_PACKAGES } from './install.ts';
+export { buildFixtureLayouts, defaultCacheRoot, type FixtureLayouts, type LayoutImage } from './fixtures.ts';
+export { describeEnv, testEnvFromProcess, TESTENV_VARIABLE } from './describe.ts';
