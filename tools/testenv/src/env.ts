@@ -44,7 +44,10 @@ interface Internals {
   stopped?: Promise<void>;
 }
 
-const internals = new WeakMap<TestEnvHandle, Internals>();
+// Symbol.for: the handle may be stopped by another evaluation of this module
+// (vitest evaluates a global setup once per project).
+const STATE = Symbol.for('@cnb-extender/testenv/state');
+type WithState = TestEnvHandle & { [STATE]?: Internals };
 const live = new Set<Internals>();
 let exitHookInstalled = false;
 
@@ -192,7 +195,7 @@ export async function startTestEnv(options: StartTestEnvOptions = {}): Promise<T
       pids: [registry.daemon.pid, secure.registry.daemon.pid, dockerd.daemon.pid],
       ports: [registry.port, secure.registry.port],
     };
-    internals.set(handle, state);
+    Object.defineProperty(handle, STATE, { value: state, enumerable: false });
     return handle;
   } catch (error) {
     await stopState(state).catch(() => undefined);
@@ -224,7 +227,7 @@ async function stopState(state: Internals): Promise<void> {
 
 /** Stops everything the environment started, unmounts what dockerd left and removes the state directory. Idempotent. */
 export async function stopTestEnv(handle: TestEnvHandle): Promise<void> {
-  const state = internals.get(handle);
+  const state = (handle as WithState)[STATE];
   if (!state) throw new Error('stopping the test environment: this handle did not come from startTestEnv()');
   await stopState(state);
 }
