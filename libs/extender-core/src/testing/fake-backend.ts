@@ -1,0 +1,215 @@
+/**
+ * FakeBackend: an in-memory backend that interprets a tiny Dockerfile subset.
+ * It exists to test the core (and it passes the contract kit like any backend).
+ *
+ * - `ARG`, `FROM` (must name `${base_image}`): variables.
+ * - `ENV`, `LABEL`, `USER`, `WORKDIR`: config changes (no layer).
+ * - `RUN echo <text> > <abs-path>`: a layer holding that file (`<text>\n`),
+ *   unless the path is under an ignore path (then no layer).
+ * - `RUN exit <n>` / `RUN false`: fails with BackendInstructionError.
+ * - any other `RUN`: a layer with `var/lib/fake-backend/<hash>` holding the
+ *   expanded command (content derived from the instruction and the args).
+ * - `COPY <src>... <dest>`: a layer with the context files (directories recursively).
+ *
+ * Layers are uncompressed tars written into the work directory.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { HistoryEntry } from '@cnb-extender/oci';
+import {
+  BackendInstructionError,
+  type ApplyOptions,
+  type BackendCapabilities,
+  type BackendContext,
+  type DockerfileSpec,
+  type ExtendKind,
+  type ExtenderBackend,
+  type ImageDescription,
+} from '../backend.ts';
+import { splitInstructions } from '../validate.ts';
+import { plainLayer, tarBytes, type LayerFile } from './tar.ts';
+
+export interface FakeBackendOptions {
+  id?: string;
+  kinds?: ExtendKind[];
+  /** Wait this long before every instruction (cancellation tests). */
+  instructionDelayMs?: number;
+}
+
+export interface FakeApplyCall {
+  dockerfile: DockerfileSpec;
+  options: ApplyOptions;
+  baseLayerCount: number;
+  baseUser: string | undefined;
+}
+
+function expand(text: string, vars: Record<string, string>): string {
+  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (_m, a: string | undefined, b: string | undefined) => vars[(a ?? b)!] ?? '');
+}
+
+function unquote(value: string): string {
+  if (value.length >= 2 && ((value.startsWith('"') && value.endsWith('"')) || (value.startsWith("'") && value.endsWith("'")))) return value.slice(1, -1);
+  return value;
+}
+
+/** `k=v k2="v 2"` or the legacy `k v` form. */
+function keyValues(rest: string): [string, string][] {
+  const pairs = [...rest.matchAll(/([^\s=]+)=("[^"]*"|'[^']*'|\S*)/g)];
+  if (pairs.length > 0) return pairs.map((m) => [unquote(m[1]!), unquote(m[2]!)]);
+  const space = rest.search(/\s/);
+  if (space < 0) return [[rest, '']];
+  return [[rest.slice(0, space), rest.slice(space + 1).trim()]];
+}
+
+function underAny(path: string, roots: readonly string[]): boolean {
+  return roots.some((root) => {
+    const r = root.replace(/\/+$/, '');
+    return r !== '' && (path === r || path.startsWith(`${r}/`));
+  });
+}
+
+async function contextFiles(contextDir: string, src: string, dest: string): Promise<LayerFile[]> {
+  const from = join(contextDir, src);
+  const info = await stat(from);
+  if (info.isDirectory()) {
+    const out: LayerFile[] = [];
+    for (const name of (await readdir(from)).sort()) out.push(...(await contextFiles(contextDir, posix.join(src, name), posix.join(dest, name))));
+    return out;
+  }
+  return [{ path: dest.replace(/^\/+/, ''), content: await readFile(from), mode: info.mode & 0o777 }];
+}
+
+export class FakeBackend implements ExtenderBackend {
+  readonly id: string;
+  readonly capabilities: BackendCapabilities;
+  readonly calls: FakeApplyCall[] = [];
+  cleanups = 0;
+  readonly #delayMs: number;
+  #layerCounter = 0;
+
+  constructor(options: FakeBackendOptions = {}) {
+    this.id = options.id ?? 'fake';
+    this.capabilities = {
+      inPlace: false,
+      kinds: options.kinds ?? ['build', 'run'],
+      cache: false,
+      privileges: { root: false, capabilities: [], container: false },
+    };
+    this.#delayMs = options.instructionDelayMs ?? 0;
+  }
+
+  async apply(dockerfile: DockerfileSpec, base: ImageDescription, options: ApplyOptions, context: BackendContext): Promise<ImageDescription> {
+    const { signal, events } = context;
+    signal.throwIfAborted();
+    this.calls.push({ dockerfile, options, baseLayerCount: base.layers.length, baseUser: base.config.config?.User });
+    const given = new Map(dockerfile.args.map((a) => [a.name, a.value]));
+    const vars: Record<string, string> = {};
+    const config = structuredClone(base.config);
+    config.config ??= {};
+    const runConfig = config.config;
+    const history: HistoryEntry[] = [...(config.history ?? [])];
+    const layers = [...base.layers];
+    const diffIds = [...config.rootfs.diff_ids];
+    const layerDir = join(context.workDir, 'fake-backend');
+    await mkdir(layerDir, { recursive: true });
+    const envVars = () => ({ ...Object.fromEntries((runConfig.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])), ...vars });
+
+    const addLayer = async (files: LayerFile[], instruction: string) => {
+      const bytes = await tarBytes(files);
+      const path = join(layerDir, `${this.#layerCounter++}.tar`);
+      await writeFile(path, bytes);
+      const layer = plainLayer(bytes, path);
+      layers.push(layer);
+      diffIds.push(layer.diffId);
+      history.push({ created_by: instruction });
+      events.emit({ type: 'layer-written', level: 'debug', extensionId: dockerfile.extensionId, instruction, digest: layer.descriptor.digest, diffId: layer.diffId, size: layer.descriptor.size });
+    };
+
+    const instructions = splitInstructions(dockerfile.content);
+    for (const [index, instruction] of instructions.entries()) {
+      if (this.#delayMs > 0) await sleep(this.#delayMs, undefined, { signal });
+      signal.throwIfAborted();
+      events.emit({ type: 'instruction-started', level: 'debug', extensionId: dockerfile.extensionId, instruction: instruction.text, index });
+      const fail = (message: string, cause?: unknown) =>
+        new BackendInstructionError(instruction.text, message, { line: instruction.line, ...(cause === undefined ? {} : { cause }) });
+      const rest = expand(instruction.rest, envVars());
+      switch (instruction.keyword) {
+        case 'ARG': {
+          const [name, ...def] = instruction.rest.split('=');
+          const key = name!.trim();
+          vars[key] = given.get(key) ?? (def.length > 0 ? unquote(def.join('=')) : '');
+          break;
+        }
+        case 'FROM':
+          if (!/\$\{?base_image\}?/.test(instruction.rest)) throw fail(`FROM must name \${base_image}, got ${instruction.rest}`);
+          break;
+        case 'ENV':
+          for (const [key, value] of keyValues(rest)) {
+            runConfig.Env = [...(runConfig.Env ?? []).filter((e) => !e.startsWith(`${key}=`)), `${key}=${value}`];
+          }
+          history.push({ created_by: instruction.text, empty_layer: true });
+          break;
+        case 'LABEL':
+          runConfig.Labels = { ...runConfig.Labels, ...Object.fromEntries(keyValues(rest)) };
+          history.push({ created_by: instruction.text, empty_layer: true });
+          break;
+        case 'USER':
+          runConfig.User = rest.trim();
+          history.push({ created_by: instruction.text, empty_layer: true });
+          break;
+        case 'WORKDIR':
+          runConfig.WorkingDir = posix.resolve(runConfig.WorkingDir || '/', rest.trim());
+          history.push({ created_by: instruction.text, empty_layer: true });
+          break;
+        case 'RUN': {
+          const command = rest.trim();
+          const exit = /^exit\s+(\d+)$/.exec(command);
+          if (command === 'false' || (exit && exit[1] !== '0')) throw fail(`command ${JSON.stringify(command)} exited with status ${exit ? exit[1] : '1'}`);
+          const echo = /^echo\s+(.*?)\s*>\s*(\/\S+)$/.exec(command);
+          if (echo) {
+            const target = echo[2]!;
+            if (underAny(target, options.ignorePaths)) break;
+            await addLayer([{ path: target.slice(1), content: `${unquote(echo[1]!)}\n` }], instruction.text);
+          } else {
+            const hash = createHash('sha256').update(command).digest('hex').slice(0, 16);
+            await addLayer([{ path: `var/lib/fake-backend/${hash}`, content: `${command}\n` }], instruction.text);
+          }
+          break;
+        }
+        case 'COPY':
+        case 'ADD': {
+          const words = rest.split(/\s+/).filter((w) => !w.startsWith('--'));
+          if (words.length < 2) throw fail('COPY needs a source and a destination');
+          const dest = words[words.length - 1]!;
+          const files: LayerFile[] = [];
+          for (const src of words.slice(0, -1)) {
+            const target = dest.endsWith('/') ? posix.join(dest, posix.basename(src)) : words.length > 2 ? posix.join(dest, posix.basename(src)) : dest;
+            try {
+              files.push(...(await contextFiles(options.buildContext, src, posix.resolve(runConfig.WorkingDir || '/', target))));
+            } catch (err) {
+              throw fail(`reading ${src} from build context ${options.buildContext}: ${(err as Error).message}`, err);
+            }
+          }
+          await addLayer(files, instruction.text);
+          break;
+        }
+        default:
+          history.push({ created_by: instruction.text, empty_layer: true });
+      }
+      events.emit({ type: 'instruction-finished', level: 'debug', extensionId: dockerfile.extensionId, instruction: instruction.text, index });
+    }
+    config.rootfs = { type: 'layers', diff_ids: diffIds };
+    config.history = history;
+    const result: ImageDescription = { manifestMediaType: base.manifestMediaType, config, layers };
+    if (base.reference) result.reference = base.reference;
+    if (base.annotations) result.annotations = base.annotations;
+    return result;
+  }
+
+  async cleanup(context: BackendContext): Promise<void> {
+    this.cleanups++;
+    await rm(join(context.workDir, 'fake-backend'), { recursive: true, force: true });
+  }
+}
