@@ -92,9 +92,27 @@ export const ZERO_TIME = '0001-01-01T00:00:00Z';
 export const NORMALIZED_LAYER_TIME = new Date('1980-01-01T00:00:01Z');
 
 /**
- * JSON as we write it: keys in insertion order (our objects are built in a fixed
- * order), no insignificant whitespace, so the same image always has the same digest.
+ * JSON as we write it (manifests, indexes, configs, `index.json`): object keys
+ * sorted by UTF-16 code unit at every depth, arrays in their order, no
+ * insignificant whitespace, `undefined` members dropped.
+ *
+ * Why sorted rather than insertion order: the same image must get the same
+ * digest however its objects were assembled (a config merged from a base image,
+ * labels added by several extensions, env maps built in different orders). Go's
+ * encoder — which produced most configs we extend — sorts map keys (Labels,
+ * ExposedPorts, Volumes, annotations) too, so sorted keys also agree with it
+ * where Go's output is canonical. Key order carries no meaning in OCI JSON, and
+ * content we read is never re-serialised: its digest is always that of the bytes
+ * we were given.
  */
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value);
+  return JSON.stringify(value, sortKeysReplacer);
+}
+
+function sortKeysReplacer(_key: string, value: unknown): unknown {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+  if (ArrayBuffer.isView(value)) return value;
+  const sorted: Record<string, unknown> = {};
+  for (const key of Object.keys(value).sort()) sorted[key] = (value as Record<string, unknown>)[key];
+  return sorted;
 }
