@@ -43,7 +43,7 @@ import {
   describeNetworkError,
   errorCodes,
 } from './errors.ts';
-import { readAll, rechunk, tap, toWebStream, verifyingStream, type BlobData } from './streams.ts';
+import { mapStreamErrors, readAll, rechunk, tap, toWebStream, verifyingStream, type BlobData } from './streams.ts';
 import { certsDirCAs, createDispatcher, type Dispatcher } from './tls.ts';
 
 type RequestBody = NonNullable<RequestInit['body']>;
@@ -414,7 +414,11 @@ export class RegistryClient {
 
   // -------------------------------------------------------------------- auth
 
-  async #authorization(spec: RequestSpec, force: boolean): Promise<string | undefined> {
+  /**
+   * The Authorization header for a request. `retryScope` is given when answering
+   * a 401: the token is fetched anew, for our scopes plus the challenge's.
+   */
+  async #authorization(spec: RequestSpec, retry: { scope: string | undefined } | undefined): Promise<string | undefined> {
     const state = this.#auth.get(spec.registry);
     const challenge = state?.challenge;
     if (!challenge) return undefined;
@@ -428,10 +432,10 @@ export class RegistryClient {
     if (credential?.kind === 'bearer') return `Bearer ${credential.token}`;
     const realm = challenge.params.realm;
     if (!realm) return undefined;
-    const scopes = mergeScopes([...(spec.scopes ?? []), ...(challenge.params.scope ? [challenge.params.scope] : [])]);
+    const scopes = mergeScopes([...(spec.scopes ?? []), ...(retry?.scope ? [retry.scope] : [])]);
     const service = challenge.params.service;
     const key = this.#tokens.key(spec.registry, { realm, service, scopes });
-    if (force) this.#tokens.invalidate(key);
+    if (retry) this.#tokens.invalidate(key);
     this.#logger?.({ type: 'auth', registry: spec.registry, scheme: 'bearer', scopes, credential: credential?.kind ?? 'anonymous' });
     const token = await this.#tokens.obtain(key, () => this.#fetchToken(spec, { realm, service, scopes, credential }));
     return `Bearer ${token}`;
@@ -602,12 +606,12 @@ export class RegistryClient {
       return this.#fetchOnce(endpoint, url, init, attempt);
     };
     if (spec.noAuth) return send(undefined);
-    const first = await this.#authorization(spec, false);
+    const first = await this.#authorization(spec, undefined);
     const response = await send(first);
     if (response.status !== 401) return response;
     const challenge = this.#learnChallenge(spec.registry, response.headers.get('www-authenticate'));
     if (!challenge) return response;
-    const second = await this.#authorization(spec, true);
+    const second = await this.#authorization(spec, { scope: challenge.params.scope });
     if (!second || (second === first && challenge.scheme === 'basic')) return response;
     await response.body?.cancel().catch(() => {});
     return send(second);
@@ -815,13 +819,23 @@ export class RegistryClient {
     const body = response.body ?? toWebStream(new Uint8Array(0));
     const expected: { digest: Digest; size?: number } = { digest };
     if (size !== undefined) expected.size = size;
-    return verifyingStream(body, expected, (actual) =>
+    const verified = verifyingStream(body, expected, (actual) =>
       new DigestMismatchError(
         actual.digest === digest
           ? `${what}: received more than the expected ${size} bytes`
           : `${what}: received ${actual.size} bytes with digest ${actual.digest}`,
         this.#info(repo),
       ),
+    );
+    // Failures while the body streams (timeouts, resets) become RegistryErrors too.
+    return mapStreamErrors(verified, (error) =>
+      error instanceof RegistryError
+        ? error
+        : new RegistryError(
+            `${what}: ${this.#redactor.redact(describeNetworkError(error))}`,
+            this.#info(repo, { codes: errorCodes(error), retryable: true }),
+            { cause: this.#redactor.sanitize(error) },
+          ),
     );
   }
 

@@ -146,3 +146,22 @@ export async function* rechunk(stream: ReadableStream<Uint8Array>, size: number)
     reader.releaseLock();
   }
 }
+
+/** The same stream, with any error it fails with replaced by `map(error)`. */
+export function mapStreamErrors(stream: ReadableStream<Uint8Array>, map: (error: unknown) => unknown): ReadableStream<Uint8Array> {
+  const reader = stream.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { value, done } = await reader.read();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      } catch (error) {
+        controller.error(map(error));
+      }
+    },
+    async cancel(reason) {
+      await reader.cancel(reason);
+    },
+  });
+}
