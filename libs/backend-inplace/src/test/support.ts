@@ -1,0 +1,62 @@
+/**
+ * Test helpers (not part of the public API): unpack a fixture image from its
+ * OCI layout into a fresh directory with the system tar, and look at mounts.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FixtureImage } from '@cnb-extender/testenv';
+
+interface Desc {
+  digest: string;
+  mediaType?: string;
+  annotations?: Record<string, string>;
+}
+
+function blobPath(layoutDir: string, digest: string): string {
+  const [alg, hex] = digest.split(':');
+  return join(layoutDir, 'blobs', alg!, hex!);
+}
+
+/** Extracts every layer of `image` (no whiteouts in the fixtures) into a new temp dir; returns it. */
+export function unpackFixture(image: FixtureImage, prefix = 'inplace-root-'): string {
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  const index = JSON.parse(readFileSync(join(image.layoutDir, 'index.json'), 'utf8')) as { manifests: Desc[] };
+  const desc = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === image.layoutTag) ?? index.manifests[0];
+  if (!desc) throw new Error(`no manifest in ${image.layoutDir}`);
+  const manifest = JSON.parse(readFileSync(blobPath(image.layoutDir, desc.digest), 'utf8')) as { layers: Desc[] };
+  for (const layer of manifest.layers) {
+    execFileSync('tar', ['-x', '--numeric-owner', '--xattrs', '--xattrs-include=*', '-p', '-f', blobPath(image.layoutDir, layer.digest), '-C', root]);
+  }
+  return root;
+}
+
+/** The image config of a fixture (its `config` object). */
+export function fixtureConfig(image: FixtureImage): { User?: string; Env?: string[]; WorkingDir?: string; Labels?: Record<string, string> } {
+  const index = JSON.parse(readFileSync(join(image.layoutDir, 'index.json'), 'utf8')) as { manifests: Desc[] };
+  const manifest = JSON.parse(readFileSync(blobPath(image.layoutDir, index.manifests[0]!.digest), 'utf8')) as { config: Desc };
+  return (JSON.parse(readFileSync(blobPath(image.layoutDir, manifest.config.digest), 'utf8')) as { config: object }).config;
+}
+
+/** Mount points at or below `dir`, from /proc/self/mountinfo. */
+export function mountsAt(dir: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((p) => p === dir || p.startsWith(`${dir}/`));
+}
+
+export function removeTree(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Runs a command chrooted into `root` (busybox sh) and returns its stdout. */
+export function inRoot(root: string, script: string): string {
+  return execFileSync('chroot', [root, '/bin/sh', '-c', script], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+}
+
+/** Sets an extended attribute with Python's os.setxattr (no setfattr on the machine). */
+export function pySetXattr(path: string, name: string, valueHex: string): void {
+  execFileSync('python3', ['-c', 'import os,sys; os.setxattr(sys.argv[1], sys.argv[2], bytes.fromhex(sys.argv[3]), follow_symlinks=False)', path, name, valueHex]);
+}
