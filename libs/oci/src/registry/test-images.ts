@@ -2,13 +2,13 @@
  * Test support: small images built from a directory into an OCI image layout,
  * for the registry client's round-trip tests. Not exported from the package.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
-import { create as createTar } from 'tar';
 import { sha256, type Digest } from '../digest.ts';
+import { walkDirectory } from '../layer/walk.ts';
+import { writeLayer } from '../layer/writer.ts';
 import { MediaType } from '../media-types.ts';
 import { REF_NAME_ANNOTATION, canonicalJson, type Descriptor, type ImageConfig, type ImageManifest, type Platform } from '../model.ts';
 
@@ -33,12 +33,13 @@ export async function makeSourceTree(parent: string, payloadBytes = 200_000): Pr
   return root;
 }
 
-/** A gzip tar layer of a directory's contents and its diffID. */
+/** A gzip layer of a directory's contents, written by our reproducible layer writer. */
 async function layerFromDirectory(dir: string, out: string): Promise<{ bytes: Uint8Array; diffId: Digest }> {
-  await createTar({ gzip: true, cwd: dir, file: out, portable: true, mtime: new Date('1980-01-01T00:00:01Z') }, ['.']);
+  const written = await writeLayer(await walkDirectory(dir, { xattrs: false }), out, { compression: 'gzip' });
   const bytes = await readFile(out);
   await rm(out);
-  return { bytes, diffId: `sha256:${createHash('sha256').update(gunzipSync(bytes)).digest('hex')}` };
+  if (sha256(bytes) !== written.digest) throw new Error(`layer writer reported ${written.digest} for ${out}`);
+  return { bytes, diffId: written.diffId };
 }
 
 /**
