@@ -23,16 +23,33 @@ export interface RunningDockerd {
   daemon: Daemon;
 }
 
-function ping(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = request({ socketPath, path: '/_ping', method: 'GET', timeout: 2_000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
+/** One Engine API call over the unix socket; resolves with the status and body. */
+function engine(socketPath: string, method: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path, method, timeout: 5_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
     });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timeout`)));
+    req.on('error', reject);
     req.end();
   });
+}
+
+async function ping(socketPath: string): Promise<boolean> {
+  return (await engine(socketPath, 'GET', '/_ping').catch(() => ({ status: 0 }))).status === 200;
+}
+
+/** Kills every running container, so that stopping dockerd does not wait out their stop timeouts. */
+async function killContainers(socketPath: string): Promise<void> {
+  const listed = await engine(socketPath, 'GET', '/containers/json').catch(() => undefined);
+  if (listed?.status !== 200) return;
+  const containers = JSON.parse(listed.body) as { Id: string }[];
+  await Promise.all(
+    containers.map((c) => engine(socketPath, 'POST', `/containers/${c.Id}/kill`).catch(() => undefined)),
+  );
 }
 
 async function startWith(dir: string, storageDriver: string): Promise<RunningDockerd> {
@@ -106,5 +123,6 @@ export async function stopDockerdIn(dir: string, daemon: Daemon | undefined): Pr
 }
 
 export async function stopDockerd(dockerd: RunningDockerd, dir: string): Promise<void> {
+  if (dockerd.daemon.alive()) await killContainers(dockerd.socketPath);
   await stopDockerdIn(dir, dockerd.daemon);
 }
