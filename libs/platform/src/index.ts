@@ -5,3 +5,4 @@ export * from './exit-codes.ts';
 export * from './errors.ts';
 export * from './log.ts';
 export * from './files/index.ts';
+export * from './inputs/index.ts';

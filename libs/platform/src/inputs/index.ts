@@ -1,0 +1,5 @@
+export * from './go-values.ts';
+export * from './flags.ts';
+export * from './definitions.ts';
+export * from './resolve.ts';
+export * from './extender.ts';
