@@ -9,6 +9,9 @@
 import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  RegistryClient,
+  parseReference,
+  type RegistryClientOptions,
   isDigest,
   isIndexMediaType,
   sha256,
@@ -173,4 +176,22 @@ export function repositoryOf(reference: string): string {
   const colon = name.lastIndexOf(':');
   if (colon > slash) name = name.slice(0, colon);
   return name;
+}
+
+/**
+ * Registry access through libs/oci's `RegistryClient` (credentials from
+ * CNB_REGISTRY_AUTH / Docker's config, CNB_INSECURE_REGISTRIES, retries).
+ */
+export function registryAccess(options: RegistryClientOptions | RegistryClient = {}): RegistryAccess {
+  const client = options instanceof RegistryClient ? options : new RegistryClient(options);
+  return {
+    async resolve(reference, platform) {
+      const ref = parseReference(reference);
+      const resolved = platform ? await client.resolveImage(ref, platform) : await client.resolveImage(ref);
+      return { digest: resolved.descriptor.digest, mediaType: resolved.manifest.mediaType ?? resolved.descriptor.mediaType, manifest: resolved.manifest };
+    },
+    async blob(reference, digest) {
+      return client.getBlobBytes(parseReference(reference), digest);
+    },
+  };
 }

@@ -3,12 +3,12 @@
  * backend-neutral. `extend()` is what a CLI calls.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ZERO_TIME, type HistoryEntry, type ImageConfig, type Platform } from '@cnb-extender/oci';
 import { LifecycleError, verifyPlatformApi, type DeprecationMode } from '@cnb-extender/platform';
 import type { ApplyOptions, BackendContext, DockerfileSpec, ExtendKind, ExtenderBackend, ImageDescription } from './backend.ts';
-import { repositoryOf, resolveBaseImage, type RegistryAccess } from './base.ts';
+import { registryAccess, repositoryOf, resolveBaseImage, type RegistryAccess } from './base.ts';
 import { buildArgsFor, discoverDockerfiles, isRootUser, userFrom } from './discovery.ts';
 import { ExtenderError, messageOf, wrap } from './errors.ts';
 import { measure, nullSink, type EventSink } from './events.ts';
@@ -51,7 +51,10 @@ export interface ExtendOptions {
   backend: ExtenderBackend;
   events?: EventSink;
   signal?: AbortSignal;
-  /** Registry access for base resolution without a layout (see `registryAccess()`). */
+  /**
+   * Registry access for base resolution without a layout. Default: libs/oci's
+   * RegistryClient with its default keychain and `CNB_INSECURE_REGISTRIES`.
+   */
   registry?: RegistryAccess;
 }
 
@@ -201,7 +204,7 @@ async function run(
       events.emit({ type: 'warning', level: 'warn', code: 'cleanup-failed', message: `cleaning up backend ${backend.id}: ${messageOf(err)}` });
     }
     await rm(workDir, { recursive: true, force: true });
-    await rm(workRoot).catch(() => undefined); // only when empty
+    await rmdir(workRoot).catch(() => undefined); // only when empty (another process may share it)
   }
 }
 
@@ -224,7 +227,7 @@ async function extendWith(
       events.emit({ type: 'base-resolved', level: 'info', kind, reference, source: 'backend', ...(fromBackend.manifestDigest ? { manifestDigest: fromBackend.manifestDigest } : {}) });
       return fromBackend;
     }
-    return resolveBaseImage({ kind, reference, extendDir, events, signal, ...(registry ? { registry } : {}), ...(platform ? { platform } : {}) });
+    return resolveBaseImage({ kind, reference, extendDir, events, signal, registry: registry ?? registryAccess({ signal }), ...(platform ? { platform } : {}) });
   }).catch((err: unknown) => {
     throw wrap(err, `getting ${kind} image to extend`, 'BASE_IMAGE');
   });
@@ -238,7 +241,7 @@ async function extendWith(
   const originalUserId = userId;
   const ignorePaths = [inputs.appDir, inputs.layersDir, inputs.platformDir, '/var/run', join(extendDir, 'work')];
 
-  for (const dockerfile of dockerfiles) {
+  for (const [position, dockerfile] of dockerfiles.entries()) {
     signal.throwIfAborted();
     const action = `applying Dockerfile for ${dockerfile.extensionId}`;
     const validation = validateExtensionDockerfile(dockerfile.content, kind);
@@ -251,7 +254,9 @@ async function extendWith(
         extensionId: dockerfile.extensionId,
       });
     }
-    const intermediateRef = current === base || !current.layers.length ? base.reference ?? reference : `${repositoryOf(reference)}@${serializeImage(current).manifestDigest}`;
+    // The first Dockerfile extends the analyzed reference; later ones an intermediate image
+    // that exists nowhere else, named by the digest of its manifest.
+    const intermediateRef = position === 0 ? (base.reference ?? reference) : `${repositoryOf(reference)}@${serializeImage(current).manifestDigest}`;
     const spec: DockerfileSpec = {
       extensionId: dockerfile.extensionId,
       kind,

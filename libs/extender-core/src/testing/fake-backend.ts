@@ -156,11 +156,11 @@ export class FakeBackend implements ExtenderBackend {
           history.push({ created_by: instruction.text, empty_layer: true });
           break;
         case 'USER':
-          runConfig.User = rest.trim();
+          runConfig.User = unquote(rest.trim());
           history.push({ created_by: instruction.text, empty_layer: true });
           break;
         case 'WORKDIR':
-          runConfig.WorkingDir = posix.resolve(runConfig.WorkingDir || '/', rest.trim());
+          runConfig.WorkingDir = posix.resolve(runConfig.WorkingDir || '/', unquote(rest.trim()));
           history.push({ created_by: instruction.text, empty_layer: true });
           break;
         case 'RUN': {
