@@ -143,7 +143,8 @@ interface AuthState {
   credential?: Promise<Credential | undefined>;
 }
 
-interface RequestSpec {
+/** One request of the registry API, as `RegistryClient.request` takes it. */
+export interface RegistryRequest {
   /** What we were doing, for messages: `pushing blob sha256:… to 127.0.0.1:5000/app`. */
   what: string;
   registry: string;
@@ -418,7 +419,7 @@ export class RegistryClient {
    * The Authorization header for a request. `retryScope` is given when answering
    * a 401: the token is fetched anew, for our scopes plus the challenge's.
    */
-  async #authorization(spec: RequestSpec, retry: { scope: string | undefined } | undefined): Promise<string | undefined> {
+  async #authorization(spec: RegistryRequest, retry: { scope: string | undefined } | undefined): Promise<string | undefined> {
     const state = this.#auth.get(spec.registry);
     const challenge = state?.challenge;
     if (!challenge) return undefined;
@@ -436,13 +437,15 @@ export class RegistryClient {
     const service = challenge.params.service;
     const key = this.#tokens.key(spec.registry, { realm, service, scopes });
     if (retry) this.#tokens.invalidate(key);
-    this.#logger?.({ type: 'auth', registry: spec.registry, scheme: 'bearer', scopes, credential: credential?.kind ?? 'anonymous' });
-    const token = await this.#tokens.obtain(key, () => this.#fetchToken(spec, { realm, service, scopes, credential }));
+    const token = await this.#tokens.obtain(key, () => {
+      this.#logger?.({ type: 'auth', registry: spec.registry, scheme: 'bearer', scopes, credential: credential?.kind ?? 'anonymous' });
+      return this.#fetchToken(spec, { realm, service, scopes, credential });
+    });
     return `Bearer ${token}`;
   }
 
   async #fetchToken(
-    spec: RequestSpec,
+    spec: RegistryRequest,
     request: { realm: string; service: string | undefined; scopes: string[]; credential: Credential | undefined },
   ): Promise<{ token: string; expiresInSeconds: number }> {
     let realmUrl: URL;
@@ -548,7 +551,7 @@ export class RegistryClient {
    * Send a request with auth, retries and timeouts. Resolves with a response whose
    * status is in `spec.expect`; anything else becomes a RegistryError.
    */
-  async request(spec: RequestSpec): Promise<RegistryResponse> {
+  async request(spec: RegistryRequest): Promise<RegistryResponse> {
     const endpoint = await this.#endpoint(spec.registry);
     const url = typeof spec.url === 'string' && spec.url.startsWith('/') ? `${endpoint.base}${spec.url}` : String(spec.url);
     const policy = this.retryPolicy;
@@ -594,7 +597,7 @@ export class RegistryClient {
     return Math.round(exp / 2 + (Math.random() * exp) / 2);
   }
 
-  async #sendWithAuth(endpoint: Endpoint, url: string, spec: RequestSpec, attempt: number): Promise<RegistryResponse> {
+  async #sendWithAuth(endpoint: Endpoint, url: string, spec: RegistryRequest, attempt: number): Promise<RegistryResponse> {
     const send = (authorization: string | undefined) => {
       const headers: Record<string, string> = { ...spec.headers };
       if (authorization) headers.authorization = authorization;
@@ -617,7 +620,7 @@ export class RegistryClient {
     return send(second);
   }
 
-  async #httpError(spec: RequestSpec, response: RegistryResponse, attempt: number): Promise<RegistryError> {
+  async #httpError(spec: RegistryRequest, response: RegistryResponse, attempt: number): Promise<RegistryError> {
     let text = '';
     try {
       text = new TextDecoder().decode(await readAll(response.body, 64 * 1024));

@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import { parseDigest, sha256, type Digest } from '../digest.ts';
 import { MediaType } from '../media-types.ts';
 import { REF_NAME_ANNOTATION, canonicalJson, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest, type Platform } from '../model.ts';
-import { withDigest, withTag, type ImageReference } from '../reference.ts';
+import { formatReference, withDigest, withTag, type ImageReference } from '../reference.ts';
 import { NotFoundError, RegistryError } from './errors.ts';
 import type { BlobPushResult, RegistryClient, ManifestResult } from './client.ts';
 import { toWebStream, type BlobData } from './streams.ts';
@@ -260,7 +260,7 @@ export async function resolveDigest(client: RegistryClient, ref: ImageReference,
   if (options.platform) return (await client.resolveImage(ref, options.platform)).descriptor.digest;
   const descriptor = await client.headManifest(ref);
   if (!descriptor) {
-    throw new NotFoundError(`resolving ${ref.registry}/${ref.repository}:${ref.digest ?? ref.tag}: manifest unknown`, {
+    throw new NotFoundError(`resolving ${formatReference(ref)}: manifest unknown`, {
       registry: ref.registry,
       repository: ref.repository,
       status: 404,
