@@ -1,0 +1,108 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { RegistryClient, parseReference, type Digest, type ImageManifest } from '@cnb-extender/oci';
+import { registryAccess, resolveBaseImage } from './base.ts';
+import { ExtenderError } from './errors.ts';
+import { MemorySink } from './events.ts';
+import { extend } from './extend.ts';
+import { FakeBackend } from './testing/fake-backend.ts';
+import { createWorkspace, type Workspace, type WorkspaceOptions } from './testing/workspace.ts';
+
+const header = 'ARG base_image\nFROM ${base_image}\n';
+const workspaces: Workspace[] = [];
+afterEach(async () => {
+  for (const ws of workspaces.splice(0)) await ws.remove();
+});
+
+async function workspace(options: WorkspaceOptions): Promise<Workspace> {
+  const ws = await createWorkspace(options);
+  workspaces.push(ws);
+  return ws;
+}
+
+/** The fixture run image's manifest as the loopback registry serves it. */
+async function registryManifest(): Promise<{ digest: Digest; manifest: ImageManifest }> {
+  const run = inject('testenv').fixtures.run;
+  const client = new RegistryClient();
+  const resolved = await client.getManifest(parseReference(run.registryRef));
+  return { digest: resolved.descriptor.digest, manifest: resolved.manifest as ImageManifest };
+}
+
+describe('base image resolution', () => {
+  for (const mode of ['sparse', 'full'] as const) {
+    it(`reads a ${mode} layout from <extend-dir>/cache/base/<digest> and matches the registry's manifest`, async () => {
+      const run = inject('testenv').fixtures.run;
+      const ws = await workspace({ baseLayout: { from: run.layoutDir, digest: run.manifestDigest as Digest, mode } });
+      const events = new MemorySink();
+      const image = await resolveBaseImage({ kind: 'run', reference: run.registryRef, extendDir: ws.extendDir, events, signal: new AbortController().signal });
+      const fromRegistry = await registryManifest();
+      expect(fromRegistry.digest).toBe(run.manifestDigest);
+      expect(image.manifestDigest).toBe(run.manifestDigest);
+      expect(image.layers.map((l) => l.descriptor)).toEqual(fromRegistry.manifest.layers);
+      expect(image.config.rootfs.diff_ids).toEqual(image.layers.map((l) => l.diffId));
+      expect(events.ofType('base-resolved')).toEqual([
+        expect.objectContaining({ source: mode === 'sparse' ? 'layout-sparse' : 'layout-full', manifestDigest: run.manifestDigest, location: join(ws.extendDir, 'cache', 'base', run.manifestDigest) }),
+      ]);
+      for (const layer of image.layers) {
+        if (mode === 'sparse') expect(layer.blob).toBeUndefined();
+        else expect(layer.blob).toEqual({ kind: 'file', path: join(ws.extendDir, 'cache', 'base', run.manifestDigest, 'blobs', 'sha256', layer.descriptor.digest.slice(7)) });
+      }
+    });
+  }
+
+  it('falls back to the registry with the digest reference from analyzed.toml when the extend dir has no layout', async () => {
+    const run = inject('testenv').fixtures.run;
+    const ws = await workspace({ runImage: run.registryRef, extensions: [{ id: 'A', run: `${header}RUN echo a > /a\n` }] });
+    const events = new MemorySink();
+    const result = await extend({ kind: 'run', inputs: ws.inputs, backend: new FakeBackend(), events });
+    expect(events.ofType('base-resolved')).toEqual([expect.objectContaining({ source: 'registry', reference: run.registryRef, manifestDigest: run.manifestDigest })]);
+    const fromRegistry = await registryManifest();
+    const index = JSON.parse(await readFile(join(result.outputDir!, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+    const manifest = JSON.parse(await readFile(join(result.outputDir!, 'blobs', 'sha256', index.manifests[0]!.digest.slice(7)), 'utf8')) as ImageManifest;
+    expect(manifest.layers.slice(0, fromRegistry.manifest.layers.length)).toEqual(fromRegistry.manifest.layers);
+  });
+
+  it('resolves a tag reference to a digest first and reports the resolution', async () => {
+    const run = inject('testenv').fixtures.run;
+    const tagRef = run.dockerRef; // 127.0.0.1:<port>/fixtures/run:latest in the plain registry
+    const ws = await workspace({ runImage: tagRef, extensions: [{ id: 'A', run: `${header}ARG base_image\nRUN echo \${base_image} > /base\n` }] });
+    const events = new MemorySink();
+    const backend = new FakeBackend();
+    await extend({ kind: 'run', inputs: ws.inputs, backend, events });
+    const resolved = events.ofType('base-resolved')[0]!;
+    expect(resolved.resolvedFrom).toBe(tagRef);
+    expect(resolved.manifestDigest).toBe(run.manifestDigest);
+    expect(resolved.reference).toBe(`${tagRef.slice(0, tagRef.lastIndexOf(':'))}@${run.manifestDigest}`);
+    expect(backend.calls[0]!.dockerfile.args.at(-1)).toEqual({ name: 'base_image', value: resolved.reference });
+  });
+
+  it('uses the registry auth of libs/oci (TLS + basic auth registry, credentials from CNB_REGISTRY_AUTH)', async () => {
+    const env = inject('testenv');
+    const run = env.fixtures.run;
+    const secure = env.secureRegistry;
+    // Copy the fixture into the secure registry under a new name.
+    const plain = new RegistryClient();
+    const auth = { [secure.host]: `Basic ${Buffer.from(`${secure.username}:${secure.password}`).toString('base64')}` };
+    const client = new RegistryClient({ caFile: secure.caFile, env: { CNB_REGISTRY_AUTH: JSON.stringify(auth) } });
+    const src = parseReference(run.registryRef);
+    const dest = { registry: secure.host, repository: 'extender-core/base' };
+    const manifest = await plain.getManifest(src);
+    const parsed = manifest.manifest as ImageManifest;
+    for (const blob of [parsed.config, ...parsed.layers]) await client.pushBlob(dest, blob, await plain.getBlobBytes(src, blob.digest));
+    await client.putManifest(dest, manifest.descriptor.digest, manifest.bytes, manifest.descriptor.mediaType);
+
+    const reference = `${secure.host}/extender-core/base@${manifest.descriptor.digest}`;
+    const ws = await workspace({ runImage: reference, extensions: [{ id: 'A', run: `${header}RUN echo a > /a\n` }] });
+    const events = new MemorySink();
+    await extend({ kind: 'run', inputs: ws.inputs, backend: new FakeBackend(), events, registry: registryAccess(client) });
+    expect(events.ofType('base-resolved')[0]).toEqual(expect.objectContaining({ source: 'registry', manifestDigest: manifest.descriptor.digest }));
+
+    const anonymous = registryAccess(new RegistryClient({ caFile: secure.caFile, env: {} }));
+    const err = (await extend({ kind: 'run', inputs: ws.inputs, backend: new FakeBackend(), registry: anonymous }).catch((e: unknown) => e)) as ExtenderError;
+    expect(err).toBeInstanceOf(ExtenderError);
+    expect(err.code).toBe('BASE_IMAGE');
+    expect(err.exitCode).toBe(102);
+    expect(err.message).toMatch(/^failed to extend run image: getting run image to extend: resolving run image .*: from the registry: /);
+  });
+});
