@@ -135,7 +135,10 @@ export type BlobBody = Uint8Array | (() => BlobData | Promise<BlobData>);
 
 interface Endpoint {
   base: string;
+  /** TLS settings for this registry (extra CAs, or no verification when insecure). */
   dispatcher: Dispatcher | undefined;
+  /** Whether the dispatcher verifies certificates (then it may serve other hosts too, like a token realm). */
+  verifies: boolean;
 }
 
 interface AuthState {
@@ -344,10 +347,9 @@ export class RegistryClient {
     }
     if (dispatcher) this.#dispatchers.push(dispatcher);
     const schemes = insecure || isLoopbackRegistry(registry) ? ['https', 'http'] : ['https'];
-    let firstError: unknown;
     for (const scheme of schemes) {
       const base = `${scheme}://${host}`;
-      const endpoint: Endpoint = { base, dispatcher: scheme === 'https' ? dispatcher : undefined };
+      const endpoint: Endpoint = { base, dispatcher: scheme === 'https' ? dispatcher : undefined, verifies: !insecure };
       try {
         const response = await this.#fetchOnce(endpoint, `${base}/v2/`, { method: 'GET', headers: {} }, 1);
         this.#learnChallenge(registry, response.headers.get('www-authenticate'));
@@ -365,14 +367,13 @@ export class RegistryClient {
           );
         }
         if (this.#isAborted()) throw this.#abortError(registry);
-        firstError ??= error;
       }
     }
-    // Connection problems: let the regular request path retry them with backoff.
+    // No scheme answered: let this request retry with backoff on the last scheme,
+    // and probe again next time (the registry may be starting).
+    queueMicrotask(() => this.#endpoints.delete(registry));
     const base = `${schemes.at(-1)}://${host}`;
-    this.#logger?.({ type: 'endpoint', registry, url: base });
-    void firstError;
-    return { base, dispatcher: base.startsWith('https:') ? dispatcher : undefined };
+    return { base, dispatcher: base.startsWith('https:') ? dispatcher : undefined, verifies: !insecure };
   }
 
   #learnChallenge(registry: string, header: string | null): Challenge | undefined {
@@ -513,8 +514,9 @@ export class RegistryClient {
     const signal = this.#signal ? AbortSignal.any([controller.signal, this.#signal]) : controller.signal;
     touch();
     this.#logger?.({ type: 'request', method: init.method, url: urlForLog(url), attempt });
+    let body: RequestBody | undefined;
     try {
-      const body = init.body ? await init.body(touch) : undefined;
+      body = init.body ? await init.body(touch) : undefined;
       const requestInit: RequestInit & { duplex?: 'half' } = {
         method: init.method,
         headers: { 'user-agent': this.#userAgent, ...init.headers },
@@ -525,7 +527,7 @@ export class RegistryClient {
         requestInit.body = body;
         if (body instanceof ReadableStream) requestInit.duplex = 'half';
       }
-      if (endpoint.dispatcher && url.startsWith(endpoint.base)) {
+      if (endpoint.dispatcher && (url.startsWith(`${endpoint.base}/`) || (endpoint.verifies && url.startsWith('https:')))) {
         (requestInit as { dispatcher?: unknown }).dispatcher = endpoint.dispatcher;
       }
       const response = await fetch(url, requestInit);
@@ -542,6 +544,8 @@ export class RegistryClient {
       return out;
     } catch (error) {
       stop();
+      // Release a source stream fetch never read (an open file, say).
+      if (body instanceof ReadableStream && !body.locked) await body.cancel().catch(() => {});
       if (controller.signal.aborted && controller.signal.reason instanceof IdleTimeoutError) throw controller.signal.reason;
       throw error;
     }
