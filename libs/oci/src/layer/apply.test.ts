@@ -24,14 +24,14 @@ async function freshDir(name: string): Promise<string> {
   return dir;
 }
 
-type Crafted = tarStream.Headers & { body?: string };
+type Crafted = Partial<tarStream.Header> & { name: string; body?: string };
 
 /** A tar built with tar-stream, so hostile names go in exactly as written. */
 async function craftTar(entries: Crafted[]): Promise<Buffer> {
   const pack = tarStream.pack();
   const chunks: Buffer[] = [];
-  pack.on('data', (c: Buffer) => chunks.push(c));
-  const done = new Promise((resolve) => pack.on('end', resolve));
+  pack.on('data', (c: unknown) => chunks.push(c as Buffer));
+  const done = new Promise<void>((resolve) => pack.on('end', () => resolve()));
   for (const { body, ...header } of entries) {
     await new Promise<void>((resolve, reject) => pack.entry(header, body ?? '', (err) => (err ? reject(err) : resolve())));
   }
