@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { testEnv } from './testing/testenv.ts';
 import { RegistryClient, parseReference, type Digest, type ImageManifest } from '@cnb-extender/oci';
 import { registryAccess, resolveBaseImage } from './base.ts';
 import { ExtenderError } from './errors.ts';
@@ -23,7 +24,7 @@ async function workspace(options: WorkspaceOptions): Promise<Workspace> {
 
 /** The fixture run image's manifest as the loopback registry serves it. */
 async function registryManifest(): Promise<{ digest: Digest; manifest: ImageManifest }> {
-  const run = inject('testenv').fixtures.run;
+  const run = testEnv().fixtures.run;
   const client = new RegistryClient();
   const resolved = await client.getManifest(parseReference(run.registryRef));
   return { digest: resolved.descriptor.digest, manifest: resolved.manifest as ImageManifest };
@@ -32,7 +33,7 @@ async function registryManifest(): Promise<{ digest: Digest; manifest: ImageMani
 describe('base image resolution', () => {
   for (const mode of ['sparse', 'full'] as const) {
     it(`reads a ${mode} layout from <extend-dir>/cache/base/<digest> and matches the registry's manifest`, async () => {
-      const run = inject('testenv').fixtures.run;
+      const run = testEnv().fixtures.run;
       const ws = await workspace({ baseLayout: { from: run.layoutDir, digest: run.manifestDigest as Digest, mode } });
       const events = new MemorySink();
       const image = await resolveBaseImage({ kind: 'run', reference: run.registryRef, extendDir: ws.extendDir, events, signal: new AbortController().signal });
@@ -52,7 +53,7 @@ describe('base image resolution', () => {
   }
 
   it('falls back to the registry with the digest reference from analyzed.toml when the extend dir has no layout', async () => {
-    const run = inject('testenv').fixtures.run;
+    const run = testEnv().fixtures.run;
     const ws = await workspace({ runImage: run.registryRef, extensions: [{ id: 'A', run: `${header}RUN echo a > /a\n` }] });
     const events = new MemorySink();
     const result = await extend({ kind: 'run', inputs: ws.inputs, backend: new FakeBackend(), events });
@@ -64,7 +65,7 @@ describe('base image resolution', () => {
   });
 
   it('resolves a tag reference to a digest first and reports the resolution', async () => {
-    const run = inject('testenv').fixtures.run;
+    const run = testEnv().fixtures.run;
     const tagRef = run.dockerRef; // 127.0.0.1:<port>/fixtures/run:latest in the plain registry
     const ws = await workspace({ runImage: tagRef, extensions: [{ id: 'A', run: `${header}ARG base_image\nRUN echo \${base_image} > /base\n` }] });
     const events = new MemorySink();
@@ -78,7 +79,7 @@ describe('base image resolution', () => {
   });
 
   it('uses the registry auth of libs/oci (TLS + basic auth registry, credentials from CNB_REGISTRY_AUTH)', async () => {
-    const env = inject('testenv');
+    const env = testEnv();
     const run = env.fixtures.run;
     const secure = env.secureRegistry;
     // Copy the fixture into the secure registry under a new name.

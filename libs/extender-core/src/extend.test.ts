@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { testEnv } from './testing/testenv.ts';
 import type { Digest, ImageConfig, ImageIndex, ImageManifest } from '@cnb-extender/oci';
 import { ExtenderError } from './errors.ts';
 import { MemorySink } from './events.ts';
@@ -17,7 +18,7 @@ afterEach(async () => {
 });
 
 function fixture() {
-  return inject('testenv').fixtures.run;
+  return testEnv().fixtures.run;
 }
 
 /** A workspace whose run and build image is the busybox fixture, served from a sparse base layout. */

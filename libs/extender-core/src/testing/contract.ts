@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { Readable } from 'node:stream';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { testEnv } from './testenv.ts';
 import type { ApplyOptions, BackendContext, BuildArg, DockerfileSpec, ExtendKind, ExtenderBackend, ImageDescription, LayerDescription } from '../backend.ts';
 import { readLayoutImage } from '../base.ts';
 import { MemorySink } from '../events.ts';
@@ -43,15 +44,8 @@ interface Applied {
   workDir: string;
 }
 
-/** The part of the test environment (`tools/testenv`, `inject('testenv')`) the kit uses. */
-interface ContractTestEnv {
-  fixtures: { run: { layoutDir: string; registryRef: string; manifestDigest: string } };
-}
-
 async function defaultBase(): Promise<ImageDescription> {
-  const env = (inject as unknown as (key: string) => ContractTestEnv | undefined)('testenv');
-  if (!env) throw new Error('backend contract: no base image given and no test environment provided (vitest globalSetup tools/testenv/src/global-setup.ts)');
-  const fixture = env.fixtures.run;
+  const fixture = testEnv().fixtures.run;
   const { image } = await readLayoutImage(fixture.layoutDir, fixture.registryRef, fixture.manifestDigest as `sha256:${string}`);
   return image;
 }

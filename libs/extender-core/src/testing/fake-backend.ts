@@ -11,13 +11,13 @@
  *   expanded command (content derived from the instruction and the args).
  * - `COPY <src>... <dest>`: a layer with the context files (directories recursively).
  *
- * Layers are uncompressed tars written into the work directory.
+ * Layers are gzip tars written with libs/oci's layer writer into the work directory.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { HistoryEntry } from '@cnb-extender/oci';
+import { familyOf, writeLayer, type HistoryEntry, type LayerEntry } from '@cnb-extender/oci';
 import {
   BackendInstructionError,
   type ApplyOptions,
@@ -29,7 +29,7 @@ import {
   type ImageDescription,
 } from '../backend.ts';
 import { splitInstructions } from '../validate.ts';
-import { plainLayer, tarBytes, type LayerFile } from './tar.ts';
+import type { LayerFile } from './tar.ts';
 
 export interface FakeBackendOptions {
   id?: string;
@@ -81,6 +81,22 @@ async function contextFiles(contextDir: string, src: string, dest: string): Prom
   return [{ path: dest.replace(/^\/+/, ''), content: await readFile(from), mode: info.mode & 0o777 }];
 }
 
+/** Files plus their parent directories, as layer entries (root-owned unless given). */
+function layerEntries(files: readonly LayerFile[]): LayerEntry[] {
+  const dirs = new Set<string>();
+  for (const file of files) {
+    const parts = file.path.split('/');
+    for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
+  }
+  return [
+    ...[...dirs].map((path): LayerEntry => ({ path, type: 'directory', mode: 0o755, uid: 0, gid: 0 })),
+    ...files.map((file): LayerEntry => {
+      const content = typeof file.content === 'string' ? Buffer.from(file.content) : file.content;
+      return { path: file.path, type: 'file', mode: file.mode ?? 0o644, uid: file.uid ?? 0, gid: file.gid ?? 0, size: content.length, content };
+    }),
+  ];
+}
+
 export class FakeBackend implements ExtenderBackend {
   readonly id: string;
   readonly capabilities: BackendCapabilities;
@@ -117,10 +133,9 @@ export class FakeBackend implements ExtenderBackend {
     const envVars = () => ({ ...Object.fromEntries((runConfig.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])), ...vars });
 
     const addLayer = async (files: LayerFile[], instruction: string) => {
-      const bytes = await tarBytes(files);
-      const path = join(layerDir, `${this.#layerCounter++}.tar`);
-      await writeFile(path, bytes);
-      const layer = plainLayer(bytes, path);
+      const path = join(layerDir, `${this.#layerCounter++}.tar.gz`);
+      const written = await writeLayer(layerEntries(files), path, { compression: 'gzip', family: familyOf(base.manifestMediaType), signal });
+      const layer = { descriptor: written.descriptor, diffId: written.diffId, blob: { kind: 'file' as const, path } };
       layers.push(layer);
       diffIds.push(layer.diffId);
       history.push({ created_by: instruction });

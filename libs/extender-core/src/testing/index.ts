@@ -2,3 +2,4 @@ export { FakeBackend, type FakeBackendOptions, type FakeApplyCall } from './fake
 export { runBackendContract, type BackendContractOptions } from './contract.ts';
 export { tarBytes, plainLayer, readLayerFiles, readLayerPaths, type LayerFile } from './tar.ts';
 export { createWorkspace, copyLayoutImage, type Workspace, type WorkspaceOptions, type WorkspaceExtension } from './workspace.ts';
+export { testEnv, type TestEnvSubset, type TestEnvImage } from './testenv.ts';
