@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, chmod, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -44,6 +44,18 @@ describe('toml helpers', () => {
       expect(await readFile(path, 'utf8')).toBe('new');
       expect((await stat(path)).mode & 0o777).toBe(0o600);
       expect(await readdir(dir)).toEqual(['f.toml']);
+    });
+
+    it('keeps the owner of the file it replaces (the extender runs as root, later phases as the CNB user)', async () => {
+      const path = join(dir, 'owned.toml');
+      await writeFile(path, 'old');
+      const root = process.getuid?.() === 0;
+      // only root can hand a file to another user; otherwise the file stays ours
+      const owner = root ? { uid: 4321, gid: 4322 } : { uid: process.getuid!(), gid: process.getgid!() };
+      if (root) await chown(path, owner.uid, owner.gid);
+      await writeFileAtomic(path, 'new');
+      const st = await stat(path);
+      expect({ uid: st.uid, gid: st.gid }).toEqual(owner);
     });
 
     it('concurrent writers never leave a partial file', async () => {
