@@ -125,6 +125,7 @@ export async function extend(options: ExtendOptions): Promise<ExtendResult> {
     return await measure(events, 'extend', () => run(kind, inputs, backend, events, signal, options.registry));
   } catch (err) {
     if (signal.aborted) throw abortError(signal, top);
+    if (err instanceof ExtenderError && err.code === 'PLATFORM_API_UNSUPPORTED') throw err;
     if (err instanceof ExtenderError) {
       throw new ExtenderError(err.code, `${top}: ${err.message}`, {
         cause: err,
@@ -152,7 +153,8 @@ async function run(
     platformApi = verified.api;
     for (const notice of verified.notices) events.emit({ type: 'warning', level: 'warn', code: 'deprecated-api', message: notice.message });
   } catch (err) {
-    throw new ExtenderError('PLATFORM_API_UNSUPPORTED', `checking platform API: ${err instanceof LifecycleError ? err.message : messageOf(err)}`, { cause: err });
+    // Kept as the lifecycle words it (`failed to get platform API version; please set …`).
+    throw new ExtenderError('PLATFORM_API_UNSUPPORTED', err instanceof LifecycleError ? err.message : `failed to check platform API: ${messageOf(err)}`, { cause: err });
   }
   if (!backend.capabilities.kinds.includes(kind)) {
     throw new ExtenderError('BACKEND_UNSUPPORTED', `selecting backend: backend ${backend.id} cannot extend ${kind} images`);
