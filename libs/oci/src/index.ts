@@ -10,3 +10,6 @@ export * from './layer/reader.ts';
 export * from './layer/apply.ts';
 export { xattrAccess, defaultXattrFilter, type XattrAccess } from './layer/xattr.ts';
 export { TarFormatError } from './layer/tar-format.ts';
+export * from './layout/layout.ts';
+export * from './layout/writer.ts';
+export * from './image.ts';
