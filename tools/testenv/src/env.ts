@@ -8,10 +8,11 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile, copyFile } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DOCKER_CLI, startDockerd, stopDockerd, stopDockerdIn, type RunningDockerd } from './dockerd.ts';
-import { buildFixtureLayouts, type LayoutImage } from './fixtures.ts';
+import { buildFixtureLayouts } from './fixtures.ts';
+import { publishImage } from './publish.ts';
 import { ensurePackages } from './install.ts';
 import { mountsUnder, unmountAll } from './mounts.ts';
-import { killPid, pidAlive, processesUsing, run, stopDaemon } from './proc.ts';
+import { killPid, pidAlive, processesUsing, stopDaemon } from './proc.ts';
 import { createSecureMaterial, startRegistry, type RunningRegistry } from './registry.ts';
 import type { FixtureImage, TestEnv } from './types.ts';
 
@@ -94,38 +95,6 @@ async function reapStale(tmpRoot: string, log?: (line: string) => void): Promise
   }
 }
 
-async function pushFixture(image: LayoutImage, name: string, registry: RunningRegistry, work: string): Promise<string> {
-  const ref = `${registry.host}/fixtures/${name}`;
-  const digestFile = join(work, `${name}.digest`);
-  await run('skopeo', [
-    '--insecure-policy',
-    'copy',
-    '--quiet',
-    '--preserve-digests',
-    '--dest-tls-verify=false',
-    '--digestfile', digestFile,
-    `oci:${image.layoutDir}:${image.layoutTag}`,
-    `docker://${ref}:latest`,
-  ]);
-  const pushed = (await readFile(digestFile, 'utf8')).trim();
-  if (pushed !== image.manifestDigest) {
-    throw new Error(
-      `pushing ${image.layoutDir} to ${ref}:latest: the registry has manifest ${pushed}, the layout ${image.manifestDigest}`,
-    );
-  }
-  return ref;
-}
-
-async function pullIntoDocker(dockerd: RunningDockerd, ref: string, digest: string, dockerConfig: string): Promise<void> {
-  const env = { ...process.env, DOCKER_CONFIG: dockerConfig, DOCKER_HOST: dockerd.host };
-  await run(DOCKER_CLI, ['-H', dockerd.host, 'pull', '--quiet', `${ref}:latest`], { env });
-  const { stdout } = await run(DOCKER_CLI, ['-H', dockerd.host, 'image', 'inspect', '--format', '{{json .RepoDigests}}', `${ref}:latest`], { env });
-  const repoDigests = JSON.parse(stdout) as string[];
-  if (!repoDigests.includes(`${ref}@${digest}`)) {
-    throw new Error(`pulling ${ref}:latest into dockerd: it reports ${repoDigests.join(', ') || 'no digest'}, expected ${digest}`);
-  }
-}
-
 /**
  * Starts a complete test environment. On failure everything already started is
  * stopped again and the error names what could not be provided.
@@ -163,16 +132,8 @@ export async function startTestEnv(options: StartTestEnvOptions = {}): Promise<T
     await mkdir(join(certsDir, secure.registry.host), { recursive: true });
     await copyFile(secure.material.tls.caFile, join(certsDir, secure.registry.host, 'ca.crt'));
 
-    const work = join(stateDir, 'work');
-    const dockerConfig = join(stateDir, 'docker-config');
-    await mkdir(work, { recursive: true });
-    await mkdir(dockerConfig, { recursive: true });
-    const fixture = async (name: 'build' | 'run'): Promise<FixtureImage> => {
-      const image = layouts[name];
-      const ref = await pushFixture(image, name, registry, work);
-      await pullIntoDocker(dockerd, ref, image.manifestDigest, dockerConfig);
-      return { ...image, registryRef: `${ref}@${image.manifestDigest}`, dockerRef: `${ref}:latest` };
-    };
+    const target = { registryHost: registry.host, docker: { host: dockerd.host, socketPath: dockerd.socketPath, cli: DOCKER_CLI }, stateDir };
+    const fixture = (name: 'build' | 'run'): Promise<FixtureImage> => publishImage(layouts[name], `fixtures/${name}`, target);
     const [build, runImage] = await Promise.all([fixture('build'), fixture('run')]);
 
     const env: TestEnv = {
@@ -187,7 +148,7 @@ export async function startTestEnv(options: StartTestEnvOptions = {}): Promise<T
         username: secure.material.username,
         password: secure.material.password,
       },
-      docker: { host: dockerd.host, socketPath: dockerd.socketPath, cli: DOCKER_CLI },
+      docker: target.docker,
       fixtures: { build, run: runImage },
     };
     const handle: TestEnvHandle = {

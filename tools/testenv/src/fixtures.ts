@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { chmod, copyFile, lchown, mkdir, readdir, stat, symlink, writeFile, chown } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { addTarLayer, buildAtomically, createTar, readTaggedManifest, sha256File, writeImage, type Layer } from './layout.ts';
+import { addTarLayer, buildAtomically, createTar, readTaggedManifest, sha256File, shareBlob, writeImage, type Layer } from './layout.ts';
 import { run } from './proc.ts';
 
 /** Bump when the recipe below changes what the images contain. */
@@ -76,7 +76,7 @@ export function inputsKey(inputs: unknown): string {
   return createHash('sha256').update(JSON.stringify(inputs)).digest('hex').slice(0, 20);
 }
 
-async function mkdirMode(path: string, mode: number, uid = 0, gid = 0): Promise<void> {
+export async function mkdirMode(path: string, mode: number, uid = 0, gid = 0): Promise<void> {
   await mkdir(path, { recursive: true });
   await chmod(path, mode);
   await chown(path, uid, gid);
@@ -123,14 +123,15 @@ async function makeBaseRootfs(root: string): Promise<void> {
   await mkdirMode(join(root, 'layers'), 0o755, CNB_UID, CNB_GID);
 }
 
-/** The small layer that tells the build and run images apart. */
-async function makeMarkerRootfs(root: string, name: string): Promise<void> {
+/** The small layer that tells the build and run images apart (`/etc/cnb-fixture` holds the name). */
+export async function makeMarkerRootfs(root: string, name: string): Promise<void> {
   await mkdirMode(root, 0o755);
   await mkdirMode(join(root, 'etc'), 0o755);
   await writeFileMode(join(root, 'etc/cnb-fixture'), `${name}\n`);
 }
 
-async function tarLayer(layoutDir: string, rootDir: string, work: string, name: string): Promise<Layer> {
+/** Tars the whole of `rootDir` reproducibly into a gzip layer blob of the layout. */
+export async function tarLayer(layoutDir: string, rootDir: string, work: string, name: string): Promise<Layer> {
   const tarFile = join(work, `${name}.tar`);
   await createTar(rootDir, await readdir(rootDir), tarFile, FIXTURE_EPOCH);
   return addTarLayer(layoutDir, tarFile);
@@ -167,11 +168,13 @@ async function buildInto(dir: string): Promise<void> {
     build: [FIXTURE_PATH, `CNB_USER_ID=${CNB_UID}`, `CNB_GROUP_ID=${CNB_GID}`, `CNB_STACK_ID=${FIXTURE_STACK_ID}`],
     run: [FIXTURE_PATH],
   } as const;
+  const baseLayer = await tarLayer(join(dir, 'build'), base, work, 'base');
   for (const name of ['build', 'run'] as const) {
     const layoutDir = join(dir, name);
+    await shareBlob(join(dir, 'build'), layoutDir, baseLayer.descriptor.digest);
     const marker = join(work, `${name}-marker`);
     await makeMarkerRootfs(marker, name);
-    const layers = [await tarLayer(layoutDir, base, work, `${name}-base`), await tarLayer(layoutDir, marker, work, name)];
+    const layers = [baseLayer, await tarLayer(layoutDir, marker, work, name)];
     await writeImage(layoutDir, { config: imageConfig(name, [...images[name]]), layers, tag: FIXTURE_TAG });
   }
   await run('rm', ['-rf', work]);
@@ -195,10 +198,11 @@ export async function buildFixtureLayouts(options: { cacheRoot?: string } = {}):
       throw new Error(`building the fixture images into ${dir}`, { cause: error });
     });
   }
-  const image = async (name: 'build' | 'run'): Promise<LayoutImage> => {
-    const layoutDir = join(dir, name);
-    const manifest = await readTaggedManifest(layoutDir, FIXTURE_TAG);
-    return { layoutDir, layoutTag: FIXTURE_TAG, manifestDigest: manifest.digest };
-  };
-  return { key, dir, build: await image('build'), run: await image('run') };
+  return { key, dir, build: await readLayoutImage(join(dir, 'build')), run: await readLayoutImage(join(dir, 'run')) };
+}
+
+/** The image tagged `tag` in a layout directory. */
+export async function readLayoutImage(layoutDir: string, tag = FIXTURE_TAG): Promise<LayoutImage> {
+  const manifest = await readTaggedManifest(layoutDir, tag);
+  return { layoutDir, layoutTag: tag, manifestDigest: manifest.digest };
 }

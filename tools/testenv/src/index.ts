@@ -3,3 +3,5 @@ export { startTestEnv, stopTestEnv, type StartTestEnvOptions, type TestEnvHandle
 export { ensurePackages, missingPackages, REQUIRED_PACKAGES } from './install.ts';
 export { buildFixtureLayouts, defaultCacheRoot, type FixtureLayouts, type LayoutImage } from './fixtures.ts';
 export { describeEnv, testEnvFromProcess, TESTENV_VARIABLE } from './describe.ts';
+export { ensureDebianImages, ensureDebianLayouts, type DebianImages, type DebianImagesOptions, type DebianLayouts } from './debian.ts';
+export { publishImage } from './publish.ts';

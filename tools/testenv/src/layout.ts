@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, openSync, closeSync } from 'node:fs';
-import { mkdir, rename, rm, stat, writeFile, readFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, rename, rm, stat, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from './proc.ts';
 
@@ -93,6 +93,14 @@ export async function addTarLayer(layoutDir: string, tarFile: string): Promise<L
   const { size } = await stat(tmp);
   await rename(tmp, blobPath(layoutDir, digest));
   return { descriptor: { mediaType: MEDIA_TYPES.layerGzip, digest, size }, diffId };
+}
+
+/** Puts a blob of one layout into another (a hard link where possible). */
+export async function shareBlob(fromLayout: string, toLayout: string, digest: string): Promise<void> {
+  await ensureLayoutDirs(toLayout);
+  const to = blobPath(toLayout, digest);
+  if (await stat(to).catch(() => undefined)) return;
+  await link(blobPath(fromLayout, digest), to).catch(() => copyFile(blobPath(fromLayout, digest), to));
 }
 
 export interface ImageSpec {

@@ -1,0 +1,192 @@
+/**
+ * A Debian bookworm minbase build/run pair (mmdebstrap from the machine's apt
+ * sources) with the same `cnb` user as the busybox fixtures, for tests and
+ * benchmarks that need a realistic glibc base. Not part of the global setup:
+ * call `ensureDebianImages()` where it is needed (about 25 s the first time on
+ * a machine, then reused from `.cache/testenv/debian/<key>` while the inputs
+ * stay the same).
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  CNB_GID,
+  CNB_UID,
+  defaultCacheRoot,
+  FIXTURE_CREATED,
+  FIXTURE_EPOCH,
+  FIXTURE_PATH,
+  FIXTURE_TAG,
+  inputsKey,
+  makeMarkerRootfs,
+  ociArchitecture,
+  readLayoutImage,
+  tarLayer,
+  type LayoutImage,
+} from './fixtures.ts';
+import { addTarLayer, buildAtomically, shareBlob, writeImage } from './layout.ts';
+import { run } from './proc.ts';
+import { publishImage } from './publish.ts';
+import type { FixtureImage, TestEnv } from './types.ts';
+
+/** Bump when the recipe below changes what the images contain. */
+export const DEBIAN_RECIPE_VERSION = 1;
+export const DEBIAN_SUITE = 'bookworm';
+export const DEBIAN_STACK_ID = 'io.cnb-extender.testenv.debian';
+
+export interface DebianImagesOptions {
+  /** Fixture cache root (default: `<repo>/.cache/testenv`, or CNB_TESTENV_CACHE). */
+  cacheRoot?: string;
+  /** Also push the images to this environment's plain registry (`debian/build`, `debian/run`) and pull them into its dockerd. */
+  env?: TestEnv;
+  /** Progress lines (the first build takes a while). */
+  log?: (line: string) => void;
+}
+
+export interface DebianLayouts {
+  key: string;
+  dir: string;
+  build: LayoutImage;
+  run: LayoutImage;
+}
+
+export interface DebianImages {
+  key: string;
+  dir: string;
+  build: FixtureImage;
+  run: FixtureImage;
+}
+
+/** Files of the machine's apt sources that point at Debian's own archive (third-party repositories left out). */
+async function debianSourceFiles(): Promise<string[]> {
+  const candidates: string[] = [];
+  if (existsSync('/etc/apt/sources.list')) candidates.push('/etc/apt/sources.list');
+  const dir = '/etc/apt/sources.list.d';
+  if (existsSync(dir)) {
+    for (const name of (await readdir(dir)).sort()) {
+      if (name.endsWith('.list') || name.endsWith('.sources')) candidates.push(join(dir, name));
+    }
+  }
+  const chosen: string[] = [];
+  for (const file of candidates) {
+    const text = await readFile(file, 'utf8');
+    const active = text.split('\n').filter((l) => !l.trimStart().startsWith('#'));
+    if (active.some((l) => /^\s*(URIs:|deb\s)/.test(l) && /\/debian(-security)?(\/|\s|$)/.test(l))) chosen.push(file);
+  }
+  return chosen;
+}
+
+async function debianInputs(sources: string[]): Promise<Record<string, unknown>> {
+  const version = async (cmd: string, args: string[]): Promise<string> =>
+    (await run(cmd, args).then((r) => `${r.stdout}${r.stderr}`, () => '')).split('\n')[0]?.trim() ?? '';
+  return {
+    recipe: DEBIAN_RECIPE_VERSION,
+    suite: DEBIAN_SUITE,
+    variant: 'minbase',
+    architecture: ociArchitecture(),
+    sources: await Promise.all(sources.map(async (f) => ({ file: f, text: await readFile(f, 'utf8') }))),
+    mmdebstrap: await version('mmdebstrap', ['--version']),
+    tar: await version('tar', ['--version']),
+    gzip: await version('gzip', ['--version']),
+  };
+}
+
+function debianConfig(name: 'build' | 'run', env: string[]): Record<string, unknown> {
+  return {
+    created: FIXTURE_CREATED,
+    architecture: ociArchitecture(),
+    os: 'linux',
+    config: {
+      User: `${CNB_UID}:${CNB_GID}`,
+      Env: env,
+      Cmd: ['/bin/bash'],
+      WorkingDir: '/',
+      Labels: { 'io.buildpacks.stack.id': DEBIAN_STACK_ID, 'io.cnb-extender.testenv.image': `debian-${name}` },
+    },
+    history: [
+      { created: FIXTURE_CREATED, created_by: `cnb-extender testenv: debian ${DEBIAN_SUITE} minbase (mmdebstrap) with a cnb user` },
+      { created: FIXTURE_CREATED, created_by: `cnb-extender testenv: debian ${name} image marker` },
+    ],
+  };
+}
+
+async function buildDebianInto(dir: string, sources: string[]): Promise<void> {
+  const work = join(dir, '.work');
+  await mkdir(work, { recursive: true });
+  const rootfsTar = join(work, 'rootfs.tar');
+  await run(
+    'mmdebstrap',
+    [
+      '--quiet',
+      '--variant=minbase',
+      '--format=tar',
+      `--customize-hook=chroot "$1" groupadd --gid ${CNB_GID} cnb`,
+      `--customize-hook=chroot "$1" useradd --uid ${CNB_UID} --gid ${CNB_GID} --create-home --home-dir /home/cnb --shell /bin/sh cnb`,
+      `--customize-hook=mkdir -p "$1/workspace" "$1/layers" && chown ${CNB_UID}:${CNB_GID} "$1/workspace" "$1/layers" && chmod 1777 "$1/tmp"`,
+      DEBIAN_SUITE,
+      rootfsTar,
+      ...sources,
+    ],
+    { env: { ...process.env, SOURCE_DATE_EPOCH: String(FIXTURE_EPOCH) }, timeoutMs: 15 * 60_000 },
+  );
+  const env = {
+    build: [FIXTURE_PATH, `CNB_USER_ID=${CNB_UID}`, `CNB_GROUP_ID=${CNB_GID}`, `CNB_STACK_ID=${DEBIAN_STACK_ID}`],
+    run: [FIXTURE_PATH],
+  } as const;
+  const baseLayer = await addTarLayer(join(dir, 'build'), rootfsTar);
+  await rm(rootfsTar);
+  for (const name of ['build', 'run'] as const) {
+    const layoutDir = join(dir, name);
+    await shareBlob(join(dir, 'build'), layoutDir, baseLayer.descriptor.digest);
+    const marker = join(work, `${name}-marker`);
+    await makeMarkerRootfs(marker, `debian-${name}`);
+    const layers = [baseLayer, await tarLayer(layoutDir, marker, work, name)];
+    await writeImage(layoutDir, { config: debianConfig(name, [...env[name]]), layers, tag: FIXTURE_TAG });
+  }
+  await rm(work, { recursive: true, force: true });
+}
+
+/** Removes cache entries of earlier inputs (each is a few hundred MB). */
+async function pruneOthers(parent: string, keep: string): Promise<void> {
+  for (const entry of await readdir(parent).catch(() => [] as string[])) {
+    if (entry !== keep && !entry.includes('.tmp-')) await rm(join(parent, entry), { recursive: true, force: true });
+  }
+}
+
+/** Builds the Debian layouts when the cache has none for the current inputs; returns them. */
+export async function ensureDebianLayouts(options: Omit<DebianImagesOptions, 'env'> = {}): Promise<DebianLayouts> {
+  const cacheRoot = options.cacheRoot ?? defaultCacheRoot();
+  const sources = await debianSourceFiles();
+  const inputs = await debianInputs(sources);
+  const key = inputsKey(inputs);
+  const parent = join(cacheRoot, 'debian');
+  const dir = join(parent, key);
+  if (!(await stat(dir).catch(() => undefined))?.isDirectory()) {
+    options.log?.(`testenv: building the Debian ${DEBIAN_SUITE} minbase images into ${dir} (mmdebstrap, about 25 s)`);
+    await mkdir(parent, { recursive: true });
+    await buildAtomically(dir, async (tmp) => {
+      await buildDebianInto(tmp, sources);
+      await writeFile(join(tmp, 'inputs.json'), `${JSON.stringify(inputs, null, 2)}\n`);
+    }).catch((error: unknown) => {
+      throw new Error(`building the Debian ${DEBIAN_SUITE} minbase images into ${dir}`, { cause: error });
+    });
+    await pruneOthers(parent, key);
+  }
+  return { key, dir, build: await readLayoutImage(join(dir, 'build')), run: await readLayoutImage(join(dir, 'run')) };
+}
+
+/**
+ * The Debian build/run pair, built or reused from the cache, and pushed to the
+ * environment's registry as `debian/build` and `debian/run` and pulled into its
+ * dockerd.
+ */
+export async function ensureDebianImages(options: DebianImagesOptions & { env: TestEnv }): Promise<DebianImages> {
+  const layouts = await ensureDebianLayouts(options);
+  const { env } = options;
+  const target = { registryHost: env.registry.host, docker: env.docker, stateDir: env.stateDir };
+  const [build, runImage] = await Promise.all([
+    publishImage(layouts.build, 'debian/build', target),
+    publishImage(layouts.run, 'debian/run', target),
+  ]);
+  return { key: layouts.key, dir: layouts.dir, build, run: runImage };
+}
