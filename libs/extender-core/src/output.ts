@@ -26,7 +26,9 @@ export function serializeImage(image: ImageDescription): { manifest: ImageManife
     layers: image.layers.map((layer) => layer.descriptor),
   };
   if (image.annotations && Object.keys(image.annotations).length > 0) manifest.annotations = image.annotations;
-  const manifestBytes = Buffer.from(canonicalJson(manifest));
+  // Plain JSON.stringify: keys stay in the order read, so base layer descriptors are
+  // byte-identical to the original manifest's.
+  const manifestBytes = Buffer.from(JSON.stringify(manifest));
   return { manifest, manifestBytes, manifestDigest: sha256(manifestBytes), configBytes, manifestMediaType };
 }
 

@@ -1,0 +1,121 @@
+import { execFile } from 'node:child_process';
+import { copyFile, cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MediaType, sha256, type Digest, type ImageConfig, type ImageIndex, type ImageManifest } from '@cnb-extender/oci';
+import { extend, type ExtendResult } from './extend.ts';
+import { FakeBackend } from './testing/fake-backend.ts';
+import { readLayerFiles } from './testing/tar.ts';
+import { testEnv } from './testing/testenv.ts';
+import { createWorkspace, type Workspace } from './testing/workspace.ts';
+
+const run = promisify(execFile);
+const header = 'ARG base_image\nFROM ${base_image}\n';
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+async function extendRun(): Promise<{ ws: Workspace; result: ExtendResult }> {
+  const fixture = testEnv().fixtures.run;
+  const ws = await createWorkspace({
+    runImage: fixture.registryRef,
+    baseLayout: { from: fixture.layoutDir, digest: fixture.manifestDigest as Digest, mode: 'sparse' },
+    extensions: [
+      { id: 'curl', run: `${header}USER root\nRUN echo curl > /opt/curl\nCOPY run-file /\nARG user_id\nUSER \${user_id}\n`, contextRun: { 'run-file': 'from the run context\n' } },
+      { id: 'samples/tree', run: `${header}ENV CNB_STACK_ID=stack-id-from-ext-tree\nRUN echo tree > /opt/tree\nLABEL io.buildpacks.rebasable=true\n` },
+    ],
+  });
+  cleanups.push(() => ws.remove());
+  const result = await extend({ kind: 'run', inputs: ws.inputs, backend: new FakeBackend() });
+  return { ws, result };
+}
+
+async function readJson<T>(path: string): Promise<T> {
+  return JSON.parse(await readFile(path, 'utf8')) as T;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+describe('run-kind output as consumers read it', () => {
+  it('reads back the way the Go exporter reads it: one entry, one manifest, blobs only for new layers, diff_ids consistent', async () => {
+    const { ws, result } = await extendRun();
+    const fixture = testEnv().fixtures.run;
+    const runDir = join(ws.extendedDir, 'run');
+    const entries = await readdir(runDir);
+    expect(entries).toHaveLength(1);
+    const layout = join(runDir, entries[0]!);
+    const index = await readJson<ImageIndex>(join(layout, 'index.json'));
+    expect(index.manifests).toHaveLength(1);
+    const manifestBytes = await readFile(join(layout, 'blobs', 'sha256', index.manifests[0]!.digest.slice(7)));
+    expect(sha256(manifestBytes)).toBe(index.manifests[0]!.digest);
+    expect(entries[0]).toBe(index.manifests[0]!.digest);
+    const manifest = JSON.parse(manifestBytes.toString()) as ImageManifest;
+    const configBytes = await readFile(join(layout, 'blobs', 'sha256', manifest.config.digest.slice(7)));
+    expect(sha256(configBytes)).toBe(manifest.config.digest);
+    const config = JSON.parse(configBytes.toString()) as ImageConfig;
+
+    const baseManifest = await readJson<ImageManifest>(join(fixture.layoutDir, 'blobs', 'sha256', fixture.manifestDigest.slice(7)));
+    // Base layer descriptors byte-identical, in order; their blobs absent.
+    expect(JSON.stringify(manifest.layers.slice(0, baseManifest.layers.length))).toBe(JSON.stringify(baseManifest.layers));
+    const appended: { digest: string; extension: string }[] = [];
+    for (const [i, layer] of manifest.layers.entries()) {
+      const present = await exists(join(layout, 'blobs', 'sha256', layer.digest.slice(7)));
+      expect(present, `blob of layer ${i}`).toBe(i >= baseManifest.layers.length);
+      if (!present) continue;
+      // The exporter takes the extension id from the history string.
+      const createdBy = config.history?.[i]?.created_by ?? '';
+      const match = /Created by extension: (.+)$/.exec(createdBy);
+      appended.push({ digest: layer.digest, extension: match?.[1] ?? '' });
+      const files = await readLayerFiles({ kind: 'file', path: join(layout, 'blobs', 'sha256', layer.digest.slice(7)) });
+      expect(files.size).toBeGreaterThan(0);
+    }
+    expect(appended.map((a) => a.extension)).toEqual(['curl', 'curl', 'samples/tree']);
+    expect(config.rootfs.diff_ids).toHaveLength(manifest.layers.length);
+    expect(config.history).toHaveLength(manifest.layers.length);
+    expect(config.config?.Env).toContain('CNB_STACK_ID=stack-id-from-ext-tree');
+    expect(config.config?.User).toBe('1000');
+    expect(config.config?.Labels?.['io.buildpacks.rebasable']).toBe('false');
+    expect(config.created).toBe('0001-01-01T00:00:00Z');
+    expect(result.image.manifestDigest).toBe(index.manifests[0]!.digest);
+  });
+
+  it('is a valid image for umoci and skopeo once the base blobs are copied alongside (scratch copy)', async () => {
+    const { result } = await extendRun();
+    const fixture = testEnv().fixtures.run;
+    const scratch = await mkdtemp(join(tmpdir(), 'extended-scratch-'));
+    cleanups.push(() => rm(scratch, { recursive: true, force: true }));
+    const image = join(scratch, 'image');
+    await cp(result.outputDir!, image, { recursive: true });
+    const baseManifest = await readJson<ImageManifest>(join(fixture.layoutDir, 'blobs', 'sha256', fixture.manifestDigest.slice(7)));
+    for (const layer of baseManifest.layers) {
+      await copyFile(join(fixture.layoutDir, 'blobs', 'sha256', layer.digest.slice(7)), join(image, 'blobs', 'sha256', layer.digest.slice(7)));
+    }
+    // umoci addresses images by ref name; name the one manifest in the scratch copy.
+    const index = await readJson<ImageIndex>(join(image, 'index.json'));
+    index.manifests[0]!.annotations = { 'org.opencontainers.image.ref.name': 'extended' };
+    await writeFile(join(image, 'index.json'), JSON.stringify(index));
+
+    const inspected = JSON.parse((await run('skopeo', ['inspect', '--raw', `oci:${image}:extended`])).stdout) as ImageManifest;
+    expect(inspected.mediaType ?? MediaType.ociManifest).toBe(index.manifests[0]!.mediaType);
+    const copied = join(scratch, 'copied');
+    await run('skopeo', ['copy', '--quiet', `oci:${image}:extended`, `oci:${copied}:extended`]);
+
+    const bundle = join(scratch, 'bundle');
+    await run('umoci', ['unpack', '--image', `${image}:extended`, bundle]);
+    expect(await readFile(join(bundle, 'rootfs', 'opt', 'curl'), 'utf8')).toBe('curl\n');
+    expect(await readFile(join(bundle, 'rootfs', 'opt', 'tree'), 'utf8')).toBe('tree\n');
+    expect(await readFile(join(bundle, 'rootfs', 'run-file'), 'utf8')).toBe('from the run context\n');
+    expect(await exists(join(bundle, 'rootfs', 'bin', 'busybox'))).toBe(true);
+    const runtime = await readJson<{ process: { env: string[]; user: { uid: number } } }>(join(bundle, 'config.json'));
+    expect(runtime.process.env).toContain('CNB_STACK_ID=stack-id-from-ext-tree');
+    expect(runtime.process.user.uid).toBe(1000);
+  });
+});
