@@ -30,16 +30,21 @@ export function hasChanged(prev: FileMeta, cur: FileMeta, abs: string): boolean 
   if (cur.type === 'directory') {
     // A directory's ctime moves when entries come and go as well as when its own
     // attributes change; either way re-stating it in the layer costs one header.
-    if (prev.ino !== cur.ino || prev.ctimeNs !== cur.ctimeNs) return true;
+    if (!sameObject(prev, cur) || prev.ctimeNs !== cur.ctimeNs) return true;
     return prev.racy === true && !sameXattrs(prev.xattrs, readXattrs(abs));
   }
   if (prev.size !== cur.size) return true;
   if (prev.racy) {
     if (!sameXattrs(prev.xattrs, readXattrs(abs))) return true;
     if (cur.type === 'file') return prev.hash !== hashFile(abs);
-    return prev.ino !== cur.ino;
+    return !sameObject(prev, cur);
   }
-  return prev.ino !== cur.ino || prev.mtimeNs !== cur.mtimeNs || prev.ctimeNs !== cur.ctimeNs;
+  return !sameObject(prev, cur) || prev.mtimeNs !== cur.mtimeNs || prev.ctimeNs !== cur.ctimeNs;
+}
+
+/** Same filesystem object: inode numbers get re-used at once, so the creation time must match too. */
+function sameObject(a: FileMeta, b: FileMeta): boolean {
+  return a.ino === b.ino && a.dev === b.dev && a.birthNs === b.birthNs;
 }
 
 export interface DiffOptions {
@@ -94,7 +99,7 @@ export function diffSnapshots(prev: Snapshot, next: Snapshot, options: DiffOptio
     const old = prev.files.get(path);
     let change: ChangeKind | undefined;
     if (!old || underOpaque(path)) change = 'added';
-    else if (old.type === 'directory' && cur.type === 'directory' && old.ino !== cur.ino) {
+    else if (old.type === 'directory' && cur.type === 'directory' && !sameObject(old, cur)) {
       opaque.add(path);
       set.opaque.push(path);
       change = 'modified';

@@ -129,12 +129,12 @@ describe('snapshot', () => {
 });
 
 describe('hasChanged (metadata decides for entries that were not racy)', () => {
-  const base: FileMeta = { type: 'file', mode: 0o644, uid: 0, gid: 0, size: 3, mtimeNs: 1n, ctimeNs: 2n, ino: 7n, dev: 1n, nlink: 1, rdev: 0 };
+  const base: FileMeta = { type: 'file', mode: 0o644, uid: 0, gid: 0, size: 3, mtimeNs: 1n, ctimeNs: 2n, ino: 7n, birthNs: 5n, dev: 1n, nlink: 1, rdev: 0 };
   it('is false when every recorded field is equal, without reading the file', () => {
     expect(hasChanged(base, { ...base }, '/nonexistent/never-read')).toBe(false);
   });
   it('is true for any difference of ctime, mtime, inode, size, mode or owner', () => {
-    for (const patch of [{ ctimeNs: 3n }, { mtimeNs: 0n }, { ino: 8n }, { size: 4 }, { mode: 0o600 }, { uid: 1 }, { gid: 1 }]) {
+    for (const patch of [{ ctimeNs: 3n }, { mtimeNs: 0n }, { ino: 8n }, { birthNs: 6n }, { size: 4 }, { mode: 0o600 }, { uid: 1 }, { gid: 1 }]) {
       expect(hasChanged(base, { ...base, ...patch }, '/nonexistent/never-read')).toBe(true);
     }
   });

@@ -12,6 +12,8 @@ export interface FileMeta {
   mtimeNs: bigint;
   ctimeNs: bigint;
   ino: bigint;
+  /** Creation time (statx btime; 0 where the filesystem has none): tells a re-used inode number apart. */
+  birthNs: bigint;
   dev: bigint;
   nlink: number;
   rdev: number;

@@ -86,6 +86,7 @@ export function metaFromStat(st: BigIntStats, type: FileType): FileMeta {
     mtimeNs: st.mtimeNs,
     ctimeNs: st.ctimeNs,
     ino: st.ino,
+    birthNs: st.birthtimeNs,
     dev: st.dev,
     nlink: Number(st.nlink),
     rdev: Number(st.rdev),

@@ -1,0 +1,189 @@
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync, existsSync, lstatSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { diffSnapshots, takeSnapshot } from '../snapshot/index.ts';
+import { fixtureConfig, mountsAt, removeTree, unpackFixture } from '../test/support.ts';
+import { createBuildState, executeInstruction, InstructionError, type BuildState, type ExecuteOptions } from './executor.ts';
+import type { Instruction } from './instructions.ts';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) removeTree(d);
+});
+
+function setup(): { root: string; context: string; state: BuildState; opts: ExecuteOptions; out: () => string } {
+  const fixture = inject('testenv').fixtures.build;
+  const root = unpackFixture(fixture);
+  chmodSync(root, 0o755);
+  const context = mkdtempSync(join(tmpdir(), 'inplace-ctx-'));
+  dirs.push(root, context);
+  const state = createBuildState(fixtureConfig(fixture), [{ name: 'given', value: 'from-outside' }]);
+  let output = '';
+  const opts: ExecuteOptions = { root, contextDir: context, onOutput: (_s, c) => (output += c.toString()) };
+  return { root, context, state, opts, out: () => output };
+}
+
+const run = (command: string): Instruction => ({ kind: 'RUN', original: `RUN ${command}`, form: 'shell', command });
+
+describe('RUN (chrooted into an unpacked fixture image)', () => {
+  it('runs as the image user with the image env plus ARG/ENV, in the WORKDIR it creates', async () => {
+    const { state, opts, out, root } = setup();
+    await executeInstruction(state, { kind: 'ARG', original: 'ARG given', args: [{ name: 'given' }, { name: 'withdefault', default: 'd-$given' }] }, opts);
+    await executeInstruction(state, { kind: 'ENV', original: 'ENV greeting=hello', pairs: [['greeting', 'hello ${withdefault}']] }, opts);
+    const wd = await executeInstruction(state, { kind: 'WORKDIR', original: 'WORKDIR /srv/app', path: '/srv/app' }, opts);
+    expect(wd.touched).toEqual(['/srv', '/srv/app']);
+    expect(statSync(join(root, 'srv/app')).uid).toBe(1000);
+    await executeInstruction(state, run('echo "uid=$(id -u) gid=$(id -g) pwd=$(pwd) g=$greeting a=$given home=$HOME path=$PATH"'), opts);
+    expect(out()).toContain('uid=1000 gid=1000 pwd=/srv/app g=hello d-from-outside a=from-outside home=/home/cnb path=/usr/local/sbin');
+    // ARGs are not persisted in the image config, ENV is.
+    expect(state.config.Env).toContain('greeting=hello d-from-outside');
+    expect(state.config.Env?.some((e) => e.startsWith('given='))).toBe(false);
+  });
+
+  it('switches USER (root, numeric, name:group) and uses exec form and SHELL', async () => {
+    const { state, opts, out } = setup();
+    await executeInstruction(state, { kind: 'USER', original: 'USER root', user: 'root' }, opts);
+    await executeInstruction(state, { kind: 'RUN', original: 'RUN ["id","-u"]', form: 'exec', command: ['id', '-u'] }, opts);
+    await executeInstruction(state, { kind: 'USER', original: 'USER 4242', user: '4242' }, opts);
+    await executeInstruction(state, run('echo "n=$(id -u):$(id -g)"'), opts);
+    await executeInstruction(state, { kind: 'USER', original: 'USER cnb:root', user: 'cnb:root' }, opts);
+    await executeInstruction(state, { kind: 'SHELL', original: 'SHELL ["/bin/sh","-ec"]', shell: ['/bin/sh', '-ec'] }, opts);
+    await executeInstruction(state, run('echo "s=$(id -u):$(id -g) $-"'), opts);
+    expect(out()).toMatch(/^0\n/);
+    expect(out()).toContain('n=4242:0');
+    expect(out()).toMatch(/s=1000:0 \S*e/);
+  });
+
+  it('fails with the command and its exit code', async () => {
+    const { state, opts } = setup();
+    const error = await executeInstruction(state, run('exit 7'), opts).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InstructionError);
+    expect((error as InstructionError).exitCode).toBe(7);
+    expect((error as Error).message).toMatch(/RUN exit 7: running \["\/bin\/sh","-c","exit 7"\] as 1000:1000 in \/: exit code 7/);
+  });
+
+  it('has /proc of its own pid namespace, /dev, no network, and leaves nothing mounted or created', async () => {
+    const { state, opts, out, root } = setup();
+    await executeInstruction(state, run('echo "pid=$$"; test -c /dev/null && echo devnull; ls /sys >/dev/null 2>&1; cat /proc/net/dev | grep -c ":" ; echo x > /tmp/t'), opts);
+    expect(out()).toContain('pid=1\n');
+    expect(out()).toContain('devnull');
+    expect(out()).toMatch(/^1$/m); // only lo
+    expect(mountsAt(root)).toEqual([]);
+    expect(existsSync(join(root, 'proc'))).toBe(false);
+    expect(existsSync(join(root, 'dev'))).toBe(false);
+    expect(readFileSync(join(root, 'tmp/t'), 'utf8')).toBe('x\n');
+  });
+
+  it('kills the whole process group on abort and leaves no mounts', async () => {
+    const { state, opts, root } = setup();
+    const controller = new AbortController();
+    const started = executeInstruction(state, run('sleep 300 & sleep 300 & (setsid sleep 300 &); echo started; wait'), {
+      ...opts,
+      signal: controller.signal,
+      onOutput: (_s, c) => {
+        if (c.toString().includes('started')) controller.abort(new Error('stop'));
+      },
+    });
+    await expect(started).rejects.toThrow('stop');
+    expect(mountsAt(root)).toEqual([]);
+    // Nothing of it is still running: no process has its root in the fixture root.
+    const { readdirSync, readlinkSync } = await import('node:fs');
+    const inside = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+      try {
+        return readlinkSync(`/proc/${p}/root`) === root;
+      } catch {
+        return false;
+      }
+    });
+    expect(inside).toEqual([]);
+  });
+
+  it('produces whiteouts, opaque dirs, setuid files and hardlinks in the snapshot, and nothing under ignored paths', async () => {
+    const { state, opts, root } = setup();
+    await executeInstruction(state, { kind: 'USER', original: 'USER root', user: 'root' }, opts);
+    const before = takeSnapshot(root, { ignorePaths: ['/workspace', '/layers'] });
+    await executeInstruction(state, run('rm /etc/cnb-fixture; rm -rf /usr/local && mkdir /usr/local; cp /bin/busybox /bin/su2 && chmod u+s /bin/su2; echo h > /root/a && ln /root/a /root/b; echo app > /workspace/app; echo x >> /etc/passwd'), opts);
+    const set = diffSnapshots(before, takeSnapshot(root, { ignorePaths: ['/workspace', '/layers'] }));
+    expect(set.deleted).toEqual(['etc/cnb-fixture']);
+    expect(set.opaque).toEqual(['usr/local']);
+    expect(set.entries.find((e) => e.path === 'bin/su2')?.mode).toBe(0o4755);
+    expect(set.entries.find((e) => e.path === 'root/b')?.inode).toBe(set.entries.find((e) => e.path === 'root/a')?.inode);
+    expect(set.modified).toContain('etc/passwd');
+    expect(set.entries.filter((e) => e.path.startsWith('workspace') || e.path.startsWith('proc') || e.path.startsWith('dev'))).toEqual([]);
+  });
+});
+
+describe('COPY / ADD', () => {
+  it('copies files, directory contents and globs with --chown and --chmod, following Docker destination rules', async () => {
+    const { state, opts, context, root } = setup();
+    writeFileSync(join(context, 'a.txt'), 'A');
+    writeFileSync(join(context, 'b.txt'), 'B');
+    mkdirSync(join(context, 'dir/sub'), { recursive: true });
+    writeFileSync(join(context, 'dir/sub/c'), 'C');
+    symlinkSync('sub/c', join(context, 'dir/link'));
+    await executeInstruction(state, { kind: 'COPY', original: 'COPY --chown=cnb *.txt /opt/', sources: ['*.txt'], dest: '/opt/', chown: 'cnb' }, opts);
+    await executeInstruction(state, { kind: 'COPY', original: 'COPY dir /opt/dir', sources: ['dir'], dest: '/opt/dir' }, opts);
+    await executeInstruction(state, { kind: 'COPY', original: 'COPY --chmod=0600 a.txt renamed', sources: ['a.txt'], dest: 'renamed', chmod: '0600' }, opts);
+    expect(readFileSync(join(root, 'opt/a.txt'), 'utf8')).toBe('A');
+    expect(statSync(join(root, 'opt/b.txt'))).toMatchObject({ uid: 1000, gid: 1000 });
+    expect(readFileSync(join(root, 'opt/dir/sub/c'), 'utf8')).toBe('C');
+    expect(lstatSync(join(root, 'opt/dir/link')).isSymbolicLink()).toBe(true);
+    expect(statSync(join(root, 'opt/dir/sub/c')).uid).toBe(0);
+    expect(statSync(join(root, 'renamed')).mode & 0o7777).toBe(0o600);
+  });
+
+  it('refuses sources outside the context: .., and symlinks pointing out', async () => {
+    const { state, opts, context } = setup();
+    symlinkSync('/etc/passwd', join(context, 'evil'));
+    mkdirSync(join(context, 'd'));
+    symlinkSync('../../', join(context, 'd/up'));
+    await expect(executeInstruction(state, { kind: 'COPY', original: 'COPY ../x /x', sources: ['../x'], dest: '/x' }, opts)).rejects.toThrow(/outside the build context/);
+    await expect(executeInstruction(state, { kind: 'COPY', original: 'COPY evil /x', sources: ['evil'], dest: '/x' }, opts)).rejects.toThrow(/outside the build context/);
+    await expect(executeInstruction(state, { kind: 'COPY', original: 'COPY d/up/etc /x', sources: ['d/up/etc'], dest: '/x' }, opts)).rejects.toThrow(/outside the build context|no such file/);
+    await expect(executeInstruction(state, { kind: 'ADD', original: 'ADD http://127.0.0.1:1/x /x', sources: ['http://127.0.0.1:1/x'], dest: '/x' }, opts)).rejects.toThrow(/not allowed/);
+  });
+
+  it('writes through symlinks in the image only inside the root', async () => {
+    const { state, opts, context, root } = setup();
+    writeFileSync(join(context, 'f'), 'F');
+    symlinkSync('/etc', join(root, 'escape'));
+    symlinkSync('../../../../../../tmp', join(root, 'up'));
+    await executeInstruction(state, { kind: 'COPY', original: 'COPY f /escape/f', sources: ['f'], dest: '/escape/f' }, opts);
+    await executeInstruction(state, { kind: 'COPY', original: 'COPY f /up/f', sources: ['f'], dest: '/up/f' }, opts);
+    expect(readFileSync(join(root, 'etc/f'), 'utf8')).toBe('F');
+    expect(readFileSync(join(root, 'tmp/f'), 'utf8')).toBe('F');
+  });
+
+  it('ADD extracts a local tar archive', async () => {
+    const { state, opts, context, root } = setup();
+    mkdirSync(join(context, 'src'));
+    writeFileSync(join(context, 'src/inside'), 'I');
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('tar', ['-czf', join(context, 'a.tar.gz'), '-C', join(context, 'src'), 'inside']);
+    await executeInstruction(state, { kind: 'ADD', original: 'ADD a.tar.gz /ext/', sources: ['a.tar.gz'], dest: '/ext/' }, opts);
+    expect(readFileSync(join(root, 'ext/inside'), 'utf8')).toBe('I');
+  });
+});
+
+describe('config instructions', () => {
+  it('update the image config as Docker does', async () => {
+    const { state, opts } = setup();
+    const steps: Instruction[] = [
+      { kind: 'ARG', original: 'ARG v=1', args: [{ name: 'v', default: '1' }] },
+      { kind: 'LABEL', original: 'LABEL a=$v', pairs: [['a', '$v'], ['io.buildpacks.rebasable', 'true']] },
+      { kind: 'EXPOSE', original: 'EXPOSE 8080 53/udp', ports: ['8080', '53/udp'] },
+      { kind: 'VOLUME', original: 'VOLUME /data', paths: ['/data'] },
+      { kind: 'STOPSIGNAL', original: 'STOPSIGNAL SIGINT', signal: 'SIGINT' },
+      { kind: 'ENTRYPOINT', original: 'ENTRYPOINT ["/bin/app"]', form: 'exec', command: ['/bin/app'] },
+      { kind: 'CMD', original: 'CMD run me', form: 'shell', command: 'run me' },
+    ];
+    for (const s of steps) expect((await executeInstruction(state, s, opts)).changesFilesystem).toBe(false);
+    expect(state.config.Labels).toMatchObject({ a: '1', 'io.buildpacks.rebasable': 'true' });
+    expect(state.config.ExposedPorts).toEqual({ '8080/tcp': {}, '53/udp': {} });
+    expect(state.config.Volumes).toEqual({ '/data': {} });
+    expect(state.config.StopSignal).toBe('SIGINT');
+    expect(state.config.Entrypoint).toEqual(['/bin/app']);
+    expect(state.config.Cmd).toEqual(['/bin/sh', '-c', 'run me']);
+  });
+});

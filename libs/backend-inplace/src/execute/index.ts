@@ -1,0 +1,7 @@
+export type { CopyInstruction, Instruction, RunInstruction } from './instructions.ts';
+export { createBuildState, DEFAULT_PATH, executeInstruction, expansionEnv, InstructionError, runEnv, type BuildState, type ExecuteOptions, type StepResult } from './executor.ts';
+export { expandWord, ExpansionError, type Expander } from './expand.ts';
+export { copyIntoRoot, CopyError, parseChmod, type CopyRequest } from './copy.ts';
+export { runProcess, RunError, type RunResult, type RunSpec } from './run.ts';
+export { resolveOwner, resolveUser, UserResolutionError, type ResolvedUser } from './user.ts';
+export { cleanImagePath, PathEscapeError, resolveInRoot } from './paths.ts';

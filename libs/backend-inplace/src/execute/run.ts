@@ -1,0 +1,183 @@
+import { spawn } from 'node:child_process';
+import { accessSync, constants, lstatSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import type { ResolvedUser } from './user.ts';
+
+/** A process to run against a root filesystem. */
+export interface RunSpec {
+  /** Root filesystem; `/` runs in place, anything else runs chrooted into it. */
+  root: string;
+  /** argv; argv[0] is looked up in the RUN's own PATH inside the root. */
+  argv: string[];
+  /** `KEY=value` pairs: the whole environment of the process. */
+  env: string[];
+  user: ResolvedUser;
+  /** Working directory inside the root (must exist). */
+  cwd: string;
+  /** Give the process the network (default false: a fresh network namespace with only loopback). */
+  network?: boolean;
+  signal?: AbortSignal;
+  /** Output as it comes, in chunks (not split into lines). */
+  onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+}
+
+export interface RunResult {
+  exitCode: number;
+}
+
+export class RunError extends Error {
+  override name = 'RunError';
+  readonly exitCode: number | undefined;
+  constructor(message: string, exitCode: number | undefined, options?: { cause?: unknown }) {
+    super(message, options);
+    this.exitCode = exitCode;
+  }
+}
+
+const HOST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+function hostTool(name: string): string {
+  for (const dir of (process.env['PATH'] ?? HOST_PATH).split(delimiter).concat(HOST_PATH.split(':'))) {
+    const p = join(dir, name);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // next
+    }
+  }
+  throw new RunError(`looking up ${name} on this machine: not found in PATH (util-linux and coreutils are needed to run RUN instructions)`, undefined);
+}
+
+/**
+ * What sets up the container-like view inside the private mount namespace:
+ * /proc of the new pid namespace, a tmpfs /dev with the usual device nodes
+ * bound from the host, /dev/pts, /dev/shm, read-only /sys when the image has
+ * the directory. The namespace (and every mount in it) goes away with its
+ * last process, so nothing stays mounted afterwards.
+ */
+const SETUP = `set -e
+root=$1; shift
+mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
+mount -t tmpfs -o nosuid,mode=0755,size=65536k tmpfs "$root/dev"
+for d in null zero full random urandom tty; do : > "$root/dev/$d"; mount --bind "/dev/$d" "$root/dev/$d"; done
+mkdir "$root/dev/pts" "$root/dev/shm" "$root/dev/mqueue"
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,nosuid,noexec devpts "$root/dev/pts"
+ln -s pts/ptmx "$root/dev/ptmx"
+mount -t tmpfs -o nosuid,nodev,noexec,mode=1777,size=65536k shm "$root/dev/shm"
+ln -s /proc/self/fd "$root/dev/fd"; ln -s /proc/self/fd/0 "$root/dev/stdin"; ln -s /proc/self/fd/1 "$root/dev/stdout"; ln -s /proc/self/fd/2 "$root/dev/stderr"
+if [ -d "$root/sys" ] && [ ! -L "$root/sys" ]; then mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$root/sys" || true; fi
+exec "$@"
+`;
+
+/** Makes sure `<root>/<name>` is a real directory; returns true when it had to be created. */
+function ensureMountPoint(root: string, name: string): boolean {
+  const p = join(root, name);
+  try {
+    const st = lstatSync(p);
+    if (!st.isDirectory()) throw new RunError(`preparing ${p} as a mount point: it is not a directory (a symlink or file there is refused)`, undefined);
+    return false;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    mkdirSync(p, { mode: 0o755 });
+    return true;
+  }
+}
+
+/**
+ * Runs one process as `spec.user` in `spec.cwd` against `spec.root`, with
+ * exactly `spec.env`. The chain is: [unshare (namespaces) → sh (mounts) →]
+ * env -i (environment) → setpriv (gid and supplementary groups) → unshare
+ * --root/--wd/--setuid (chroot, working directory, uid; capabilities go with
+ * the uid) → argv. Everything is one process group; aborting SIGKILLs the
+ * group, and with a pid namespace the kernel kills whatever escaped it.
+ */
+export async function runProcess(spec: RunSpec): Promise<RunResult> {
+  spec.signal?.throwIfAborted();
+  const inPlace = spec.root === '/';
+  const envTool = hostTool('env');
+  const unshare = hostTool('unshare');
+  const setpriv = hostTool('setpriv');
+  const groups = spec.user.groups.length > 0 ? spec.user.groups : [spec.user.gid];
+  const final = [
+    envTool,
+    '-i',
+    ...spec.env,
+    setpriv,
+    '--regid',
+    String(spec.user.gid),
+    '--groups',
+    groups.join(','),
+    '--',
+    unshare,
+    `--root=${spec.root}`,
+    `--wd=${spec.cwd}`,
+    ...(spec.user.uid === 0 ? [] : ['--setuid', String(spec.user.uid)]),
+    '--',
+    ...spec.argv,
+  ];
+  const created: string[] = [];
+  let command: string;
+  let args: string[];
+  if (inPlace) {
+    command = spec.network ? final[0]! : unshare;
+    args = spec.network ? final.slice(1) : ['--net', '--', ...final];
+  } else {
+    for (const name of ['proc', 'dev']) if (ensureMountPoint(spec.root, name)) created.push(join(spec.root, name));
+    command = unshare;
+    args = [
+      '--mount',
+      '--propagation',
+      'private',
+      '--pid',
+      '--fork',
+      '--kill-child',
+      ...(spec.network ? [] : ['--net']),
+      '--',
+      hostTool('sh'),
+      '-c',
+      SETUP,
+      'setup',
+      spec.root,
+      ...final,
+    ];
+  }
+  try {
+    return await new Promise<RunResult>((resolvePromise, reject) => {
+      const child = spawn(command, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: HOST_PATH } });
+      const kill = (): void => {
+        if (child.pid !== undefined) {
+          try {
+            process.kill(-child.pid, 'SIGKILL');
+          } catch {
+            // already gone
+          }
+        }
+      };
+      const onAbort = (): void => kill();
+      spec.signal?.addEventListener('abort', onAbort, { once: true });
+      child.stdout.on('data', (chunk: Buffer) => spec.onOutput?.('stdout', chunk));
+      child.stderr.on('data', (chunk: Buffer) => spec.onOutput?.('stderr', chunk));
+      child.on('error', (cause) => {
+        spec.signal?.removeEventListener('abort', onAbort);
+        reject(new RunError(`starting ${command}: ${cause.message}`, undefined, { cause }));
+      });
+      child.on('close', (code, sig) => {
+        spec.signal?.removeEventListener('abort', onAbort);
+        // Whatever is left in the group (in-place runs without a pid namespace) goes too.
+        kill();
+        if (spec.signal?.aborted) reject(spec.signal.reason);
+        else if (code === null) reject(new RunError(`killed by ${sig}`, undefined));
+        else resolvePromise({ exitCode: code });
+      });
+    });
+  } finally {
+    for (const dir of created) {
+      try {
+        if (readdirSync(dir).length === 0) rmdirSync(dir);
+      } catch {
+        // left for the snapshot's ignore list
+      }
+    }
+  }
+}
