@@ -36,6 +36,12 @@ export interface FakeBackendOptions {
   kinds?: ExtendKind[];
   /** Wait this long before every instruction (cancellation tests). */
   instructionDelayMs?: number;
+  /**
+   * Container paths and the host directories mounted there, e.g.
+   * `{ '/workspace': appDir }` for fixtures written for the lifecycle's container
+   * (RUN targets are mapped before the ignore-path check).
+   */
+  mounts?: Record<string, string>;
 }
 
 export interface FakeApplyCall {
@@ -103,6 +109,7 @@ export class FakeBackend implements ExtenderBackend {
   readonly calls: FakeApplyCall[] = [];
   cleanups = 0;
   readonly #delayMs: number;
+  readonly #mounts: [string, string][];
   #layerCounter = 0;
 
   constructor(options: FakeBackendOptions = {}) {
@@ -114,6 +121,7 @@ export class FakeBackend implements ExtenderBackend {
       privileges: { root: false, capabilities: [], container: false },
     };
     this.#delayMs = options.instructionDelayMs ?? 0;
+    this.#mounts = Object.entries(options.mounts ?? {});
   }
 
   async apply(dockerfile: DockerfileSpec, base: ImageDescription, options: ApplyOptions, context: BackendContext): Promise<ImageDescription> {
@@ -185,7 +193,8 @@ export class FakeBackend implements ExtenderBackend {
           const echo = /^echo\s+(.*?)\s*>\s*(\/\S+)$/.exec(command);
           if (echo) {
             const target = echo[2]!;
-            if (underAny(target, options.ignorePaths)) break;
+            const mounted = this.#mounts.reduce((path, [from, to]) => (path === from || path.startsWith(`${from}/`) ? to + path.slice(from.length) : path), target);
+            if (underAny(mounted, options.ignorePaths)) break;
             await addLayer([{ path: target.slice(1), content: `${unquote(echo[1]!)}\n` }], instruction.text);
           } else {
             const hash = createHash('sha256').update(command).digest('hex').slice(0, 16);
