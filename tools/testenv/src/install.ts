@@ -3,7 +3,8 @@
  * The fast path is one `dpkg-query` call.
  */
 import { existsSync } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { CommandError, run } from './proc.ts';
 
 /** Every Debian package the test environment and the tests use. Never `crun` (see README). */
@@ -61,13 +62,36 @@ export async function missingPackages(packages: readonly string[] = REQUIRED_PAC
   return packages.filter((p) => !installed.has(p));
 }
 
-let updated = false;
+/**
+ * Runs under an exclusive lock, so that test processes starting at the same time
+ * install one after the other; re-checks what is missing once it holds the lock.
+ * A policy-rc.d keeps maintainer scripts from starting the system's dockerd or
+ * registry while installing.
+ */
+const INSTALL_SCRIPT = `
+set -e
+missing=""
+for p in "$@"; do
+  dpkg-query -W -f='\${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing="$missing $p"
+done
+[ -n "$missing" ] || exit 0
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\\nexit 101\\n' > "$policy"
+  chmod 755 "$policy"
+  trap 'rm -f "$policy"' EXIT
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get -o DPkg::Lock::Timeout=600 update
+apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends $missing
+`;
+
+export const INSTALL_LOCK = '/run/lock/cnb-testenv-install.lock';
 
 /**
  * Makes sure every package is installed: returns at once when they are, otherwise
- * runs `apt-get update` (once per process) and `apt-get install` for the missing ones.
- * Services the packages ship (dockerd, the registry) are kept from starting while
- * installing. Fails naming the missing packages when it cannot install them.
+ * runs `apt-get update` and `apt-get install` for the missing ones. Fails naming
+ * the missing packages when it cannot install them.
  */
 export async function ensurePackages(options: InstallOptions = {}): Promise<InstallResult> {
   const packages = options.packages ?? REQUIRED_PACKAGES;
@@ -83,26 +107,15 @@ export async function ensurePackages(options: InstallOptions = {}): Promise<Inst
   }
   if (!existsSync('/usr/bin/apt-get')) throw new Error(`${what}: apt-get is not available on this machine`);
   options.log?.(`testenv: ${what}`);
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const lockWait = ['-o', 'DPkg::Lock::Timeout=600'];
-  // Keep package maintainer scripts from starting the system's dockerd or registry.
-  const policy = '/usr/sbin/policy-rc.d';
-  const ownPolicy = !existsSync(policy);
-  if (ownPolicy) await writeFile(policy, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
+  const lockDir = dirname(INSTALL_LOCK);
+  await mkdir(lockDir, { recursive: true });
   try {
-    if (!updated) {
-      await run('apt-get', [...lockWait, 'update'], { env }).catch((error: unknown) => {
-        throw new Error(`${what}: apt-get update failed`, { cause: error });
-      });
-      updated = true;
-    }
-    await run('apt-get', [...lockWait, 'install', '-y', '--no-install-recommends', ...missing], { env }).catch(
-      (error: unknown) => {
-        throw new Error(`${what}: apt-get install failed`, { cause: error });
-      },
-    );
-  } finally {
-    if (ownPolicy) await rm(policy, { force: true });
+    await run('flock', ['--wait', '1200', INSTALL_LOCK, 'sh', '-c', INSTALL_SCRIPT, 'sh', ...missing], {
+      display: `apt-get update && apt-get install -y --no-install-recommends ${missing.join(' ')}`,
+      timeoutMs: 30 * 60_000,
+    });
+  } catch (error) {
+    throw new Error(`${what}: apt-get failed`, { cause: error });
   }
   const still = await missingPackages(missing);
   if (still.length > 0) throw new Error(`${what}: still not installed afterwards: ${still.join(' ')}`);
