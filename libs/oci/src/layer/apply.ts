@@ -235,8 +235,15 @@ class ModelView implements View {
         break;
       }
     }
-    return this.real.lookup(rel);
+    // The real directory does not change during the check pass: ask it once per path.
+    let node = this.seen.get(rel);
+    if (!node) {
+      node = await this.real.lookup(rel);
+      this.seen.set(rel, node);
+    }
+    return node;
   }
+  private readonly seen = new Map<string, Node>();
   set(rel: string, node: Node, fresh = false): void {
     this.changes.set(rel, fresh ? { ...node, fresh } : node);
   }
