@@ -6,9 +6,10 @@
  *    the extender does not depend on the restorer). A tag reference is resolved to
  *    a digest first and that resolution is reported as an event.
  */
-import { access, readFile } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  OciLayout,
   RegistryClient,
   parseReference,
   type RegistryClientOptions,
@@ -67,13 +68,6 @@ export function blobPath(layoutDir: string, digest: string): string {
   return join(layoutDir, 'blobs', algorithm, hex);
 }
 
-async function readJsonBlob<T>(layoutDir: string, digest: string): Promise<{ bytes: Buffer; value: T }> {
-  const bytes = await readFile(blobPath(layoutDir, digest));
-  const actual = sha256(bytes);
-  if (actual !== digest) throw new Error(`blob ${digest} in ${layoutDir} has digest ${actual}`);
-  return { bytes, value: JSON.parse(bytes.toString('utf8')) as T };
-}
-
 /** Describe an image from a manifest and its config; layers get file blobs when `layoutDir` has them. */
 async function describe(
   manifest: ImageManifest,
@@ -100,17 +94,37 @@ async function describe(
   return { image, full };
 }
 
-/** Read an image from an OCI layout whose index.json lists `digest` (or its only manifest). */
-export async function readLayoutImage(layoutDir: string, reference: string, digest?: Digest): Promise<{ image: ImageDescription; full: boolean }> {
-  const index = JSON.parse(await readFile(join(layoutDir, 'index.json'), 'utf8')) as ImageIndex;
-  const manifests = index.manifests ?? [];
-  let descriptor: Descriptor | undefined = digest ? manifests.find((m) => m.digest === digest) : manifests[0];
-  if (!descriptor && digest && manifests.length === 1) descriptor = manifests[0];
-  if (!descriptor) throw new Error(`index.json of ${layoutDir} lists no manifest${digest ? ` ${digest}` : ''}`);
-  if (isIndexMediaType(descriptor.mediaType)) throw new Error(`index.json of ${layoutDir} points at an index, not an image manifest`);
-  const { value: manifest } = await readJsonBlob<ImageManifest>(layoutDir, descriptor.digest);
-  const { value: config } = await readJsonBlob<ImageConfig>(layoutDir, manifest.config.digest);
-  return describe(manifest, manifest.mediaType ?? descriptor.mediaType, descriptor.digest, config, reference, layoutDir);
+/**
+ * Read an image from an OCI layout (libs/oci's reader: digests checked) whose
+ * index.json lists `digest`, or its only image. Layers whose blobs are present
+ * get file blob sources.
+ */
+export async function readLayoutImage(layoutDir: string, reference: string, digest?: Digest, platform?: Platform): Promise<{ image: ImageDescription; full: boolean }> {
+  const layout = await OciLayout.open(layoutDir);
+  const listed = digest !== undefined && layout.index.manifests.some((m) => m.digest === digest);
+  const selector = {
+    ...(listed ? { digest } : {}),
+    ...(platform ? { platform } : {}),
+  };
+  const read = await layout.image(selector);
+  const diffIds = read.config.rootfs?.diff_ids ?? [];
+  if (diffIds.length !== read.layers.length) {
+    throw new Error(`manifest ${read.descriptor.digest} has ${read.layers.length} layers but its config lists ${diffIds.length} diff_ids`);
+  }
+  const layers: LayerDescription[] = read.layers.map(({ descriptor, present }, index) => ({
+    descriptor,
+    diffId: diffIds[index]!,
+    ...(present ? { blob: { kind: 'file' as const, path: layout.blobPath(descriptor.digest) } } : {}),
+  }));
+  const image: ImageDescription = {
+    reference,
+    manifestMediaType: read.manifest.mediaType ?? read.descriptor.mediaType,
+    config: read.config,
+    layers,
+    manifestDigest: read.descriptor.digest,
+  };
+  if (read.manifest.annotations) image.annotations = read.manifest.annotations;
+  return { image, full: layers.length > 0 && read.layers.every((l) => l.present) };
 }
 
 /** `<extendDir>/cache/base/<digest>`; the lifecycle names it `sha256:<hex>`. */
@@ -127,7 +141,7 @@ export async function resolveBaseImage(options: ResolveBaseOptions): Promise<Ima
     const dir = baseLayoutDir(extendDir, digest);
     if (await exists(join(dir, 'index.json'))) {
       try {
-        const { image, full } = await readLayoutImage(dir, reference, digest);
+        const { image, full } = await readLayoutImage(dir, reference, digest, options.platform);
         events.emit({ type: 'base-resolved', level: 'info', kind, reference, source: full ? 'layout-full' : 'layout-sparse', manifestDigest: digest, location: dir });
         return image;
       } catch (err) {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MediaType, sha256, type Digest, type ImageConfig, type ImageIndex, type ImageManifest } from '@cnb-extender/oci';
+import { MediaType, OciLayout, sha256, type Digest, type ImageConfig, type ImageIndex, type ImageManifest } from '@cnb-extender/oci';
 import { extend, type ExtendResult } from './extend.ts';
 import { FakeBackend } from './testing/fake-backend.ts';
 import { readLayerFiles } from './testing/tar.ts';
@@ -85,6 +85,24 @@ describe('run-kind output as consumers read it', () => {
     expect(config.config?.Labels?.['io.buildpacks.rebasable']).toBe('false');
     expect(config.created).toBe('0001-01-01T00:00:00Z');
     expect(result.image.manifestDigest).toBe(index.manifests[0]!.digest);
+  });
+
+  it("reads back with libs/oci's layout reader: the only image, new layers present, base layers absent", async () => {
+    const { ws, result } = await extendRun();
+    const fixture = testEnv().fixtures.run;
+    const [entry, ...others] = await readdir(join(ws.extendedDir, 'run'));
+    expect(others).toEqual([]);
+    const layout = await OciLayout.open(join(ws.extendedDir, 'run', entry!), { strictSizes: true });
+    expect(layout.index.manifests).toHaveLength(1);
+    const image = await layout.image();
+    expect(image.descriptor.digest).toBe(entry);
+    const baseManifest = await readJson<ImageManifest>(join(fixture.layoutDir, 'blobs', 'sha256', fixture.manifestDigest.slice(7)));
+    expect(image.layers.map((l) => l.present)).toEqual(image.layers.map((_, i) => i >= baseManifest.layers.length));
+    expect(image.config.rootfs.diff_ids).toEqual(result.image.layers.map((l) => l.diffId));
+    expect(image.config.rootfs.diff_ids.slice(0, baseManifest.layers.length)).toEqual(
+      (await readJson<ImageConfig>(join(fixture.layoutDir, 'blobs', 'sha256', baseManifest.config.digest.slice(7)))).rootfs.diff_ids,
+    );
+    for (const layer of image.layers.filter((l) => l.present)) expect((await layout.readBlob(layer.descriptor)).length).toBe(layer.descriptor.size);
   });
 
   it('is a valid image for umoci and skopeo once the base blobs are copied alongside (scratch copy)', async () => {
