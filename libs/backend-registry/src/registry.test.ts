@@ -1,0 +1,144 @@
+import { access } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { FakeBackend } from '@cnb-extender/extender-core/testing';
+import { EXIT_CODES, exitCodeOf, renderError } from '@cnb-extender/platform';
+import { describe, expect, it } from 'vitest';
+import { BACKENDS, BackendSelectionError, DEFAULT_BACKEND_ID, backendIds, loadBackend, type BackendRegistration, type BackendRegistry } from './index.ts';
+
+const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** The entry file a workspace backend package declares, if the package is in this repository. */
+function workspaceEntry(id: string): string {
+  return `${repoRoot}libs/backend-${id}/src/index.ts`;
+}
+
+async function rejection(promise: Promise<unknown>): Promise<BackendSelectionError> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(BackendSelectionError);
+  return err as BackendSelectionError;
+}
+
+function registryWith(load: () => Promise<unknown>, id = 'test'): BackendRegistry {
+  const registration: BackendRegistration = { id, packageName: `@example/backend-${id}`, description: 'test backend', load };
+  return new Map([[id, registration]]);
+}
+
+describe('backend registry', () => {
+  it('lists inplace (the default), buildah, docker and buildkit', () => {
+    expect(backendIds()).toEqual(['inplace', 'buildah', 'docker', 'buildkit']);
+    expect(DEFAULT_BACKEND_ID).toBe('inplace');
+  });
+
+  // Conformance: every registered id, whatever the state of its package.
+  describe.each(backendIds())('registered backend %s', (id) => {
+    const registration = BACKENDS.get(id)!;
+
+    it('is registered under its own id, by its package name, with a description', () => {
+      expect(registration.id).toBe(id);
+      expect(registration.packageName).toBe(`@cnb-extender/backend-${id}`);
+      expect(registration.description.length).toBeGreaterThan(10);
+    });
+
+    it('loads a conforming backend when its package provides one, else fails with exit 3 naming what is missing', async () => {
+      if (await exists(workspaceEntry(id))) {
+        const backend = await loadBackend(id, { env: {} });
+        expect(backend.id).toBe(id);
+        expect(backend.capabilities.kinds.length).toBeGreaterThan(0);
+        expect(typeof backend.apply).toBe('function');
+        expect(typeof backend.cleanup).toBe('function');
+        return;
+      }
+      const err = await rejection(loadBackend(id));
+      expect(err.backendId).toBe(id);
+      expect(err.reason).toBe('unavailable');
+      expect(exitCodeOf(err)).toBe(EXIT_CODES.invalidArgs);
+      expect(err.message).toMatch(new RegExp(`^failed to select backend: backend ${id} is not available in this build \\(`));
+      if (await exists(`${repoRoot}libs/backend-${id}/package.json`)) {
+        // the package is in the workspace but has no entry point yet: name the missing file
+        expect(err.message).toContain(`loading @cnb-extender/backend-${id}`);
+        // Node names the missing file; vitest's resolver says the package has no usable entry
+        expect(err.message).toMatch(new RegExp(`backend-${id}/src/index\\.ts|entry for package "@cnb-extender/backend-${id}"`));
+      } else {
+        expect(err.message).toContain(`package @cnb-extender/backend-${id} is not included`);
+      }
+      expect(renderError(err)).toBe(`ERROR: ${err.message}\n`);
+    });
+  });
+
+  describe('#loadBackend', () => {
+    it('rejects an unknown id with exit 3 and the known ids', async () => {
+      const err = await rejection(loadBackend('kaniko'));
+      expect(err.reason).toBe('unknown');
+      expect(err.code).toBe(3);
+      expect(err.message).toBe('failed to select backend: unknown backend "kaniko" (known backends: inplace, buildah, docker, buildkit)');
+    });
+
+    it('creates the backend with a createBackend() factory and hands it the environment', async () => {
+      let seen: Readonly<Record<string, string | undefined>> | undefined;
+      const registry = registryWith(async () => ({
+        createBackend: (options: { env: Readonly<Record<string, string | undefined>> }) => {
+          seen = options.env;
+          return new FakeBackend({ id: 'test' });
+        },
+      }));
+      const backend = await loadBackend('test', { registry, env: { DOCKER_HOST: 'unix:///x.sock' } });
+      expect(backend).toBeInstanceOf(FakeBackend);
+      expect(seen).toEqual({ DOCKER_HOST: 'unix:///x.sock' });
+    });
+
+    it('accepts a default export that is a backend object, or a backend export', async () => {
+      expect((await loadBackend('test', { registry: registryWith(async () => ({ default: new FakeBackend({ id: 'test' }) })) })).id).toBe('test');
+      expect((await loadBackend('test', { registry: registryWith(async () => ({ backend: new FakeBackend({ id: 'test' }) })) })).id).toBe('test');
+    });
+
+    it('names the exports of a package that provides no backend', async () => {
+      const err = await rejection(loadBackend('test', { registry: registryWith(async () => ({ snapshot: () => 1, Executor: class {} })) }));
+      expect(err.reason).toBe('invalid');
+      expect(err.message).toBe(
+        'failed to select backend: backend test is not available in this build (package @example/backend-test does not export createBackend() or a backend object; exports: Executor, snapshot)',
+      );
+    });
+
+    it('rejects a factory result that is not a backend', async () => {
+      const err = await rejection(loadBackend('test', { registry: registryWith(async () => ({ createBackend: () => ({ id: 'test' }) })) }));
+      expect(err.message).toContain('provided something that is not a backend (it needs id, capabilities, apply() and cleanup())');
+    });
+
+    it('reports a factory that throws as a failure to create the backend', async () => {
+      const err = await rejection(
+        loadBackend('test', {
+          registry: registryWith(async () => ({
+            createBackend: () => {
+              throw new Error('DOCKER_HOST is not a socket');
+            },
+          })),
+        }),
+      );
+      expect(err.message).toBe('failed to select backend: creating backend test from @example/backend-test: DOCKER_HOST is not a socket');
+      expect(err.code).toBe(3);
+    });
+
+    it('tells a missing package apart from a package that fails to load', async () => {
+      const missing = await rejection(loadBackend('test', { registry: registryWith(() => import('@example/backend-test' as string)) }));
+      expect(missing.message).toBe('failed to select backend: backend test is not available in this build (package @example/backend-test is not included)');
+      const broken = await rejection(
+        loadBackend('test', {
+          registry: registryWith(async () => {
+            throw new SyntaxError('Unexpected token');
+          }),
+        }),
+      );
+      expect(broken.message).toBe('failed to select backend: backend test is not available in this build (loading @example/backend-test: Unexpected token)');
+    });
+  });
+});
