@@ -96,7 +96,8 @@ describe('extend', () => {
       const err = await extend({ kind: 'build', inputs: ws.inputs, backend: new FakeBackend() }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ExtenderError);
       expect((err as ExtenderError).code).toBe('EXTEND_CONFIG_INVALID');
-      expect((err as ExtenderError).message).toContain('reserved name build_id');
+      expect((err as ExtenderError).message).toContain('arg with name "build_id" is not allowed');
+      expect((err as ExtenderError).message).toContain(join(ws.generatedDir, 'A', 'extend-config.toml'));
     });
   });
 

@@ -44,7 +44,7 @@ describe('input errors (exit codes as the lifecycle, messages naming the file)',
     expect(err.code).toBe('ANALYZED_INVALID');
     expect(err.exitCode).toBe(1);
     expect(err.path).toBe(ws.inputs.analyzedPath);
-    expect(err.message).toContain(`failed to extend run image: initializing extender: parsing analyzed metadata ${ws.inputs.analyzedPath}: `);
+    expect(err.message).toContain(`failed to extend run image: initializing extender: parsing analyzed file ${ws.inputs.analyzedPath}: `);
   });
 
   it('analyzed.toml without the reference for the kind → exit 1, names analyzed.toml', async () => {
@@ -59,7 +59,7 @@ describe('input errors (exit codes as the lifecycle, messages naming the file)',
     const err = await failure(ws);
     expect(err.code).toBe('GROUP_INVALID');
     expect(err.exitCode).toBe(1);
-    expect(err.message).toContain(`parsing group ${ws.inputs.groupPath}`);
+    expect(err.message).toContain(`parsing group file ${ws.inputs.groupPath}`);
   });
 
   it('malformed extend-config.toml → exit 102, names the file', async () => {
