@@ -1,0 +1,92 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MemorySink, readLayoutImage, type ImageDescription } from '@cnb-extender/extender-core';
+import { readLayerFiles, readLayerPaths, runBackendContract } from '@cnb-extender/extender-core/testing';
+import { writeLayer, type Digest } from '@cnb-extender/oci';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { createInplaceBackend } from './backend.ts';
+import { removeTree } from './test/support.ts';
+
+const scratch = mkdtempSync(join(tmpdir(), 'inplace-backend-test-'));
+afterAll(() => removeTree(scratch));
+
+async function runFixture(): Promise<ImageDescription> {
+  const f = inject('testenv').fixtures.run;
+  return (await readLayoutImage(f.layoutDir, f.registryRef, f.manifestDigest as Digest)).image;
+}
+
+/**
+ * The contract's Dockerfiles write into /contract as the image's user (1000),
+ * which a real build can only do when the directory exists and is writable: the
+ * base is the fixture run image plus one layer holding /contract (1000:1000).
+ */
+let contractBase: Promise<ImageDescription> | undefined;
+function baseWithContractDir(): Promise<ImageDescription> {
+  contractBase ??= (async () => {
+    const base = await runFixture();
+    const path = join(scratch, 'contract-dir.tar.gz');
+    const layer = await writeLayer([{ path: 'contract', type: 'directory', mode: 0o755, uid: 1000, gid: 1000 }], path);
+    return {
+      ...base,
+      config: { ...base.config, rootfs: { type: 'layers', diff_ids: [...base.config.rootfs.diff_ids, layer.diffId] }, history: [...(base.config.history ?? []), { created_by: 'test: /contract' }] },
+      layers: [...base.layers, { descriptor: layer.descriptor, diffId: layer.diffId, blob: { kind: 'file', path } }],
+    };
+  })();
+  return contractBase;
+}
+
+runBackendContract(() => createInplaceBackend({ root: 'unpack', network: false }), { name: 'backend contract: inplace (unpacked root)', baseImage: baseWithContractDir });
+
+describe('inplace backend on the fixture run image', () => {
+  it('writes one layer per filesystem-changing instruction with whiteouts, and the config of the others', async () => {
+    const backend = createInplaceBackend({ root: 'unpack', network: false });
+    const base = await runFixture();
+    const workDir = mkdtempSync(join(scratch, 'work-'));
+    const context = mkdtempSync(join(scratch, 'ctx-'));
+    const events = new MemorySink();
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(join(context, 'run-file'), 'from context\n');
+    const content = [
+      'ARG base_image',
+      'FROM ${base_image}',
+      'USER root',
+      'RUN rm /etc/cnb-fixture && mkdir -p /opt/tool && echo v1 > /opt/tool/version',
+      'ENV TOOL_HOME=/opt/tool',
+      'COPY --chown=1000:1000 run-file /opt/tool/',
+      'WORKDIR /opt/tool/work',
+      'RUN echo "$TOOL_HOME $(pwd)" > /opt/tool/where && echo ignored > /workspace/x',
+      'RUN true',
+      'LABEL io.buildpacks.rebasable=true',
+      'USER 1000:1000',
+      '',
+    ].join('\n');
+    const result = await backend.apply(
+      { extensionId: 'test/ext', kind: 'run', path: join(context, 'run.Dockerfile'), content, args: [{ name: 'base_image', value: base.reference ?? 'x' }], contextDir: context },
+      base,
+      { buildContext: context, ignorePaths: ['/workspace', workDir], cacheTtlMs: 0, extendDir: scratch },
+      { signal: new AbortController().signal, events, workDir },
+    );
+    const added = result.layers.slice(base.layers.length);
+    expect(result.config.history?.slice(-added.length).map((h) => h.created_by)).toEqual([
+      'RUN rm /etc/cnb-fixture && mkdir -p /opt/tool && echo v1 > /opt/tool/version',
+      'COPY --chown=1000:1000 run-file /opt/tool/',
+      'WORKDIR /opt/tool/work',
+      'RUN echo "$TOOL_HOME $(pwd)" > /opt/tool/where && echo ignored > /workspace/x',
+    ]);
+    expect(result.config.rootfs.diff_ids).toEqual(result.layers.map((l) => l.diffId));
+    const [first, copy, , last] = added;
+    expect(await readLayerPaths(first!.blob!)).toEqual(expect.arrayContaining(['etc/.wh.cnb-fixture', 'opt/tool/version']));
+    expect((await readLayerFiles(copy!.blob!)).get('opt/tool/run-file')?.toString()).toBe('from context\n');
+    const lastFiles = await readLayerFiles(last!.blob!);
+    expect(lastFiles.get('opt/tool/where')?.toString()).toBe('/opt/tool /opt/tool/work\n');
+    expect([...lastFiles.keys()].some((p) => p.startsWith('workspace'))).toBe(false);
+    expect(result.config.config).toMatchObject({ User: '1000:1000', WorkingDir: '/opt/tool/work', Labels: expect.objectContaining({ 'io.buildpacks.rebasable': 'true' }) });
+    expect(result.config.config?.Env).toContain('TOOL_HOME=/opt/tool');
+    expect(events.ofType('layer-written')).toHaveLength(4);
+    await backend.cleanup({ signal: new AbortController().signal, events, workDir });
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(workDir);
+    const { readdirSync } = await import('node:fs');
+    expect(readdirSync(workDir)).toEqual([]);
+  });
+});

@@ -1,0 +1,140 @@
+/**
+ * The in-place backend: applies a Dockerfile by executing it against a root
+ * filesystem (the running container's `/` in production), snapshotting after
+ * every instruction that may change files and writing one layer per change.
+ */
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BackendInstructionError, type ApplyOptions, type BackendContext, type BlobSource, type DockerfileSpec, type ExtenderBackend, type ImageDescription, type LayerDescription } from '@cnb-extender/extender-core';
+import { applyLayer, familyOf, writeLayer, type HistoryEntry, type LayerCompression, type LayerSource } from '@cnb-extender/oci';
+import { createBuildState, executeInstruction, InstructionError } from './execute/executor.ts';
+import { PlanError, planDockerfile } from './plan.ts';
+import { diffSnapshots, takeSnapshot, type Snapshot } from './snapshot/index.ts';
+
+export interface InplaceBackendOptions {
+  /**
+   * Root filesystem the Dockerfiles run against: `/` (default) is the running
+   * container, which must already be the base image; `'unpack'` unpacks the
+   * base image's layers into the work directory first (tests, or a run image
+   * extended outside its own container); any other path is a directory that
+   * already holds the base image.
+   */
+  root?: string;
+  /** RUN gets the network (default true, as kaniko; `RUN --network=none` still runs without). */
+  network?: boolean;
+  /** ADD may fetch URLs (default false). */
+  allowRemote?: boolean;
+  /** Layer compression (default gzip). */
+  compression?: LayerCompression;
+}
+
+function layerSource(blob: BlobSource): LayerSource {
+  if (blob.kind === 'file') return blob.path;
+  return () =>
+    (async function* () {
+      for await (const chunk of await blob.open()) yield chunk as Uint8Array;
+    })();
+}
+
+export function createInplaceBackend(options: InplaceBackendOptions = {}): ExtenderBackend {
+  const rootOption = options.root ?? '/';
+  const created: string[] = [];
+  return {
+    id: 'inplace',
+    capabilities: {
+      inPlace: rootOption === '/',
+      kinds: ['build', 'run'],
+      cache: false,
+      privileges: { root: true, capabilities: ['SYS_ADMIN', 'SYS_CHROOT', 'SETFCAP'], container: rootOption === '/' },
+    },
+
+    async apply(dockerfile: DockerfileSpec, base: ImageDescription, applyOptions: ApplyOptions, context: BackendContext): Promise<ImageDescription> {
+      const { signal, events } = context;
+      signal.throwIfAborted();
+      const work = await mkdtemp(join(context.workDir, 'inplace-'));
+      created.push(work);
+      let root = rootOption;
+      if (rootOption === 'unpack') {
+        root = join(work, 'rootfs');
+        await mkdir(root);
+        await chmod(root, 0o755);
+        for (const [i, layer] of base.layers.entries()) {
+          signal.throwIfAborted();
+          if (!layer.blob) throw new Error(`unpacking base layer ${i} (${layer.descriptor.digest}) into ${root}: the base image description has no blob for it`);
+          await applyLayer(root, layerSource(layer.blob), { absolutePaths: 'root' });
+        }
+      }
+
+      const buildArgs = new Map(dockerfile.args.map((a) => [a.name, a.value]));
+      let plan;
+      try {
+        plan = planDockerfile(dockerfile.content, buildArgs, dockerfile.path);
+      } catch (error) {
+        if (error instanceof PlanError && error.instruction !== undefined) {
+          throw new BackendInstructionError(error.instruction, error.message, { cause: error, ...(error.line === undefined ? {} : { line: error.line }) });
+        }
+        throw error;
+      }
+      const expectedBase = buildArgs.get('base_image');
+      if (expectedBase !== undefined && plan.from !== expectedBase) {
+        throw new Error(`applying ${dockerfile.path}: FROM ${plan.from} switches the base image, which the in-place backend cannot do (it extends ${expectedBase})`);
+      }
+
+      const state = createBuildState(base.config.config ?? {}, dockerfile.args);
+      const snapshotOptions = { ignorePaths: applyOptions.ignorePaths, signal };
+      let previous: Snapshot = takeSnapshot(root, snapshotOptions);
+      const newLayers: LayerDescription[] = [];
+      const history: HistoryEntry[] = [];
+      const family = familyOf(base.manifestMediaType);
+      const compression = options.compression ?? 'gzip';
+
+      for (const [index, { instruction, line }] of plan.instructions.entries()) {
+        const text = instruction.original;
+        events.emit({ type: 'instruction-started', level: 'info', extensionId: dockerfile.extensionId, instruction: text, index });
+        let step;
+        try {
+          step = await executeInstruction(state, instruction, {
+            root,
+            contextDir: applyOptions.buildContext,
+            network: options.network ?? true,
+            allowRemote: options.allowRemote ?? false,
+            signal,
+            onOutput: (_stream, chunk) => {
+              for (const l of chunk.toString('utf8').split('\n')) if (l !== '') events.emit({ type: 'debug', level: 'info', message: l });
+            },
+          });
+        } catch (error) {
+          if (signal.aborted) throw signal.reason;
+          if (error instanceof InstructionError) throw new BackendInstructionError(text, error.message, { cause: error, line });
+          throw error;
+        }
+        if (step.changesFilesystem) {
+          const next = takeSnapshot(root, snapshotOptions);
+          const changes = diffSnapshots(previous, next);
+          previous = next;
+          if (changes.entries.length > 0) {
+            const path = join(work, `layer-${newLayers.length + 1}.tar${compression === 'gzip' ? '.gz' : compression === 'zstd' ? '.zst' : ''}`);
+            const written = await writeLayer(changes.entries, path, { compression, family, signal });
+            newLayers.push({ descriptor: written.descriptor, diffId: written.diffId, blob: { kind: 'file', path } });
+            history.push({ created_by: text });
+            events.emit({ type: 'layer-written', level: 'info', extensionId: dockerfile.extensionId, instruction: text, digest: written.digest, diffId: written.diffId, size: written.size });
+          }
+        }
+        events.emit({ type: 'instruction-finished', level: 'debug', extensionId: dockerfile.extensionId, instruction: text, index });
+      }
+
+      const config = {
+        ...base.config,
+        config: state.config,
+        ...(state.author === undefined ? {} : { author: state.author }),
+        rootfs: { type: 'layers' as const, diff_ids: [...base.config.rootfs.diff_ids, ...newLayers.map((l) => l.diffId)] },
+        history: [...(base.config.history ?? []), ...history],
+      };
+      return { ...base, config, layers: [...base.layers, ...newLayers] };
+    },
+
+    async cleanup(): Promise<void> {
+      for (const dir of created.splice(0)) await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+    },
+  };
+}

@@ -1,0 +1,5 @@
+export { createInplaceBackend, type InplaceBackendOptions } from './backend.ts';
+export { planDockerfile, PlanError, type Plan, type PlannedInstruction } from './plan.ts';
+export * from './execute/index.ts';
+export * from './snapshot/index.ts';
+export { createWorkArea, withWorkArea, WorkAreaError, type WorkArea, type WorkAreaOptions } from './workdir.ts';
