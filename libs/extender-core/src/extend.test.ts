@@ -314,6 +314,21 @@ describe('extend', () => {
     });
   });
 
+  describe('concurrency', () => {
+    it('build and run extension at the same time on one extend dir use separate work directories and leave only cache/', async () => {
+      const ws = await workspace({ extensions: [{ id: 'A', build: `${header}RUN echo b > /b\n`, run: `${header}RUN echo r > /r\n` }] });
+      const build = new FakeBackend({ instructionDelayMs: 5 });
+      const runBackend = new FakeBackend({ instructionDelayMs: 5 });
+      const [b, r] = await Promise.all([
+        extend({ kind: 'build', inputs: ws.inputs, backend: build }),
+        extend({ kind: 'run', inputs: ws.inputs, backend: runBackend }),
+      ]);
+      expect(b.workDir).not.toBe(r.workDir);
+      expect(await readdir(ws.extendDir)).toEqual(['cache']);
+      expect(await readdir(join(ws.extendedDir, 'run'))).toHaveLength(1);
+    });
+  });
+
   describe('build kind hand-off', () => {
     it('returns the extended Env (values may contain "=") and User for the build phase, and writes no run output', async () => {
       const ws = await workspace({

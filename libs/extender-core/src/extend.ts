@@ -185,9 +185,16 @@ async function run(
   const extendDir = inputs.extendDir ?? DEFAULT_EXTEND_DIR;
   const workRoot = inputs.workRoot ?? join(extendDir, 'work');
   const workDir = join(workRoot, `${kind}-${process.pid}-${randomBytes(6).toString('hex')}`);
-  await mkdir(workDir, { recursive: true }).catch((err: unknown) => {
-    throw new ExtenderError('INVALID_INPUT', `creating work directory ${workDir}: ${messageOf(err)}`, { cause: err, path: workDir });
-  });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await mkdir(workDir, { recursive: true });
+      break;
+    } catch (err) {
+      // A concurrent extender (pack runs build and run at once) may remove an empty work root.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 3) continue;
+      throw new ExtenderError('INVALID_INPUT', `creating work directory ${workDir}: ${messageOf(err)}`, { cause: err, path: workDir });
+    }
+  }
   const context: BackendContext = { signal, events, workDir };
   events.emit({ type: 'extend-started', level: 'info', kind, backend: backend.id, reference });
 
