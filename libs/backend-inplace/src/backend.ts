@@ -81,7 +81,8 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
       }
 
       const state = createBuildState(base.config.config ?? {}, dockerfile.args);
-      const snapshotOptions = { ignorePaths: applyOptions.ignorePaths, signal };
+      // The extend dir (cache and work areas) is never part of an image either.
+      const snapshotOptions = { ignorePaths: [...applyOptions.ignorePaths, applyOptions.extendDir], signal };
       let previous: Snapshot = takeSnapshot(root, snapshotOptions);
       const newLayers: LayerDescription[] = [];
       const history: HistoryEntry[] = [];

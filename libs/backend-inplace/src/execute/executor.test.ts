@@ -57,10 +57,12 @@ describe('RUN (chrooted into an unpacked fixture image)', () => {
 
   it('fails with the command and its exit code', async () => {
     const { state, opts } = setup();
-    const error = await executeInstruction(state, run('exit 7'), opts).catch((e: unknown) => e);
+    const error = await executeInstruction(state, run('echo something went wrong >&2; exit 7'), opts).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InstructionError);
     expect((error as InstructionError).exitCode).toBe(7);
-    expect((error as Error).message).toMatch(/RUN exit 7: running \["\/bin\/sh","-c","exit 7"\] as 1000:1000 in \/: exit code 7/);
+    expect((error as InstructionError).instruction).toBe('RUN echo something went wrong >&2; exit 7');
+    expect((error as Error).message).toContain('RUN echo something went wrong >&2; exit 7: running ["/bin/sh","-c","echo something went wrong >&2; exit 7"] as 1000:1000 in /: exit code 7');
+    expect((error as Error).message).toContain('something went wrong');
   });
 
   it('has /proc of its own pid namespace, /dev, no network, and leaves nothing mounted or created', async () => {
@@ -73,6 +75,18 @@ describe('RUN (chrooted into an unpacked fixture image)', () => {
     expect(existsSync(join(root, 'proc'))).toBe(false);
     expect(existsSync(join(root, 'dev'))).toBe(false);
     expect(readFileSync(join(root, 'tmp/t'), 'utf8')).toBe('x\n');
+  });
+
+  it('gets loopback only without the network, the host network and resolver when allowed', async () => {
+    const { state, opts, out, root } = setup();
+    await executeInstruction(state, run('echo "lo:$(ip addr show lo | grep -c 127.0.0.1) links:$(grep -c : /proc/net/dev)"'), opts);
+    expect(out()).toContain('lo:1 links:1');
+    writeFileSync(join(root, 'etc/resolv.conf'), 'nameserver 192.0.2.1\n');
+    await executeInstruction(state, run('echo "links:$(grep -c : /proc/net/dev)"; cat /etc/resolv.conf'), { ...opts, network: true });
+    expect(out()).toMatch(/links:([2-9]|\d\d)/);
+    expect(out()).toContain(readFileSync('/etc/resolv.conf', 'utf8'));
+    // the image's own file is untouched afterwards
+    expect(readFileSync(join(root, 'etc/resolv.conf'), 'utf8')).toBe('nameserver 192.0.2.1\n');
   });
 
   it('kills the whole process group on abort and leaves no mounts', async () => {
@@ -111,6 +125,16 @@ describe('RUN (chrooted into an unpacked fixture image)', () => {
     expect(set.entries.find((e) => e.path === 'root/b')?.inode).toBe(set.entries.find((e) => e.path === 'root/a')?.inode);
     expect(set.modified).toContain('etc/passwd');
     expect(set.entries.filter((e) => e.path.startsWith('workspace') || e.path.startsWith('proc') || e.path.startsWith('dev'))).toEqual([]);
+  });
+});
+
+describe('RUN in place (root /)', () => {
+  it('runs as the user with supplementary groups in the working directory, changing nothing', async () => {
+    const { runProcess } = await import('./run.ts');
+    let out = '';
+    const r = await runProcess({ root: '/', argv: ['/bin/sh', '-c', 'id -u; id -G; pwd; echo "$ONLY"'], env: ['PATH=/usr/bin:/bin', 'ONLY=this'], user: { uid: 65534, gid: 65534, groups: [65534, 100], home: '/' }, cwd: '/tmp', network: true, onOutput: (_s, c) => (out += c.toString()) });
+    expect(r.exitCode).toBe(0);
+    expect(out).toBe('65534\n65534 100\n/tmp\nthis\n');
   });
 });
 

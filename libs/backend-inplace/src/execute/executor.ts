@@ -229,12 +229,16 @@ export function runEnv(state: BuildState, home: string): string[] {
   return [...env].map(([k, v]) => `${k}=${v}`);
 }
 
+const STDERR_TAIL = 1024;
+
 async function run(state: BuildState, ins: RunInstruction, options: ExecuteOptions): Promise<void> {
   const user = resolveUser(options.root, state.config.User ?? '');
   const cwd = state.config.WorkingDir || '/';
   ensureDir(options.root, cwd, () => ({ uid: 0, gid: 0 }));
   const argv = shellWords(state, ins.form, ins.command);
   const network = (options.network ?? false) && ins.network !== 'none';
+  // The end of stderr goes into the error message: what the command said before it failed.
+  let stderrTail = '';
   const result = await runProcess({
     root: options.root,
     argv,
@@ -243,10 +247,14 @@ async function run(state: BuildState, ins: RunInstruction, options: ExecuteOptio
     cwd,
     network,
     ...(options.signal ? { signal: options.signal } : {}),
-    ...(options.onOutput ? { onOutput: options.onOutput } : {}),
+    onOutput: (stream, chunk) => {
+      if (stream === 'stderr') stderrTail = (stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL);
+      options.onOutput?.(stream, chunk);
+    },
   });
   if (result.exitCode !== 0) {
-    throw new RunError(`running ${JSON.stringify(argv)} as ${user.uid}:${user.gid} in ${cwd}: exit code ${result.exitCode}`, result.exitCode);
+    const said = stderrTail.trim() === '' ? '' : ` (stderr ends: ${JSON.stringify(stderrTail.trim().split('\n').slice(-3).join('\n'))})`;
+    throw new RunError(`running ${JSON.stringify(argv)} as ${user.uid}:${user.gid} in ${cwd}: exit code ${result.exitCode}${said}`, result.exitCode);
   }
 }
 

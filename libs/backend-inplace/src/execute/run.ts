@@ -53,11 +53,13 @@ function hostTool(name: string): string {
  * What sets up the container-like view inside the private mount namespace:
  * /proc of the new pid namespace, a tmpfs /dev with the usual device nodes
  * bound from the host, /dev/pts, /dev/shm, read-only /sys when the image has
- * the directory. The namespace (and every mount in it) goes away with its
+ * the directory; loopback up in a network namespace of its own, or the host's
+ * resolv.conf and hosts bound read-only over the image's when the RUN has the
+ * network (those paths are never snapshotted). The namespace (and every mount in it) goes away with its
  * last process, so nothing stays mounted afterwards.
  */
 const SETUP = `set -e
-root=$1; shift
+root=$1; net=$2; shift 2
 mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
 mount -t tmpfs -o nosuid,mode=0755,size=65536k tmpfs "$root/dev"
 for d in null zero full random urandom tty; do : > "$root/dev/$d"; mount --bind "/dev/$d" "$root/dev/$d"; done
@@ -67,6 +69,12 @@ ln -s pts/ptmx "$root/dev/ptmx"
 mount -t tmpfs -o nosuid,nodev,noexec,mode=1777,size=65536k shm "$root/dev/shm"
 ln -s /proc/self/fd "$root/dev/fd"; ln -s /proc/self/fd/0 "$root/dev/stdin"; ln -s /proc/self/fd/1 "$root/dev/stdout"; ln -s /proc/self/fd/2 "$root/dev/stderr"
 if [ -d "$root/sys" ] && [ ! -L "$root/sys" ]; then mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$root/sys" || true; fi
+if [ "$net" = none ]; then ip link set lo up 2>/dev/null || true; fi
+if [ "$net" = host ]; then
+  for f in resolv.conf hosts; do
+    if [ -f "/etc/$f" ] && [ -f "$root/etc/$f" ] && [ ! -L "$root/etc/$f" ]; then mount --bind -o ro "/etc/$f" "$root/etc/$f" || true; fi
+  done
+fi
 exec "$@"
 `;
 
@@ -139,6 +147,7 @@ export async function runProcess(spec: RunSpec): Promise<RunResult> {
       SETUP,
       'setup',
       spec.root,
+      spec.network ? 'host' : 'none',
       ...final,
     ];
   }
