@@ -1,0 +1,193 @@
+/**
+ * The extend command shared by `extender` and `lifecycle`: argv + env → inputs
+ * (libs/platform) → backend (backend registry) → `extend()` (extender-core) → rendered
+ * events → exit code. It never prints outside the writers it is given and never exits.
+ */
+import { extend, ExtenderError, type ExtenderBackend, type ExtendInputs } from '@cnb-extender/extender-core';
+import { BACKENDS, loadBackend, type BackendRegistry } from '@cnb-extender/backend-registry';
+import {
+  ApiVersion,
+  ENV,
+  EXIT_CODES,
+  EXTEND_PLATFORM_APIS,
+  LifecycleError,
+  deprecationMessages,
+  exitCodeOf,
+  extenderUsage,
+  parseDeprecationMode,
+  parseExtenderCommandLine,
+  renderError,
+  type ExtenderInputs,
+} from '@cnb-extender/platform';
+import { builtInSchedule } from './deprecation/builtin.ts';
+import { deprecationModeFrom, evaluateDeprecation, type DeprecationSchedule, type SurfaceId } from './deprecation/schedule.ts';
+import { Renderer, type Writer } from './render.ts';
+
+/** How the command was reached; only the lifecycle's entry points are deprecated. */
+export type ExtendEntry = 'extender' | 'lifecycle-symlink' | 'lifecycle-subcommand';
+
+export interface ExtendCommandOptions {
+  /** Arguments after the program name (and after `extend` for `lifecycle extend`). */
+  argv: readonly string[];
+  env: Readonly<Record<string, string | undefined>>;
+  stdout: Writer;
+  stderr: Writer;
+  /** The CLI's own version (semver), printed by `-version` and compared with the schedule. */
+  version: string;
+  /** Name in the usage text. */
+  programName?: string;
+  entry?: ExtendEntry;
+  /** Aborts the run (the apps connect SIGINT/SIGTERM). */
+  signal?: AbortSignal;
+  cwd?: string;
+  /** Default: the built-in registry. */
+  backends?: BackendRegistry;
+  /** Default: the schedule this build carries. */
+  schedule?: DeprecationSchedule;
+}
+
+/** Exit code when a signal aborted the run: 128 + the signal number, as shells report it. */
+export function exitCodeForSignal(signal: string): number {
+  return signal === 'SIGINT' ? 130 : signal === 'SIGTERM' ? 143 : signal === 'SIGHUP' ? 129 : EXIT_CODES.extendError;
+}
+
+/** Flags that end the command before any input is needed (they work without CNB_PLATFORM_API). */
+function earlyAction(argv: readonly string[]): 'version' | 'help' | undefined {
+  for (const arg of argv) {
+    if (arg === '--') return undefined;
+    if (!arg.startsWith('-')) return undefined; // Go stops at the first positional argument
+    const name = arg.replace(/^--?/, '').split('=')[0];
+    if (name === 'version' && !/=(false|0|f|F|FALSE|False)$/.test(arg)) return 'version';
+    if (name === 'h' || name === 'help') return 'help';
+  }
+  return undefined;
+}
+
+function usagePlatformApi(env: Readonly<Record<string, string | undefined>>): ApiVersion {
+  const requested = ApiVersion.tryParse(env[ENV.platformApi] ?? '');
+  return requested && EXTEND_PLATFORM_APIS.isSupported(requested) ? requested : EXTEND_PLATFORM_APIS.latest();
+}
+
+function toCoreInputs(inputs: ExtenderInputs, env: Readonly<Record<string, string | undefined>>): ExtendInputs {
+  return {
+    platformApi: env[ENV.platformApi] ?? '',
+    analyzedPath: inputs.analyzedPath,
+    groupPath: inputs.groupPath,
+    generatedDir: inputs.generatedDir,
+    appDir: inputs.appDir,
+    layersDir: inputs.layersDir,
+    platformDir: inputs.platformDir,
+    extendedDir: inputs.extendedDir,
+    extendDir: inputs.extendDir,
+    cacheTtlMs: inputs.extendCacheTtl,
+    deprecationMode: parseDeprecationMode(env[ENV.deprecationMode]),
+  };
+}
+
+/**
+ * Run the extend command. Resolves to the exit code; every error is rendered to `stderr`
+ * in the lifecycle's format (`ERROR: failed to <action>: <cause>`).
+ */
+export async function runExtendCommand(options: ExtendCommandOptions): Promise<number> {
+  const { env, stdout, stderr } = options;
+  const programName = options.programName ?? 'extender';
+  const early = earlyAction(options.argv);
+  if (early === 'version') {
+    stdout.write(`${options.version}\n`);
+    return EXIT_CODES.success;
+  }
+  if (early === 'help') {
+    stderr.write(extenderUsage(usagePlatformApi(env), programName));
+    return EXIT_CODES.success;
+  }
+
+  let renderer: Renderer | undefined;
+  try {
+    const invocation = parseExtenderCommandLine(options.argv, { env, programName, ...(options.cwd ? { cwd: options.cwd } : {}) });
+    if (invocation.action === 'help') {
+      stderr.write(invocation.usage);
+      return EXIT_CODES.success;
+    }
+    if (invocation.action === 'version') {
+      stdout.write(`${options.version}\n`);
+      return EXIT_CODES.success;
+    }
+    const { inputs } = invocation;
+    const color = !inputs.noColor && stdout.isTTY === true;
+    const log = new Renderer({
+      stdout,
+      stderr,
+      level: inputs.logLevel,
+      format: inputs.logFormat,
+      color,
+      progress: inputs.logFormat === 'text' && stdout.isTTY === true,
+    });
+    renderer = log;
+
+    // Deprecated surfaces: each is evaluated against the schedule once; notices print once.
+    const schedule = options.schedule ?? builtInSchedule();
+    const mode = deprecationModeFrom(env);
+    const used: SurfaceId[] = [];
+    const entry = options.entry ?? 'extender';
+    if (entry !== 'extender') used.push('lifecycle-extender-entry');
+    for (const d of invocation.deprecations) {
+      if (d.kind === 'flag' && d.used === '-kaniko-cache-ttl') used.push('kaniko-cache-ttl-flag');
+      if (d.kind === 'env' && d.used === ENV.kanikoCacheTtl) used.push('kaniko-cache-ttl-env');
+    }
+    if (invocation.origins.extendDir.source === 'default') used.push('implicit-kaniko-dir');
+    const aliasMessages = new Set(deprecationMessages(invocation.deprecations));
+    for (const warning of invocation.warnings) if (!aliasMessages.has(warning)) log.warn(warning);
+    for (const id of used) {
+      const outcome = evaluateDeprecation(schedule, id, options.version, mode);
+      if (outcome.error) throw outcome.error;
+      if (outcome.notice) log.warn(outcome.notice, { deprecation: id });
+    }
+    for (const d of invocation.deprecations) {
+      // an alias that lost to its replacement still deserves a word
+      if (!d.effective && d.overriddenBy) log.debug(`${d.used} is ignored: ${d.overriddenBy} is set`);
+    }
+
+    const backend: ExtenderBackend = await loadBackend(inputs.backend, { registry: options.backends ?? BACKENDS, env });
+    if (inputs.extendKind === 'build' && backend.capabilities.inPlace) {
+      const outcome = evaluateDeprecation(schedule, 'inplace-build-chaining', options.version, mode);
+      if (outcome.error) throw outcome.error;
+      if (outcome.notice) log.warn(outcome.notice, { deprecation: 'inplace-build-chaining' });
+    }
+
+    const result = await extend({
+      kind: inputs.extendKind,
+      inputs: toCoreInputs(inputs, env),
+      backend,
+      events: log,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    log.debug(`Extended image user: ${result.user === '' ? '(unset)' : result.user}`);
+    log.close();
+    return EXIT_CODES.success;
+  } catch (err) {
+    renderer?.close();
+    return reportFailure(err, stderr, renderer, options.signal);
+  }
+}
+
+function reportFailure(err: unknown, stderr: Writer, renderer: Renderer | undefined, signal: AbortSignal | undefined): number {
+  if (signal?.aborted) {
+    const reason: unknown = signal.reason;
+    const name = reason instanceof Error && /^SIG[A-Z]+$/.test(reason.message) ? reason.message : undefined;
+    stderr.write(renderError(err));
+    return name ? exitCodeForSignal(name) : exitCodeOf(asExitError(err));
+  }
+  for (const line of (err as { details?: readonly string[] }).details ?? []) {
+    if (renderer) renderer.error(line);
+    else stderr.write(`ERROR: ${line}\n`);
+  }
+  if (renderer?.format === 'json') renderer.error(err instanceof Error ? err.message : String(err));
+  else stderr.write(renderError(err));
+  return exitCodeOf(asExitError(err));
+}
+
+/** Core errors carry their exit code in `exitCode`; platform errors in `code`. */
+function asExitError(err: unknown): unknown {
+  if (err instanceof ExtenderError) return new LifecycleError(err.exitCode, err.message, { cause: err });
+  return err;
+}

@@ -1,0 +1,81 @@
+/**
+ * Test support: writers that collect output, an extend workspace with a real base image
+ * (one reproducible layer in an OCI layout, copied into the extend dir as the restorer
+ * does), and a registry holding the core's FakeBackend next to the real entries.
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildImageFromDirectory } from '@cnb-extender/oci';
+import { BACKENDS, type BackendRegistration, type BackendRegistry } from '@cnb-extender/backend-registry';
+import { FakeBackend, createWorkspace, type Workspace, type WorkspaceExtension } from '@cnb-extender/extender-core/testing';
+import type { Writer } from '../render.ts';
+
+export class Collect implements Writer {
+  text = '';
+  isTTY: boolean;
+  constructor(isTTY = false) {
+    this.isTTY = isTTY;
+  }
+  write(chunk: string): boolean {
+    this.text += chunk;
+    return true;
+  }
+  lines(): string[] {
+    return this.text.split('\n').filter((l) => l !== '');
+  }
+}
+
+/** The real registry plus `fake` (extender-core's FakeBackend). */
+export function registryWithFake(kinds: ('build' | 'run')[] = ['build', 'run'], instructionDelayMs = 0): BackendRegistry {
+  const fake: BackendRegistration = {
+    id: 'fake',
+    packageName: '@cnb-extender/extender-core/testing',
+    description: 'the core test kit backend',
+    load: async () => ({ createBackend: () => new FakeBackend({ id: 'fake', kinds, instructionDelayMs }) }),
+  };
+  return new Map([...BACKENDS, ['fake', fake]]);
+}
+
+export interface Fixture {
+  ws: Workspace;
+  /** env for a run: CNB_PLATFORM_API, layers, app, platform, extend dir, fake backend. */
+  env: Record<string, string>;
+  remove(): Promise<void>;
+}
+
+const REPO = 'registry.example.test/run';
+
+/** A workspace whose analyzed.toml points at a one-layer image available in the extend dir. */
+export async function createFixture(extensions: WorkspaceExtension[], options: { platformApi?: string; user?: string } = {}): Promise<Fixture> {
+  const scratch = await mkdtemp(join(tmpdir(), 'extender-cli-base-'));
+  const rootfs = join(scratch, 'rootfs');
+  await mkdir(join(rootfs, 'etc'), { recursive: true });
+  await writeFile(join(rootfs, 'etc', 'os-release'), 'ID=test\n');
+  const layoutDir = join(scratch, 'layout');
+  const built = await buildImageFromDirectory({ rootfs, layoutDir, config: { User: options.user ?? '1000:1000', Env: ['PATH=/usr/bin:/bin'] } });
+  const digest = built.manifestDescriptor.digest;
+  const ws = await createWorkspace({
+    platformApi: options.platformApi ?? '0.13',
+    extensions,
+    buildImage: `${REPO}@${digest}`,
+    runImage: `${REPO}@${digest}`,
+    baseLayout: { from: layoutDir, digest, mode: 'full' },
+  });
+  const env = {
+    CNB_PLATFORM_API: options.platformApi ?? '0.13',
+    CNB_LAYERS_DIR: ws.layersDir,
+    CNB_APP_DIR: ws.appDir,
+    CNB_PLATFORM_DIR: ws.platformDir,
+    CNB_EXTEND_DIR: ws.extendDir,
+    CNB_EXTEND_BACKEND: 'fake',
+  };
+  return {
+    ws,
+    env,
+    remove: async () => {
+      await ws.remove();
+      await rm(scratch, { recursive: true, force: true });
+    },
+  };
+}
