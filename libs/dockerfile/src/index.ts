@@ -1,8 +1,96 @@
-export { dump, dumpNode } from './ast.ts';
-export type { DockerfileAst, Heredoc, InstructionNode, ValueNode } from './ast.ts';
-export { DockerfileError, ExpansionError } from './errors.ts';
-export type { DockerfileErrorKind, Position, SourceRange } from './errors.ts';
+// Parsing (BuildKit's frontend/dockerfile/parser)
 export { parse } from './parser.ts';
 export type { Directive, ParseOptions, ParseResult, ParseWarning } from './parser.ts';
+export { dump, dumpNode } from './ast.ts';
+export type { DockerfileAst, Heredoc, InstructionNode, ValueNode } from './ast.ts';
+export { chompHeredocContent, parseHeredoc } from './heredoc.ts';
+export type { HeredocSpec } from './heredoc.ts';
+
+// Errors
+export { DockerfileError, ExpansionError } from './errors.ts';
+export type { DockerfileErrorKind, Position, SourceRange } from './errors.ts';
+
+// Word expansion (BuildKit's frontend/dockerfile/shell)
 export { expandWithMatches, expandWord, expandWords } from './shell/lex.ts';
 export type { EnvSource, ExpansionResult, LexOptions } from './shell/lex.ts';
+
+// Typed instructions (BuildKit's frontend/dockerfile/instructions)
+export { INSTRUCTION_NAMES, parseInstruction, parseInstructions } from './instructions/parse.ts';
+export { parseDevice, parseMount } from './instructions/mount.ts';
+export type { Device, Mount, MountSharing, MountType } from './instructions/mount.ts';
+export type {
+  AddCommand,
+  ArgCommand,
+  ArgDefinition,
+  CmdCommand,
+  Command,
+  CommandKind,
+  CopyCommand,
+  EntrypointCommand,
+  EnvCommand,
+  ExposeCommand,
+  HealthcheckCommand,
+  HealthConfig,
+  InlineFile,
+  Instructions,
+  KeyValuePair,
+  LabelCommand,
+  MaintainerCommand,
+  NetworkMode,
+  OnbuildCommand,
+  RunCommand,
+  SecurityMode,
+  ShellCommand,
+  SourceContent,
+  Stage,
+  StopSignalCommand,
+  UserCommand,
+  VolumeCommand,
+  WorkdirCommand,
+} from './instructions/types.ts';
+
+// Evaluation with build args: the plan backends execute
+export { evaluate, evaluateInstructions } from './plan/evaluate.ts';
+export type { EvaluateOptions } from './plan/evaluate.ts';
+export { DEFAULT_PATH_ENV, DEFAULT_SHELL } from './plan/config.ts';
+export type { HealthcheckConfig, ImageConfig } from './plan/config.ts';
+export type {
+  AddStep,
+  ArgStep,
+  CmdStep,
+  CopyStep,
+  EntrypointStep,
+  EnvStep,
+  ExposeStep,
+  HealthcheckStep,
+  LabelStep,
+  MaintainerStep,
+  OnbuildStep,
+  Plan,
+  Platform,
+  ProxyEnv,
+  ResolvedMount,
+  RunStep,
+  ShellStep,
+  StageBase,
+  StagePlan,
+  Step,
+  StopSignalStep,
+  UserStep,
+  VolumeStep,
+  WorkdirStep,
+} from './plan/types.ts';
+
+// CNB extension rules (the Go lifecycle's buildpack/dockerfile.go)
+export {
+  BASE_IMAGE_ARG,
+  ExtensionRuleError,
+  RECOMMENDED_INSTRUCTIONS,
+  RESERVED_BUILD_ARGS,
+  ReservedBuildArgError,
+  validateBuildDockerfile,
+  validateExtendConfigArgs,
+  validateExtensionDockerfile,
+  validateRunDockerfile,
+} from './extension.ts';
+export type { ExtensionCheckOptions, ExtensionDockerfileInfo, ExtensionKind, ExtensionWarning } from './extension.ts';
