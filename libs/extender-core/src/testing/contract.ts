@@ -138,7 +138,9 @@ export function runBackendContract(makeBackend: () => ExtenderBackend | Promise<
     return out;
   }
 
-  const header = 'ARG base_image\nFROM ${base_image}\n';
+  // Root, and directories created first: the Dockerfiles run on a plain busybox base.
+  const header = 'ARG base_image\nFROM ${base_image}\nUSER root\n';
+  const mk = 'RUN mkdir -p /contract\n';
 
   describe(options.name ?? 'backend contract', () => {
     it('declares well-formed capabilities', async () => {
@@ -155,7 +157,7 @@ export function runBackendContract(makeBackend: () => ExtenderBackend | Promise<
 
     it('receives the build args in order and makes them visible to instructions', async () => {
       const { newLayers } = await apply(
-        `${header}ARG build_id\nARG user_id\nARG some_arg\nRUN echo \${some_arg}-\${build_id}-\${user_id} > /contract/args\n`,
+        `${header}ARG build_id\nARG user_id\nARG some_arg\nRUN mkdir -p /contract && echo \${some_arg}-\${build_id}-\${user_id} > /contract/args\n`,
         { args: [{ name: 'some_arg', value: 'some-value' }] },
       );
       const [files] = await filesOf(newLayers);
@@ -170,14 +172,14 @@ export function runBackendContract(makeBackend: () => ExtenderBackend | Promise<
     });
 
     it('never captures changes under the ignore paths', async () => {
-      const { newLayers } = await apply(`${header}RUN echo ignored > ${ignoredPath}/contract-ignored\nRUN echo kept > /contract/kept\n`);
+      const { newLayers } = await apply(`${header}RUN mkdir -p ${ignoredPath} && echo ignored > ${ignoredPath}/contract-ignored\n${mk}RUN echo kept > /contract/kept\n`);
       const all = await filesOf(newLayers);
       for (const files of all) for (const path of files.keys()) expect(`/${path}`.startsWith(`${ignoredPath}/`), `layer holds ${path}`).toBe(false);
       expect(all.some((files) => files.get('contract/kept') === 'kept\n')).toBe(true);
     });
 
     it('reports new layers after the unchanged base layers, in instruction order, with matching digests', async () => {
-      const { base, result, newLayers } = await apply(`${header}RUN echo one > /contract/one\nRUN echo two > /contract/two\n`);
+      const { base, result, newLayers } = await apply(`${header}RUN mkdir -p /contract && echo one > /contract/one\nRUN echo two > /contract/two\n`);
       expect(result.layers.slice(0, base.layers.length)).toEqual(base.layers.map((l) => expect.objectContaining({ descriptor: l.descriptor, diffId: l.diffId })));
       expect(newLayers).toHaveLength(2);
       const [first, second] = await filesOf(newLayers);
@@ -193,7 +195,7 @@ export function runBackendContract(makeBackend: () => ExtenderBackend | Promise<
     });
 
     it('reports history that names each new layer by its instruction', async () => {
-      const { result } = await apply(`${header}RUN echo one > /contract/one\nENV CONTRACT=1\n`);
+      const { result } = await apply(`${header}RUN mkdir -p /contract && echo one > /contract/one\nENV CONTRACT=1\n`);
       const nonEmpty = (result.config.history ?? []).filter((h) => !h.empty_layer);
       expect(nonEmpty.at(-1)?.created_by).toContain('echo one > /contract/one');
     });
@@ -207,14 +209,14 @@ export function runBackendContract(makeBackend: () => ExtenderBackend | Promise<
     });
 
     it('leaves nothing behind after cleanup (work directory empty, only cache/ in the extend dir)', async () => {
-      const applied = await apply(`${header}RUN echo one > /contract/one\n`);
+      const applied = await apply(`${header}RUN mkdir -p /contract && echo one > /contract/one\n`);
       await applied.cleanup();
       expect(await readdir(applied.workDir)).toEqual([]);
       for (const entry of await readdir(applied.extendDir)) expect(entry).toBe('cache');
     });
 
     it('rejects with an error naming the instruction that failed', async () => {
-      const failing = apply(`${header}RUN echo fine > /contract/fine\nRUN exit 3\n`);
+      const failing = apply(`${header}RUN mkdir -p /contract && echo fine > /contract/fine\nRUN exit 3\n`);
       await expect(failing).rejects.toSatisfy((err: unknown) => {
         const instruction = (err as { instruction?: unknown }).instruction;
         return typeof instruction === 'string' && instruction.includes('exit 3');
@@ -224,7 +226,7 @@ export function runBackendContract(makeBackend: () => ExtenderBackend | Promise<
     it('stops when its signal is aborted', async () => {
       const controller = new AbortController();
       controller.abort(new Error('contract abort'));
-      await expect(apply(`${header}RUN echo one > /contract/one\n`, { signal: controller.signal })).rejects.toBeDefined();
+      await expect(apply(`${header}${mk}RUN echo one > /contract/one\n`, { signal: controller.signal })).rejects.toBeDefined();
     });
   });
 }

@@ -4,11 +4,12 @@
  *
  * - `ARG`, `FROM` (must name `${base_image}`): variables.
  * - `ENV`, `LABEL`, `USER`, `WORKDIR`: config changes (no layer).
- * - `RUN echo <text> > <abs-path>`: a layer holding that file (`<text>\n`),
- *   unless the path is under an ignore path (then no layer).
- * - `RUN exit <n>` / `RUN false`: fails with BackendInstructionError.
- * - any other `RUN`: a layer with `var/lib/fake-backend/<hash>` holding the
- *   expanded command (content derived from the instruction and the args).
+ * - `RUN` with `&&`-separated parts: `echo <text> > <abs-path>` writes that file
+ *   (`<text>\n`), `mkdir -p <dirs>` creates directories, `true` does nothing,
+ *   `exit <n>` / `false` fail with BackendInstructionError; paths under an ignore
+ *   path are dropped (no changes → no layer). Any other command adds
+ *   `var/lib/fake-backend/<hash>` holding the expanded command (content derived
+ *   from the instruction and the args).
  * - `COPY <src>... <dest>`: a layer with the context files (directories recursively).
  *
  * Layers are gzip tars written with libs/oci's layer writer into the work directory.
@@ -87,19 +88,22 @@ async function contextFiles(contextDir: string, src: string, dest: string): Prom
   return [{ path: dest.replace(/^\/+/, ''), content: await readFile(from), mode: info.mode & 0o777 }];
 }
 
-/** Files plus their parent directories, as layer entries (root-owned unless given). */
+/** Files and directories plus their parent directories, as layer entries (root-owned unless given). */
 function layerEntries(files: readonly LayerFile[]): LayerEntry[] {
   const dirs = new Set<string>();
   for (const file of files) {
     const parts = file.path.split('/');
     for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
+    if (file.type === 'directory') dirs.add(file.path);
   }
   return [
-    ...[...dirs].map((path): LayerEntry => ({ path, type: 'directory', mode: 0o755, uid: 0, gid: 0 })),
-    ...files.map((file): LayerEntry => {
-      const content = typeof file.content === 'string' ? Buffer.from(file.content) : file.content;
-      return { path: file.path, type: 'file', mode: file.mode ?? 0o644, uid: file.uid ?? 0, gid: file.gid ?? 0, size: content.length, content };
-    }),
+    ...[...dirs].filter((path) => path !== '').map((path): LayerEntry => ({ path, type: 'directory', mode: 0o755, uid: 0, gid: 0 })),
+    ...files
+      .filter((file) => file.type !== 'directory')
+      .map((file): LayerEntry => {
+        const content = typeof file.content === 'string' ? Buffer.from(file.content) : (file.content ?? new Uint8Array());
+        return { path: file.path, type: 'file', mode: file.mode ?? 0o644, uid: file.uid ?? 0, gid: file.gid ?? 0, size: content.length, content };
+      }),
   ];
 }
 
@@ -187,19 +191,30 @@ export class FakeBackend implements ExtenderBackend {
           history.push({ created_by: instruction.text, empty_layer: true });
           break;
         case 'RUN': {
+          // `&&`-separated: exit/false/true, `mkdir -p <dirs>`, `echo <text> > <abs-path>`;
+          // anything else makes the whole command one derived file.
           const command = rest.trim();
-          const exit = /^exit\s+(\d+)$/.exec(command);
-          if (command === 'false' || (exit && exit[1] !== '0')) throw fail(`command ${JSON.stringify(command)} exited with status ${exit ? exit[1] : '1'}`);
-          const echo = /^echo\s+(.*?)\s*>\s*(\/\S+)$/.exec(command);
-          if (echo) {
-            const target = echo[2]!;
-            const mounted = this.#mounts.reduce((path, [from, to]) => (path === from || path.startsWith(`${from}/`) ? to + path.slice(from.length) : path), target);
-            if (underAny(mounted, options.ignorePaths)) break;
-            await addLayer([{ path: target.slice(1), content: `${unquote(echo[1]!)}\n` }], instruction.text);
-          } else {
-            const hash = createHash('sha256').update(command).digest('hex').slice(0, 16);
-            await addLayer([{ path: `var/lib/fake-backend/${hash}`, content: `${command}\n` }], instruction.text);
+          const files: LayerFile[] = [];
+          let other = false;
+          for (const part of command.split(/\s*&&\s*/)) {
+            const exit = /^exit\s+(\d+)$/.exec(part);
+            if (part === 'false' || (exit && exit[1] !== '0')) throw fail(`command ${JSON.stringify(part)} exited with status ${exit ? exit[1] : '1'}`);
+            if (part === 'true' || exit) continue;
+            const mkdir = /^mkdir\s+-p\s+(.+)$/.exec(part);
+            const echo = /^echo\s+(.*?)\s*>\s*(\/\S+)$/.exec(part);
+            if (mkdir) {
+              for (const dir of mkdir[1]!.split(/\s+/)) if (!this.#ignored(dir, options)) files.push({ path: dir.replace(/^\/+|\/+$/g, ''), type: 'directory' });
+            } else if (echo) {
+              if (!this.#ignored(echo[2]!, options)) files.push({ path: echo[2]!.slice(1), content: `${unquote(echo[1]!)}\n` });
+            } else {
+              other = true;
+            }
           }
+          if (other) {
+            const hash = createHash('sha256').update(command).digest('hex').slice(0, 16);
+            files.push({ path: `var/lib/fake-backend/${hash}`, content: `${command}\n` });
+          }
+          if (files.length > 0) await addLayer(files, instruction.text);
           break;
         }
         case 'COPY':
@@ -230,6 +245,12 @@ export class FakeBackend implements ExtenderBackend {
     if (base.reference) result.reference = base.reference;
     if (base.annotations) result.annotations = base.annotations;
     return result;
+  }
+
+  /** Whether a container path is under an ignore path (after mapping `mounts`). */
+  #ignored(path: string, options: ApplyOptions): boolean {
+    const mounted = this.#mounts.reduce((p, [from, to]) => (p === from || p.startsWith(`${from}/`) ? to + p.slice(from.length) : p), path);
+    return underAny(mounted, options.ignorePaths);
   }
 
   async cleanup(context: BackendContext): Promise<void> {

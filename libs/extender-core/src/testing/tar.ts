@@ -9,7 +9,10 @@ import { openBlob } from '../output.ts';
 export interface LayerFile {
   /** Layer path without a leading `/` (`contract/args`). */
   path: string;
-  content: Uint8Array | string;
+  /** Default `file`. */
+  type?: 'file' | 'directory';
+  /** File content (files only). */
+  content?: Uint8Array | string;
   mode?: number;
   uid?: number;
   gid?: number;
