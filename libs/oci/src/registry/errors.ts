@@ -108,16 +108,23 @@ export function errorCodes(error: unknown): string[] {
   return codes;
 }
 
-/** A short description of a network-level failure: the deepest message and its code. */
+/** Messages that only say "something below failed"; the cause says what. */
+const GENERIC_MESSAGES = new Set(['fetch failed', 'terminated', 'This operation was aborted', 'The operation was aborted', '']);
+
+/**
+ * A short description of a failure under a request: the first message in the
+ * cause chain that says more than "fetch failed", with the deepest error code.
+ */
 export function describeNetworkError(error: unknown): string {
   let current: unknown = error;
-  let message = error instanceof Error ? error.message : String(error);
+  let message: string | undefined;
   let code: string | undefined;
   for (let i = 0; i < 8 && current instanceof Error; i++) {
-    message = current.message || message;
+    if (message === undefined && !GENERIC_MESSAGES.has(current.message)) message = current.message;
     const c = (current as { code?: unknown }).code;
     if (typeof c === 'string') code = c;
     current = (current as { cause?: unknown }).cause;
   }
+  message ??= error instanceof Error ? error.message || error.name : String(error);
   return code && !message.includes(code) ? `${message} (${code})` : message;
 }

@@ -3,13 +3,13 @@
  * the manifest, then tags), pull one (into a blob sink or an OCI layout), and
  * resolve a reference to a digest.
  */
-import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { parseDigest, sha256, type Digest } from '../digest.ts';
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
+import { sha256, type Digest } from '../digest.ts';
+import { OciLayout, type ImageSelector } from '../layout/layout.ts';
+import { OciLayoutWriter } from '../layout/writer.ts';
 import { MediaType } from '../media-types.ts';
-import { REF_NAME_ANNOTATION, canonicalJson, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest, type Platform } from '../model.ts';
+import { canonicalJson, type Descriptor, type ImageConfig, type ImageManifest, type Platform } from '../model.ts';
 import { formatReference, withDigest, withTag, type ImageReference } from '../reference.ts';
 import { NotFoundError, RegistryError } from './errors.ts';
 import type { BlobPushResult, RegistryClient, ManifestResult } from './client.ts';
@@ -43,12 +43,13 @@ export function memoryBlobSource(blobs: Iterable<Uint8Array> | Map<string, Uint8
   };
 }
 
-/** Blobs of an OCI image layout directory (`blobs/<algorithm>/<hex>`). */
-export function layoutBlobSource(layoutDir: string): BlobSource {
+/** Blobs of an OCI image layout (a directory or an opened OciLayout); every read is digest-checked. */
+export function layoutBlobSource(layout: string | OciLayout): BlobSource {
+  let opened: Promise<OciLayout> | undefined;
+  const get = () => (opened ??= typeof layout === 'string' ? OciLayout.open(layout) : Promise.resolve(layout));
   return {
-    open(descriptor) {
-      const { algorithm, hex } = parseDigest(descriptor.digest);
-      return Readable.toWeb(createReadStream(join(layoutDir, 'blobs', algorithm, hex))) as ReadableStream<Uint8Array>;
+    async open(descriptor) {
+      return Readable.toWeb((await get()).openBlob(descriptor)) as ReadableStream<Uint8Array>;
     },
   };
 }
@@ -70,61 +71,22 @@ export function memoryBlobSink(): BlobSink & { blobs: Map<string, Uint8Array> } 
 }
 
 /**
- * Write into an OCI image layout: blobs under `blobs/`, and on `finish` the
- * manifest's descriptor in `index.json` (annotated with the ref name, replacing
- * an entry of the same name). Creates the layout when missing.
+ * A sink that stages blobs in an OciLayoutWriter (verified against their
+ * descriptors) and lists the manifest under `refName` on `finish`. The caller
+ * commits or aborts the writer.
  */
-export function ociLayoutSink(layoutDir: string, options: { refName?: string } = {}): BlobSink {
-  const blobPath = (digest: string) => {
-    const { algorithm, hex } = parseDigest(digest);
-    return join(layoutDir, 'blobs', algorithm, hex);
-  };
-  const ensureLayout = async () => {
-    await mkdir(join(layoutDir, 'blobs', 'sha256'), { recursive: true });
-    await writeFile(join(layoutDir, 'oci-layout'), canonicalJson({ imageLayoutVersion: '1.0.0' }));
-  };
-  let ready: Promise<void> | undefined;
+export function layoutWriterSink(writer: OciLayoutWriter, options: { refName?: string } = {}): BlobSink {
   return {
     async has(descriptor) {
-      try {
-        return (await stat(blobPath(descriptor.digest))).size === descriptor.size;
-      } catch {
-        return false;
-      }
+      return writer.hasBlob(descriptor.digest);
     },
     async write(descriptor, data) {
-      await (ready ??= ensureLayout());
-      const target = blobPath(descriptor.digest);
-      await mkdir(join(target, '..'), { recursive: true });
-      const temp = `${target}.partial-${process.pid}-${Math.random().toString(36).slice(2)}`;
-      try {
-        await writeFile(temp, Readable.fromWeb(data as import('node:stream/web').ReadableStream<Uint8Array>));
-        await rename(temp, target);
-      } catch (error) {
-        await rm(temp, { force: true });
-        throw error;
-      }
+      await writer.putBlob(Readable.fromWeb(data as NodeReadableStream<Uint8Array>), descriptor.mediaType, descriptor);
     },
     async finish(manifest, reference) {
-      await (ready ??= ensureLayout());
-      const indexPath = join(layoutDir, 'index.json');
-      let index: ImageIndex;
-      try {
-        index = JSON.parse(await readFile(indexPath, 'utf8')) as ImageIndex;
-      } catch {
-        index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] };
-      }
-      const refName = options.refName ?? reference.tag;
       const entry: Descriptor = { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size };
       if (manifest.platform) entry.platform = manifest.platform;
-      if (refName) entry.annotations = { [REF_NAME_ANNOTATION]: refName };
-      index.manifests = index.manifests.filter((d) =>
-        refName ? d.annotations?.[REF_NAME_ANNOTATION] !== refName : d.digest !== manifest.digest,
-      );
-      index.manifests.push(entry);
-      const temp = `${indexPath}.partial-${process.pid}`;
-      await writeFile(temp, canonicalJson(index));
-      await rename(temp, indexPath);
+      writer.addManifest(entry, options.refName ?? reference.tag);
     },
   };
 }
@@ -214,8 +176,8 @@ export interface PullImageOptions {
   platform?: Platform;
   /** Where the blobs go. Give this or `layoutDir`. */
   sink?: BlobSink;
-  /** Pull into this OCI image layout (created when missing). */
-  layoutDir?: string;
+  /** Pull into this OCI image layout (created when missing; written atomically, other images kept). */
+  layoutDir?: string | undefined;
   /** `org.opencontainers.image.ref.name` for the layout's index.json. Default: the reference's tag. */
   refName?: string;
   concurrency?: number;
@@ -232,9 +194,21 @@ export interface PullImageResult {
 
 /** Pull an image (the platform's manifest of an index): config, layers and manifest into a sink or layout. */
 export async function pullImage(client: RegistryClient, ref: ImageReference, options: PullImageOptions = {}): Promise<PullImageResult> {
-  const sinkOptions: { refName?: string } = {};
-  if (options.refName) sinkOptions.refName = options.refName;
-  const sink = options.sink ?? (options.layoutDir ? ociLayoutSink(options.layoutDir, sinkOptions) : undefined);
+  if (!options.sink && options.layoutDir) {
+    // Into a layout: stage everything, then swap it in atomically (other images in it are kept).
+    const writer = await OciLayoutWriter.create(options.layoutDir, { keepExisting: true });
+    const sinkOptions: { refName?: string } = {};
+    if (options.refName) sinkOptions.refName = options.refName;
+    try {
+      const result = await pullImage(client, ref, { ...options, layoutDir: undefined, sink: layoutWriterSink(writer, sinkOptions) });
+      await writer.commit();
+      return result;
+    } catch (error) {
+      await writer.abort();
+      throw error;
+    }
+  }
+  const sink = options.sink;
   if (!sink) throw new Error('pullImage needs a sink or a layoutDir');
   const resolved = await client.resolveImage(ref, options.platform);
   const { manifest } = resolved;
@@ -290,4 +264,30 @@ async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<v
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
   if (failure) throw failure.error;
+}
+
+export interface PushLayoutImageOptions extends Omit<PushImageOptions, 'manifest' | 'source'> {
+  /** Which image of the layout (ref name, digest, platform); default: the only one. */
+  selector?: ImageSelector;
+}
+
+/**
+ * Push an image from an OCI layout, manifest bytes exactly as stored. Works on
+ * sparse layouts too: a layer missing from the layout must already be in the
+ * repository or mountable from `mountFrom`, else the push fails naming it.
+ */
+export async function pushLayoutImage(
+  client: RegistryClient,
+  ref: ImageReference,
+  layout: string | OciLayout,
+  options: PushLayoutImageOptions = {},
+): Promise<PushImageResult> {
+  const opened = typeof layout === 'string' ? await OciLayout.open(layout) : layout;
+  const image = await opened.image(options.selector ?? {});
+  const { selector: _selector, ...rest } = options;
+  return pushImage(client, ref, {
+    ...rest,
+    manifest: { bytes: image.manifestBytes, mediaType: image.descriptor.mediaType },
+    source: layoutBlobSource(opened),
+  });
 }

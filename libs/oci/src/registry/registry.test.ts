@@ -17,8 +17,8 @@ import { parseReference, type ImageReference } from '../reference.ts';
 import { RegistryClient, type RegistryClientOptions, type RegistryEvent } from './client.ts';
 import { staticKeychain } from './credentials.ts';
 import { DigestMismatchError, NotFoundError, RegistryAuthError, RegistryError } from './errors.ts';
-import { layoutBlobSource, memoryBlobSink, memoryBlobSource, pullImage, pushImage, resolveDigest, type PushEvent } from './image.ts';
-import { buildImageFromDirectory, makeSourceTree, type BuiltImage } from './test-images.ts';
+import { layoutBlobSource, memoryBlobSink, memoryBlobSource, pullImage, pushImage, pushLayoutImage, resolveDigest, type PushEvent } from './image.ts';
+import { buildTestImage, makeSourceTree, type TestImage } from './test-images.ts';
 import { startFaultProxy, startTokenServer, type LoopbackServer } from './test-servers.ts';
 
 const run = promisify(execFile);
@@ -32,7 +32,7 @@ interface Env {
 const env = (inject as unknown as (key: string) => Env)('testenv');
 
 let work: string;
-let image: BuiltImage;
+let image: TestImage;
 const clients: RegistryClient[] = [];
 const servers: LoopbackServer[] = [];
 
@@ -69,7 +69,7 @@ function everythingShown(error: unknown, events: RegistryEvent[] = []): string {
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'oci-registry-test-'));
-  image = await buildImageFromDirectory(await makeSourceTree(work), work);
+  image = await buildTestImage(await makeSourceTree(work), work);
 });
 
 afterAll(async () => {
@@ -99,7 +99,7 @@ describe('round trip', () => {
     const c = client();
     expect((await c.ping(env.registry.host)).url).toBe(`http://${env.registry.host}/v2/`);
     const target = ref(env.registry.host, repo('plain'));
-    const pushed = await pushImage(c, target, { manifest: image.manifest, source: layoutBlobSource(image.layoutDir) });
+    const pushed = await pushLayoutImage(c, target, image.layoutDir, { selector: { refName: 'latest' } });
     expect(pushed.descriptor.digest).toBe(image.digest);
     expect(pushed.reference.digest).toBe(image.digest);
     expect(pushed.blobs.map((b) => b.result)).toEqual(['uploaded', 'uploaded']);
@@ -201,11 +201,37 @@ describe('round trip', () => {
     expect(await c.headManifest(ref(env.registry.host, second.repository, 'missing'))).toBeUndefined();
   });
 
+  it('pushes a sparse layout when the registry can mount what it lacks, and pulls into a shared layout', async () => {
+    const c = client();
+    const base = ref(env.registry.host, repo('sparse-base'));
+    await pushLayoutImage(c, base, image.layoutDir);
+    // The same image without its layer blob, as the extender's run-image output is.
+    const sparseDir = join(work, 'sparse');
+    await run('cp', ['-a', image.layoutDir, sparseDir]);
+    await rm(join(sparseDir, 'blobs', 'sha256', image.manifest.layers[0]!.digest.slice(7)));
+    const elsewhere = ref(env.registry.host, repo('sparse-fail'));
+    await expect(pushLayoutImage(c, elsewhere, sparseDir)).rejects.toThrow(/not in the layout \(sparse layout\?\)/);
+    expect(await c.headManifest(elsewhere)).toBeUndefined();
+    const mounted = await pushLayoutImage(c, ref(env.registry.host, repo('sparse-ok')), sparseDir, { mountFrom: [base.repository] });
+    expect(mounted.descriptor.digest).toBe(image.digest);
+    expect(mounted.blobs.map((b) => b.result)).toEqual(['mounted', 'mounted']);
+
+    // Two pulls into one layout keep both entries.
+    const shared = join(work, 'shared-layout');
+    await pullImage(c, base, { layoutDir: shared, refName: 'first' });
+    await pullImage(c, base, { layoutDir: shared, refName: 'second' });
+    const index = JSON.parse(await readFile(join(shared, 'index.json'), 'utf8')) as ImageIndex;
+    expect(index.manifests.map((m) => [m.annotations?.['org.opencontainers.image.ref.name'], m.digest])).toEqual([
+      ['first', image.digest],
+      ['second', image.digest],
+    ]);
+  });
+
   it('resolves an index to the platform manifest', async () => {
     const c = client();
     const repository = repo('index');
-    const arm = await buildImageFromDirectory(await makeSourceTree(work, 1000), work, { os: 'linux', architecture: 'arm64', variant: 'v8' });
-    const amd = await buildImageFromDirectory(await makeSourceTree(work, 1000), work, { os: 'linux', architecture: 'amd64' });
+    const arm = await buildTestImage(await makeSourceTree(work, 1000), work, { os: 'linux', architecture: 'arm64', variant: 'v8' });
+    const amd = await buildTestImage(await makeSourceTree(work, 1000), work, { os: 'linux', architecture: 'amd64' });
     for (const img of [arm, amd]) {
       await pushImage(c, { registry: env.registry.host, repository, digest: img.digest }, { manifest: img.manifest, source: memoryBlobSource(img.blobs) });
     }
