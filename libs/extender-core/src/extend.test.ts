@@ -391,3 +391,27 @@ async function outputManifest(result: ExtendResult): Promise<ImageManifest> {
   const index = await readJson<ImageIndex>(join(result.outputDir!, 'index.json'));
   return readJson<ImageManifest>(join(result.outputDir!, 'blobs', 'sha256', index.manifests[0]!.digest.slice(7)));
 }
+
+describe('extendInputsFrom', () => {
+  it("maps libs/platform's resolved extender inputs (defaults, <layers> placeholders, cache TTL alias)", async () => {
+    const { parseExtenderCommandLine } = await import('@cnb-extender/platform');
+    const invocation = parseExtenderCommandLine(['-layers', '/some-layers', '-kind', 'run'], {
+      env: { CNB_PLATFORM_API: '0.13', CNB_KANIKO_CACHE_TTL: '1h' },
+      cwd: '/',
+    });
+    if (invocation.action !== 'run') throw new Error(`unexpected ${invocation.action}`);
+    const { extendInputsFrom } = await import('./extend.ts');
+    expect(extendInputsFrom(invocation.inputs, invocation.platformApi)).toEqual({
+      platformApi: '0.13',
+      analyzedPath: '/some-layers/analyzed.toml',
+      groupPath: '/some-layers/group.toml',
+      generatedDir: '/some-layers/generated',
+      appDir: '/workspace',
+      layersDir: '/some-layers',
+      platformDir: '/platform',
+      extendedDir: '/some-layers/extended',
+      extendDir: '/kaniko',
+      cacheTtlMs: 3_600_000,
+    });
+  });
+});

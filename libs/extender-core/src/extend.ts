@@ -6,7 +6,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ZERO_TIME, type HistoryEntry, type ImageConfig, type Platform } from '@cnb-extender/oci';
-import { LifecycleError, verifyPlatformApi, type DeprecationMode } from '@cnb-extender/platform';
+import { LifecycleError, verifyPlatformApi, type ApiVersion, type DeprecationMode, type ExtenderInputs } from '@cnb-extender/platform';
 import type { ApplyOptions, BackendContext, DockerfileSpec, ExtendKind, ExtenderBackend, ImageDescription } from './backend.ts';
 import { registryAccess, repositoryOf, resolveBaseImage, type RegistryAccess } from './base.ts';
 import { buildArgsFor, discoverDockerfiles, isRootUser, userFrom } from './discovery.ts';
@@ -43,6 +43,27 @@ export interface ExtendInputs {
   deprecationMode?: DeprecationMode;
   /** Platform wanted when the registry reference is an index; default from analyzed.toml's target. */
   platform?: Platform;
+}
+
+/**
+ * The core's inputs from libs/platform's resolved extender inputs (flags, env,
+ * defaults, `-kaniko-cache-ttl` aliases already applied) and the verified
+ * Platform API.
+ */
+export function extendInputsFrom(platform: ExtenderInputs, platformApi: ApiVersion | string, deprecationMode?: DeprecationMode): ExtendInputs {
+  return {
+    platformApi: String(platformApi),
+    analyzedPath: platform.analyzedPath,
+    groupPath: platform.groupPath,
+    generatedDir: platform.generatedDir,
+    appDir: platform.appDir,
+    layersDir: platform.layersDir,
+    platformDir: platform.platformDir,
+    extendedDir: platform.extendedDir,
+    extendDir: platform.extendDir,
+    cacheTtlMs: platform.extendCacheTtl,
+    ...(deprecationMode ? { deprecationMode } : {}),
+  };
 }
 
 export interface ExtendOptions {
