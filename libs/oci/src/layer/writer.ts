@@ -2,17 +2,18 @@ import { closeSync, createWriteStream, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { constants as zlibConstants, createGzip, createZstdCompress } from 'node:zlib';
+import { constants as zlibConstants, createZstdCompress } from 'node:zlib';
 import { digester, type Digest } from '../digest.ts';
 import type { Descriptor } from '../model.ts';
 import { type LayerCompression, layerMediaType, type MediaTypeFamily } from '../media-types.ts';
 import { checkLayerPath, defaultLayerTime, LayerError, type LayerEntry, sortLayerEntries } from './entry.ts';
+import { parallelGzip } from './parallel-gzip.ts';
 import { BLOCK_SIZE, encodeHeader, type HeaderFields, paddingFor, TypeFlag } from './tar-format.ts';
 
 export interface WriteLayerOptions {
   /** Default gzip. zstd needs a runtime whose zlib has it (Node ≥ 22.15 / 23.8). */
   compression?: LayerCompression;
-  /** gzip 0–9 (default 6, as `gzip -6`), zstd 1–22 (default 3). */
+  /** gzip 1–9 (default 6, as `gzip -6`), zstd 1–22 (default 3). */
   level?: number;
   /** Time written for every entry (default: defaultLayerTime(), from SOURCE_DATE_EPOCH or 1980-01-01T00:00:01Z). */
   mtime?: Date;
@@ -70,11 +71,14 @@ export async function writeLayer(
     },
   });
   const out = typeof destination === 'string' ? createWriteStream(destination) : destination;
-  const stages: NodeJS.ReadWriteStream[] = [];
-  if (compression === 'gzip') stages.push(createGzip({ level: options.level ?? 6, chunkSize: 128 << 10 }));
-  else if (compression === 'zstd') stages.push(zstdCompressor(options.level ?? 3));
+  const stages: (NodeJS.ReadWriteStream | ((source: AsyncIterable<Buffer>) => AsyncIterable<Buffer>))[] = [];
+  const level = options.level;
+  if (compression === 'gzip') stages.push((source) => parallelGzip(source, level ?? 6));
+  else if (compression === 'zstd') stages.push(zstdCompressor(level ?? 3));
   try {
-    await pipeline([tar, ...stages, tap, out], options.signal ? { signal: options.signal } : {});
+    // pipeline's typings cannot express a variable list of mixed stages.
+    const run = pipeline as unknown as (streams: unknown[], options: { signal?: AbortSignal }) => Promise<void>;
+    await run([tar, ...stages, tap, out], options.signal ? { signal: options.signal } : {});
   } catch (cause) {
     if (cause instanceof LayerError) throw cause;
     const where = typeof destination === 'string' ? ` to ${destination}` : '';
@@ -99,7 +103,7 @@ function zstdCompressor(level: number): NodeJS.ReadWriteStream {
   if (typeof createZstdCompress !== 'function') {
     throw new LayerError(`writing a zstd layer: this Node.js (${process.version}) has no zstd in node:zlib`);
   }
-  return createZstdCompress({ params: { [zlibConstants.ZSTD_c_compressionLevel]: level } });
+  return createZstdCompress({ chunkSize: 1 << 20, params: { [zlibConstants.ZSTD_c_compressionLevel]: level } });
 }
 
 const TYPEFLAGS: Record<LayerEntry['type'], number> = {
