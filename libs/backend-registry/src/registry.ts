@@ -30,6 +30,11 @@ export interface BackendRegistration {
   packageName: string;
   /** One line for help texts and docs. */
   description: string;
+  /**
+   * The package's factory export when it is not `createBackend` (called with
+   * `BackendFactoryOptions`).
+   */
+  factory?: string;
   /** Loads the package. Rejects when the package is not part of this build. */
   load(): Promise<unknown>;
 }
@@ -50,6 +55,7 @@ export const BACKENDS: BackendRegistry = new Map<string, BackendRegistration>([
     {
       id: 'inplace',
       packageName: '@cnb-extender/backend-inplace',
+      factory: 'createInplaceBackend',
       description: 'kaniko-style: runs the instructions against the running container\'s root filesystem (default)',
       load: () => import('@cnb-extender/backend-inplace' as string),
     },
@@ -171,11 +177,13 @@ async function backendFromModule(mod: unknown, registration: BackendRegistration
   if (typeof mod !== 'object' || mod === null) throw invalid('is not a module');
   const m = mod as BackendModule;
   let candidate: unknown;
-  if (typeof m.createBackend === 'function') candidate = await m.createBackend({ env });
+  const named = registration.factory === undefined ? undefined : (mod as Record<string, unknown>)[registration.factory];
+  if (typeof named === 'function') candidate = await (named as (o: BackendFactoryOptions) => unknown)({ env });
+  else if (typeof m.createBackend === 'function') candidate = await m.createBackend({ env });
   else if (typeof m.default === 'function') candidate = await (m.default as (o: BackendFactoryOptions) => unknown)({ env });
   else if (m.default !== undefined) candidate = m.default;
   else if (m.backend !== undefined) candidate = m.backend;
-  else throw invalid(`does not export createBackend() or a backend object; ${describeExports(mod)}`);
+  else throw invalid(`does not export ${registration.factory ? `${registration.factory}(), ` : ''}createBackend() or a backend object; ${describeExports(mod)}`);
   if (!isBackend(candidate)) throw invalid('provided something that is not a backend (it needs id, capabilities, apply() and cleanup())');
   return candidate;
 }
