@@ -65,7 +65,8 @@ export async function writeLayer(
   const tar = Readable.from(tarChunks(list, mtime, diff.hash, counts), { objectMode: false, highWaterMark: 4 * CHUNK_SIZE });
   const tap = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      blob.hash.update(chunk);
+      // Uncompressed, the blob is the tar: its digest is the diffID, hashed once.
+      if (compression !== 'none') blob.hash.update(chunk);
       counts.blob += chunk.length;
       callback(null, chunk);
     },
@@ -85,7 +86,7 @@ export async function writeLayer(
     throw new LayerError(`writing layer${where}: ${(cause as Error).message}`, { cause });
   }
   const diffId = diff.digest();
-  const digest = blob.digest();
+  const digest = compression === 'none' ? diffId : blob.digest();
   const mediaType = layerMediaType(options.family ?? 'oci', compression);
   return {
     diffId,
