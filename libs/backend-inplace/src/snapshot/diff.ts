@@ -35,9 +35,11 @@ export function hasChanged(prev: FileMeta, cur: FileMeta, abs: string): boolean 
   }
   if (prev.size !== cur.size) return true;
   if (prev.racy) {
+    // Times cannot be trusted; everything else can. A new link to the file
+    // changes nlink (and must put every name of the inode into the layer).
+    if (!sameObject(prev, cur) || prev.nlink !== cur.nlink) return true;
     if (!sameXattrs(prev.xattrs, readXattrs(abs))) return true;
-    if (cur.type === 'file') return prev.hash !== hashFile(abs);
-    return !sameObject(prev, cur);
+    return cur.type === 'file' && prev.hash !== hashFile(abs);
   }
   return !sameObject(prev, cur) || prev.mtimeNs !== cur.mtimeNs || prev.ctimeNs !== cur.ctimeNs;
 }

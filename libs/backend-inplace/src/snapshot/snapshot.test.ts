@@ -67,6 +67,16 @@ describe('snapshot', () => {
     expect(set.modified).toContain('etc/os-release');
   });
 
+  it('puts every name of an inode into the layer when a link is added, also when times cannot decide', () => {
+    const root = fixtureRoot();
+    const allRacy = { racyWindowNs: 10n ** 18n };
+    const before = takeSnapshot(root, allRacy);
+    inRoot(root, 'ln /bin/busybox /bin/bb2');
+    const set = diffSnapshots(before, takeSnapshot(root, allRacy));
+    expect(entry(set, 'bin/bb2')?.inode).toBeDefined();
+    expect(entry(set, 'bin/busybox')?.inode).toBe(entry(set, 'bin/bb2')?.inode);
+  });
+
   it('marks a replaced directory opaque and takes only the new content', () => {
     const root = fixtureRoot();
     const set = change(root, 'rm -rf /usr/local && mkdir -p /usr/local/only && echo x > /usr/local/only/f');
