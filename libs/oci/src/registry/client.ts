@@ -245,7 +245,8 @@ function urlForLog(url: string | URL): string {
   return `${u.origin}${u.pathname}`;
 }
 
-function retryAfterMs(header: string | null, cap: number): number | undefined {
+/** `Retry-After` (delay-seconds or an HTTP date) in milliseconds, capped; undefined when absent or unreadable. */
+export function parseRetryAfter(header: string | null, cap: number): number | undefined {
   if (!header) return undefined;
   const seconds = Number(header);
   let ms: number;
@@ -585,7 +586,7 @@ export class RegistryClient {
       }
       if (spec.expect.includes(response.status)) return response;
       if (RETRYABLE_STATUS.has(response.status) && attempt < attempts) {
-        const delayMs = retryAfterMs(response.headers.get('retry-after'), policy.maxRetryAfterMs) ?? this.#backoff(attempt);
+        const delayMs = parseRetryAfter(response.headers.get('retry-after'), policy.maxRetryAfterMs) ?? this.#backoff(attempt);
         await response.body?.cancel().catch(() => {});
         this.#logger?.({ type: 'retry', method: spec.method, url: urlForLog(url), attempt, delayMs, reason: `HTTP ${response.status}` });
         await sleep(delayMs, undefined, this.#signal ? { signal: this.#signal } : undefined).catch(() => {});
