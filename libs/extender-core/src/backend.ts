@@ -146,8 +146,8 @@ export interface ExtenderBackend {
   readonly capabilities: BackendCapabilities;
   /**
    * Optional: resolve the base image itself (e.g. from a daemon's image store).
-   * Return `undefined` to let the core resolve it (extend dir layout, then the
-   * registry). The core's resolver is what every backend gets by default.
+   * The core asks after looking in the extend dir's `cache/base/<digest>` layout
+   * and before going to the registry; return `undefined` to let it go on.
    */
   resolveBase?(request: ResolveBaseRequest, context: BackendContext): Promise<ImageDescription | undefined>;
   /**

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { testEnv } from './testing/testenv.ts';
 import { RegistryClient, parseReference, type Digest, type ImageManifest } from '@cnb-extender/oci';
-import { registryAccess, resolveBaseImage } from './base.ts';
+import { readLayoutImage, registryAccess, resolveBaseImage, type RegistryAccess } from './base.ts';
+import type { ImageDescription, ResolveBaseRequest } from './backend.ts';
 import { ExtenderError } from './errors.ts';
 import { MemorySink } from './events.ts';
 import { extend } from './extend.ts';
@@ -105,5 +106,42 @@ describe('base image resolution', () => {
     expect(err.code).toBe('BASE_IMAGE');
     expect(err.exitCode).toBe(102);
     expect(err.message).toMatch(/^failed to extend run image: getting run image to extend: resolving run image .*: from the registry: /);
+  });
+
+  describe('a backend with its own resolution', () => {
+    class ResolvingBackend extends FakeBackend {
+      readonly requests: ResolveBaseRequest[] = [];
+      async resolveBase(request: ResolveBaseRequest): Promise<ImageDescription | undefined> {
+        this.requests.push(request);
+        const run = testEnv().fixtures.run;
+        return (await readLayoutImage(run.layoutDir, request.reference, run.manifestDigest as Digest)).image;
+      }
+    }
+    const noRegistry: RegistryAccess = {
+      resolve: () => Promise.reject(new Error('the registry must not be asked')),
+      blob: () => Promise.reject(new Error('the registry must not be asked')),
+    };
+
+    it('is asked when the extend dir has no layout, before the registry', async () => {
+      const run = testEnv().fixtures.run;
+      const ws = await workspace({ runImage: run.registryRef, extensions: [{ id: 'A', run: `${header}RUN echo a > /a\n` }] });
+      const backend = new ResolvingBackend();
+      const events = new MemorySink();
+      await extend({ kind: 'run', inputs: ws.inputs, backend, events, registry: noRegistry });
+      expect(backend.requests).toEqual([{ kind: 'run', reference: run.registryRef, extendDir: ws.extendDir }]);
+      expect(events.ofType('base-resolved')).toEqual([expect.objectContaining({ source: 'backend', manifestDigest: run.manifestDigest })]);
+    });
+
+    it('is not asked when the extend dir has the layout', async () => {
+      const run = testEnv().fixtures.run;
+      const ws = await workspace({
+        runImage: run.registryRef,
+        baseLayout: { from: run.layoutDir, digest: run.manifestDigest as Digest, mode: 'sparse' },
+        extensions: [{ id: 'A', run: `${header}RUN echo a > /a\n` }],
+      });
+      const backend = new ResolvingBackend();
+      await extend({ kind: 'run', inputs: ws.inputs, backend, registry: noRegistry });
+      expect(backend.requests).toEqual([]);
+    });
   });
 });

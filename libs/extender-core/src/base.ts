@@ -2,7 +2,8 @@
  * Base image resolution, in order:
  * 1. the extend dir's `cache/base/<manifest-digest>/` OCI layout written by the
  *    restorer (sparse: manifest + config only; or full);
- * 2. the registry, with the digest reference from analyzed.toml (spec issue #414:
+ * 2. the backend's own resolution, when it offers one (e.g. a daemon's image store);
+ * 3. the registry, with the digest reference from analyzed.toml (spec issue #414:
  *    the extender does not depend on the restorer). A tag reference is resolved to
  *    a digest first and that resolution is reported as an event.
  */
@@ -23,7 +24,7 @@ import {
   type ImageManifest,
   type Platform,
 } from '@cnb-extender/oci';
-import type { ExtendKind, ImageDescription, LayerDescription } from './backend.ts';
+import type { ExtendKind, ImageDescription, LayerDescription, ResolveBaseRequest } from './backend.ts';
 import { ExtenderError, messageOf } from './errors.ts';
 import type { EventSink } from './events.ts';
 
@@ -42,6 +43,8 @@ export interface ResolveBaseOptions {
   /** Wanted platform when the registry reference points at an index. */
   platform?: Platform;
   registry?: RegistryAccess;
+  /** A backend's own resolution, tried after the extend dir and before the registry. */
+  backend?: (request: ResolveBaseRequest) => Promise<ImageDescription | undefined>;
   events: EventSink;
   signal: AbortSignal;
 }
@@ -147,6 +150,19 @@ export async function resolveBaseImage(options: ResolveBaseOptions): Promise<Ima
       } catch (err) {
         throw new ExtenderError('BASE_IMAGE', `${action}: reading layout ${dir}: ${messageOf(err)}`, { cause: err, path: dir });
       }
+    }
+  }
+  if (options.backend) {
+    let fromBackend: ImageDescription | undefined;
+    try {
+      fromBackend = await options.backend({ kind, reference, extendDir });
+    } catch (err) {
+      if (options.signal.aborted) throw err;
+      throw new ExtenderError('BASE_IMAGE', `${action}: through the backend: ${messageOf(err)}`, { cause: err });
+    }
+    if (fromBackend) {
+      events.emit({ type: 'base-resolved', level: 'info', kind, reference, source: 'backend', ...(fromBackend.manifestDigest ? { manifestDigest: fromBackend.manifestDigest } : {}) });
+      return fromBackend;
     }
   }
   if (!options.registry) {

@@ -304,6 +304,26 @@ describe('extend', () => {
       expect(await readdir(join(ws.extendedDir, 'run'))).toEqual([second.outputDir!.split('/').at(-1)]);
     });
 
+    it('leaves no <extended>/run entry and no temporary directory when writing the output fails', async () => {
+      const ws = await workspace({ extensions: [{ id: 'A', run: `${header}RUN echo a > /a\nRUN echo b > /b\n` }] });
+      // A faulty backend: the last layer's blob does not match its descriptor.
+      class CorruptingBackend extends FakeBackend {
+        override async apply(...args: Parameters<FakeBackend['apply']>) {
+          const result = await super.apply(...args);
+          const last = result.layers.at(-1)!;
+          last.descriptor = { ...last.descriptor, digest: `sha256:${'0'.repeat(64)}` };
+          return result;
+        }
+      }
+      const err = (await extend({ kind: 'run', inputs: ws.inputs, backend: new CorruptingBackend() }).catch((e: unknown) => e)) as ExtenderError;
+      expect(err.code).toBe('OUTPUT_FAILED');
+      expect(err.exitCode).toBe(102);
+      expect(err.message).toMatch(/^failed to extend run image: copying extended image to output directory .*: blob for layer sha256:0{64} has digest sha256:/);
+      expect(await readdir(join(ws.extendedDir, 'run'))).toEqual([]);
+      expect(await readdir(ws.extendedDir)).toEqual(['run']);
+      expect(await readdir(ws.extendDir)).toEqual(['cache']);
+    });
+
     it('removes its work directory and calls the backend cleanup once', async () => {
       const ws = await workspace({ extensions: [{ id: 'A', run: `${header}RUN echo a > /a\n` }] });
       const backend = new FakeBackend();

@@ -252,12 +252,16 @@ async function extendWith(
   const { events, signal } = context;
   const platform = inputs.platform ?? platformFromAnalyzed(analyzedImage);
   const base = await measure(events, 'resolve-base', async () => {
-    const fromBackend = backend.resolveBase ? await backend.resolveBase({ kind, reference, extendDir }, context) : undefined;
-    if (fromBackend) {
-      events.emit({ type: 'base-resolved', level: 'info', kind, reference, source: 'backend', ...(fromBackend.manifestDigest ? { manifestDigest: fromBackend.manifestDigest } : {}) });
-      return fromBackend;
-    }
-    return resolveBaseImage({ kind, reference, extendDir, events, signal, registry: registry ?? registryAccess({ signal }), ...(platform ? { platform } : {}) });
+    return resolveBaseImage({
+      kind,
+      reference,
+      extendDir,
+      events,
+      signal,
+      registry: registry ?? registryAccess({ signal }),
+      ...(platform ? { platform } : {}),
+      ...(backend.resolveBase ? { backend: (request) => backend.resolveBase!(request, context) } : {}),
+    });
   }).catch((err: unknown) => {
     throw wrap(err, `getting ${kind} image to extend`, 'BASE_IMAGE');
   });
