@@ -380,6 +380,22 @@ describe('authentication', () => {
   });
 });
 
+describe('identity tokens', () => {
+  it('exchanges an X-Identity token from CNB_REGISTRY_AUTH at the token service (OAuth2 refresh_token)', async () => {
+    const refreshToken = `refresh-${randomBytes(8).toString('hex')}`;
+    const tokens = await startTokenServer({ upstream: env.registry.host, username: 'nobody', password: randomBytes(8).toString('hex'), refreshToken });
+    servers.push(tokens);
+    const events: RegistryEvent[] = [];
+    const c = client({ keychain: undefined, env: { HOME: work, CNB_REGISTRY_AUTH: JSON.stringify({ [tokens.host]: `X-Identity ${refreshToken}` }) }, logger: (e) => events.push(e) });
+    const target = ref(tokens.host, repo('identity'));
+    await pushImage(c, target, { manifest: image.manifest, source: memoryBlobSource(image.blobs) });
+    expect(await resolveDigest(c, target)).toBe(image.digest);
+    expect(tokens.tokenRequests.length).toBeGreaterThan(0);
+    expect(tokens.tokenRequests.every((r) => r.authorized)).toBe(true);
+    expect(JSON.stringify(events)).not.toContain(refreshToken);
+  });
+});
+
 describe('faults', () => {
   const fast = { attempts: 4, baseDelayMs: 20, maxDelayMs: 100, maxRetryAfterMs: 1500 };
 

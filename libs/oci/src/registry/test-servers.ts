@@ -95,6 +95,8 @@ export interface TokenServerOptions {
   username: string;
   password: string;
   service?: string;
+  /** Accept OAuth2 `grant_type=refresh_token` POSTs with this refresh token (identity tokens). */
+  refreshToken?: string;
 }
 
 export interface TokenServer extends LoopbackServer {
@@ -133,8 +135,39 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
     return granted.has(want) || granted.has(`${want.slice(0, i)}:*`);
   };
 
+  const issue = (res: ServerResponse, scopes: string[], authorized: boolean) => {
+    if (!authorized) {
+      res.writeHead(401, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ details: 'incorrect username or password' }));
+      return;
+    }
+    const token = randomBytes(24).toString('base64url');
+    const granted = new Set<string>();
+    for (const scope of scopes) {
+      const i = scope.lastIndexOf(':');
+      for (const action of scope.slice(i + 1).split(',')) granted.add(`${scope.slice(0, i)}:${action}`);
+    }
+    tokens.set(token, granted);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ token, access_token: token, expires_in: 300, issued_at: new Date().toISOString() }));
+  };
+
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
+    if (url.pathname === '/token' && req.method === 'POST') {
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (chunk: string) => (body += chunk));
+      req.on('end', () => {
+        const form = new URLSearchParams(body);
+        const scopes = (form.get('scope') ?? '').split(' ').filter(Boolean);
+        const authorized =
+          options.refreshToken !== undefined && form.get('grant_type') === 'refresh_token' && form.get('refresh_token') === options.refreshToken;
+        tokenRequests.push({ scopes, account: undefined, authorized });
+        issue(res, scopes, authorized);
+      });
+      return;
+    }
     if (url.pathname === '/token') {
       req.resume();
       const scopes = url.searchParams.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean);
@@ -142,20 +175,7 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
       const expected = `Basic ${Buffer.from(`${options.username}:${options.password}`).toString('base64')}`;
       const authorized = header === expected;
       tokenRequests.push({ scopes, account: url.searchParams.get('account') ?? undefined, authorized });
-      if (!authorized) {
-        res.writeHead(401, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ details: 'incorrect username or password' }));
-        return;
-      }
-      const token = randomBytes(24).toString('base64url');
-      const granted = new Set<string>();
-      for (const scope of scopes) {
-        const i = scope.lastIndexOf(':');
-        for (const action of scope.slice(i + 1).split(',')) granted.add(`${scope.slice(0, i)}:${action}`);
-      }
-      tokens.set(token, granted);
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ token, access_token: token, expires_in: 300, issued_at: new Date().toISOString() }));
+      issue(res, scopes, authorized);
       return;
     }
     const want = needed(req);
