@@ -94,7 +94,7 @@ async function expectSameImageInLayout(layoutDir: string) {
   }
 }
 
-describe('round trip', () => {
+describe('round trip', { timeout: 60_000 }, () => {
   it('pushes an image built from a directory to the plain registry, pulls it back, and skopeo reads it', async () => {
     const c = client();
     expect((await c.ping(env.registry.host)).url).toBe(`http://${env.registry.host}/v2/`);
@@ -259,7 +259,7 @@ describe('round trip', () => {
   });
 });
 
-describe('authentication', () => {
+describe('authentication', { timeout: 60_000 }, () => {
   it('reports a 401 without credentials clearly', async () => {
     const c = client({ caFile: env.secureRegistry.caFile });
     const target = ref(env.secureRegistry.host, repo('noauth'));
@@ -380,7 +380,7 @@ describe('authentication', () => {
   });
 });
 
-describe('identity tokens', () => {
+describe('identity tokens', { timeout: 60_000 }, () => {
   it('exchanges an X-Identity token from CNB_REGISTRY_AUTH at the token service (OAuth2 refresh_token)', async () => {
     const refreshToken = `refresh-${randomBytes(8).toString('hex')}`;
     const tokens = await startTokenServer({ upstream: env.registry.host, username: 'nobody', password: randomBytes(8).toString('hex'), refreshToken });
@@ -396,7 +396,7 @@ describe('identity tokens', () => {
   });
 });
 
-describe('faults', () => {
+describe('faults', { timeout: 60_000 }, () => {
   const fast = { attempts: 4, baseDelayMs: 20, maxDelayMs: 100, maxRetryAfterMs: 1500 };
 
   it('retries 503s (honouring Retry-After) and connection resets, and the push succeeds', async () => {
@@ -473,7 +473,7 @@ describe('faults', () => {
   });
 });
 
-describe('credentials stay secret', () => {
+describe('credentials stay secret', { timeout: 60_000 }, () => {
   it('never shows passwords, basic headers or tokens in errors, causes or log events', async () => {
     const { host, caFile, username, password } = env.secureRegistry;
     const basic = Buffer.from(`${username}:${password}`).toString('base64');
