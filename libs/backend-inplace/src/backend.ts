@@ -98,6 +98,7 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
             root,
             contextDir: applyOptions.buildContext,
             network: options.network ?? true,
+            expand: plan.expand,
             allowRemote: options.allowRemote ?? false,
             signal,
             onOutput: (_stream, chunk) => {

@@ -5,7 +5,7 @@
  * mapping shrinks to a type switch.)
  */
 import { parse, type InstructionNode } from '@cnb-extender/dockerfile';
-import { expandWord } from './execute/expand.ts';
+import { expanderFor, type Expander } from './execute/expand.ts';
 import type { Instruction } from './execute/instructions.ts';
 
 export class PlanError extends Error {
@@ -26,6 +26,8 @@ export interface PlannedInstruction {
 }
 
 export interface Plan {
+  /** Expands words with this Dockerfile's escape token. */
+  expand: Expander;
   /** FROM's image, expanded with the meta ARGs and build args. */
   from: string;
   /** Meta ARGs (before FROM) with their values: usable again after FROM only when re-declared. */
@@ -129,8 +131,11 @@ function toInstruction(node: InstructionNode): Instruction {
 /** Parses an extension's Dockerfile into FROM plus typed instructions. */
 export function planDockerfile(content: string, buildArgs: ReadonlyMap<string, string>, file = 'Dockerfile'): Plan {
   let ast;
+  let expand: Expander;
   try {
-    ast = parse(content, { file }).ast;
+    const parsed = parse(content, { file });
+    ast = parsed.ast;
+    expand = expanderFor(parsed.escapeToken);
   } catch (cause) {
     throw new PlanError(`parsing ${file}: ${(cause as Error).message}`, { cause });
   }
@@ -140,7 +145,7 @@ export function planDockerfile(content: string, buildArgs: ReadonlyMap<string, s
   for (const node of ast.children) {
     if (node.keyword === 'from') {
       if (from !== undefined) throw new PlanError(`${file}: more than one FROM: an extension's Dockerfile has a single stage`, { instruction: node.original, line: lineOf(node) });
-      from = expandWord(node.args[0]?.value ?? '', metaArgs);
+      from = expand(node.args[0]?.value ?? '', metaArgs);
       continue;
     }
     if (from === undefined) {
@@ -148,7 +153,7 @@ export function planDockerfile(content: string, buildArgs: ReadonlyMap<string, s
       for (const w of node.args.map((a) => a.value)) {
         const i = w.indexOf('=');
         const name = i === -1 ? w : w.slice(0, i);
-        const value = buildArgs.get(name) ?? (i === -1 ? undefined : expandWord(w.slice(i + 1), metaArgs));
+        const value = buildArgs.get(name) ?? (i === -1 ? undefined : expand(w.slice(i + 1), metaArgs));
         if (value !== undefined) metaArgs.set(name, value);
       }
       continue;
@@ -156,5 +161,5 @@ export function planDockerfile(content: string, buildArgs: ReadonlyMap<string, s
     instructions.push({ instruction: toInstruction(node), line: lineOf(node) });
   }
   if (from === undefined) throw new PlanError(`${file}: no FROM instruction`);
-  return { from, metaArgs, instructions };
+  return { expand, from, metaArgs, instructions };
 }
