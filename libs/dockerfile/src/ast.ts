@@ -58,12 +58,25 @@ export interface DockerfileAst {
   range: SourceRange;
 }
 
-function dumpInstruction(node: InstructionNode): string {
+function dumpHead(node: InstructionNode): string {
   let out = goLower(node.command);
   if (node.flags.length > 0) out += ` ${goQuoteSlice(node.flags.map((f) => f.value))}`;
-  if (node.trigger) out += ` (${dumpInstruction(node.trigger)})`;
-  for (const arg of node.args) out += ` ${goQuote(arg.value)}`;
-  return trimSpace(out);
+  return out;
+}
+
+function dumpInstruction(node: InstructionNode): string {
+  // ONBUILD nests its trigger: `onbuild (run "x")`. Walk the chain without recursion.
+  const heads: string[] = [];
+  let n = node;
+  while (n.trigger) {
+    heads.push(dumpHead(n));
+    n = n.trigger;
+  }
+  let out = dumpHead(n);
+  for (const arg of n.args) out += ` ${goQuote(arg.value)}`;
+  out = trimSpace(out);
+  for (let i = heads.length - 1; i >= 0; i--) out = trimSpace(`${heads[i]} (${out})`);
+  return out;
 }
 
 /**

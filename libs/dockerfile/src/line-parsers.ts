@@ -180,7 +180,8 @@ function shift(values: RawValue[], by: number): RawValue[] {
 interface ParsedArgs {
   args: RawValue[];
   json: boolean;
-  trigger?: RawNode;
+  /** ONBUILD: the trigger's text, parsed as an instruction of its own. */
+  sub?: { line: string; off: number };
 }
 
 type LineParser = (rest: string, off: number, ctx: LineContext) => ParsedArgs;
@@ -353,9 +354,9 @@ function parseIgnore(_rest: string, off: number): ParsedArgs {
   return { args: [{ value: '', start: off, end: off }], json: false };
 }
 
-function parseSubCommand(rest: string, off: number, ctx: LineContext): ParsedArgs {
+function parseSubCommand(rest: string, off: number): ParsedArgs {
   if (rest === '') return NONE;
-  return { args: [], json: false, trigger: nodeFromLine(rest, off, ctx) };
+  return { args: [], json: false, sub: { line: rest, off } };
 }
 
 const DISPATCH: Record<string, LineParser> = {
@@ -382,8 +383,7 @@ const DISPATCH: Record<string, LineParser> = {
   workdir: parseString,
 };
 
-/** `newNodeFromLine`: split a logical line and dispatch on its keyword. */
-export function nodeFromLine(line: string, off: number, ctx: LineContext): RawNode {
+function singleNode(line: string, off: number, ctx: LineContext): { node: RawNode; sub: ParsedArgs['sub'] } {
   const split = splitCommand(line, ctx);
   const keyword = goLower(split.command);
   const parser = Object.hasOwn(DISPATCH, keyword) ? DISPATCH[keyword]! : parseIgnore;
@@ -397,6 +397,21 @@ export function nodeFromLine(line: string, off: number, ctx: LineContext): RawNo
     original: line,
     originalStart: off,
   };
-  if (parsed.trigger) node.trigger = parsed.trigger;
-  return node;
+  return { node, sub: parsed.sub };
+}
+
+/**
+ * `newNodeFromLine`: split a logical line and dispatch on its keyword. ONBUILD
+ * triggers (which may themselves be ONBUILD …) are parsed in a loop, not by
+ * recursion, so absurd nesting cannot exhaust the stack.
+ */
+export function nodeFromLine(line: string, off: number, ctx: LineContext): RawNode {
+  const first = singleNode(line, off, ctx);
+  let current = first;
+  while (current.sub) {
+    const next = singleNode(current.sub.line, current.sub.off, ctx);
+    current.node.trigger = next.node;
+    current = next;
+  }
+  return first.node;
 }

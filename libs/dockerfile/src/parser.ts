@@ -58,9 +58,15 @@ class LineMap {
   }
 
   position(offset: number): Position {
-    let k = this.#starts.length - 1;
-    while (k > 0 && this.#starts[k]! > offset) k--;
-    return { line: this.#lines[k]!, column: this.#columns[k]! + (offset - this.#starts[k]!) };
+    // The last piece starting at or before `offset` (pieces may be empty and share a start).
+    let lo = 0;
+    let hi = this.#starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.#starts[mid]! <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return { line: this.#lines[lo]!, column: this.#columns[lo]! + (offset - this.#starts[lo]!) };
   }
 
   /** Position just after the character at `offset - 1`. */
@@ -103,19 +109,25 @@ function toValue(v: RawValue, map: LineMap): ValueNode {
 }
 
 function toNode(raw: RawNode, map: LineMap, comments: string[], end: Position): InstructionNode {
-  const node: InstructionNode = {
-    command: raw.command,
-    keyword: goLower(raw.command),
-    flags: raw.flags.map((f) => toValue(f, map)),
-    args: raw.args.map((a) => toValue(a, map)),
-    json: raw.json,
-    heredocs: [],
-    original: raw.original,
-    comments,
-    range: { start: map.position(raw.commandStart), end },
-  };
-  if (raw.trigger) node.trigger = toNode(raw.trigger, map, [], end);
-  return node;
+  let top: InstructionNode | undefined;
+  let parent: InstructionNode | undefined;
+  for (let r: RawNode | undefined = raw; r; r = r.trigger) {
+    const node: InstructionNode = {
+      command: r.command,
+      keyword: goLower(r.command),
+      flags: r.flags.map((f) => toValue(f, map)),
+      args: r.args.map((a) => toValue(a, map)),
+      json: r.json,
+      heredocs: [],
+      original: r.original,
+      comments: parent ? [] : comments,
+      range: { start: map.position(r.commandStart), end },
+    };
+    if (parent) parent.trigger = node;
+    else top = node;
+    parent = node;
+  }
+  return top!;
 }
 
 function canContainHeredoc(node: InstructionNode): boolean {

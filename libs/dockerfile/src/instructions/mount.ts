@@ -125,7 +125,7 @@ export function ramInBytes(size: string): number | undefined {
   if (sep < 0) return undefined;
   const num = size[sep] === ' ' ? size.slice(0, sep) : size.slice(0, sep + 1);
   let sfx = size.slice(sep + 1);
-  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(num)) return undefined;
+  if (!/^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/.test(num)) return undefined;
   let value = Number(num);
   if (!Number.isFinite(value) || value < 0) return undefined;
   if (sfx.length === 0) return Math.trunc(value);

@@ -81,8 +81,11 @@ interface Request {
 }
 
 function nodeArgs(node: InstructionNode): string[] {
-  const out = node.args.map((a) => a.value);
-  if (node.trigger) out.push(node.trigger.command, ...nodeArgs(node.trigger));
+  const out: string[] = [];
+  for (let n: InstructionNode | undefined = node; n; n = n.trigger) {
+    for (const a of n.args) out.push(a.value);
+    if (n.trigger) out.push(n.trigger.command);
+  }
   return out;
 }
 

@@ -39,6 +39,11 @@ export interface ExpansionResult {
 
 const EOF = -1;
 const DOLLAR = 0x24;
+/**
+ * Nesting limit for `${a:-${b:-…}}`. BuildKit has none (Go stacks grow); we
+ * stop at a depth no real Dockerfile reaches rather than exhaust the stack.
+ */
+export const MAX_EXPANSION_DEPTH = 500;
 const LBRACE = 0x7b;
 const RBRACE = 0x7d;
 const COLON = 0x3a;
@@ -125,6 +130,7 @@ class Lexer {
   readonly #shared = { buf: '' };
   readonly matched = new Set<string>();
   readonly unmatched = new Set<string>();
+  #depth = 0;
 
   constructor(src: string, lookup: Lookup, opts: LexOptions) {
     this.#src = src;
@@ -261,6 +267,16 @@ class Lexer {
   }
 
   #processDollar(): string {
+    if (this.#depth >= MAX_EXPANSION_DEPTH) throw new Error(`variable references nested more than ${MAX_EXPANSION_DEPTH} deep`);
+    this.#depth++;
+    try {
+      return this.#processDollarInner();
+    } finally {
+      this.#depth--;
+    }
+  }
+
+  #processDollarInner(): string {
     this.#next();
     if (this.#peek() !== LBRACE) {
       const name = this.#processName();
