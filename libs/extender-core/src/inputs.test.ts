@@ -47,6 +47,15 @@ describe('input errors (exit codes as the lifecycle, messages naming the file)',
     expect(err.message).toContain(`failed to extend run image: initializing extender: parsing analyzed file ${ws.inputs.analyzedPath}: `);
   });
 
+  it('missing analyzed.toml → exit 1, names analyzed.toml', async () => {
+    const ws = await workspace();
+    await rm(ws.inputs.analyzedPath);
+    const err = await failure(ws);
+    expect(err.code).toBe('ANALYZED_INVALID');
+    expect(err.exitCode).toBe(1);
+    expect(err.message).toBe(`failed to extend run image: initializing extender: reading analyzed file ${ws.inputs.analyzedPath}: file does not exist`);
+  });
+
   it('analyzed.toml without the reference for the kind → exit 1, names analyzed.toml', async () => {
     const ws = await workspace({ analyzedToml: '[run-image]\nreference = "x@sha256:' + '0'.repeat(64) + '"\n' });
     const err = await failure(ws, 'build');
