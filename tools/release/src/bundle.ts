@@ -1,0 +1,101 @@
+/**
+ * Bundle an app into one CommonJS file for a Node single executable application.
+ *
+ * - The app's version and the parsed deprecation schedule are embedded
+ *   (`__CNB_EXTENDER_VERSION__`, `__CNB_DEPRECATION_SCHEDULE__`).
+ * - Backend packages that do not exist (yet) stay out of the bundle: their `import()` then
+ *   fails at run time and the registry reports "not available in this build".
+ * - Native addons cannot be loaded from inside the executable. `import.meta.url` is made to
+ *   point at the executable, so `createRequire(import.meta.url)('@napi-rs/xattr')` (libs/oci,
+ *   backend-inplace) loads the addon from `node_modules/` next to the executable, where the
+ *   release ships it (see `nativeAddonFiles`). Without those files xattr support is simply
+ *   unavailable: the loaders are lazy and report the missing module when xattrs are needed.
+ */
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
+import { parseSchedule, checkSchedule } from '@cnb-extender/extender-cli';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const APPS = ['extender', 'lifecycle'] as const;
+export type AppName = (typeof APPS)[number];
+
+export interface BundleOptions {
+  app: AppName;
+  outFile: string;
+  /** Default: the app's package.json version. */
+  version?: string;
+  /** Default: release/deprecations.toml. */
+  scheduleFile?: string;
+  minify?: boolean;
+}
+
+export async function appVersion(app: AppName): Promise<string> {
+  return (JSON.parse(await readFile(join(REPO_ROOT, 'apps', app, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/** Unresolvable backend packages become external (left out), everything else is bundled. */
+const missingBackends: esbuild.Plugin = {
+  name: 'missing-backends',
+  setup(build) {
+    build.onResolve({ filter: /^@cnb-extender\/backend-/ }, async (args) => {
+      if (args.pluginData === 'retry' || args.path === '@cnb-extender/backend-registry') return undefined;
+      const result = await build.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: 'retry' });
+      if (result.errors.length > 0) return { path: args.path, external: true };
+      // a package whose entry file is missing resolves to nothing usable either
+      try {
+        await readFile(result.path);
+      } catch {
+        return { path: args.path, external: true };
+      }
+      return result;
+    });
+  },
+};
+
+export async function bundleApp(options: BundleOptions): Promise<esbuild.Metafile> {
+  const version = options.version ?? (await appVersion(options.app));
+  const scheduleFile = options.scheduleFile ?? join(REPO_ROOT, 'release', 'deprecations.toml');
+  const schedule = parseSchedule(await readFile(scheduleFile, 'utf8'), scheduleFile);
+  const problems = checkSchedule(schedule);
+  if (problems.length > 0) throw new Error(`bundling ${options.app}: the deprecation schedule ${scheduleFile} is inconsistent:\n  ${problems.join('\n  ')}`);
+  const result = await esbuild.build({
+    entryPoints: [join(REPO_ROOT, 'apps', options.app, 'src', 'main.ts')],
+    outfile: options.outFile,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node24',
+    minify: options.minify ?? true,
+    legalComments: 'none',
+    metafile: true,
+    logLevel: 'silent',
+    define: {
+      __CNB_EXTENDER_VERSION__: JSON.stringify(version),
+      __CNB_DEPRECATION_SCHEDULE__: JSON.stringify(schedule),
+      'import.meta.url': '__cnb_executable_url',
+    },
+    banner: { js: 'var __cnb_executable_url = require("node:url").pathToFileURL(process.execPath).href;' },
+    plugins: [missingBackends],
+  });
+  for (const warning of result.warnings) {
+    if (!/import\.meta/.test(warning.text)) throw new Error(`bundling ${options.app}: ${warning.text}`);
+  }
+  return result.metafile;
+}
+
+/** Files of the xattr addon to ship next to the executable: [source, path relative to the executable's directory]. */
+export function nativeAddonFiles(): [string, string][] {
+  const require = createRequire(join(REPO_ROOT, 'libs', 'oci', 'package.json'));
+  const pkgDir = join(require.resolve('@napi-rs/xattr/package.json'), '..');
+  const binary = createRequire(join(pkgDir, 'package.json')).resolve('@napi-rs/xattr-linux-x64-gnu/xattr.linux-x64-gnu.node');
+  return [
+    [join(pkgDir, 'package.json'), 'node_modules/@napi-rs/xattr/package.json'],
+    [join(pkgDir, 'index.js'), 'node_modules/@napi-rs/xattr/index.js'],
+    [join(pkgDir, 'LICENSE'), 'node_modules/@napi-rs/xattr/LICENSE'],
+    // the loader tries `./xattr.linux-x64-gnu.node` beside itself first
+    [binary, 'node_modules/@napi-rs/xattr/xattr.linux-x64-gnu.node'],
+  ];
+}

