@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { copyFile, cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -135,5 +135,38 @@ describe('run-kind output as consumers read it', () => {
     const runtime = await readJson<{ process: { env: string[]; user: { uid: number } } }>(join(bundle, 'config.json'));
     expect(runtime.process.env).toContain('CNB_STACK_ID=stack-id-from-ext-tree');
     expect(runtime.process.user.uid).toBe(1000);
+  });
+
+  it('keeps the Docker media type family of a Docker v2 base (manifest, config and new layers)', async () => {
+    const fixture = testEnv().fixtures.run;
+    const baseManifest = await readJson<ImageManifest>(join(fixture.layoutDir, 'blobs', 'sha256', fixture.manifestDigest.slice(7)));
+    const dockerManifest: ImageManifest = {
+      schemaVersion: 2,
+      mediaType: MediaType.dockerManifest,
+      config: { mediaType: MediaType.dockerConfig, digest: baseManifest.config.digest, size: baseManifest.config.size },
+      layers: baseManifest.layers.map((l) => ({ mediaType: MediaType.dockerLayerGzip, digest: l.digest, size: l.size })),
+    };
+    const bytes = Buffer.from(JSON.stringify(dockerManifest));
+    const digest = sha256(bytes);
+    const ws = await createWorkspace({
+      runImage: `${fixture.registryRef.slice(0, fixture.registryRef.indexOf('@'))}@${digest}`,
+      extensions: [{ id: 'A', run: `${header}RUN echo a > /a\n` }],
+    });
+    cleanups.push(() => ws.remove());
+    const layout = join(ws.extendDir, 'cache', 'base', digest);
+    await mkdir(join(layout, 'blobs', 'sha256'), { recursive: true });
+    await writeFile(join(layout, 'blobs', 'sha256', digest.slice(7)), bytes);
+    await copyFile(join(fixture.layoutDir, 'blobs', 'sha256', baseManifest.config.digest.slice(7)), join(layout, 'blobs', 'sha256', baseManifest.config.digest.slice(7)));
+    await writeFile(join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: MediaType.dockerManifest, digest, size: bytes.length }] }));
+    await writeFile(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+
+    const result = await extend({ kind: 'run', inputs: ws.inputs, backend: new FakeBackend() });
+    const index = await readJson<ImageIndex>(join(result.outputDir!, 'index.json'));
+    expect(index.manifests[0]!.mediaType).toBe(MediaType.dockerManifest);
+    const manifest = await readJson<ImageManifest>(join(result.outputDir!, 'blobs', 'sha256', index.manifests[0]!.digest.slice(7)));
+    expect(manifest.mediaType).toBe(MediaType.dockerManifest);
+    expect(manifest.config.mediaType).toBe(MediaType.dockerConfig);
+    expect(manifest.layers.map((l) => l.mediaType)).toEqual([...dockerManifest.layers.map((l) => l.mediaType), MediaType.dockerLayerGzip]);
+    expect(JSON.stringify(manifest.layers.slice(0, dockerManifest.layers.length))).toBe(JSON.stringify(dockerManifest.layers));
   });
 });
