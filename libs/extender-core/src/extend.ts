@@ -14,7 +14,7 @@ import { ExtenderError, messageOf, wrap } from './errors.ts';
 import { measure, nullSink, type EventSink } from './events.ts';
 import { readAnalyzed, readGroupExtensions, referenceFor, type AnalyzedImage } from './files.ts';
 import { serializeImage, writeRunOutput } from './output.ts';
-import { validateExtensionDockerfile } from './validate.ts';
+import { checkExtensionDockerfile } from './validate.ts';
 
 export const REBASABLE_LABEL = 'io.buildpacks.rebasable';
 /** The extend dir when nothing else is configured (what platforms mount today). */
@@ -278,7 +278,7 @@ async function extendWith(
   for (const [position, dockerfile] of dockerfiles.entries()) {
     signal.throwIfAborted();
     const action = `applying Dockerfile for ${dockerfile.extensionId}`;
-    const validation = validateExtensionDockerfile(dockerfile.content, kind);
+    const validation = checkExtensionDockerfile(dockerfile.content, kind, dockerfile.path);
     for (const warning of validation.warnings) {
       events.emit({ type: 'warning', level: 'warn', code: 'dockerfile-rule', message: `${dockerfile.path}: ${warning}`, extensionId: dockerfile.extensionId });
     }

@@ -1,10 +1,10 @@
 /**
  * Extension rules checked before a Dockerfile is handed to a backend (the Go
  * lifecycle's `buildpack/dockerfile.go`): one stage only (error); instructions
- * other than the recommended ones produce warnings. Parsing is libs/dockerfile's
- * BuildKit-compatible parser.
+ * other than the recommended ones produce warnings. Parsing and rules are
+ * libs/dockerfile's.
  */
-import { parse } from '@cnb-extender/dockerfile';
+import { DockerfileError, ExtensionRuleError, parse, validateExtensionDockerfile } from '@cnb-extender/dockerfile';
 import type { ExtendKind } from './backend.ts';
 
 export interface DockerfileLine {
@@ -36,34 +36,26 @@ export function splitInstructions(content: string, file = 'Dockerfile'): Dockerf
   });
 }
 
-/** Instructions an extension's Dockerfile may use without a warning. */
-export const RECOMMENDED_INSTRUCTIONS = ['FROM', 'ADD', 'ARG', 'COPY', 'ENV', 'LABEL', 'RUN', 'SHELL', 'USER', 'WORKDIR'] as const;
+export { RECOMMENDED_INSTRUCTIONS } from '@cnb-extender/dockerfile';
 
 export interface ValidationResult {
   errors: string[];
   warnings: string[];
 }
 
-/** Check one Dockerfile against the extension rules. */
-export function validateExtensionDockerfile(content: string, kind: ExtendKind, file = `${kind}.Dockerfile`): ValidationResult {
-  const result: ValidationResult = { errors: [], warnings: [] };
-  let parsed;
+/**
+ * Check one Dockerfile against the extension rules of libs/dockerfile (the Go
+ * lifecycle's `buildpack/dockerfile.go`): broken rules and syntax errors are
+ * errors, `SHOULD`s not followed are warnings.
+ */
+export function checkExtensionDockerfile(content: string, kind: ExtendKind, file = `${kind}.Dockerfile`): ValidationResult {
   try {
-    parsed = parse(content, { file });
+    const info = validateExtensionDockerfile(content, kind, { file });
+    return { errors: [], warnings: info.warnings.map((w) => w.message) };
   } catch (err) {
-    result.errors.push(`parsing ${kind}.Dockerfile: ${(err as Error).message}`);
-    return result;
+    const warnings = err instanceof ExtensionRuleError ? err.warnings.map((w) => w.message) : [];
+    const reason = err instanceof DockerfileError ? err.reason : (err as Error).message;
+    const where = err instanceof DockerfileError ? ` (line ${err.range.start.line})` : '';
+    return { errors: [`${reason}${where}`], warnings };
   }
-  for (const warning of parsed.warnings) result.warnings.push(warning.message);
-  const instructions = parsed.ast.children;
-  const froms = instructions.filter((i) => i.keyword === 'from');
-  if (froms.length === 0) result.errors.push(`${kind}.Dockerfile has no FROM instruction`);
-  if (froms.length > 1) result.errors.push(`${kind}.Dockerfile is not permitted to use multistage build`);
-  for (const instruction of instructions) {
-    const keyword = instruction.command.toUpperCase();
-    if (!(RECOMMENDED_INSTRUCTIONS as readonly string[]).includes(keyword)) {
-      result.warnings.push(`${kind}.Dockerfile command ${keyword} on line ${instruction.range.start.line} is not recommended`);
-    }
-  }
-  return result;
 }
