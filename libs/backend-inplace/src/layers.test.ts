@@ -8,9 +8,7 @@ import { applyLayer, writeLayer } from '@cnb-extender/oci';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createBuildState, executeInstruction } from './execute/executor.ts';
 import { diffSnapshots, takeSnapshot, type Snapshot } from './snapshot/index.ts';
-import { hashFile } from './snapshot/walk.ts';
-import { pySetXattr, removeTree, unpackFixture } from './test/support.ts';
-import { readXattrs } from './xattr.ts';
+import { pySetXattr, removeTree, treeView, unpackFixture } from './test/support.ts';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
@@ -19,23 +17,7 @@ afterEach(() => {
   for (const d of dirs.splice(0)) removeTree(d);
 });
 
-function view(s: Snapshot): Map<string, string> {
-  const out = new Map<string, string>();
-  const groups = new Map<string, string[]>();
-  for (const [path, m] of s.files) {
-    const abs = join(s.root, path);
-    const x = readXattrs(abs);
-    const xs = x ? Object.entries(x).map(([k, v]) => `${k}=${Buffer.from(v).toString('hex')}`).join(',') : '';
-    const content = m.type === 'file' ? hashFile(abs).slice(0, 16) : '';
-    out.set(path, `${m.type} ${m.mode.toString(8)} ${m.uid}:${m.gid} ${m.type === 'directory' ? '' : m.size} ${m.linkTarget ?? ''} ${content} ${xs}`);
-    if (m.type === 'file' && m.nlink > 1) {
-      const key = `${m.ino}`;
-      groups.set(key, [...(groups.get(key) ?? []), path]);
-    }
-  }
-  for (const paths of groups.values()) for (const p of paths) out.set(p, `${out.get(p)} linked-with:${paths.filter((q) => q !== p).sort().join(',')}`);
-  return out;
-}
+const view = (s: Snapshot) => treeView(s);
 
 describe('executed changes → layers → applied on the base', () => {
   for (const [name, racyWindowNs] of [['default racy window', undefined], ['every entry racy (content decides)', 10n ** 18n]] as const) it(`reproduces the executed root exactly (${name})`, async () => {

@@ -7,6 +7,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FixtureImage } from '@cnb-extender/testenv';
+import type { Snapshot } from '../snapshot/types.ts';
+import { hashFile } from '../snapshot/walk.ts';
+import { readXattrs } from '../xattr.ts';
 
 interface Desc {
   digest: string;
@@ -60,3 +63,23 @@ export function inRoot(root: string, script: string): string {
 export function pySetXattr(path: string, name: string, valueHex: string): void {
   execFileSync('python3', ['-c', 'import os,sys; os.setxattr(sys.argv[1], sys.argv[2], bytes.fromhex(sys.argv[3]), follow_symlinks=False)', path, name, valueHex]);
 }
+
+/** One comparable line per path of a snapshot: type, mode, owner, size, link target, content hash, xattrs, hardlink partners. */
+export function treeView(s: Snapshot): Map<string, string> {
+  const out = new Map<string, string>();
+  const groups = new Map<string, string[]>();
+  for (const [path, m] of s.files) {
+    const abs = join(s.root, path);
+    const x = readXattrs(abs);
+    const xs = x ? Object.entries(x).map(([k, v]) => `${k}=${Buffer.from(v).toString('hex')}`).join(',') : '';
+    const content = m.type === 'file' ? hashFile(abs).slice(0, 16) : '';
+    out.set(path, `${m.type} ${m.mode.toString(8)} ${m.uid}:${m.gid} ${m.type === 'directory' ? '' : m.size} ${m.linkTarget ?? ''} ${content} ${xs}`);
+    if (m.type === 'file' && m.nlink > 1) {
+      const key = `${m.ino}`;
+      groups.set(key, [...(groups.get(key) ?? []), path]);
+    }
+  }
+  for (const paths of groups.values()) for (const p of paths) out.set(p, `${out.get(p)} linked-with:${paths.filter((q) => q !== p).sort().join(',')}`);
+  return out;
+}
+
