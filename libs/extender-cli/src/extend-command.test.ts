@@ -114,7 +114,7 @@ describe('runExtendCommand', () => {
       const failing = await run(['-kind', 'run', '-kaniko-cache-ttl', '1h'], fixture.env, { version: '0.5.0' });
       expect(failing.code).toBe(3);
       expect(failing.stderr.text).toBe(
-        'ERROR: failed to use deprecated surface kaniko-cache-ttl-flag: it is disabled since 0.5.0 and removed in 2.0.0 (set CNB_DEPRECATION_MODE=warn to use it until then); use new kaniko-cache-ttl-flag instead (see docs/cli.md#deprecations)\n',
+        'ERROR: failed to use surface kaniko-cache-ttl-flag: it is deprecated since 0.1.0 and disabled since 0.5.0 (removed in 2.0.0); use new kaniko-cache-ttl-flag instead, or set CNB_DEPRECATION_MODE=warn to keep it until then (see docs/cli.md#deprecations)\n',
       );
       const warned = await run(['-kind', 'run', '-kaniko-cache-ttl', '1h'], { ...fixture.env, CNB_DEPRECATION_MODE: 'warn' }, { version: '0.5.0' });
       expect(warned.code).toBe(0);
@@ -128,7 +128,7 @@ describe('runExtendCommand', () => {
       fixture = await createFixture([{ id: 'acme/curl', run: RUN_DOCKERFILE }]);
       const { code, stderr } = await run(['-kind', 'run'], { ...fixture.env, CNB_KANIKO_CACHE_TTL: '1h', CNB_DEPRECATION_MODE: 'error' });
       expect(code).toBe(3);
-      expect(stderr.text).toMatch(/^ERROR: failed to use deprecated surface kaniko-cache-ttl-env: it is deprecated since 0\.1\.0 and CNB_DEPRECATION_MODE=error; /);
+      expect(stderr.text).toMatch(/^ERROR: failed to use surface kaniko-cache-ttl-env: it is deprecated since 0\.1\.0 and CNB_DEPRECATION_MODE=error; /);
     });
   });
 

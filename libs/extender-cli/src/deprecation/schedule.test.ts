@@ -82,7 +82,7 @@ describe('deprecation schedule', () => {
       expect(evaluateSurface(surface, '0.2.0', 'quiet')).toEqual({});
       expect(evaluateSurface(surface, '0.2.0', 'error').error?.code).toBe(EXIT_CODES.invalidArgs);
       expect(evaluateSurface(surface, '1.0.0', undefined).error?.message).toBe(
-        'failed to use deprecated flag -kaniko-cache-ttl: it is disabled since 1.0.0 and removed in 2.0.0 (set CNB_DEPRECATION_MODE=warn to use it until then); use -extend-cache-ttl instead (see docs/cli.md#deprecations)',
+        'failed to use flag -kaniko-cache-ttl: it is deprecated since 0.2.0 and disabled since 1.0.0 (removed in 2.0.0); use -extend-cache-ttl instead, or set CNB_DEPRECATION_MODE=warn to keep it until then (see docs/cli.md#deprecations)',
       );
       expect(evaluateSurface(surface, '1.0.0', 'warn').notice).toMatch(/is removed in 2\.0\.0/);
       expect(evaluateSurface(surface, '1.0.0', 'quiet')).toEqual({});

@@ -146,9 +146,9 @@ function seeDocs(s: DeprecatedSurface): string {
  */
 export function evaluateSurface(surface: DeprecatedSurface, version: string, mode: DeprecationModeSetting): DeprecationOutcome {
   const stage = stageOf(surface, version);
-  const failure = (why: string) =>
-    new LifecycleError(EXIT_CODES.invalidArgs, `failed to use deprecated ${surface.surface}: ${why}; use ${surface.replacement} instead (${seeDocs(surface)})`, {
-      action: `use deprecated ${surface.surface}`,
+  const failure = (why: string, hint = '') =>
+    new LifecycleError(EXIT_CODES.invalidArgs, `failed to use ${surface.surface}: ${why}; use ${surface.replacement} instead${hint} (${seeDocs(surface)})`, {
+      action: `use ${surface.surface}`,
     });
   switch (stage) {
     case 'active':
@@ -162,7 +162,12 @@ export function evaluateSurface(surface: DeprecatedSurface, version: string, mod
     case 'fail':
       if (mode === 'quiet') return {};
       if (mode === 'warn') return { notice: `${surface.surface} is deprecated since ${surface.warn} and is removed in ${surface.remove}; use ${surface.replacement} instead (${seeDocs(surface)})` };
-      return { error: failure(`it is disabled since ${surface.fail} and removed in ${surface.remove} (set CNB_DEPRECATION_MODE=warn to use it until then)`) };
+      return {
+        error: failure(
+          `it is deprecated since ${surface.warn} and disabled since ${surface.fail} (removed in ${surface.remove})`,
+          ', or set CNB_DEPRECATION_MODE=warn to keep it until then',
+        ),
+      };
   }
 }
 
