@@ -8,7 +8,7 @@ import { applyLayer, writeLayer } from '@cnb-extender/oci';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createBuildState, executeInstruction } from './execute/executor.ts';
 import { diffSnapshots, takeSnapshot, type Snapshot } from './snapshot/index.ts';
-import { pySetXattr, removeTree, treeView, unpackFixture } from './test/support.ts';
+import { setXattrHex, removeTree, treeView, unpackFixture } from './test/support.ts';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
@@ -33,7 +33,7 @@ describe('executed changes → layers → applied on the base', () => {
     const opts = { root: a, contextDir: scratch };
     const steps: (() => Promise<unknown>)[] = [
       () => executeInstruction(state, { kind: 'RUN', original: 'RUN 1', form: 'shell', command: 'mkdir -p /opt/a/b && echo one > /opt/a/b/f && ln /opt/a/b/f /opt/a/hard && ln -s b/f /opt/a/soft && cp /bin/busybox /opt/a/suid && chmod 4755 /opt/a/suid && chown 1000:1000 /opt/a/b' }, opts),
-      async () => pySetXattr(join(a, 'opt/a/suid'), 'security.capability', '0100000200040000000000000000000000000000'),
+      async () => setXattrHex(join(a, 'opt/a/suid'), 'security.capability', '0100000200040000000000000000000000000000'),
       () => executeInstruction(state, { kind: 'RUN', original: 'RUN 2', form: 'shell', command: 'rm -rf /opt/a/b && mkdir /opt/a/b && echo two > /opt/a/b/g; rm /etc/cnb-fixture; rm -rf /home/cnb; echo more >> /opt/a/hard' }, opts),
       () => executeInstruction(state, { kind: 'RUN', original: 'RUN 3', form: 'shell', command: 'rm /opt/a/soft && mkdir /opt/a/soft && rm -rf /usr/local && echo file > /usr/local; chmod 700 /root; ln /bin/busybox /bin/bb2; echo ws > /workspace/x' }, opts),
     ];

@@ -1,7 +1,7 @@
 import { chmodSync, chownSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { inRoot, pySetXattr, removeTree, unpackFixture } from '../test/support.ts';
+import { inRoot, setXattrHex, removeTree, unpackFixture } from '../test/support.ts';
 import { diffSnapshots, hasChanged } from './diff.ts';
 import type { ChangeSet, FileMeta } from './types.ts';
 import { takeSnapshot } from './walk.ts';
@@ -113,7 +113,7 @@ describe('snapshot', () => {
     chmodSync(join(root, 'etc/passwd'), 0o600);
     chownSync(join(root, 'etc/group'), 1000, 1000);
     // v2 file capability granting cap_net_bind_service (bit 10) permitted+effective
-    pySetXattr(join(root, 'bin/busybox'), 'security.capability', '0100000200040000000000000000000000000000');
+    setXattrHex(join(root, 'bin/busybox'), 'security.capability', '0100000200040000000000000000000000000000');
     const set = diffSnapshots(before, takeSnapshot(root));
     expect(entry(set, 'etc/passwd')?.mode).toBe(0o600);
     expect(entry(set, 'etc/group')).toMatchObject({ uid: 1000, gid: 1000 });

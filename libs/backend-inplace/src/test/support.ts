@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { FixtureImage } from '@cnb-extender/testenv';
 import type { Snapshot } from '../snapshot/types.ts';
 import { hashFile } from '../snapshot/walk.ts';
-import { readXattrs } from '../xattr.ts';
+import { readXattrs, setXattr } from '../xattr.ts';
 
 interface Desc {
   digest: string;
@@ -59,9 +59,9 @@ export function inRoot(root: string, script: string): string {
   return execFileSync('chroot', [root, '/bin/sh', '-c', script], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
 }
 
-/** Sets an extended attribute with Python's os.setxattr (no setfattr on the machine). */
-export function pySetXattr(path: string, name: string, valueHex: string): void {
-  execFileSync('python3', ['-c', 'import os,sys; os.setxattr(sys.argv[1], sys.argv[2], bytes.fromhex(sys.argv[3]), follow_symlinks=False)', path, name, valueHex]);
+/** Sets an extended attribute (hex value) from Node, through @napi-rs/xattr (no setfattr needed). */
+export function setXattrHex(path: string, name: string, valueHex: string): void {
+  setXattr(path, name, Buffer.from(valueHex, 'hex'));
 }
 
 /** One comparable line per path of a snapshot: type, mode, owner, size, link target, content hash, xattrs, hardlink partners. */
