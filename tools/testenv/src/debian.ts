@@ -25,7 +25,7 @@ import {
   type LayoutImage,
 } from './fixtures.ts';
 import { addTarLayer, buildAtomically, shareBlob, writeImage } from './layout.ts';
-import { run } from './proc.ts';
+import { chainError, run } from './proc.ts';
 import { publishImage } from './publish.ts';
 import type { FixtureImage, TestEnv } from './types.ts';
 
@@ -168,7 +168,7 @@ export async function ensureDebianLayouts(options: Omit<DebianImagesOptions, 'en
       await buildDebianInto(tmp, sources);
       await writeFile(join(tmp, 'inputs.json'), `${JSON.stringify(inputs, null, 2)}\n`);
     }).catch((error: unknown) => {
-      throw new Error(`building the Debian ${DEBIAN_SUITE} minbase images into ${dir}`, { cause: error });
+      throw chainError(`building the Debian ${DEBIAN_SUITE} minbase images into ${dir}`, error);
     });
     await pruneOthers(parent, key);
   }

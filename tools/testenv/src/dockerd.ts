@@ -108,7 +108,8 @@ export async function startDockerd(dir: string): Promise<RunningDockerd> {
     try {
       return await startWith(dir, 'vfs');
     } catch (vfsError) {
-      throw new Error(`starting dockerd in ${dir}: failed with overlay2 and with vfs`, {
+      const reasons = [overlayError, vfsError].map((e) => (e instanceof Error ? e.message : String(e)));
+      throw new Error(`starting dockerd in ${dir}: with overlay2: ${reasons[0]}; with vfs: ${reasons[1]}`, {
         cause: new AggregateError([overlayError, vfsError]),
       });
     }

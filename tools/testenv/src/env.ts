@@ -12,7 +12,7 @@ import { buildFixtureLayouts } from './fixtures.ts';
 import { publishImage } from './publish.ts';
 import { ensurePackages } from './install.ts';
 import { mountsUnder, unmountAll } from './mounts.ts';
-import { killPid, pidAlive, processesUsing, stopDaemon } from './proc.ts';
+import { chainError, killPid, pidAlive, processesUsing, stopDaemon } from './proc.ts';
 import { createSecureMaterial, startRegistry, type RunningRegistry } from './registry.ts';
 import type { FixtureImage, TestEnv } from './types.ts';
 
@@ -96,6 +96,21 @@ async function reapStale(tmpRoot: string, log?: (line: string) => void): Promise
 }
 
 /**
+ * Like Promise.all, but waits for every part before failing, so that nothing is
+ * still starting while a failed start is being cleaned up.
+ */
+async function allSettledOrThrow<T extends readonly unknown[]>(parts: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const settled = await Promise.allSettled(parts);
+  const failures = settled.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+  if (failures.length === 1) throw failures[0];
+  if (failures.length > 1) {
+    const messages = failures.map((f) => (f instanceof Error ? f.message : String(f)));
+    throw new AggregateError(failures, messages.join('; '));
+  }
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}
+
+/**
  * Starts a complete test environment. On failure everything already started is
  * stopped again and the error names what could not be provided.
  */
@@ -110,7 +125,7 @@ export async function startTestEnv(options: StartTestEnvOptions = {}): Promise<T
   installExitHook();
   try {
     const secureDir = join(stateDir, 'secure-registry');
-    const [registry, secure, dockerd, layouts] = await Promise.all([
+    const [registry, secure, dockerd, layouts] = await allSettledOrThrow([
       startRegistry({ dir: join(stateDir, 'registry') }).then((r) => {
         state.registries.push(r);
         return r;
@@ -160,7 +175,7 @@ export async function startTestEnv(options: StartTestEnvOptions = {}): Promise<T
     return handle;
   } catch (error) {
     await stopState(state).catch(() => undefined);
-    throw new Error(`starting the test environment in ${stateDir}: ${(error as Error).message}`, { cause: error });
+    throw chainError(`starting the test environment in ${stateDir}`, error);
   }
 }
 

@@ -9,7 +9,7 @@ import { chmod, copyFile, lchown, mkdir, readdir, stat, symlink, writeFile, chow
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { addTarLayer, buildAtomically, createTar, readTaggedManifest, sha256File, shareBlob, writeImage, type Layer } from './layout.ts';
-import { run } from './proc.ts';
+import { chainError, run } from './proc.ts';
 
 /** Bump when the recipe below changes what the images contain. */
 export const FIXTURE_RECIPE_VERSION = 1;
@@ -60,7 +60,7 @@ async function firstLine(cmd: string, args: string[]): Promise<string> {
 /** Everything that decides the bytes of the fixture images. */
 export async function fixtureInputs(): Promise<Record<string, string | number>> {
   const busyboxSha = await sha256File(BUSYBOX).catch((error: unknown) => {
-    throw new Error(`reading ${BUSYBOX} (Debian package busybox-static) for the fixture images`, { cause: error });
+    throw chainError(`reading ${BUSYBOX} (Debian package busybox-static) for the fixture images`, error);
   });
   return {
     recipe: FIXTURE_RECIPE_VERSION,
@@ -195,7 +195,7 @@ export async function buildFixtureLayouts(options: { cacheRoot?: string } = {}):
       await buildInto(tmp);
       await writeFile(join(tmp, 'inputs.json'), `${JSON.stringify(inputs, null, 2)}\n`);
     }).catch((error: unknown) => {
-      throw new Error(`building the fixture images into ${dir}`, { cause: error });
+      throw chainError(`building the fixture images into ${dir}`, error);
     });
   }
   return { key, dir, build: await readLayoutImage(join(dir, 'build')), run: await readLayoutImage(join(dir, 'run')) };

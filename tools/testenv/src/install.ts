@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { CommandError, run } from './proc.ts';
+import { chainError, CommandError, run } from './proc.ts';
 
 /** Every Debian package the test environment and the tests use. Never `crun` (see README). */
 export const REQUIRED_PACKAGES: readonly string[] = [
@@ -115,7 +115,7 @@ export async function ensurePackages(options: InstallOptions = {}): Promise<Inst
       timeoutMs: 30 * 60_000,
     });
   } catch (error) {
-    throw new Error(`${what}: apt-get failed`, { cause: error });
+    throw chainError(what, error);
   }
   const still = await missingPackages(missing);
   if (still.length > 0) throw new Error(`${what}: still not installed afterwards: ${still.join(' ')}`);

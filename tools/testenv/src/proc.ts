@@ -8,6 +8,12 @@ import { openSync, closeSync, readFileSync, readdirSync, readlinkSync, existsSyn
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 
+/** A new error whose message reads as a chain of actions: `<what>: <the cause's message>`. */
+export function chainError(what: string, cause: unknown): Error {
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  return new Error(`${what}: ${reason}`, { cause });
+}
+
 export class CommandError extends Error {
   readonly code: number | null;
   readonly stdout: string;
@@ -125,9 +131,9 @@ export function startDaemon(
       done = true;
       resolve(code ?? signal ?? 'unknown');
     });
-    child.on('error', (error) => {
+    child.on('error', (error: NodeJS.ErrnoException) => {
       done = true;
-      resolve(`failed to start: ${error.message}`);
+      resolve(error.code === 'ENOENT' ? `failed to start: ${cmd} is not installed` : `failed to start: ${error.message}`);
     });
   });
   if (child.pid === undefined) {
@@ -138,13 +144,20 @@ export function startDaemon(
   return { name, pid, logFile: options.logFile, child, exited, alive: () => !done };
 }
 
-/** Last lines of a daemon's log, for error messages. */
+/** How a daemon ended (when it has) and the last lines of its log, for error messages. */
 export async function logTail(daemon: Daemon, lines = 15): Promise<string> {
+  let log = '';
   try {
-    return tail(await readFile(daemon.logFile, 'utf8'), lines);
+    log = tail(await readFile(daemon.logFile, 'utf8'), lines);
   } catch {
-    return '';
+    // no log yet
   }
+  const ended = daemon.alive() ? '' : `${daemon.name} ended: ${describeExit(await daemon.exited)}`;
+  return [ended, log && `last lines of ${daemon.logFile}:\n${log}`].filter(Boolean).join('\n');
+}
+
+function describeExit(status: number | string): string {
+  return typeof status === 'number' ? `exit code ${status}` : status;
 }
 
 export function sleep(ms: number): Promise<void> {
@@ -213,7 +226,8 @@ export function processesUsing(dir: string): number[] {
       } catch {
         // no access or gone
       }
-      if ((cmdline.includes(dir) || cwd === dir || cwd.startsWith(`${dir}/`)) && pidAlive(pid)) found.push(pid);
+      const mentions = cmdline.includes(`${dir}/`) || cmdline.includes(`${dir}\0`) || cmdline.endsWith(dir);
+      if ((mentions || cwd === dir || cwd.startsWith(`${dir}/`)) && pidAlive(pid)) found.push(pid);
     } catch {
       // gone meanwhile
     }

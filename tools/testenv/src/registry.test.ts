@@ -75,3 +75,25 @@ describe('the TLS + htpasswd registry', () => {
     await expect(run('skopeo', ['inspect', '--cert-dir', certDir, '--no-creds', target])).rejects.toThrow(/unauthorized|authentication required/i);
   });
 });
+
+describe('registry readiness', () => {
+  it('does not take another server on the port for its registry', async () => {
+    const { createServer } = await import('node:http');
+    const { startRegistry } = await import('./registry.ts');
+    // An impostor that answers /v2/ just like a registry would.
+    const impostor = createServer((_req, res) => {
+      res.writeHead(200, { 'docker-distribution-api-version': 'registry/2.0' });
+      res.end('{}');
+    });
+    await new Promise<void>((resolve) => impostor.listen(0, '127.0.0.1', resolve));
+    const address = impostor.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    const dir = await mkdtemp(join(tmpdir(), 'cnb-testenv-impostor-'));
+    try {
+      await expect(startRegistry({ dir, port })).rejects.toThrow(/address already in use/);
+    } finally {
+      impostor.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

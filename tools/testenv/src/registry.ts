@@ -8,6 +8,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import {
+  chainError,
   freePort,
   listeningPorts,
   logTail,
@@ -33,6 +34,8 @@ export interface RegistryOptions {
   tls?: RegistryTls;
   /** htpasswd file (bcrypt) enabling basic auth. */
   htpasswdFile?: string;
+  /** Listen on this port instead of a free one picked here (no retry when it is taken). */
+  port?: number;
 }
 
 export interface RunningRegistry {
@@ -94,10 +97,11 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
   const scheme = options.tls ? 'https' : 'http';
   const caPem = options.tls ? await readFile(options.tls.caFile) : undefined;
   let lastError: unknown;
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freePort();
+  const attempts = options.port === undefined ? 5 : 1;
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const port = options.port ?? (await freePort());
     await writeFile(configFile, registryConfig(options, port));
-    const daemon = startDaemon('registry', REGISTRY_BINARY, ['serve', configFile], {
+    const daemon = startDaemon(REGISTRY_BINARY, REGISTRY_BINARY, ['serve', configFile], {
       logFile: join(options.dir, 'registry.log'),
       cwd: options.dir,
     });
@@ -116,7 +120,7 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
       if (!(await logTail(daemon)).includes('address already in use')) break;
     }
   }
-  throw new Error(`starting ${REGISTRY_BINARY} in ${options.dir}`, { cause: lastError });
+  throw chainError(`starting ${REGISTRY_BINARY} in ${options.dir}`, lastError);
 }
 
 export interface SecureMaterial {
