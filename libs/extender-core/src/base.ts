@@ -15,12 +15,8 @@ import {
   parseReference,
   type RegistryClientOptions,
   isDigest,
-  isIndexMediaType,
-  sha256,
-  type Descriptor,
   type Digest,
   type ImageConfig,
-  type ImageIndex,
   type ImageManifest,
   type Platform,
 } from '@cnb-extender/oci';
@@ -71,30 +67,16 @@ export function blobPath(layoutDir: string, digest: string): string {
   return join(layoutDir, 'blobs', algorithm, hex);
 }
 
-/** Describe an image from a manifest and its config; layers get file blobs when `layoutDir` has them. */
-async function describe(
-  manifest: ImageManifest,
-  mediaType: string,
-  manifestDigest: Digest,
-  config: ImageConfig,
-  reference: string,
-  layoutDir?: string,
-): Promise<{ image: ImageDescription; full: boolean }> {
+/** Describe an image fetched from a registry (no layer blobs: the core never needs base blobs). */
+function describeRemote(manifest: ImageManifest, mediaType: string, manifestDigest: Digest, config: ImageConfig, reference: string): ImageDescription {
   const diffIds = config.rootfs?.diff_ids ?? [];
   if (diffIds.length !== manifest.layers.length) {
     throw new Error(`manifest ${manifestDigest} has ${manifest.layers.length} layers but its config lists ${diffIds.length} diff_ids`);
   }
-  let full = manifest.layers.length > 0;
-  const layers: LayerDescription[] = [];
-  for (const [index, descriptor] of manifest.layers.entries()) {
-    const layer: LayerDescription = { descriptor, diffId: diffIds[index]! };
-    if (layoutDir && (await exists(blobPath(layoutDir, descriptor.digest)))) layer.blob = { kind: 'file', path: blobPath(layoutDir, descriptor.digest) };
-    else full = false;
-    layers.push(layer);
-  }
+  const layers: LayerDescription[] = manifest.layers.map((descriptor, index) => ({ descriptor, diffId: diffIds[index]! }));
   const image: ImageDescription = { reference, manifestMediaType: mediaType, config, layers, manifestDigest };
   if (manifest.annotations) image.annotations = manifest.annotations;
-  return { image, full };
+  return image;
 }
 
 /**
@@ -178,7 +160,7 @@ export async function resolveBaseImage(options: ResolveBaseOptions): Promise<Ima
     }
     const configBytes = await options.registry.blob(reference, resolved.manifest.config.digest, options.signal);
     const config = JSON.parse(Buffer.from(configBytes).toString('utf8')) as ImageConfig;
-    const { image } = await describe(resolved.manifest, resolved.mediaType, resolved.digest, config, reference);
+    const image = describeRemote(resolved.manifest, resolved.mediaType, resolved.digest, config, reference);
     const event: Parameters<EventSink['emit']>[0] = {
       type: 'base-resolved',
       level: 'info',
