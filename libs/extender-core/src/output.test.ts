@@ -4,8 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MediaType, OciLayout, sha256, type Digest, type ImageConfig, type ImageIndex, type ImageManifest } from '@cnb-extender/oci';
+import { MediaType, OciLayout, sha256, writeLayer, type Digest, type ImageConfig, type ImageIndex, type ImageManifest } from '@cnb-extender/oci';
 import { extend, type ExtendResult } from './extend.ts';
+import { readLayoutImage } from './base.ts';
+import { writeRunOutput } from './output.ts';
+import { Readable, PassThrough } from 'node:stream';
 import { FakeBackend } from './testing/fake-backend.ts';
 import { readLayerFiles } from './testing/tar.ts';
 import { testEnv } from './testing/testenv.ts';
@@ -168,5 +171,32 @@ describe('run-kind output as consumers read it', () => {
     expect(manifest.config.mediaType).toBe(MediaType.dockerConfig);
     expect(manifest.layers.map((l) => l.mediaType)).toEqual([...dockerManifest.layers.map((l) => l.mediaType), MediaType.dockerLayerGzip]);
     expect(JSON.stringify(manifest.layers.slice(0, dockerManifest.layers.length))).toBe(JSON.stringify(dockerManifest.layers));
+  });
+
+  it('writes new layers from stream blob sources, checking digest and size', async () => {
+    const fixture = testEnv().fixtures.run;
+    const { image: base } = await readLayoutImage(fixture.layoutDir, fixture.registryRef, fixture.manifestDigest as Digest);
+    const chunks: Buffer[] = [];
+    const sink = new PassThrough();
+    sink.on('data', (c: Buffer) => chunks.push(c));
+    const written = await writeLayer([{ path: 'streamed', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 3, content: Buffer.from('hi\n') }], sink);
+    const bytes = Buffer.concat(chunks);
+    let opened = 0;
+    const layer = { descriptor: written.descriptor, diffId: written.diffId, blob: { kind: 'stream' as const, open: () => (opened++, Readable.from([bytes])) } };
+    const image = {
+      ...base,
+      config: { ...base.config, rootfs: { type: 'layers' as const, diff_ids: [...base.config.rootfs.diff_ids, written.diffId] } },
+      layers: [...base.layers, layer],
+    };
+    const extended = await mkdtemp(join(tmpdir(), 'extended-'));
+    cleanups.push(() => rm(extended, { recursive: true, force: true }));
+    const out = await writeRunOutput({ extendedDir: extended, image, baseLayerCount: base.layers.length });
+    expect(opened).toBe(1);
+    expect((await readFile(join(out.dir, 'blobs', 'sha256', written.digest.slice(7)))).equals(bytes)).toBe(true);
+
+    const wrongSize = { ...image, layers: [...base.layers, { ...layer, descriptor: { ...layer.descriptor, size: layer.descriptor.size + 1 } }] };
+    await expect(writeRunOutput({ extendedDir: extended, image: wrongSize, baseLayerCount: base.layers.length })).rejects.toThrow(/bytes, descriptor says/);
+    expect(await readdir(join(extended, 'run'))).toEqual([out.manifestDigest]);
+    expect((await readdir(extended)).sort()).toEqual(['run']);
   });
 });
