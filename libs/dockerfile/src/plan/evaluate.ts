@@ -78,6 +78,7 @@ function formatPlatform(p: Platform): string {
 /** An ordered variable list with "last set wins" lookup (BuildKit's EnvList). */
 class Vars {
   readonly #map: Map<string, string>;
+  #array: readonly string[] | undefined;
 
   constructor(from?: Vars) {
     this.#map = from ? new Map(from.#map) : new Map();
@@ -85,6 +86,7 @@ class Vars {
 
   set(key: string, value: string): void {
     this.#map.set(key, value);
+    this.#array = undefined;
   }
 
   get(key: string): string | undefined {
@@ -99,8 +101,10 @@ class Vars {
     return (name: string) => this.#map.get(name);
   }
 
-  toArray(): string[] {
-    return [...this.#map].map(([k, v]) => `${k}=${v}`);
+  /** `KEY=VALUE` entries; the same frozen array until the next `set`. */
+  toArray(): readonly string[] {
+    this.#array ??= Object.freeze([...this.#map].map(([k, v]) => `${k}=${v}`));
+    return this.#array;
   }
 }
 

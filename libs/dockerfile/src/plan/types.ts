@@ -60,8 +60,11 @@ export interface RunStep extends StepBase {
    * this read-only file (mode 0755) and runs it.
    */
   inlineScript?: { path: string; data: string; mode: number };
-  /** The process environment (`KEY=VALUE`): image env, then ARG values in scope. */
-  env: string[];
+  /**
+   * The process environment (`KEY=VALUE`): image env, then ARG values in scope.
+   * Frozen; consecutive steps with the same environment share one array.
+   */
+  env: readonly string[];
   /** Proxy variables from build args (`http_proxy`, …). */
   proxy: ProxyEnv;
   user: string;
