@@ -37,6 +37,8 @@ export type ExtenderErrorCode =
   | 'ROOT_USER'
   /** Writing `<extended>/run` failed. */
   | 'OUTPUT_FAILED'
+  /** The backend's cleanup failed. */
+  | 'CLEANUP_FAILED'
   /** The run was cancelled through its AbortSignal. */
   | 'ABORTED';
 
@@ -92,6 +94,7 @@ export const EXIT_CODE_BY_ERROR: Readonly<Record<ExtenderErrorCode, number>> = O
   APPLY_FAILED: EXIT_CODES.extendError,
   ROOT_USER: EXIT_CODES.extendError,
   OUTPUT_FAILED: EXIT_CODES.extendError,
+  CLEANUP_FAILED: EXIT_CODES.extendError,
   ABORTED: EXIT_CODES.extendError,
 });
 

@@ -324,6 +324,21 @@ describe('extend', () => {
       expect(await readdir(ws.extendDir)).toEqual(['cache']);
     });
 
+    it('fails with exit 102 when the backend cleanup fails, still removing the work directory', async () => {
+      const ws = await workspace({ extensions: [{ id: 'A', run: `${header}RUN echo a > /a\n` }] });
+      class FailingCleanup extends FakeBackend {
+        override async cleanup(...args: Parameters<FakeBackend['cleanup']>) {
+          await super.cleanup(...args);
+          throw new Error('device busy');
+        }
+      }
+      const err = (await extend({ kind: 'run', inputs: ws.inputs, backend: new FailingCleanup() }).catch((e: unknown) => e)) as ExtenderError;
+      expect(err.code).toBe('CLEANUP_FAILED');
+      expect(err.exitCode).toBe(102);
+      expect(err.message).toBe('failed to extend run image: cleaning up backend fake: device busy');
+      expect(await readdir(ws.extendDir)).toEqual(['cache']);
+    });
+
     it('removes its work directory and calls the backend cleanup once', async () => {
       const ws = await workspace({ extensions: [{ id: 'A', run: `${header}RUN echo a > /a\n` }] });
       const backend = new FakeBackend();

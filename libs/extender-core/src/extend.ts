@@ -219,23 +219,31 @@ async function run(
   const context: BackendContext = { signal, events, workDir };
   events.emit({ type: 'extend-started', level: 'info', kind, backend: backend.id, reference });
 
+  let result: Omit<ExtendResult, 'workDir'>;
+  try {
+    result = await extendWith(kind, reference, dockerfiles, inputs, extendDir, backend, context, registry, kind === 'build' ? analyzed.buildImage : analyzed.runImage);
+  } catch (err) {
+    await cleanUp(backend, context, workRoot).catch((cleanupErr: unknown) => {
+      events.emit({ type: 'warning', level: 'warn', code: 'cleanup-failed', message: messageOf(cleanupErr) });
+    });
+    throw err;
+  }
+  // Like the lifecycle, a failing cleanup fails an otherwise successful run.
+  await cleanUp(backend, context, workRoot);
+  return { ...result, workDir };
+}
+
+/** The backend's cleanup, then the work directory (always removed, even when the backend fails). */
+async function cleanUp(backend: ExtenderBackend, context: BackendContext, workRoot: string): Promise<void> {
   let failure: unknown;
   try {
-    const result = await extendWith(kind, reference, dockerfiles, inputs, extendDir, backend, context, registry, kind === 'build' ? analyzed.buildImage : analyzed.runImage);
-    return { ...result, workDir };
+    await backend.cleanup({ ...context, signal: new AbortController().signal });
   } catch (err) {
     failure = err;
-    throw err;
-  } finally {
-    try {
-      await backend.cleanup({ ...context, signal: AbortSignal.any([]) });
-    } catch (err) {
-      if (failure === undefined) failure = err;
-      events.emit({ type: 'warning', level: 'warn', code: 'cleanup-failed', message: `cleaning up backend ${backend.id}: ${messageOf(err)}` });
-    }
-    await rm(workDir, { recursive: true, force: true });
-    await rmdir(workRoot).catch(() => undefined); // only when empty (another process may share it)
   }
+  await rm(context.workDir, { recursive: true, force: true });
+  await rmdir(workRoot).catch(() => undefined); // only when empty (another process may share it)
+  if (failure !== undefined) throw new ExtenderError('CLEANUP_FAILED', `cleaning up backend ${backend.id}: ${messageOf(failure)}`, { cause: failure });
 }
 
 async function extendWith(
