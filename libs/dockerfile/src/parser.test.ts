@@ -85,6 +85,13 @@ describe('parse', () => {
       expect(dumpOf('RUN --network=none --\n')).toBe('(run ["--network=none"])\n');
     });
 
+    it('reads flag words byte by byte like BuildKit (non-ASCII comes out as Latin-1 mojibake)', () => {
+      const node = parse('COPY --chown=usér a b\n').ast.children[0]!;
+      expect(node.flags.map((f) => f.value)).toEqual(['--chown=us\u00c3\u00a9r']);
+      expect(node.args.map((a) => a.value)).toEqual(['a', 'b']);
+      expect(node.args[0]!.range.start.column).toBe(19);
+    });
+
     it('keeps whitespace inside JSON strings and falls back to shell form on invalid JSON', () => {
       expect(dumpOf('CMD ["a  b", " c "]\n')).toBe('(cmd "a  b" " c ")\n');
       expect(dumpOf("CMD ['a']\n")).toBe('(cmd "[\'a\']")\n');
