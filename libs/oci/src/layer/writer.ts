@@ -2,12 +2,12 @@ import { closeSync, createWriteStream, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { constants as zlibConstants, createZstdCompress } from 'node:zlib';
+import { createZstdCompress } from 'node:zlib';
 import { digester, type Digest } from '../digest.ts';
 import type { Descriptor } from '../model.ts';
 import { type LayerCompression, layerMediaType, type MediaTypeFamily } from '../media-types.ts';
 import { checkLayerPath, defaultLayerTime, LayerError, type LayerEntry, sortLayerEntries } from './entry.ts';
-import { parallelGzip } from './parallel-gzip.ts';
+import { parallelGzip, parallelZstd } from './parallel-compress.ts';
 import { BLOCK_SIZE, encodeHeader, type HeaderFields, paddingFor, TypeFlag } from './tar-format.ts';
 
 export interface WriteLayerOptions {
@@ -100,11 +100,11 @@ export async function writeLayer(
   };
 }
 
-function zstdCompressor(level: number): NodeJS.ReadWriteStream {
+function zstdCompressor(level: number): (source: AsyncIterable<Buffer>) => AsyncIterable<Buffer> {
   if (typeof createZstdCompress !== 'function') {
     throw new LayerError(`writing a zstd layer: this Node.js (${process.version}) has no zstd in node:zlib`);
   }
-  return createZstdCompress({ chunkSize: 1 << 20, params: { [zlibConstants.ZSTD_c_compressionLevel]: level } });
+  return (source) => parallelZstd(source, level);
 }
 
 const TYPEFLAGS: Record<LayerEntry['type'], number> = {
