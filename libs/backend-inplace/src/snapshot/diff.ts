@@ -92,6 +92,30 @@ export function diffSnapshots(prev: Snapshot, next: Snapshot, options: DiffOptio
     return e;
   };
 
+  // A directory whose identity changed was replaced only if nothing it held is
+  // still there: overlayfs reports a new birth time (and, without xino, a new
+  // inode number) for a directory when it is copied up, and its children keep
+  // theirs. When in doubt the directory is not opaque and removed children get
+  // whiteouts, which gives the same result.
+  let children: Map<string, string[]> | undefined;
+  const anyChildSurvives = (dir: string): boolean => {
+    if (!children) {
+      children = new Map();
+      for (const p of prev.files.keys()) {
+        const parent = parentOf(p);
+        const list = children.get(parent);
+        if (list) list.push(p);
+        else children.set(parent, [p]);
+      }
+    }
+    for (const child of children.get(dir) ?? []) {
+      const before = prev.files.get(child)!;
+      const now = next.files.get(child);
+      if (now && sameObject(before, now)) return true;
+    }
+    return false;
+  };
+
   const underOpaque = (path: string): boolean => {
     for (let p = parentOf(path); p !== ''; p = parentOf(p)) if (opaque.has(p)) return true;
     return false;
@@ -101,7 +125,7 @@ export function diffSnapshots(prev: Snapshot, next: Snapshot, options: DiffOptio
     const old = prev.files.get(path);
     let change: ChangeKind | undefined;
     if (!old || underOpaque(path)) change = 'added';
-    else if (old.type === 'directory' && cur.type === 'directory' && !sameObject(old, cur)) {
+    else if (old.type === 'directory' && cur.type === 'directory' && !sameObject(old, cur) && !anyChildSurvives(path)) {
       opaque.add(path);
       set.opaque.push(path);
       change = 'modified';

@@ -1,4 +1,6 @@
-import { chmodSync, chownSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { inRoot, setXattrHex, removeTree, unpackFixture } from '../test/support.ts';
@@ -146,6 +148,30 @@ describe('hasChanged (metadata decides for entries that were not racy)', () => {
   it('is true for any difference of ctime, mtime, inode, size, mode or owner', () => {
     for (const patch of [{ ctimeNs: 3n }, { mtimeNs: 0n }, { ino: 8n }, { birthNs: 6n }, { size: 4 }, { mode: 0o600 }, { uid: 1 }, { gid: 1 }]) {
       expect(hasChanged(base, { ...base, ...patch }, '/nonexistent/never-read')).toBe(true);
+    }
+  });
+});
+
+describe('snapshot on overlayfs (the container root in production)', () => {
+  it('does not take a copied-up directory for a replaced one, and still sees real replacements', () => {
+    const lower = fixtureRoot();
+    const base = mkdtempSync(join(tmpdir(), 'inplace-ovl-'));
+    roots.push(base);
+    for (const d of ['upper', 'work', 'merged']) mkdirSync(join(base, d));
+    const merged = join(base, 'merged');
+    execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${join(base, 'upper')},workdir=${join(base, 'work')}`, merged]);
+    try {
+      const before = takeSnapshot(merged);
+      inRoot(merged, 'echo new > /usr/bin/new-tool && rm -rf /usr/local && mkdir -p /usr/local/bin && echo x > /usr/local/bin/x');
+      const after = takeSnapshot(merged);
+      const set = diffSnapshots(before, after);
+      expect(set.opaque).toEqual(['usr/local']);
+      expect(set.added).toEqual(expect.arrayContaining(['usr/bin/new-tool', 'usr/local/bin', 'usr/local/bin/x']));
+      // /usr/bin was copied up (new birth time) but keeps its busybox links: only the new file and the dir entry.
+      expect(set.entries.map((e) => e.path).filter((p) => p.startsWith('usr/bin/'))).toEqual(['usr/bin/new-tool']);
+      expect(set.deleted).toEqual([]);
+    } finally {
+      execFileSync('umount', [merged]);
     }
   });
 });
