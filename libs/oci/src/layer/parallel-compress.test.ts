@@ -44,11 +44,10 @@ describe('parallelZstd', () => {
   const text = Buffer.from(Array.from({ length: 600_000 }, (_, i) => `row ${i % 1013} of a zstd test\n`).join(''));
   const data = Buffer.concat([text, randomBytes(ZSTD_BLOCK_SIZE / 2), text.subarray(0, 777)]);
 
-  it('round-trips through zstd -d, as frames of a single stream', async () => {
+  it('round-trips through libzstd, as frames of a single stream', async () => {
     const zst = await zstdOf(data, 1 << 20, 2);
     expect(data.length).toBeGreaterThan(2 * ZSTD_BLOCK_SIZE);
     expect(zstdDecompressSync(zst).equals(data)).toBe(true);
-    expect(execFileSync('zstd', ['-dc'], { input: zst, maxBuffer: 1 << 30 }).equals(data)).toBe(true);
   });
 
   it('gives the same bytes whatever the input chunking and concurrency, and handles empty input', async () => {
