@@ -4,13 +4,43 @@
  * AbortSignal. Writes one JSON line per event to stdout; exits with the
  * error's exit code.
  *
- * argv[2]: JSON of `{ kind, inputs }`.
+ * argv[2]: JSON of `{ kind, inputs, stall }`. `stall: 'apply'` makes every
+ * instruction slow; `stall: 'output'` makes the last new layer's blob stream
+ * stop half-way (after printing `{"type":"blob-opened"}`), so the signal arrives
+ * while `<extended>/run` is being written.
  */
+import { createReadStream } from 'node:fs';
+import { PassThrough } from 'node:stream';
+import type { ImageDescription } from './backend.ts';
 import { extend, type ExtendInputs } from './extend.ts';
 import { ExtenderError } from './errors.ts';
 import { FakeBackend } from './testing/fake-backend.ts';
 
-const { kind, inputs } = JSON.parse(process.argv[2] ?? '{}') as { kind: 'build' | 'run'; inputs: ExtendInputs };
+const { kind, inputs, stall } = JSON.parse(process.argv[2] ?? '{}') as { kind: 'build' | 'run'; inputs: ExtendInputs; stall: 'apply' | 'output' };
+
+/** A backend whose last new layer blob never finishes streaming. */
+class StallingOutput extends FakeBackend {
+  override async apply(...args: Parameters<FakeBackend['apply']>): Promise<ImageDescription> {
+    const result = await super.apply(...args);
+    const last = result.layers.at(-1)!;
+    const source = last.blob;
+    if (source?.kind !== 'file') return result;
+    last.blob = {
+      kind: 'stream',
+      open: () => {
+        const out = new PassThrough();
+        // A real slow source (socket, pipe) holds the event loop open; so does this one.
+        const hold = setInterval(() => {}, 60_000);
+        out.on('close', () => clearInterval(hold));
+        const file = createReadStream(source.path, { start: 0, end: 9 });
+        file.on('data', (chunk) => out.write(chunk));
+        file.on('end', () => process.stdout.write(`${JSON.stringify({ type: 'blob-opened' })}\n`));
+        return out; // never ended
+      },
+    };
+    return result;
+  }
+}
 const controller = new AbortController();
 process.on('SIGTERM', () => controller.abort(new Error('received SIGTERM')));
 
@@ -18,7 +48,7 @@ try {
   await extend({
     kind,
     inputs,
-    backend: new FakeBackend({ instructionDelayMs: 100 }),
+    backend: stall === 'output' ? new StallingOutput() : new FakeBackend({ instructionDelayMs: 100 }),
     signal: controller.signal,
     events: { emit: (event) => process.stdout.write(`${JSON.stringify(event)}\n`) },
   });

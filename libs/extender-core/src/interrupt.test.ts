@@ -22,7 +22,7 @@ describe('interrupted run', () => {
       extensions: [{ id: 'slow', run: `ARG base_image\nFROM \${base_image}\n${steps}` }],
     });
     workspaces.push(ws);
-    const child = spawn(process.execPath, [join(import.meta.dirname, 'interrupt.child.ts'), JSON.stringify({ kind: 'run', inputs: ws.inputs })], {
+    const child = spawn(process.execPath, [join(import.meta.dirname, 'interrupt.child.ts'), JSON.stringify({ kind: 'run', inputs: ws.inputs, stall: 'apply' })], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
@@ -48,5 +48,40 @@ describe('interrupted run', () => {
     await expect(readdir(join(ws.extendedDir, 'run'))).rejects.toThrow(/ENOENT/);
     expect(await readdir(ws.extendDir)).toEqual(['cache']);
     expect(lines.some((l) => l.type === 'extend-finished')).toBe(false);
+  });
+
+  it('SIGTERM while <extended>/run is being written leaves no entry there, no temporary and no work directory', async () => {
+    const run = testEnv().fixtures.run;
+    const ws = await createWorkspace({
+      runImage: run.registryRef,
+      baseLayout: { from: run.layoutDir, digest: run.manifestDigest as Digest, mode: 'sparse' },
+      extensions: [{ id: 'big', run: 'ARG base_image\nFROM ${base_image}\nRUN echo a > /a\nRUN echo b > /b\n' }],
+    });
+    workspaces.push(ws);
+    const child = spawn(process.execPath, [join(import.meta.dirname, 'interrupt.child.ts'), JSON.stringify({ kind: 'run', inputs: ws.inputs, stall: 'output' })], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const lines: { type: string; code?: string; name?: string }[] = [];
+    let signalled = false;
+    for await (const line of createInterface({ input: child.stdout })) {
+      const event = JSON.parse(line) as { type: string };
+      lines.push(event);
+      if (!signalled && event.type === 'blob-opened') {
+        signalled = true;
+        // The temporary layout exists beside run/ while the blob is copied.
+        expect((await readdir(ws.extendedDir)).some((e) => e.startsWith('.run-'))).toBe(true);
+        child.kill('SIGTERM');
+      }
+    }
+    const code = await exited;
+    expect(signalled, `child never started writing; stderr: ${stderr}`).toBe(true);
+    expect(lines.find((l) => l.type === 'error')?.code, stderr).toBe('ABORTED');
+    expect(code).toBe(102);
+    expect(await readdir(join(ws.extendedDir, 'run'))).toEqual([]);
+    expect(await readdir(ws.extendedDir)).toEqual(['run']);
+    expect(await readdir(ws.extendDir)).toEqual(['cache']);
   });
 });
