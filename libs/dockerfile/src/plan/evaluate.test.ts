@@ -256,6 +256,20 @@ describe('evaluate', () => {
       expect(() => evaluate('FROM a\n', { target: 'nope' })).toThrow('target stage "nope" could not be found');
     });
 
+    it('looks stage names up as BuildKit does', () => {
+      // FROM compares the name as written with the lower-cased stage names; the last stage of a name wins.
+      const plan = evaluate('FROM a AS Build\nFROM b AS build\nFROM build\nFROM BUILD AS x\n', { platform: linux, target: 'build' });
+      expect(plan.target).toBe(1);
+      const all = evaluate('FROM a AS Build\nFROM b AS build\nFROM build\nRUN --mount=from=BUILD,target=/m x\n', { platform: linux });
+      expect(all.stages[2]!.base).toEqual({ kind: 'stage', index: 1, name: 'build' });
+      expect(step(all.stages[2]!, 'run').mounts[0]).toMatchObject({ from: 'BUILD', fromStage: 1, resolvedTarget: '/m' });
+      expect(evaluate('FROM a AS one\nFROM ONE\n', { platform: linux }).stages[1]!.base).toEqual({ kind: 'image', ref: 'ONE' });
+      expect(errorOf('FROM a AS one\nCOPY --from=two /x /y\nFROM b AS two\nCOPY --from=one /x /y\n', { target: 'one' }).reason).toBe(
+        'cannot copy from stage "two", it needs to be defined before current stage "one"',
+      );
+      expect(errorOf('FROM a\nCOPY --from=+3 /x /y\n').reason).toBe('invalid stage index 3');
+    });
+
     it('handles scratch', () => {
       expect(stage('FROM scratch\nCOPY a /\n').base).toEqual({ kind: 'scratch' });
     });

@@ -7,7 +7,7 @@
  * each instruction's arguments are expanded before it runs.
  */
 import { DockerfileError, type SourceRange } from '../errors.ts';
-import { goLower, goQuoteSlice } from '../go.ts';
+import { goLower, goQuote, goQuoteSlice } from '../go.ts';
 import { chompHeredocContent, parseHeredoc } from '../heredoc.ts';
 import { parseInstruction, parseInstructions } from '../instructions/parse.ts';
 import { parseDevice, parseMount } from '../instructions/mount.ts';
@@ -462,7 +462,7 @@ function dispatch(ev: Evaluation, cmd: Command, onbuild: boolean, state: StageSt
       config.OnBuild = [...(config.OnBuild ?? []), cmd.expression];
       return { kind: 'onbuild', ...stepBase(cmd, onbuild), expression: cmd.expression };
     case 'run':
-      return dispatchRun(ev, cmd, onbuild, state, proxy, x);
+      return dispatchRun(ev, cmd, onbuild, state, proxy, x, stages, index);
     case 'copy':
     case 'add': {
       let from = '';
@@ -478,16 +478,16 @@ function dispatch(ev: Evaluation, cmd: Command, onbuild: boolean, state: StageSt
           ev.fail('variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround', at);
         }
         from = cmd.from;
+        const notYet = (): never =>
+          ev.fail(`cannot copy from stage ${goQuote(from)}, it needs to be defined before current stage ${goQuote(stageName(stages, index))}`, at);
         if (/^[+-]?[0-9]+$/.test(from)) {
           const n = Number(from);
-          if (n < 0 || n >= stages.length) ev.fail(`invalid stage index ${from}`, at);
-          if (n >= index) ev.fail(`cannot copy from stage ${JSON.stringify(from)}, it needs to be defined before current stage ${JSON.stringify(stages[index]!.stage.name || `stage-${index}`)}`, at);
+          if (n < 0 || n >= stages.length) ev.fail(`invalid stage index ${n}`, at);
+          if (n >= index) notYet();
           fromStage = n;
         } else {
-          const found = stages.findIndex((s) => s.stage.name !== '' && s.stage.name === goLower(from));
-          if (found >= index) {
-            ev.fail(`cannot copy from stage ${JSON.stringify(from)}, it needs to be defined before current stage ${JSON.stringify(stages[index]!.stage.name || `stage-${index}`)}`, at);
-          }
+          const found = stageByName(stages, from);
+          if (found >= index) notYet();
           if (found >= 0) fromStage = found;
         }
       }
@@ -523,7 +523,16 @@ function dispatch(ev: Evaluation, cmd: Command, onbuild: boolean, state: StageSt
   }
 }
 
-function dispatchRun(ev: Evaluation, cmd: Extract<Command, { kind: 'run' }>, onbuild: boolean, state: StageState, proxy: ProxyEnv, x: (w: string) => string): Step {
+function dispatchRun(
+  ev: Evaluation,
+  cmd: Extract<Command, { kind: 'run' }>,
+  onbuild: boolean,
+  state: StageState,
+  proxy: ProxyEnv,
+  x: (w: string) => string,
+  infos: StageInfo[],
+  index: number,
+): Step {
   const at = cmd.location;
   const config = state.config;
   const workdir = workdirOf(state);
@@ -536,6 +545,13 @@ function dispatchRun(ev: Evaluation, cmd: Extract<Command, { kind: 'run' }>, onb
     } catch (err) {
       if (err instanceof DockerfileError) throw err;
       return ev.fail((err as Error).message, at, err);
+    }
+    if (mount.from !== '') {
+      const ref = stageRef(infos, mount.from);
+      if (ref !== undefined) {
+        if (ref >= index) ev.fail(`cannot mount from stage ${goQuote(mount.from)} to ${goQuote(mount.target)}, stage needs to be defined before current command`, at);
+        mount.fromStage = ref;
+      }
     }
     mounts.push(resolveMount(ev, mount, workdir, mount.type === 'ssh' ? sshIndex++ : 0, at));
   }
@@ -594,13 +610,29 @@ function dispatchRun(ev: Evaluation, cmd: Extract<Command, { kind: 'run' }>, onb
   return step;
 }
 
+/**
+ * The stage a `--from`/`from=` name refers to: BuildKit keeps one entry per
+ * lower-cased name, the last stage of that name winning. -1 when none.
+ */
+function stageByName(infos: StageInfo[], from: string): number {
+  const lower = goLower(from);
+  for (let i = infos.length - 1; i >= 0; i--) if (infos[i]!.stage.name !== '' && infos[i]!.stage.name === lower) return i;
+  return -1;
+}
+
+/** BuildKit's name for a stage in messages (`stage-N` when unnamed, empty for a single stage). */
+function stageName(infos: StageInfo[], index: number): string {
+  if (infos.length === 1) return '';
+  return infos[index]!.stage.name || `stage-${index}`;
+}
+
 /** Stage index a `--from`/`from=` value names (by index or name), if any. */
 function stageRef(infos: StageInfo[], from: string): number | undefined {
   if (/^[+-]?[0-9]+$/.test(from)) {
     const n = Number(from);
     return n >= 0 && n < infos.length ? n : undefined;
   }
-  const i = infos.findIndex((s) => s.stage.name !== '' && s.stage.name === goLower(from));
+  const i = stageByName(infos, from);
   return i >= 0 ? i : undefined;
 }
 
@@ -650,7 +682,8 @@ export function evaluateInstructions(instructions: Instructions, options: Evalua
   }
   let target = stages.length - 1;
   if (options.target !== undefined && options.target !== '') {
-    target = stages.findIndex((s) => s.name === goLower(options.target!));
+    const wanted = goLower(options.target);
+    target = stages.findLastIndex((s) => s.name === wanted);
     if (target < 0) {
       throw new DockerfileError(`target stage ${JSON.stringify(options.target)} could not be found`, { kind: 'evaluation', file, range: stages[0]!.location });
     }
@@ -670,8 +703,14 @@ export function evaluateInstructions(instructions: Instructions, options: Evalua
       return ev.fail((err as Error).message, stage.location, err);
     }
     if (name === '') ev.fail(`base name (${stage.baseName}) should not be blank`, stage.location);
-    const lower = goLower(name);
-    const baseStage = infos.findIndex((s) => s.stage.name !== '' && s.stage.name === lower);
+    // FROM looks the (expanded) name up as is among earlier stages' lower-cased names; the last one wins.
+    let baseStage = -1;
+    for (let i = infos.length - 1; i >= 0; i--) {
+      if (infos[i]!.stage.name !== '' && infos[i]!.stage.name === name) {
+        baseStage = i;
+        break;
+      }
+    }
     infos.push({ stage, baseName: name, baseStage, reachable: false });
   }
   markReachable(infos, target);

@@ -43,6 +43,8 @@ export interface ProxyEnv {
 export interface ResolvedMount extends Mount {
   /** Absolute target inside the container (secret/ssh: where it appears, if anywhere). */
   resolvedTarget: string;
+  /** Index of the stage `from=` names, when it names one. */
+  fromStage?: number;
 }
 
 export interface RunStep extends StepBase {
