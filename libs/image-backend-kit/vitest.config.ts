@@ -1,0 +1,9 @@
+import { defineProject } from 'vitest/config';
+
+export default defineProject({
+  test: {
+    name: 'image-backend-kit',
+    include: ['src/**/*.test.ts'],
+    globalSetup: ['../../tools/testenv/src/global-setup.ts'],
+  },
+});
