@@ -264,9 +264,16 @@ describe('evaluate', () => {
       expect(all.stages[2]!.base).toEqual({ kind: 'stage', index: 1, name: 'build' });
       expect(step(all.stages[2]!, 'run').mounts[0]).toMatchObject({ from: 'BUILD', fromStage: 1, resolvedTarget: '/m' });
       expect(evaluate('FROM a AS one\nFROM ONE\n', { platform: linux }).stages[1]!.base).toEqual({ kind: 'image', ref: 'ONE' });
-      expect(errorOf('FROM a AS one\nCOPY --from=two /x /y\nFROM b AS two\nCOPY --from=one /x /y\n', { target: 'one' }).reason).toBe(
+      expect(errorOf('FROM a AS one\nCOPY --from=two /x /y\nFROM b AS two\n', { target: 'one' }).reason).toBe(
         'cannot copy from stage "two", it needs to be defined before current stage "one"',
       );
+      // TestDockerfileCircularDependencies
+      expect(errorOf('FROM busybox AS stage0\nCOPY --from=stage0 f1 /sub/\n').reason).toBe('circular dependency detected on stage: stage0');
+      const cycle = errorOf('FROM busybox AS stage0\nCOPY --from=stage2 f1 /sub/\nFROM busybox AS stage1\nCOPY --from=stage0 f2 /sub/\nFROM busybox AS stage2\nCOPY --from=stage1 f2 /sub/\n');
+      expect(cycle.reason).toBe('circular dependency detected on stage: stage0');
+      expect(cycle.line).toBe(2);
+      // Checked in every stage, needed or not.
+      expect(errorOf('FROM a AS unused\nCOPY --from=$x a b\nFROM b\n').reason).toContain('variable expansion is not supported for --from');
       expect(errorOf('FROM a\nCOPY --from=+3 /x /y\n').reason).toBe('invalid stage index 3');
     });
 

@@ -263,6 +263,8 @@ interface StageInfo {
   /** Index of the earlier stage this one is built on, or -1. */
   baseStage: number;
   reachable: boolean;
+  /** Stages this one's commands use (`COPY --from`, `RUN --mount=from=`). */
+  deps: { stage: number; cmd: Command }[];
   plan?: StagePlan;
   /** The state after the last instruction, for stages built on this one. */
   state?: StageState;
@@ -468,27 +470,14 @@ function dispatch(ev: Evaluation, cmd: Command, onbuild: boolean, state: StageSt
       let from = '';
       let fromStage: number | undefined;
       if (cmd.kind === 'copy' && cmd.from !== '') {
-        let checked: string;
-        try {
-          checked = expandWithMatches(cmd.from, () => undefined, { escapeToken: ev.escapeToken }).result;
-        } catch (err) {
-          return ev.fail((err as Error).message, at, err);
-        }
-        if (checked !== cmd.from) {
-          ev.fail('variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround', at);
-        }
+        // Checked and resolved by collectDependencies; a stage must be dispatched before it is used.
         from = cmd.from;
-        const notYet = (): never =>
-          ev.fail(`cannot copy from stage ${goQuote(from)}, it needs to be defined before current stage ${goQuote(stageName(stages, index))}`, at);
-        if (/^[+-]?[0-9]+$/.test(from)) {
-          const n = Number(from);
-          if (n < 0 || n >= stages.length) ev.fail(`invalid stage index ${n}`, at);
-          if (n >= index) notYet();
-          fromStage = n;
-        } else {
-          const found = stageByName(stages, from);
-          if (found >= index) notYet();
-          if (found >= 0) fromStage = found;
+        const ref = stageRef(stages, from);
+        if (ref !== undefined) {
+          if (ref >= index) {
+            ev.fail(`cannot copy from stage ${goQuote(from)}, it needs to be defined before current stage ${goQuote(stageName(stages, index))}`, at);
+          }
+          fromStage = ref;
         }
       }
       const chown = x(cmd.chown);
@@ -547,8 +536,8 @@ function dispatchRun(
       return ev.fail((err as Error).message, at, err);
     }
     if (mount.from !== '') {
-      const ref = stageRef(infos, mount.from);
-      if (ref !== undefined) {
+      const ref = stageByName(infos, mount.from);
+      if (ref >= 0) {
         if (ref >= index) ev.fail(`cannot mount from stage ${goQuote(mount.from)} to ${goQuote(mount.target)}, stage needs to be defined before current command`, at);
         mount.fromStage = ref;
       }
@@ -636,26 +625,75 @@ function stageRef(infos: StageInfo[], from: string): number | undefined {
   return i >= 0 ? i : undefined;
 }
 
-/** Mark the stages the target needs (its base chain, COPY --from and RUN --mount from= sources). */
+/**
+ * BuildKit's `buildStageDependencyGraph` for every stage: `COPY --from` must
+ * not use variables and a numeric value must be a stage index; `COPY --from`
+ * and `RUN --mount=from=` that name a stage make it a dependency.
+ */
+function collectDependencies(ev: Evaluation, infos: StageInfo[]): void {
+  for (const info of infos) {
+    for (const cmd of info.stage.commands) {
+      if (cmd.kind === 'copy' && cmd.from !== '') {
+        let checked: string;
+        try {
+          checked = expandWithMatches(cmd.from, () => undefined, { escapeToken: ev.escapeToken }).result;
+        } catch (err) {
+          return ev.fail((err as Error).message, cmd.location, err);
+        }
+        if (checked !== cmd.from) {
+          ev.fail('variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround', cmd.location);
+        }
+        let ref: number;
+        if (/^[+-]?[0-9]+$/.test(cmd.from)) {
+          ref = Number(cmd.from);
+          if (ref < 0 || ref >= infos.length) ev.fail(`invalid stage index ${ref}`, cmd.location);
+        } else {
+          ref = stageByName(infos, cmd.from);
+        }
+        if (ref >= 0) info.deps.push({ stage: ref, cmd });
+      }
+      if (cmd.kind === 'run') {
+        for (const spec of cmd.mountSpecs) {
+          const from = parseMount(spec).from;
+          const ref = from === '' ? -1 : stageByName(infos, from);
+          if (ref >= 0) info.deps.push({ stage: ref, cmd });
+        }
+      }
+    }
+  }
+}
+
+/** BuildKit's `validateCircularDependency`, reporting the stage whose walk finds the cycle. */
+function checkCircularDependencies(ev: Evaluation, infos: StageInfo[]): void {
+  const visited = new Set<number>();
+  const onPath = new Set<number>();
+  const visit = (i: number, path: Command[]): Command[] | undefined => {
+    if (visited.has(i)) return undefined;
+    visited.add(i);
+    onPath.add(i);
+    for (const dep of infos[i]!.deps) {
+      const next = [...path, dep.cmd];
+      if (onPath.has(dep.stage)) return next;
+      const found = visit(dep.stage, next);
+      if (found) return found;
+    }
+    onPath.delete(i);
+    return undefined;
+  };
+  for (let i = 0; i < infos.length; i++) {
+    const cycle = visit(i, []);
+    if (cycle) ev.fail(`circular dependency detected on stage: ${infos[i]!.stage.name || `stage-${i}`}`, cycle[0]!.location);
+  }
+}
+
+/** Mark the stages the target needs (its base chain and the stages its commands use). */
 function markReachable(infos: StageInfo[], target: number): void {
   const visit = (i: number): void => {
     const info = infos[i]!;
     if (info.reachable) return;
     info.reachable = true;
     if (info.baseStage >= 0) visit(info.baseStage);
-    for (const cmd of info.stage.commands) {
-      if (cmd.kind === 'copy' && cmd.from !== '') {
-        const ref = stageRef(infos, cmd.from);
-        if (ref !== undefined && ref !== i) visit(ref);
-      }
-      if (cmd.kind === 'run') {
-        for (const spec of cmd.mountSpecs) {
-          const from = parseMount(spec).from;
-          const ref = from === '' ? undefined : stageRef(infos, from);
-          if (ref !== undefined && ref !== i) visit(ref);
-        }
-      }
-    }
+    for (const dep of info.deps) visit(dep.stage);
   };
   visit(target);
 }
@@ -680,22 +718,16 @@ export function evaluateInstructions(instructions: Instructions, options: Evalua
     const range = metaArgs[0]?.location ?? { start: { line: 1, column: 1 }, end: { line: 1, column: 1 } };
     throw new DockerfileError('dockerfile contains no stages to build', { kind: 'evaluation', file, range });
   }
-  let target = stages.length - 1;
-  if (options.target !== undefined && options.target !== '') {
-    const wanted = goLower(options.target);
-    target = stages.findLastIndex((s) => s.name === wanted);
-    if (target < 0) {
-      throw new DockerfileError(`target stage ${JSON.stringify(options.target)} could not be found`, { kind: 'evaluation', file, range: stages[0]!.location });
-    }
-  }
+  // The order of BuildKit's Dockerfile2LLB: global args, base names, stage
+  // dependencies and cycles, target, then dispatch of the stages it needs.
+  const targetName = options.target !== undefined && options.target !== '' ? options.target : stages[stages.length - 1]!.name;
   const givenArgs = options.buildArgs instanceof Map ? options.buildArgs : new Map(Object.entries((options.buildArgs ?? {}) as Record<string, string>));
-  const global = defaultArgs(options, givenArgs as Map<string, string>, stages[target]!.name);
+  const global = defaultArgs(options, givenArgs as Map<string, string>, targetName);
   const ev = new Evaluation(file, escapeToken, options, global);
   const globalArgs = buildMetaArgs(ev, metaArgs);
   const proxy = proxyEnv(ev.buildArgs);
   const infos: StageInfo[] = [];
   for (const stage of stages) {
-    // Every stage's base name is expanded with the global args (BuildKit does this before dispatching).
     let name: string;
     try {
       name = expandWithMatches(stage.baseName, ev.global.lookup, { escapeToken }).result;
@@ -711,12 +743,22 @@ export function evaluateInstructions(instructions: Instructions, options: Evalua
         break;
       }
     }
-    infos.push({ stage, baseName: name, baseStage, reachable: false });
+    infos.push({ stage, baseName: name, baseStage, reachable: false, deps: [] });
+  }
+  collectDependencies(ev, infos);
+  checkCircularDependencies(ev, infos);
+
+  let target = stages.length - 1;
+  if (options.target !== undefined && options.target !== '') {
+    const wanted = goLower(options.target);
+    target = stages.findLastIndex((s) => s.name === wanted);
+    if (target < 0) ev.fail(`target stage ${goQuote(options.target)} could not be found`, stages[0]!.location);
   }
   markReachable(infos, target);
   const plans: StagePlan[] = infos.map((info, i) => {
     if (!info.reachable) {
-      const base: StageBase = info.baseStage >= 0 ? { kind: 'stage', index: info.baseStage, name: infos[info.baseStage]!.stage.name } : info.baseName === 'scratch' ? { kind: 'scratch' } : { kind: 'image', ref: info.baseName };
+      const base: StageBase =
+        info.baseStage >= 0 ? { kind: 'stage', index: info.baseStage, name: infos[info.baseStage]!.stage.name } : info.baseName === 'scratch' ? { kind: 'scratch' } : { kind: 'image', ref: info.baseName };
       return { index: i, name: info.stage.name, base, platform: '', reachable: false, stage: info.stage, steps: [], config: {} };
     }
     const plan = evaluateStage(ev, i, infos, proxy);
@@ -728,4 +770,3 @@ export function evaluateInstructions(instructions: Instructions, options: Evalua
     .sort();
   return { file, globalArgs, stages: plans, target, unusedBuildArgs };
 }
-
