@@ -81,6 +81,11 @@ export interface ReleaseOptions {
   version?: string;
   scheduleFile?: string;
   mtime?: Date;
+  /**
+   * Bundles already built with `bundleApp` (and the backends they contain): package these
+   * instead of bundling the sources again.
+   */
+  bundles?: { files: Record<AppName, string>; backends: string[] };
 }
 
 export interface ReleaseArtifacts {
@@ -91,6 +96,18 @@ export interface ReleaseArtifacts {
   executables: Record<AppName, string>;
   /** Backends bundled into the executables. */
   backends: string[];
+}
+
+/** Bundle both apps into `dir` (`extender.cjs`, `lifecycle.cjs`). */
+export async function bundleApps(dir: string, options: { version?: string; scheduleFile?: string } = {}): Promise<{ files: Record<AppName, string>; backends: string[] }> {
+  const files = {} as Record<AppName, string>;
+  let backends: string[] = [];
+  for (const app of ['extender', 'lifecycle'] as const) {
+    files[app] = join(dir, `${app}.cjs`);
+    const meta = await bundleApp({ app, outFile: files[app], ...(options.version ? { version: options.version } : {}), ...(options.scheduleFile ? { scheduleFile: options.scheduleFile } : {}) });
+    backends = bundledBackends(meta.inputs);
+  }
+  return { files, backends };
 }
 
 /** Backends the bundle contains (the others were left out as missing packages). */
@@ -129,14 +146,12 @@ export async function buildRelease(options: ReleaseOptions = {}): Promise<Releas
   await rm(work, { recursive: true, force: true });
   await mkdir(work, { recursive: true });
 
+  const bundles = options.bundles ?? (await bundleApps(work, { version, ...(options.scheduleFile ? { scheduleFile: options.scheduleFile } : {}) }));
+  const { backends } = bundles;
   const executables = {} as Record<AppName, string>;
-  let backends: string[] = [];
   for (const app of ['extender', 'lifecycle'] as const) {
-    const bundle = join(work, `${app}.cjs`);
-    const meta = await bundleApp({ app, outFile: bundle, version, ...(options.scheduleFile ? { scheduleFile: options.scheduleFile } : {}) });
-    backends = bundledBackends(meta.inputs);
     executables[app] = join(work, 'bin', app);
-    await buildSea({ bundle, output: executables[app], workDir: join(work, `sea-${app}`) });
+    await buildSea({ bundle: bundles.files[app], output: executables[app], workDir: join(work, `sea-${app}`) });
   }
 
   const extenderTarball = join(outDir, `extender-v${version}+${PLATFORM_SUFFIX}.tgz`);

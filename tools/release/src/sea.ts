@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { chmod, copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { REPO_ROOT } from './bundle.ts';
 
@@ -35,9 +35,13 @@ export async function buildSea(options: SeaOptions): Promise<void> {
   await mkdir(dirname(options.output), { recursive: true });
   const blob = join(options.workDir, 'sea-prep.blob');
   const config = join(options.workDir, 'sea-config.json');
+  // The blob records the path of `main`: a name relative to the work directory keeps build
+  // paths out of the executable and keeps two builds identical.
+  const main = basename(options.bundle);
+  await copyFile(options.bundle, join(options.workDir, main));
   // No code cache and no snapshot: both would make the blob depend on the build machine's V8 state
   // and break byte-identical builds.
-  await writeFile(config, JSON.stringify({ main: options.bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false, useSnapshot: false }));
+  await writeFile(config, JSON.stringify({ main, output: 'sea-prep.blob', disableExperimentalSEAWarning: true, useCodeCache: false, useSnapshot: false }));
   await run(node, ['--experimental-sea-config', config], { cwd: options.workDir });
   await rm(options.output, { force: true });
   await copyFile(node, options.output);

@@ -1,0 +1,3 @@
+export * from './bundle.ts';
+export * from './sea.ts';
+export * from './package.ts';

@@ -1,0 +1,193 @@
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { lstat, mkdir, mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI_DOC_PATH, generateCliDoc } from './cli-docs.ts';
+import { REPO_ROOT } from './bundle.ts';
+import { buildRelease, bundleApps, type ReleaseArtifacts } from './package.ts';
+
+const NODE = process.execPath;
+const SCRIPT = (name: string) => join(REPO_ROOT, 'tools', 'release', 'src', name);
+const VERSION = (JSON.parse(await readFile(join(REPO_ROOT, 'apps', 'extender', 'package.json'), 'utf8')) as { version: string }).version;
+
+function run(cmd: string, args: string[], env: Record<string, string> = {}) {
+  const result = spawnSync(cmd, args, { env: { PATH: process.env['PATH'] ?? '', ...env }, encoding: 'utf8' });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+let scratch: string;
+beforeAll(async () => {
+  await mkdir(join(REPO_ROOT, 'out'), { recursive: true });
+  scratch = await mkdtemp(join(REPO_ROOT, 'out', 'release-test-'));
+});
+afterAll(async () => {
+  await rm(scratch, { recursive: true, force: true });
+});
+
+describe('docs/cli.md', () => {
+  it('matches what gen-cli-docs.ts generates from the definitions', async () => {
+    expect(await readFile(CLI_DOC_PATH, 'utf8')).toBe(await generateCliDoc());
+  });
+});
+
+describe('check-deprecations.ts', () => {
+  const base = (over: Partial<Record<'warn' | 'fail' | 'remove', string>> = {}, id = 'kaniko-cache-ttl-flag') =>
+    `[[deprecation]]\nid = "${id}"\nsurface = "s"\nwarn = "${over.warn ?? '0.1.0'}"\nfail = "${over.fail ?? '1.0.0'}"\nremove = "${over.remove ?? '2.0.0'}"\nreplacement = "r"\ndocs = "d"\n`;
+  const all = (extra = '') =>
+    ['lifecycle-extender-entry', 'kaniko-cache-ttl-flag', 'kaniko-cache-ttl-env', 'implicit-kaniko-dir', 'inplace-build-chaining'].map((id) => base({}, id)).join('\n') + extra;
+
+  async function check(schedule: string, version = '0.1.0') {
+    const file = join(scratch, `schedule-${createHash('sha256').update(schedule + version).digest('hex').slice(0, 8)}.toml`);
+    await writeFile(file, schedule);
+    return run(NODE, [SCRIPT('check-deprecations.ts'), '--schedule', file, '--version', version]);
+  }
+
+  it('passes on the committed schedule for the apps\' version', () => {
+    const { code, stdout } = run(NODE, [SCRIPT('check-deprecations.ts')]);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(new RegExp(`OK for ${VERSION.replace(/\./g, '\\.')}\\n$`));
+  });
+
+  it('passes on a complete consistent schedule', async () => {
+    expect((await check(all())).code).toBe(0);
+  });
+
+  it('fails when warn, fail and remove are out of order', async () => {
+    const { code, stderr } = await check(all().replace('fail = "1.0.0"', 'fail = "3.0.0"'));
+    expect(code).toBe(1);
+    expect(stderr).toContain('  - lifecycle-extender-entry: fail version 3.0.0 must be lower than remove version 2.0.0\n');
+  });
+
+  it('fails on an invalid version', async () => {
+    const { code, stderr } = await check(all().replace('warn = "0.1.0"', 'warn = "soon"'));
+    expect(code).toBe(1);
+    expect(stderr).toContain('lifecycle-extender-entry: warn version "soon" is not a valid semver version');
+  });
+
+  it('fails when a release would remove a surface before its version', async () => {
+    const { code, stderr } = await check(all(`\n${base({}, 'bare-lifecycle-flags')}`), '1.5.0');
+    expect(code).toBe(1);
+    expect(stderr).toContain('bare-lifecycle-flags: removed from the code in 1.5.0, before its scheduled removal in 2.0.0');
+  });
+
+  it('fails when a surface the code implements is not scheduled, or is kept past its removal', async () => {
+    const missing = await check(base());
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('implicit-kaniko-dir: implemented as a deprecated surface but missing from the schedule');
+    const kept = await check(all(), '2.0.0');
+    expect(kept.stderr).toContain('kaniko-cache-ttl-env: still shipped in 2.0.0, but the schedule removes it in 2.0.0');
+  });
+
+  it('fails on a malformed file', async () => {
+    const { code, stderr } = await check('[[deprecation]]\nid = "x"\n');
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/deprecation\[0\]\.surface must be a non-empty string/);
+  });
+});
+
+describe('release tarballs', () => {
+  let first: ReleaseArtifacts;
+  let second: ReleaseArtifacts;
+  let extracted: string;
+
+  let bundleTwice: [Buffer, Buffer][];
+
+  beforeAll(async () => {
+    // Bundle once and package twice: other packages' sources may change while the suite
+    // runs; the bundles themselves are compared right after being built back to back.
+    const bundles = await bundleApps(join(scratch, 'bundles-1'));
+    const again = await bundleApps(join(scratch, 'bundles-2'));
+    bundleTwice = [];
+    for (const app of ['extender', 'lifecycle'] as const) bundleTwice.push([await readFile(bundles.files[app]), await readFile(again.files[app])]);
+    first = await buildRelease({ outDir: join(scratch, 'a'), bundles });
+    second = await buildRelease({ outDir: join(scratch, 'b'), bundles });
+    extracted = join(scratch, 'extracted');
+    await mkdir(extracted);
+    for (const tarball of [first.extenderTarball, first.lifecycleTarball]) {
+      const { code, stderr } = run('tar', ['-xzf', tarball, '-C', extracted]);
+      expect(stderr).toBe('');
+      expect(code).toBe(0);
+    }
+  }, 600_000);
+
+  it('are named after the version and platform', () => {
+    expect(first.extenderTarball.endsWith(`/extender-v${VERSION}+linux.x86-64.tgz`)).toBe(true);
+    expect(first.lifecycleTarball.endsWith(`/lifecycle-extender-v${VERSION}+linux.x86-64.tgz`)).toBe(true);
+  });
+
+  it('start from bundles that are byte-identical across two bundler runs', () => {
+    for (const [a, b] of bundleTwice) expect(a.equals(b)).toBe(true);
+  });
+
+  it('are byte-identical across two builds, executables included', async () => {
+    for (const key of ['extenderTarball', 'lifecycleTarball'] as const) {
+      const a = await readFile(first[key]);
+      const b = await readFile(second[key]);
+      expect(a.equals(b), `${key} differs between builds`).toBe(true);
+      expect(await readFile(`${first[key]}.sha256`, 'utf8')).toBe(await readFile(`${second[key]}.sha256`, 'utf8'));
+    }
+  });
+
+  it('come with sha256sum files that verify', async () => {
+    for (const tarball of [first.extenderTarball, first.lifecycleTarball]) {
+      const line = await readFile(`${tarball}.sha256`, 'utf8');
+      expect(line).toBe(`${createHash('sha256').update(await readFile(tarball)).digest('hex')}  ${tarball.split('/').at(-1)}\n`);
+    }
+  });
+
+  it('hold root-owned entries with one fixed mtime, and the lifecycle layout with a real symlink', () => {
+    const { stdout } = run('tar', ['-tvzf', first.lifecycleTarball, '--numeric-owner']);
+    const lines = stdout.trim().split('\n');
+    expect(lines.every((l) => / 0\/0 /.test(l) && / 1980-01-01 00:00 /.test(l))).toBe(true);
+    expect(lines.map((l) => l.split(/\s+/).slice(5).join(' '))).toEqual(
+      expect.arrayContaining(['lifecycle.toml', 'lifecycle/', 'lifecycle/lifecycle', 'lifecycle/extender -> lifecycle']),
+    );
+    const ext = run('tar', ['-tzf', first.extenderTarball]).stdout.trim().split('\n');
+    expect(ext.slice(0, 3)).toEqual(['extender.toml', 'extender/', 'extender/extender']);
+  });
+
+  it('extract with the symlink intact', async () => {
+    expect((await lstat(join(extracted, 'lifecycle', 'extender'))).isSymbolicLink()).toBe(true);
+    expect(await readlink(join(extracted, 'lifecycle', 'extender'))).toBe('lifecycle');
+    expect((await lstat(join(extracted, 'extender', 'extender'))).mode & 0o777).toBe(0o755);
+  });
+
+  it('extender -version from the extracted tarball prints the package version', () => {
+    expect(run(join(extracted, 'extender', 'extender'), ['-version'])).toEqual({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
+    expect(run(join(extracted, 'lifecycle', 'lifecycle'), ['-version'])).toEqual({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
+  });
+
+  it('the extracted symlink prints the deprecation notice exactly once; the standalone executable never', () => {
+    const args = ['-kind', 'run', '-layers', join(scratch, 'layers'), '-extend-dir', join(scratch, 'extend')];
+    const viaSymlink = run(join(extracted, 'lifecycle', 'extender'), args, { CNB_PLATFORM_API: '0.13' });
+    expect(viaSymlink.code).toBe(1);
+    expect(viaSymlink.stderr.split('\n').filter((l) => l.startsWith('Warning: the /cnb/lifecycle/extender entry point'))).toHaveLength(1);
+    expect(viaSymlink.stderr).toMatch(/ERROR: failed to extend run image: initializing extender: reading analyzed file .*: file does not exist\n$/);
+    const standalone = run(join(extracted, 'extender', 'extender'), args, { CNB_PLATFORM_API: '0.13' });
+    expect(standalone.code).toBe(1);
+    expect(standalone.stderr).not.toContain('deprecated');
+  });
+
+  it('the executables report unavailable backends with exit 3', () => {
+    const { code, stderr } = run(join(extracted, 'extender', 'extender'), ['-backend', 'docker', '-extend-dir', scratch], { CNB_PLATFORM_API: '0.13' });
+    expect(code).toBe(3);
+    expect(stderr).toBe('ERROR: failed to select backend: backend docker is not available in this build (package @cnb-extender/backend-docker is not included)\n');
+  });
+
+  it('describe themselves in extender.toml and lifecycle.toml', async () => {
+    const extenderToml = await readFile(join(extracted, 'extender.toml'), 'utf8');
+    expect(extenderToml).toContain(`[extender]\nversion = "${VERSION}"\nbackends = [ ${first.backends.map((b) => `"${b}"`).join(', ')} ]`);
+    expect(await readFile(join(extracted, 'lifecycle.toml'), 'utf8')).toContain(`version = "${VERSION}"`);
+  });
+
+  it('ship the xattr addon where the executable resolves it from', () => {
+    // the bundle resolves `@napi-rs/xattr` relative to the executable (see bundle.ts)
+    const require = createRequire(pathToFileURL(join(extracted, 'extender', 'extender')));
+    const xattr = require('@napi-rs/xattr') as { listAttributesSync(path: string): string[] };
+    expect(require.resolve('@napi-rs/xattr')).toBe(join(extracted, 'extender', 'node_modules', '@napi-rs', 'xattr', 'index.js'));
+    expect(Array.isArray(xattr.listAttributesSync(join(extracted, 'extender.toml')))).toBe(true);
+  });
+});
