@@ -56,6 +56,7 @@ export async function writeLayer(
   options: WriteLayerOptions = {},
 ): Promise<LayerWriteResult> {
   const compression = options.compression ?? 'gzip';
+  const compress = compressor(compression, options.level);
   const list = options.sort === false ? [...entries] : sortLayerEntries([...entries]);
   const mtime = Math.floor((options.mtime ?? defaultLayerTime()).getTime() / 1000);
   const diff = digester();
@@ -72,14 +73,10 @@ export async function writeLayer(
     },
   });
   const out = typeof destination === 'string' ? createWriteStream(destination) : destination;
-  const stages: (NodeJS.ReadWriteStream | ((source: AsyncIterable<Buffer>) => AsyncIterable<Buffer>))[] = [];
-  const level = options.level;
-  if (compression === 'gzip') stages.push((source) => parallelGzip(source, level ?? 6));
-  else if (compression === 'zstd') stages.push(zstdCompressor(level ?? 3));
   try {
-    // pipeline's typings cannot express a variable list of mixed stages.
+    // pipeline's typings cannot express a list of stages built at run time.
     const run = pipeline as unknown as (streams: unknown[], options: { signal?: AbortSignal }) => Promise<void>;
-    await run([tar, ...stages, tap, out], options.signal ? { signal: options.signal } : {});
+    await run(compress ? [tar, compress, tap, out] : [tar, tap, out], options.signal ? { signal: options.signal } : {});
   } catch (cause) {
     if (cause instanceof LayerError) throw cause;
     const where = typeof destination === 'string' ? ` to ${destination}` : '';
@@ -100,11 +97,20 @@ export async function writeLayer(
   };
 }
 
-function zstdCompressor(level: number): (source: AsyncIterable<Buffer>) => AsyncIterable<Buffer> {
-  if (typeof createZstdCompress !== 'function') {
-    throw new LayerError(`writing a zstd layer: this Node.js (${process.version}) has no zstd in node:zlib`);
+type Stage = (source: AsyncIterable<Buffer>) => AsyncIterable<Buffer>;
+
+function compressor(compression: LayerCompression, level: number | undefined): Stage | undefined {
+  switch (compression) {
+    case 'gzip':
+      return (source) => parallelGzip(source, level ?? 6);
+    case 'zstd':
+      if (typeof createZstdCompress !== 'function') {
+        throw new LayerError(`writing a zstd layer: this Node.js (${process.version}) has no zstd in node:zlib`);
+      }
+      return (source) => parallelZstd(source, level ?? 3);
+    case 'none':
+      return undefined;
   }
-  return (source) => parallelZstd(source, level);
 }
 
 const TYPEFLAGS: Record<LayerEntry['type'], number> = {
