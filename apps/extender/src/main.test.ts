@@ -62,10 +62,10 @@ describe('extender', () => {
     expect(stderr).toBe('ERROR: failed to parse arguments: received unexpected arguments\n');
   });
 
-  it('exits 3 when the backend is not available in this build', () => {
-    const { code, stderr } = extender(['-backend', 'buildah', '-extend-dir', scratch], { CNB_PLATFORM_API: '0.13' });
+  it('exits 3 for an unknown backend and lists the known ones', () => {
+    const { code, stderr } = extender(['-backend', 'kaniko', '-extend-dir', scratch], { CNB_PLATFORM_API: '0.13' });
     expect(code).toBe(3);
-    expect(stderr).toBe('ERROR: failed to select backend: backend buildah is not available in this build (package @cnb-extender/backend-buildah is not included)\n');
+    expect(stderr).toBe('ERROR: failed to select backend: unknown backend "kaniko" (known backends: inplace, buildah, docker, buildkit)\n');
   });
 
   it('exits 1 when analyzed.toml is missing, and never shows the lifecycle entry notice', () => {

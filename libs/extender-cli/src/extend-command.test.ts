@@ -197,9 +197,13 @@ describe('runExtendCommand', () => {
 
     it('a backend that is not in this build exits 3', async () => {
       fixture = await createFixture([{ id: 'acme/curl', run: RUN_DOCKERFILE }]);
-      const { code, stderr } = await run([], { ...fixture.env, CNB_EXTEND_BACKEND: 'buildkit' });
+      const backends = new Map([
+        ...registryWithFake(),
+        ['podman', { id: 'podman', packageName: '@cnb-extender/backend-podman', description: 'not written', load: () => import('@cnb-extender/backend-podman' as string) }],
+      ]);
+      const { code, stderr } = await run([], { ...fixture.env, CNB_EXTEND_BACKEND: 'podman' }, { backends });
       expect(code).toBe(3);
-      expect(stderr.text).toBe('ERROR: failed to select backend: backend buildkit is not available in this build (package @cnb-extender/backend-buildkit is not included)\n');
+      expect(stderr.text).toBe('ERROR: failed to select backend: backend podman is not available in this build (package @cnb-extender/backend-podman is not included)\n');
     });
 
     it('a missing analyzed.toml exits 1 with the lifecycle wording', async () => {
