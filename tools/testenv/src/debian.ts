@@ -24,7 +24,7 @@ import {
   tarLayer,
   type LayoutImage,
 } from './fixtures.ts';
-import { addTarLayer, buildAtomically, shareBlob, writeImage } from './layout.ts';
+import { addTarLayer, buildAtomically, shareBlob, withLock, writeImage } from './layout.ts';
 import { chainError, run } from './proc.ts';
 import { publishImage } from './publish.ts';
 import type { FixtureImage, TestEnv } from './types.ts';
@@ -149,7 +149,9 @@ async function buildDebianInto(dir: string, sources: string[]): Promise<void> {
 /** Removes cache entries of earlier inputs (each is a few hundred MB). */
 async function pruneOthers(parent: string, keep: string): Promise<void> {
   for (const entry of await readdir(parent).catch(() => [] as string[])) {
-    if (entry !== keep && !entry.includes('.tmp-')) await rm(join(parent, entry), { recursive: true, force: true });
+    if (entry !== keep && !entry.includes('.tmp-') && !entry.endsWith('.lock')) {
+      await rm(join(parent, entry), { recursive: true, force: true });
+    }
   }
 }
 
@@ -161,16 +163,21 @@ export async function ensureDebianLayouts(options: Omit<DebianImagesOptions, 'en
   const key = inputsKey(inputs);
   const parent = join(cacheRoot, 'debian');
   const dir = join(parent, key);
-  if (!(await stat(dir).catch(() => undefined))?.isDirectory()) {
-    options.log?.(`testenv: building the Debian ${DEBIAN_SUITE} minbase images into ${dir} (mmdebstrap, about 25 s)`);
+  const present = async (): Promise<boolean> => (await stat(dir).catch(() => undefined))?.isDirectory() === true;
+  if (!(await present())) {
     await mkdir(parent, { recursive: true });
-    await buildAtomically(dir, async (tmp) => {
-      await buildDebianInto(tmp, sources);
-      await writeFile(join(tmp, 'inputs.json'), `${JSON.stringify(inputs, null, 2)}\n`);
+    // One builder at a time: the others wait and then find the entry built.
+    await withLock(`${dir}.lock`, async () => {
+      if (await present()) return;
+      options.log?.(`testenv: building the Debian ${DEBIAN_SUITE} minbase images into ${dir} (mmdebstrap, about 30 s)`);
+      await buildAtomically(dir, async (tmp) => {
+        await buildDebianInto(tmp, sources);
+        await writeFile(join(tmp, 'inputs.json'), `${JSON.stringify(inputs, null, 2)}\n`);
+      });
+      await pruneOthers(parent, key);
     }).catch((error: unknown) => {
       throw chainError(`building the Debian ${DEBIAN_SUITE} minbase images into ${dir}`, error);
     });
-    await pruneOthers(parent, key);
   }
   return { key, dir, build: await readLayoutImage(join(dir, 'build')), run: await readLayoutImage(join(dir, 'run')) };
 }

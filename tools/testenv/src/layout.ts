@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, openSync, closeSync } from 'node:fs';
 import { copyFile, link, mkdir, rename, rm, stat, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { run } from './proc.ts';
+import { pidAlive, run, sleep } from './proc.ts';
 
 export const MEDIA_TYPES = {
   index: 'application/vnd.oci.image.index.v1+json',
@@ -161,3 +161,34 @@ export async function buildAtomically(finalDir: string, build: (tmpDir: string) 
     throw error;
   }
 }
+
+/**
+ * Runs `fn` while holding a lock directory (created atomically with mkdir, with the
+ * owner's pid inside). A lock whose owner is gone is taken over. Used where two
+ * processes would otherwise both spend long on the same build.
+ */
+export async function withLock<T>(lockDir: string, fn: () => Promise<T>, timeoutMs = 30 * 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await mkdir(lockDir);
+      await writeFile(join(lockDir, 'pid'), String(process.pid));
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const owner = Number(await readFile(join(lockDir, 'pid'), 'utf8').catch(() => ''));
+      if (owner > 0 && !pidAlive(owner)) {
+        await rm(lockDir, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`waiting for the lock ${lockDir} (held by pid ${owner || 'unknown'})`);
+      await sleep(250);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lockDir, { recursive: true, force: true });
+  }
+}
+
