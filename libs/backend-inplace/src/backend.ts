@@ -24,6 +24,13 @@ export interface InplaceBackendOptions {
   network?: boolean;
   /** ADD may fetch URLs (default false). */
   allowRemote?: boolean;
+  /**
+   * Image paths never captured besides the core's ignore paths. The core hands
+   * host paths, which are the image's paths when the root is `/`; with another
+   * root the platform's conventional mount points stand in for them. Default:
+   * none for `/`, `CNB_MOUNT_POINTS` otherwise.
+   */
+  extraIgnorePaths?: string[];
   /** Layer compression (default gzip). */
   compression?: LayerCompression;
 }
@@ -35,6 +42,9 @@ function layerSource(blob: BlobSource): LayerSource {
       for await (const chunk of await blob.open()) yield chunk as Uint8Array;
     })();
 }
+
+/** Where a platform mounts the app, layers, platform and extend dirs in a CNB container. */
+export const CNB_MOUNT_POINTS: readonly string[] = ['/workspace', '/layers', '/platform', '/kaniko'];
 
 export function createInplaceBackend(options: InplaceBackendOptions = {}): ExtenderBackend {
   const rootOption = options.root ?? '/';
@@ -82,7 +92,8 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
 
       const state = createBuildState(base.config.config ?? {}, dockerfile.args);
       // The extend dir (cache and work areas) is never part of an image either.
-      const snapshotOptions = { ignorePaths: [...applyOptions.ignorePaths, applyOptions.extendDir], signal };
+      const extra = options.extraIgnorePaths ?? (root === '/' ? [] : CNB_MOUNT_POINTS);
+      const snapshotOptions = { ignorePaths: [...applyOptions.ignorePaths, applyOptions.extendDir, ...extra], signal };
       let previous: Snapshot = takeSnapshot(root, snapshotOptions);
       const newLayers: LayerDescription[] = [];
       const history: HistoryEntry[] = [];

@@ -1,4 +1,4 @@
-export { createInplaceBackend, type InplaceBackendOptions } from './backend.ts';
+export { CNB_MOUNT_POINTS, createInplaceBackend, type InplaceBackendOptions } from './backend.ts';
 export { planDockerfile, PlanError, type Plan, type PlannedInstruction } from './plan.ts';
 export * from './execute/index.ts';
 export * from './snapshot/index.ts';
