@@ -1,0 +1,74 @@
+import { spawn } from 'node:child_process';
+import { connect } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import type { TestProject } from 'vitest/node';
+import setup from './global-setup.ts';
+import type { TestEnv } from './types.ts';
+
+function connects(hostPort: string): Promise<boolean> {
+  const [host, port] = hostPort.split(':');
+  return new Promise((resolve) => {
+    const socket = connect({ host, port: Number(port) });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+describe('the CLI', () => {
+  it('`up` prints the environment as JSON, keeps it up, and tears it down on SIGTERM', async () => {
+    const child = spawn(process.execPath, [new URL('./cli.ts', import.meta.url).pathname, 'up'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const poll = setInterval(() => {
+          if (stderr.includes('testenv: running')) {
+            clearInterval(poll);
+            resolve();
+          }
+        }, 50);
+        void exited.then(() => {
+          clearInterval(poll);
+          reject(new Error(`cli exited early:\n${stderr}`));
+        });
+      });
+      const env = JSON.parse(stdout) as TestEnv;
+      expect(stderr).toContain(`testenv: node ${process.version}`);
+      expect(await connects(env.registry.host)).toBe(true);
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(stderr).toContain('testenv: stopped');
+      expect(await connects(env.registry.host)).toBe(false);
+      expect(await connects(env.secureRegistry.host)).toBe(false);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    }
+  }, 60_000);
+});
+
+describe('the global setup', () => {
+  it('shares one environment between projects of a process and stops it after the last teardown', async () => {
+    const provided: TestEnv[] = [];
+    const project = { provide: (_key: string, value: TestEnv) => provided.push(value) } as unknown as TestProject;
+    const teardownA = await setup(project);
+    const teardownB = await setup(project);
+    expect(provided).toHaveLength(2);
+    expect(provided[1]).toBe(provided[0]);
+    const env = provided[0] as TestEnv;
+    expect(JSON.parse(process.env.CNB_TESTENV ?? '{}')).toEqual(env);
+    await teardownA();
+    expect(await connects(env.registry.host)).toBe(true);
+    await teardownB();
+    expect(await connects(env.registry.host)).toBe(false);
+    expect(process.env.CNB_TESTENV).toBeUndefined();
+  }, 60_000);
+});
