@@ -103,11 +103,19 @@ async function generateTree(root: string): Promise<{ files: number; bytes: numbe
   return { files, bytes };
 }
 
-function sh(command: string): Promise<void> {
+/** Run a shell pipeline; resolves to the CPU seconds (user + system) its processes used. */
+function sh(command: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn('sh', ['-c', command], { stdio: ['ignore', 'ignore', 'inherit'] });
+    // bash's `times` prints the children's user and system time on its second line.
+    const child = spawn('bash', ['-c', `${command}\ntimes`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${command}: exit ${code}`))));
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`${command}: exit ${code}`));
+      const seconds = [...(out.trim().split('\n').at(-1) ?? '').matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
+      resolve(seconds.reduce((a, b) => a + b, 0));
+    });
   });
 }
 
@@ -136,14 +144,19 @@ try {
 
   const ours: number[] = [];
   const peer: number[] = [];
+  const oursCpu: number[] = [];
+  const peerCpu: number[] = [];
   let result: Awaited<ReturnType<typeof writeLayer>> | undefined;
   for (let r = 0; r < runs; r++) {
     const a = performance.now();
+    const cpu = process.cpuUsage(); // all threads of this process, zlib's pool included
     const entries = await walkDirectory(root);
     result = await writeLayer(entries, join(work, `ours-${r}.out`), { compression });
     ours.push((performance.now() - a) / 1000);
+    const used = process.cpuUsage(cpu);
+    oursCpu.push((used.user + used.system) / 1e6);
     const b = performance.now();
-    await sh(peerCommand);
+    peerCpu.push(await sh(peerCommand));
     peer.push((performance.now() - b) / 1000);
   }
   const reproducible = (await sha256File(join(work, 'ours-0.out'))) === (await sha256File(join(work, `ours-${runs - 1}.out`)));
@@ -167,6 +180,8 @@ try {
     peerSeconds: peer.map((s) => +s.toFixed(3)),
     peer: peerCommand.replaceAll(root, '$TREE').replaceAll(work, '$WORK'),
     ratio: +ratio.toFixed(3),
+    oursCpuSeconds: oursCpu.map((s) => +s.toFixed(2)),
+    peerCpuSeconds: peerCpu.map((s) => +s.toFixed(2)),
     target: `ratio <= ${TARGET_RATIO}`,
     oursTarMBps: +(result!.uncompressedSize / 2 ** 20 / oursMedian).toFixed(1),
     sha256MBps: +shaMBps.toFixed(0),
