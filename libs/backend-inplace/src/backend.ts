@@ -55,7 +55,13 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
       inPlace: rootOption === '/',
       kinds: ['build', 'run'],
       cache: false,
-      privileges: { root: true, capabilities: ['SYS_ADMIN', 'SYS_CHROOT', 'SETFCAP'], container: rootOption === '/' },
+      // In place: setpriv/unshare --root need SETUID, SETGID and SYS_CHROOT (a default container has them);
+      // RUN without the network needs SYS_ADMIN for its network namespace, and so do the mounts of chrooted runs.
+      privileges: {
+        root: true,
+        capabilities: rootOption === '/' && options.network !== false ? ['SETUID', 'SETGID', 'SYS_CHROOT'] : ['SETUID', 'SETGID', 'SYS_CHROOT', 'SYS_ADMIN'],
+        container: rootOption === '/',
+      },
     },
 
     async apply(dockerfile: DockerfileSpec, base: ImageDescription, applyOptions: ApplyOptions, context: BackendContext): Promise<ImageDescription> {

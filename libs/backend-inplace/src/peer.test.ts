@@ -32,6 +32,16 @@ const BODY = [
   'WORKDIR /made/by/cnb',
   'RUN echo "$(id -u):$(id -g) $(pwd) $HOME" > /made/by/cnb/info',
   'LABEL io.buildpacks.rebasable=true other="two words"',
+  'USER root',
+  'ARG dest=/from-arg',
+  'COPY . ${dest}/all/',
+  'COPY --chown=1000:1000 dir /owned',
+  'ADD archive.tar.gz /extracted/',
+  'ADD archive.tar.gz /plain-name',
+  'WORKDIR relative/sub',
+  'ENV PATH=$PATH:/opt/bin',
+  'RUN echo "$PATH" > /path.txt && touch ./here',
+  'COPY b.txt ./',
   'USER 1000:1000',
 ];
 
@@ -40,7 +50,7 @@ function unpackInto(dir: string, layers: string[]): Promise<void> {
 }
 
 describe('same result as buildah', () => {
-  it('for COPY rules, WORKDIR, USER, ENV, RUN with deletions, symlinks and setuid', async () => {
+  it('for COPY/ADD rules (globs, contents, context root, archives), WORKDIR, USER, ARG, ENV, RUN with deletions, symlinks and setuid', async () => {
     const fixture = inject('testenv').fixtures.run;
     const context = join(scratch, 'ctx');
     mkdirSync(join(context, 'dir/sub'), { recursive: true });
@@ -49,6 +59,9 @@ describe('same result as buildah', () => {
     writeFileSync(join(context, 'dir/sub/c'), 'c\n');
     chmodSync(join(context, 'dir/sub/c'), 0o600);
     symlinkSync('sub/c', join(context, 'dir/link'));
+    mkdirSync(join(scratch, 'tarsrc/t'), { recursive: true });
+    writeFileSync(join(scratch, 'tarsrc/t/inside'), 'inside\n');
+    execFileSync('tar', ['-czf', join(context, 'archive.tar.gz'), '--owner=123', '--group=456', '-C', join(scratch, 'tarsrc'), 't']);
 
     // buildah
     const layout = join(scratch, 'base');
@@ -86,7 +99,10 @@ describe('same result as buildah', () => {
     const a = new Set(lines(got));
     const b = new Set(lines(want));
     expect({ onlyOurs: [...a].filter((l) => !b.has(l)), onlyBuildah: [...b].filter((l) => !a.has(l)) }).toEqual({ onlyOurs: [], onlyBuildah: [] });
-    for (const key of ['User', 'WorkingDir', 'Env'] as const) expect(ours.config.config?.[key], key).toEqual(peer.config.config?.[key]);
+    for (const key of ['User', 'WorkingDir'] as const) expect(ours.config.config?.[key], key).toEqual(peer.config.config?.[key]);
+    // ENV of an existing name: BuildKit and the classic builder replace it in place, buildah moves it to the end.
+    expect([...(ours.config.config?.Env ?? [])].sort()).toEqual([...(peer.config.config?.Env ?? [])].sort());
+    expect(ours.config.config?.Env?.[0]).toMatch(/^PATH=.*:\/opt\/bin$/);
     // buildah adds its own io.buildah.version label.
     const { 'io.buildah.version': _, ...peerLabels } = peer.config.config?.Labels ?? {};
     expect(ours.config.config?.Labels).toEqual(peerLabels);
