@@ -22,6 +22,7 @@ import {
 import { builtInSchedule } from './deprecation/builtin.ts';
 import { deprecationModeFrom, evaluateDeprecation, type DeprecationSchedule, type SurfaceId } from './deprecation/schedule.ts';
 import { Renderer, type Writer } from './render.ts';
+import { ensureOwner, planBuildHandOff, runBuildHandOff } from './build-handoff.ts';
 
 /** How the command was reached; only the lifecycle's entry points are deprecated. */
 export type ExtendEntry = 'extender' | 'lifecycle-symlink' | 'lifecycle-subcommand';
@@ -44,6 +45,10 @@ export interface ExtendCommandOptions {
   backends?: BackendRegistry;
   /** Default: the schedule this build carries. */
   schedule?: DeprecationSchedule;
+  /** Build kind, in-place backend: the uid the process runs as (default `process.getuid()`). */
+  currentUid?: number;
+  /** Build kind, in-place backend: where `HOME`/`USER` are looked up (default `/etc/passwd`). */
+  passwdFile?: string;
 }
 
 /** Exit code when a signal aborted the run: 128 + the signal number, as shells report it. */
@@ -148,10 +153,15 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
     }
 
     const backend: ExtenderBackend = await loadBackend(inputs.backend, { registry: options.backends ?? BACKENDS, env });
-    if (inputs.extendKind === 'build' && backend.capabilities.inPlace) {
+    const chainBuild = inputs.extendKind === 'build' && backend.capabilities.inPlace;
+    if (chainBuild) {
       const outcome = evaluateDeprecation(schedule, 'inplace-build-chaining', options.version, mode);
       if (outcome.error) throw outcome.error;
       if (outcome.notice) log.warn(outcome.notice, { deprecation: 'inplace-build-chaining' });
+      // refused before anything changes: the build phase never runs as root
+      if (inputs.uid === 0) {
+        throw new LifecycleError(EXIT_CODES.failed, 'failed to build: refusing to run the build phase as root; set -uid / CNB_USER_ID to the CNB user', { action: 'build' });
+      }
     }
 
     const result = await extend({
@@ -162,8 +172,16 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
       ...(options.signal ? { signal: options.signal } : {}),
     });
     log.debug(`Extended image user: ${result.user === '' ? '(unset)' : result.user}`);
+    if (!chainBuild) {
+      log.close();
+      return EXIT_CODES.success;
+    }
+    const plan = await planBuildHandOff({ inputs, env, imageEnv: result.env, ...(options.passwdFile ? { passwdFile: options.passwdFile } : {}) });
+    const currentUid = options.currentUid ?? process.getuid?.() ?? 0;
+    if (currentUid === 0 && (await ensureOwner(inputs.layersDir, plan.uid, plan.gid))) log.debug(`Changed the owner of ${inputs.layersDir} to ${plan.uid}:${plan.gid}`);
+    log.info(`Running the build phase (${plan.builder}) as ${plan.uid}:${plan.gid}`);
     log.close();
-    return EXIT_CODES.success;
+    return await runBuildHandOff(plan, { stdout, stderr, currentUid, ...(options.signal ? { signal: options.signal } : {}) });
   } catch (err) {
     renderer?.close();
     return reportFailure(err, stderr, renderer, options.signal);

@@ -2,3 +2,4 @@ export * from './extend-command.ts';
 export * from './render.ts';
 export * from './signals.ts';
 export * from './deprecation/index.ts';
+export * from './build-handoff.ts';

@@ -44,7 +44,7 @@ function exitRows(): string[] {
   const rows = ['| code | meaning |', '|---|---|'];
   const used = new Map<number, string>([
     [0, 'success'],
-    [1, 'generic failure: invalid log level, unreadable or malformed `analyzed.toml` / `group.toml`, upstream lifecycle missing (`lifecycle <phase>`)'],
+    [1, 'generic failure: invalid log level, unreadable or malformed `analyzed.toml` / `group.toml`, upstream lifecycle missing (`lifecycle <phase>`), build kind in place with `-uid` 0 or without a builder'],
     [2, 'unknown flag, bad flag syntax or an invalid flag value; the usage is printed'],
     [3, 'invalid arguments: positional arguments, `-kind` other than build/run, an unknown or unavailable backend, a deprecated surface past its fail version, an unknown lifecycle phase'],
     [11, '`CNB_PLATFORM_API` missing, unparsable or unsupported'],
@@ -56,7 +56,7 @@ function exitRows(): string[] {
     rows.push(`| ${entry.code} | ${cell(used.get(entry.code)!)} |`);
   }
   rows.push('| 130 / 143 | the run was cancelled by SIGINT / SIGTERM (work directories are removed, no output is written) |');
-  rows.push('| other | `lifecycle <phase>` other than extend returns the upstream phase\'s exit code (128 + n when a signal ended it) |');
+  rows.push('| other | the build phase\'s exit code after an in-place build extension (51, 52, …); `lifecycle <phase>` other than extend returns the upstream phase\'s exit code (128 + n when a signal ended it) |');
   return rows;
 }
 
@@ -97,6 +97,11 @@ export async function generateCliDoc(scheduleFile = join(REPO_ROOT, 'release', '
     `| \`${ENV.platformApi}\` | Platform API of the platform calling the extender (required) |`,
     `| \`${ENV.deprecationMode}\` | \`warn\` (keep deprecated surfaces working with a notice, also past their fail version), \`quiet\` (the same without notices), \`error\` (fail from the warn version); unset: as the schedule says. Also governs deprecated Platform APIs, as in the lifecycle |`,
     '| `CNB_UPSTREAM_LIFECYCLE` | path of the upstream lifecycle binary the multi-call `lifecycle` hands other phases to (default `/cnb/lifecycle/upstream/lifecycle`) |',
+    '| `CNB_LIFECYCLE_BUILDER` | build kind with an in-place backend: the builder run after the extension (default `/cnb/lifecycle/builder`) |',
+    '',
+    '## Build kind with an in-place backend',
+    '',
+    'As with the Go extender, extending the build image in place (`inplace`) is followed by the build phase in the same container: the extended image\'s `Env` is exported (values may contain `=`), `<layers>` is handed to `-uid`:`-gid` when they do not own it, the builder (`$CNB_LIFECYCLE_BUILDER`, default `/cnb/lifecycle/builder`) runs as `-uid`:`-gid` with `HOME` and `USER` from the extended `/etc/passwd` and the inputs as `CNB_*` variables, and its exit code (e.g. 51, 52) is the extender\'s. A `-uid` of 0 is refused before anything is extended (exit 1). Backends that produce a new image instead (`buildah`, `docker`, `buildkit`) do not run the build.',
     '',
     '## Backends',
     '',
@@ -126,7 +131,7 @@ export async function generateCliDoc(scheduleFile = join(REPO_ROOT, 'release', '
     '- **The `/cnb/lifecycle/extender` entry point and `lifecycle extend`**: the standalone executable from `extender-v<version>+linux.x86-64.tgz` takes the same flags. The notice is never printed by the standalone executable.',
     '- **`-kaniko-cache-ttl` / `CNB_KANIKO_CACHE_TTL`**: same value syntax (Go durations, default 336h). When both the new and the old name are set, the new one wins.',
     '- **The implicit `/kaniko` directory**: platforms mount a volume at `/kaniko` today. Pass `-extend-dir /kaniko` (or `CNB_EXTEND_DIR=/kaniko`) to keep using it without the notice.',
-    '- **In-place build chaining as the default**: not yet warned about in this version.',
+    '- **In-place build chaining as the default**: the build phase after an in-place build extension (see above); platforms will call the builder themselves. Not yet warned about in this version.',
     '',
   ];
   return lines.join('\n');
