@@ -1,0 +1,74 @@
+/**
+ * Which Dockerfile line made which new layer. Tools write their own history
+ * (`/bin/sh -c …`, `|2 a=b /bin/sh -c …`, `RUN … # buildkit`, `#(nop) COPY file:… in /x`);
+ * the core wants the line as written (`RUN echo hi`, `COPY a /b`).
+ */
+import { parse } from '@cnb-extender/dockerfile';
+
+export interface LayerInstruction {
+  /** Lower-case keyword: `run`, `copy`, `add`. */
+  keyword: string;
+  /** The logical line as written (continuations joined). */
+  text: string;
+  /** RUN: the command part (shell form) used to recognise the tool's history text. */
+  command: string;
+}
+
+const LAYER_KEYWORDS = new Set(['run', 'copy', 'add']);
+
+/** The layer-making instructions of a (single-stage) Dockerfile, in order. */
+export function layerInstructions(content: string): LayerInstruction[] {
+  const { ast } = parse(content);
+  return ast.children
+    .filter((node) => LAYER_KEYWORDS.has(node.keyword))
+    .map((node) => ({ keyword: node.keyword, text: node.original.trim(), command: node.json ? '' : node.args.map((a) => a.value).join(' ').trim() }));
+}
+
+/** Every instruction line of a Dockerfile, in order (for reporting a failing step). */
+export function allInstructions(content: string): string[] {
+  return parse(content).ast.children.map((node) => node.original.trim());
+}
+
+function matches(toolText: string, instruction: LayerInstruction): boolean {
+  const text = toolText.toLowerCase();
+  if (instruction.keyword === 'run') return instruction.command !== '' ? toolText.includes(instruction.command) : !/#\(nop\)/.test(toolText);
+  return text.includes(instruction.keyword);
+}
+
+/**
+ * Name each new layer by its instruction: the tool's history texts are matched in
+ * order to the layer-making instructions; a layer that matches nothing takes the
+ * next instruction in order, and past the last one keeps the tool's text.
+ */
+export function attributeLayers(toolTexts: readonly (string | undefined)[], instructions: readonly LayerInstruction[]): string[] {
+  const out: string[] = [];
+  let next = 0;
+  for (const text of toolTexts) {
+    let found = -1;
+    if (text !== undefined) {
+      for (let j = next; j < instructions.length; j++) {
+        if (matches(text, instructions[j]!)) {
+          found = j;
+          break;
+        }
+      }
+    }
+    if (found < 0 && next < instructions.length) found = next;
+    if (found >= 0) {
+      out.push(instructions[found]!.text);
+      next = found + 1;
+    } else {
+      out.push(text ?? '');
+    }
+  }
+  return out;
+}
+
+/**
+ * The instruction a step line of a tool's output names: buildah `STEP 3/5: RUN x`,
+ * the classic builder `Step 3/5 : RUN x`, BuildKit `[3/5] RUN x` / `#7 [3/5] RUN x`.
+ */
+export function stepInstruction(line: string): string | undefined {
+  const m = /^(?:STEP|Step) \d+\/\d+ ?: (.*)$/.exec(line.trim()) ?? /^(?:#\d+ )?\[(?:[^\]]* )?\d+\/\d+\] (.*)$/.exec(line.trim());
+  return m?.[1]?.trim();
+}

@@ -1,0 +1,105 @@
+import { execFileSync } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile, link } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { readLayoutImage } from '@cnb-extender/extender-core';
+import { readLayerPaths, testEnv } from '@cnb-extender/extender-core/testing';
+import { OciLayout, type Digest } from '@cnb-extender/oci';
+import { attributeLayers, layerInstructions, stepInstruction } from './instructions.ts';
+import { normalizeLayer } from './layer.ts';
+import { materializeBaseLayout } from './base-layout.ts';
+
+const temps: string[] = [];
+async function temp(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  temps.push(dir);
+  return dir;
+}
+afterAll(async () => {
+  for (const dir of temps) await rm(dir, { recursive: true, force: true });
+});
+
+describe('layer normalisation', () => {
+  it('drops entries under ignore paths (whiteouts and long PAX names included) and keeps the rest byte for byte', async () => {
+    const root = await temp('kit-tar-');
+    const tree = join(root, 'tree');
+    const long = `${'d'.repeat(120)}/${'f'.repeat(90)}`;
+    await mkdir(join(tree, 'workspace', 'deep'), { recursive: true });
+    await mkdir(join(tree, 'kept', long.split('/')[0]!), { recursive: true });
+    await mkdir(join(tree, 'workspace', long.split('/')[0]!), { recursive: true });
+    await writeFile(join(tree, 'workspace', 'deep', 'x'), 'ignored');
+    await writeFile(join(tree, 'workspace', long), 'ignored long');
+    await writeFile(join(tree, 'kept', long), 'kept long');
+    await writeFile(join(tree, 'kept', 'a'), 'a');
+    await link(join(tree, 'kept', 'a'), join(tree, 'kept', 'a-link'));
+    await symlink('../kept/a', join(tree, 'kept', 'sym'));
+    await writeFile(join(tree, '.wh.workspace2'), '');
+    await writeFile(join(tree, 'kept', '.wh.gone'), '');
+    await writeFile(join(tree, 'workspacefoo'), 'not under /workspace');
+    const tar = join(root, 'layer.tar');
+    execFileSync('tar', ['--sort=name', '--format=pax', '-C', tree, '-cf', tar, '.']);
+    const out = await normalizeLayer(createReadStream(tar), { blobDir: join(root, 'blobs'), ignorePaths: ['/workspace', '/workspace2', '/var/run'] });
+    const paths = await readLayerPaths({ kind: 'file', path: out.path });
+    expect(paths.filter((p) => p.startsWith('workspace/') || p === 'workspace')).toEqual([]);
+    expect(paths).toContain(`kept/${long}`);
+    expect(paths).toContain('kept/a-link');
+    expect(paths).toContain('kept/sym');
+    expect(paths).toContain('kept/.wh.gone');
+    expect(paths).toContain('workspacefoo');
+    expect(paths).not.toContain('.wh.workspace2');
+    expect(out.dropped).toContain('workspace/deep/x');
+    // same input, same blob
+    const again = await normalizeLayer(createReadStream(tar), { blobDir: join(root, 'blobs2'), ignorePaths: ['/workspace', '/workspace2'] });
+    expect(again.digest).toBe(out.digest);
+    expect(again.diffId).toBe(out.diffId);
+    // extracted with GNU tar: hardlink and symlink intact
+    const x = join(root, 'x');
+    await mkdir(x);
+    execFileSync('tar', ['-xzf', out.path, '-C', x]);
+    expect(await readFile(join(x, 'kept', 'a-link'), 'utf8')).toBe('a');
+    expect(execFileSync('stat', ['-c', '%h', join(x, 'kept', 'a')]).toString().trim()).toBe('2');
+  });
+});
+
+describe('history attribution', () => {
+  const dockerfile = 'ARG base_image\nFROM ${base_image}\nUSER root\nRUN mkdir -p /x && \\\n  echo ${a} > /x/a\nCOPY a.txt /x/\nENV A=1\nRUN echo two > /x/two\nADD b.tar /y\n';
+  const instructions = layerInstructions(dockerfile);
+  it('lists the layer-making lines as written', () => {
+    expect(instructions.map((i) => i.text)).toEqual(['RUN mkdir -p /x &&   echo ${a} > /x/a', 'COPY a.txt /x/', 'RUN echo two > /x/two', 'ADD b.tar /y']);
+  });
+  it('matches buildah, classic builder and BuildKit history texts', () => {
+    const want = instructions.map((i) => i.text);
+    expect(attributeLayers(['|1 a=b /bin/sh -c mkdir -p /x &&   echo ${a} > /x/a', '/bin/sh -c #(nop) COPY file:abc in /x/ ', '/bin/sh -c echo two > /x/two', '/bin/sh -c #(nop) ADD file:def in /y '], instructions)).toEqual(want);
+    expect(attributeLayers(['RUN |1 a=b /bin/sh -c mkdir -p /x &&   echo ${a} > /x/a # buildkit', 'COPY a.txt /x/ # buildkit', 'RUN /bin/sh -c echo two > /x/two # buildkit', 'ADD b.tar /y # buildkit'], instructions)).toEqual(want);
+    // a tool that made no layer for the first RUN: later layers still find their lines
+    expect(attributeLayers(['/bin/sh -c #(nop) COPY file:abc in /x/ ', '/bin/sh -c echo two > /x/two'], instructions)).toEqual([want[1], want[2]]);
+  });
+  it('reads the failing step from the tools\' output', () => {
+    expect(stepInstruction('STEP 4/5: RUN exit 3')).toBe('RUN exit 3');
+    expect(stepInstruction('Step 4/5 : RUN exit 3')).toBe('RUN exit 3');
+    expect(stepInstruction('#7 [3/4] RUN exit 3')).toBe('RUN exit 3');
+    expect(stepInstruction('[stage-0 3/4] RUN exit 3')).toBe('RUN exit 3');
+    expect(stepInstruction('--> 1234')).toBeUndefined();
+  });
+});
+
+describe('base layout', () => {
+  it('fetches the blobs a sparse base lacks from the registry and writes a layout skopeo reads', async () => {
+    const fixture = testEnv().fixtures.run;
+    const { image } = await readLayoutImage(fixture.layoutDir, fixture.registryRef, fixture.manifestDigest as Digest);
+    const sparse = { ...image, layers: image.layers.map(({ descriptor, diffId }) => ({ descriptor, diffId })) };
+    const root = await temp('kit-base-');
+    const base = await materializeBaseLayout(sparse, { dir: join(root, 'layout'), fetchedBlobDir: join(root, 'fetched') });
+    const layout = await OciLayout.open(base.layoutDir);
+    const read = await layout.image({ refName: 'base' });
+    expect(read.layers.every((l) => l.present)).toBe(true);
+    expect(read.layers.map((l) => l.descriptor)).toEqual(image.layers.map((l) => l.descriptor));
+    const inspected = JSON.parse(execFileSync('skopeo', ['inspect', '--raw', `oci:${base.layoutDir}:base`]).toString()) as { layers: unknown[] };
+    expect(inspected.layers).toHaveLength(image.layers.length);
+    // the second time, from the fetched blobs (no registry needed)
+    const again = await materializeBaseLayout(sparse, { dir: join(root, 'layout2'), fetchedBlobDir: join(root, 'fetched'), reference: '127.0.0.1:1/unreachable@sha256:' + '0'.repeat(64) });
+    expect(again.manifestDigest).toBe(base.manifestDigest);
+  });
+});
