@@ -1,21 +1,11 @@
 import { spawn } from 'node:child_process';
-import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { TestProject } from 'vitest/node';
 import setup from './global-setup.ts';
+import { acceptsConnections } from './proc.ts';
 import type { TestEnv } from './types.ts';
 
-function connects(hostPort: string): Promise<boolean> {
-  const [host, port] = hostPort.split(':');
-  return new Promise((resolve) => {
-    const socket = connect({ host, port: Number(port) });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
+const port = (host: string): number => Number(host.split(':')[1]);
 
 describe('the CLI', () => {
   it('`up` prints the environment as JSON, keeps it up, and tears it down on SIGTERM', async () => {
@@ -42,12 +32,12 @@ describe('the CLI', () => {
       });
       const env = JSON.parse(stdout) as TestEnv;
       expect(stderr).toContain(`testenv: node ${process.version}`);
-      expect(await connects(env.registry.host)).toBe(true);
+      expect(await acceptsConnections(port(env.registry.host))).toBe(true);
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
       expect(stderr).toContain('testenv: stopped');
-      expect(await connects(env.registry.host)).toBe(false);
-      expect(await connects(env.secureRegistry.host)).toBe(false);
+      expect(await acceptsConnections(port(env.registry.host))).toBe(false);
+      expect(await acceptsConnections(port(env.secureRegistry.host))).toBe(false);
     } finally {
       if (child.exitCode === null) child.kill('SIGTERM');
       await exited;
@@ -66,9 +56,9 @@ describe('the global setup', () => {
     const env = provided[0] as TestEnv;
     expect(JSON.parse(process.env.CNB_TESTENV ?? '{}')).toEqual(env);
     await teardownA();
-    expect(await connects(env.registry.host)).toBe(true);
+    expect(await acceptsConnections(port(env.registry.host))).toBe(true);
     await teardownB();
-    expect(await connects(env.registry.host)).toBe(false);
+    expect(await acceptsConnections(port(env.registry.host))).toBe(false);
     expect(process.env.CNB_TESTENV).toBeUndefined();
   }, 60_000);
 });

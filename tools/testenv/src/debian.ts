@@ -13,24 +13,20 @@ import {
   CNB_GID,
   CNB_UID,
   defaultCacheRoot,
-  FIXTURE_CREATED,
   FIXTURE_EPOCH,
-  FIXTURE_PATH,
-  FIXTURE_TAG,
   inputsKey,
-  makeMarkerRootfs,
   ociArchitecture,
   readLayoutImage,
-  tarLayer,
+  writeImagePair,
   type LayoutImage,
 } from './fixtures.ts';
-import { addTarLayer, buildAtomically, shareBlob, withLock, writeImage } from './layout.ts';
+import { addTarLayer, buildAtomically, withLock } from './layout.ts';
 import { chainError, run } from './proc.ts';
 import { publishImage } from './publish.ts';
 import type { FixtureImage, TestEnv } from './types.ts';
 
 /** Bump when the recipe below changes what the images contain. */
-export const DEBIAN_RECIPE_VERSION = 1;
+export const DEBIAN_RECIPE_VERSION = 2;
 export const DEBIAN_SUITE = 'bookworm';
 export const DEBIAN_STACK_ID = 'io.cnb-extender.testenv.debian';
 
@@ -91,25 +87,6 @@ async function debianInputs(sources: string[]): Promise<Record<string, unknown>>
   };
 }
 
-function debianConfig(name: 'build' | 'run', env: string[]): Record<string, unknown> {
-  return {
-    created: FIXTURE_CREATED,
-    architecture: ociArchitecture(),
-    os: 'linux',
-    config: {
-      User: `${CNB_UID}:${CNB_GID}`,
-      Env: env,
-      Cmd: ['/bin/bash'],
-      WorkingDir: '/',
-      Labels: { 'io.buildpacks.stack.id': DEBIAN_STACK_ID, 'io.cnb-extender.testenv.image': `debian-${name}` },
-    },
-    history: [
-      { created: FIXTURE_CREATED, created_by: `cnb-extender testenv: debian ${DEBIAN_SUITE} minbase (mmdebstrap) with a cnb user` },
-      { created: FIXTURE_CREATED, created_by: `cnb-extender testenv: debian ${name} image marker` },
-    ],
-  };
-}
-
 async function buildDebianInto(dir: string, sources: string[]): Promise<void> {
   const work = join(dir, '.work');
   await mkdir(work, { recursive: true });
@@ -129,20 +106,14 @@ async function buildDebianInto(dir: string, sources: string[]): Promise<void> {
     ],
     { env: { ...process.env, SOURCE_DATE_EPOCH: String(FIXTURE_EPOCH) }, timeoutMs: 15 * 60_000 },
   );
-  const env = {
-    build: [FIXTURE_PATH, `CNB_USER_ID=${CNB_UID}`, `CNB_GROUP_ID=${CNB_GID}`, `CNB_STACK_ID=${DEBIAN_STACK_ID}`],
-    run: [FIXTURE_PATH],
-  } as const;
   const baseLayer = await addTarLayer(join(dir, 'build'), rootfsTar);
   await rm(rootfsTar);
-  for (const name of ['build', 'run'] as const) {
-    const layoutDir = join(dir, name);
-    await shareBlob(join(dir, 'build'), layoutDir, baseLayer.descriptor.digest);
-    const marker = join(work, `${name}-marker`);
-    await makeMarkerRootfs(marker, `debian-${name}`);
-    const layers = [baseLayer, await tarLayer(layoutDir, marker, work, name)];
-    await writeImage(layoutDir, { config: debianConfig(name, [...env[name]]), layers, tag: FIXTURE_TAG });
-  }
+  await writeImagePair(dir, work, baseLayer, {
+    stackId: DEBIAN_STACK_ID,
+    namePrefix: 'debian-',
+    baseHistory: `cnb-extender testenv: debian ${DEBIAN_SUITE} minbase (mmdebstrap) with a cnb user`,
+    cmd: ['/bin/bash'],
+  });
   await rm(work, { recursive: true, force: true });
 }
 

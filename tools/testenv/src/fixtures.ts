@@ -5,7 +5,7 @@
  * Cached under `.cache/testenv/fixtures/<key>/`, keyed by a hash of those inputs.
  */
 import { createHash } from 'node:crypto';
-import { chmod, copyFile, lchown, mkdir, readdir, stat, symlink, writeFile, chown } from 'node:fs/promises';
+import { chmod, chown, copyFile, lchown, mkdir, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { addTarLayer, buildAtomically, createTar, readTaggedManifest, sha256File, shareBlob, writeImage, type Layer } from './layout.ts';
@@ -137,26 +137,50 @@ export async function tarLayer(layoutDir: string, rootDir: string, work: string,
   return addTarLayer(layoutDir, tarFile);
 }
 
-function imageConfig(name: 'build' | 'run', env: string[]): Record<string, unknown> {
-  return {
-    created: FIXTURE_CREATED,
-    architecture: ociArchitecture(),
-    os: 'linux',
-    config: {
-      User: `${CNB_UID}:${CNB_GID}`,
-      Env: env,
-      Cmd: ['/bin/sh'],
-      WorkingDir: '/',
-      Labels: {
-        'io.buildpacks.stack.id': FIXTURE_STACK_ID,
-        'io.cnb-extender.testenv.image': name,
-      },
-    },
-    history: [
-      { created: FIXTURE_CREATED, created_by: 'cnb-extender testenv: busybox-static base with a cnb user' },
-      { created: FIXTURE_CREATED, created_by: `cnb-extender testenv: ${name} image marker` },
-    ],
+/** What tells one pair of build/run images (busybox, Debian) from another. */
+export interface ImagePairSpec {
+  stackId: string;
+  /** Put before `build`/`run` in `/etc/cnb-fixture`, the image label and the marker's history. */
+  namePrefix: string;
+  /** `created_by` of the base layer. */
+  baseHistory: string;
+  cmd: string[];
+}
+
+/**
+ * Writes the build and the run image into `<dir>/build` and `<dir>/run`: the base
+ * layer (already a blob of `<dir>/build`), a marker layer each, and their configs.
+ */
+export async function writeImagePair(dir: string, work: string, baseLayer: Layer, spec: ImagePairSpec): Promise<void> {
+  const env = {
+    build: [FIXTURE_PATH, `CNB_USER_ID=${CNB_UID}`, `CNB_GROUP_ID=${CNB_GID}`, `CNB_STACK_ID=${spec.stackId}`],
+    run: [FIXTURE_PATH],
   };
+  for (const kind of ['build', 'run'] as const) {
+    const name = `${spec.namePrefix}${kind}`;
+    const layoutDir = join(dir, kind);
+    await shareBlob(join(dir, 'build'), layoutDir, baseLayer.descriptor.digest);
+    const marker = join(work, `${kind}-marker`);
+    await makeMarkerRootfs(marker, name);
+    const layers = [baseLayer, await tarLayer(layoutDir, marker, work, kind)];
+    const config = {
+      created: FIXTURE_CREATED,
+      architecture: ociArchitecture(),
+      os: 'linux',
+      config: {
+        User: `${CNB_UID}:${CNB_GID}`,
+        Env: env[kind],
+        Cmd: spec.cmd,
+        WorkingDir: '/',
+        Labels: { 'io.buildpacks.stack.id': spec.stackId, 'io.cnb-extender.testenv.image': name },
+      },
+      history: [
+        { created: FIXTURE_CREATED, created_by: spec.baseHistory },
+        { created: FIXTURE_CREATED, created_by: `cnb-extender testenv: ${name} image marker` },
+      ],
+    };
+    await writeImage(layoutDir, { config, layers, tag: FIXTURE_TAG });
+  }
 }
 
 async function buildInto(dir: string): Promise<void> {
@@ -164,20 +188,14 @@ async function buildInto(dir: string): Promise<void> {
   await mkdir(work, { recursive: true });
   const base = join(work, 'base');
   await makeBaseRootfs(base);
-  const images = {
-    build: [FIXTURE_PATH, `CNB_USER_ID=${CNB_UID}`, `CNB_GROUP_ID=${CNB_GID}`, `CNB_STACK_ID=${FIXTURE_STACK_ID}`],
-    run: [FIXTURE_PATH],
-  } as const;
   const baseLayer = await tarLayer(join(dir, 'build'), base, work, 'base');
-  for (const name of ['build', 'run'] as const) {
-    const layoutDir = join(dir, name);
-    await shareBlob(join(dir, 'build'), layoutDir, baseLayer.descriptor.digest);
-    const marker = join(work, `${name}-marker`);
-    await makeMarkerRootfs(marker, name);
-    const layers = [baseLayer, await tarLayer(layoutDir, marker, work, name)];
-    await writeImage(layoutDir, { config: imageConfig(name, [...images[name]]), layers, tag: FIXTURE_TAG });
-  }
-  await run('rm', ['-rf', work]);
+  await writeImagePair(dir, work, baseLayer, {
+    stackId: FIXTURE_STACK_ID,
+    namePrefix: '',
+    baseHistory: 'cnb-extender testenv: busybox-static base with a cnb user',
+    cmd: ['/bin/sh'],
+  });
+  await rm(work, { recursive: true, force: true });
 }
 
 /**

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync, readFileSync, readdirSync, readlinkSync, existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 
 /** A new error whose message reads as a chain of actions: `<what>: <the cause's message>`. */
 export function chainError(what: string, cause: unknown): Error {
@@ -250,6 +250,18 @@ export function freePort(): Promise<number> {
       }
       server.close(() => resolve(address.port));
     });
+  });
+}
+
+/** True when something accepts a TCP connection on 127.0.0.1:`port`. */
+export function acceptsConnections(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
   });
 }
 

@@ -1,20 +1,8 @@
 import { existsSync } from 'node:fs';
-import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { startTestEnv, stopTestEnv } from './env.ts';
 import { mountsUnder } from './mounts.ts';
-import { pidAlive, processesUsing, run } from './proc.ts';
-
-function connects(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
+import { acceptsConnections, pidAlive, processesUsing, run } from './proc.ts';
 
 describe('stopping an environment', () => {
   it('leaves nothing listening, running or mounted, even with a container still running', async () => {
@@ -22,7 +10,7 @@ describe('stopping an environment', () => {
     const { env } = handle;
     let stopped = false;
     try {
-      for (const port of handle.ports) expect(await connects(port)).toBe(true);
+      for (const port of handle.ports) expect(await acceptsConnections(port)).toBe(true);
       // A running container gives dockerd overlay, shm and nsfs mounts and a shim to clean up.
       await run(env.docker.cli, [
         '-H', env.docker.host, 'run', '-d', '--network', 'none', env.fixtures.run.dockerRef, '/bin/sleep', '300',
@@ -33,7 +21,7 @@ describe('stopping an environment', () => {
       await stopTestEnv(handle);
       stopped = true;
 
-      for (const port of handle.ports) expect(await connects(port)).toBe(false);
+      for (const port of handle.ports) expect(await acceptsConnections(port)).toBe(false);
       expect(handle.pids.filter(pidAlive)).toEqual([]);
       expect(processesUsing(env.stateDir)).toEqual([]);
       expect(mountsUnder(env.stateDir)).toEqual([]);
