@@ -21,6 +21,8 @@ export interface RunningDockerd {
   dataRoot: string;
   execRoot: string;
   daemon: Daemon;
+  /** Kills running containers, stops dockerd and whatever it left running or mounted under its directory. */
+  stop(): Promise<void>;
 }
 
 /** One Engine API call over the unix socket; resolves with the status and body. */
@@ -92,7 +94,11 @@ async function startWith(dir: string, storageDriver: string): Promise<RunningDoc
     await stopDockerdIn(dir, daemon);
     throw error;
   }
-  return { socketPath, host: `unix://${socketPath}`, storageDriver, dataRoot, execRoot, daemon };
+  const stop = async (): Promise<void> => {
+    if (daemon.alive()) await killContainers(socketPath);
+    await stopDockerdIn(dir, daemon);
+  };
+  return { socketPath, host: `unix://${socketPath}`, storageDriver, dataRoot, execRoot, daemon, stop };
 }
 
 /**
@@ -117,13 +123,8 @@ export async function startDockerd(dir: string): Promise<RunningDockerd> {
 }
 
 /** Stops dockerd, then anything else still running from `dir` (containerd, shims), then unmounts under `dir`. */
-export async function stopDockerdIn(dir: string, daemon: Daemon | undefined): Promise<void> {
-  if (daemon) await stopDaemon(daemon, 15_000);
+async function stopDockerdIn(dir: string, daemon: Daemon): Promise<void> {
+  await stopDaemon(daemon, 15_000);
   for (const pid of processesUsing(dir)) await killPid(pid);
   await unmountAll(dir);
-}
-
-export async function stopDockerd(dockerd: RunningDockerd, dir: string): Promise<void> {
-  if (dockerd.daemon.alive()) await killContainers(dockerd.socketPath);
-  await stopDockerdIn(dir, dockerd.daemon);
 }

@@ -3,11 +3,10 @@
  * registries, dockerd and the fixture images in both. Usable from vitest's
  * global setup, benchmarks and scripts alike.
  */
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile, copyFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DOCKER_CLI, startDockerd, stopDockerd, stopDockerdIn, type RunningDockerd } from './dockerd.ts';
+import { DOCKER_CLI, startDockerd, type RunningDockerd } from './dockerd.ts';
 import { buildFixtureLayouts } from './fixtures.ts';
 import { publishImage } from './publish.ts';
 import { ensurePackages } from './install.ts';
@@ -41,7 +40,6 @@ interface Internals {
   stateDir: string;
   registries: RunningRegistry[];
   dockerd?: RunningDockerd;
-  dockerDir: string;
   stopped?: Promise<void>;
 }
 
@@ -120,7 +118,7 @@ export async function startTestEnv(options: StartTestEnvOptions = {}): Promise<T
   await reapStale(tmpRoot, options.log);
   const stateDir = await mkdtemp(join(tmpRoot, STATE_DIR_PREFIX));
   await writeFile(join(stateDir, 'owner.json'), `${JSON.stringify({ pid: process.pid })}\n`);
-  const state: Internals = { stateDir, registries: [], dockerDir: join(stateDir, 'docker') };
+  const state: Internals = { stateDir, registries: [] };
   live.add(state);
   installExitHook();
   try {
@@ -136,7 +134,7 @@ export async function startTestEnv(options: StartTestEnvOptions = {}): Promise<T
         state.registries.push(r);
         return { registry: r, material };
       })(),
-      startDockerd(state.dockerDir).then((d) => {
+      startDockerd(join(stateDir, 'docker')).then((d) => {
         state.dockerd = d;
         return d;
       }),
@@ -184,12 +182,11 @@ async function stopState(state: Internals): Promise<void> {
     const problems: string[] = [];
     await Promise.all([
       ...state.registries.map((r) => stopDaemon(r.daemon, 5_000)),
-      (state.dockerd ? stopDockerd(state.dockerd, state.dockerDir) : existsSync(state.dockerDir) ? stopDockerdIn(state.dockerDir, undefined) : Promise.resolve()).catch(
-        (error: unknown) => {
-          problems.push(`stopping dockerd: ${(error as Error).message}`);
-        },
-      ),
+      state.dockerd?.stop().catch((error: unknown) => {
+        problems.push(`stopping dockerd: ${(error as Error).message}`);
+      }),
     ]);
+    // Whatever is left (a dockerd that was still starting, containerd, shims, mounts) goes with the directory.
     await cleanStateDir(state.stateDir).catch((error: unknown) => {
       problems.push(`removing ${state.stateDir}: ${(error as Error).message}`);
     });
