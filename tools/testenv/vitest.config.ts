@@ -5,5 +5,7 @@ export default defineProject({
     name: 'testenv',
     include: ['src/**/*.test.ts'],
     globalSetup: ['../../tools/testenv/src/global-setup.ts'],
+    // These tests drive real daemons; on a loaded 2-core machine a docker run can take seconds.
+    testTimeout: 60_000,
   },
 });
