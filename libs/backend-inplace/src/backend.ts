@@ -6,9 +6,9 @@
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BackendInstructionError, type ApplyOptions, type BackendContext, type BlobSource, type DockerfileSpec, type ExtenderBackend, type ImageDescription, type LayerDescription } from '@cnb-extender/extender-core';
-import { applyLayer, familyOf, writeLayer, type HistoryEntry, type LayerCompression, type LayerSource } from '@cnb-extender/oci';
-import { createBuildState, executeInstruction, InstructionError } from './execute/executor.ts';
-import { PlanError, planDockerfile } from './plan.ts';
+import { applyLayer, familyOf, writeLayer, type ContainerConfig, type HistoryEntry, type LayerCompression, type LayerSource } from '@cnb-extender/oci';
+import { evaluate, type ImageConfig as DockerfileImageConfig, type StagePlan } from '@cnb-extender/dockerfile';
+import { executeStep } from './execute/steps.ts';
 import { diffSnapshots, takeSnapshot, type Snapshot } from './snapshot/index.ts';
 
 export interface InplaceBackendOptions {
@@ -82,21 +82,20 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
       }
 
       const buildArgs = new Map(dockerfile.args.map((a) => [a.name, a.value]));
-      let plan;
+      let stage: StagePlan;
       try {
-        plan = planDockerfile(dockerfile.content, buildArgs, dockerfile.path);
-      } catch (error) {
-        if (error instanceof PlanError && error.instruction !== undefined) {
-          throw new BackendInstructionError(error.instruction, error.message, { cause: error, ...(error.line === undefined ? {} : { line: error.line }) });
-        }
-        throw error;
+        const plan = evaluate(dockerfile.content, { buildArgs, baseConfig: (base.config.config ?? {}) as DockerfileImageConfig, file: dockerfile.path });
+        if (plan.stages.length !== 1) throw new Error(`${plan.stages.length} stages: an extension's Dockerfile has exactly one`);
+        stage = plan.stages[0]!;
+      } catch (cause) {
+        throw new Error(`evaluating ${dockerfile.path}: ${(cause as Error).message}`, { cause });
       }
       const expectedBase = buildArgs.get('base_image');
-      if (expectedBase !== undefined && plan.from !== expectedBase) {
-        throw new Error(`applying ${dockerfile.path}: FROM ${plan.from} switches the base image, which the in-place backend cannot do (it extends ${expectedBase})`);
+      const from = stage.base.kind === 'image' ? stage.base.ref : stage.base.kind;
+      if (expectedBase !== undefined && from !== expectedBase) {
+        throw new Error(`applying ${dockerfile.path}: FROM ${from} switches the base image, which the in-place backend cannot do (it extends ${expectedBase})`);
       }
 
-      const state = createBuildState(base.config.config ?? {}, dockerfile.args);
       // The extend dir (cache and work areas) is never part of an image either.
       const extra = options.extraIgnorePaths ?? (root === '/' ? [] : CNB_MOUNT_POINTS);
       const snapshotOptions = { ignorePaths: [...applyOptions.ignorePaths, applyOptions.extendDir, ...extra], signal };
@@ -106,16 +105,15 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
       const family = familyOf(base.manifestMediaType);
       const compression = options.compression ?? 'gzip';
 
-      for (const [index, { instruction, line }] of plan.instructions.entries()) {
-        const text = instruction.original;
+      for (const [index, step] of stage.steps.entries()) {
+        const text = step.original;
         events.emit({ type: 'instruction-started', level: 'info', extensionId: dockerfile.extensionId, instruction: text, index });
-        let step;
+        let result;
         try {
-          step = await executeInstruction(state, instruction, {
+          result = await executeStep(step, {
             root,
             contextDir: applyOptions.buildContext,
             network: options.network ?? true,
-            expand: plan.expand,
             allowRemote: options.allowRemote ?? false,
             signal,
             onOutput: (_stream, chunk) => {
@@ -124,10 +122,10 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
           });
         } catch (error) {
           if (signal.aborted) throw signal.reason;
-          if (error instanceof InstructionError) throw new BackendInstructionError(text, error.message, { cause: error, line });
-          throw error;
+          const e = error as Error & { exitCode?: number };
+          throw new BackendInstructionError(text, e.message.startsWith(text) ? e.message : `${text}: ${e.message}`, { cause: error, line: step.location.start.line });
         }
-        if (step.changesFilesystem) {
+        if (result.changesFilesystem) {
           const next = takeSnapshot(root, snapshotOptions);
           const changes = diffSnapshots(previous, next);
           previous = next;
@@ -144,8 +142,8 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
 
       const config = {
         ...base.config,
-        config: state.config,
-        ...(state.author === undefined ? {} : { author: state.author }),
+        config: stage.config as ContainerConfig,
+        ...(stage.author === undefined ? {} : { author: stage.author }),
         rootfs: { type: 'layers' as const, diff_ids: [...base.config.rootfs.diff_ids, ...newLayers.map((l) => l.diffId)] },
         history: [...(base.config.history ?? []), ...history],
       };

@@ -4,7 +4,7 @@ import { copyIntoRoot, parseChmod } from './copy.ts';
 import { expandWord, type Expander } from './expand.ts';
 import type { CopyInstruction, Instruction, RunInstruction } from './instructions.ts';
 import { cleanImagePath, resolveInRoot } from './paths.ts';
-import { RunError, runProcess } from './run.ts';
+import { RunError, runProcess, type RunSpec } from './run.ts';
 import { resolveOwner, resolveUser } from './user.ts';
 
 /** Docker's PATH when the image has none. */
@@ -200,7 +200,7 @@ export async function executeInstruction(state: BuildState, ins: Instruction, op
 }
 
 /** Creates image directory `path` and missing parents (0755); returns the image paths created. */
-function ensureDir(root: string, path: string, owner: () => { uid: number; gid: number }): string[] {
+export function ensureDir(root: string, path: string, owner: () => { uid: number; gid: number }): string[] {
   const created: string[] = [];
   let image = '';
   for (const part of path.split('/').filter((p) => p !== '')) {
@@ -234,27 +234,35 @@ const STDERR_TAIL = 1024;
 async function run(state: BuildState, ins: RunInstruction, options: ExecuteOptions): Promise<void> {
   const user = resolveUser(options.root, state.config.User ?? '');
   const cwd = state.config.WorkingDir || '/';
-  ensureDir(options.root, cwd, () => ({ uid: 0, gid: 0 }));
-  const argv = shellWords(state, ins.form, ins.command);
-  const network = (options.network ?? false) && ins.network !== 'none';
-  // The end of stderr goes into the error message: what the command said before it failed.
-  let stderrTail = '';
-  const result = await runProcess({
+  await runArgv({
     root: options.root,
-    argv,
+    argv: shellWords(state, ins.form, ins.command),
     env: runEnv(state, user.home),
     user,
     cwd,
-    network,
+    network: (options.network ?? false) && ins.network !== 'none',
     ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.onOutput ? { onOutput: options.onOutput } : {}),
+  });
+}
+
+/**
+ * Runs a RUN's process (creating its working directory when missing) and
+ * fails with the argv, user, directory, exit code and the end of stderr.
+ */
+export async function runArgv(spec: RunSpec): Promise<void> {
+  ensureDir(spec.root, spec.cwd, () => ({ uid: 0, gid: 0 }));
+  let stderrTail = '';
+  const result = await runProcess({
+    ...spec,
     onOutput: (stream, chunk) => {
       if (stream === 'stderr') stderrTail = (stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL);
-      options.onOutput?.(stream, chunk);
+      spec.onOutput?.(stream, chunk);
     },
   });
   if (result.exitCode !== 0) {
     const said = stderrTail.trim() === '' ? '' : ` (stderr ends: ${JSON.stringify(stderrTail.trim().split('\n').slice(-3).join('\n'))})`;
-    throw new RunError(`running ${JSON.stringify(argv)} as ${user.uid}:${user.gid} in ${cwd}: exit code ${result.exitCode}${said}`, result.exitCode);
+    throw new RunError(`running ${JSON.stringify(spec.argv)} as ${spec.user.uid}:${spec.user.gid} in ${spec.cwd}: exit code ${result.exitCode}${said}`, result.exitCode);
   }
 }
 
