@@ -5,5 +5,8 @@ export default defineProject({
     name: 'backend-docker',
     include: ['src/**/*.test.ts'],
     globalSetup: ['../../tools/testenv/src/global-setup.ts'],
+    // real builds: buildah, dockerd
+    testTimeout: 180_000,
+    hookTimeout: 120_000,
   },
 });

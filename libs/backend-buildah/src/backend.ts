@@ -1,0 +1,209 @@
+/**
+ * The buildah backend: each Dockerfile is built with `buildah build` on top of
+ * the base given as a local OCI layout (`FROM oci:…`, `--pull-never`), into an
+ * OCI layout that the kit reads back (base layers matched by diff_id, new
+ * layers filtered and re-encoded). Daemonless; `--isolation chroot` by default.
+ */
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  BackendInstructionError,
+  type ApplyOptions,
+  type BackendCapabilities,
+  type BackendContext,
+  type DockerfileSpec,
+  type ExtenderBackend,
+  type ImageDescription,
+} from '@cnb-extender/extender-core';
+import {
+  ImageBackendError,
+  assembleImage,
+  defaultBlobDir,
+  materializeBaseLayout,
+  messageOf,
+  readBuiltLayout,
+  runTool,
+  stepInstruction,
+} from '@cnb-extender/image-backend-kit';
+import type { RegistryClient } from '@cnb-extender/oci';
+import { detectBuildah } from './detect.ts';
+import { prepareStorage, removeStorage, storageArgs, type BuildahStorage, type StorageDriver } from './storage.ts';
+
+export type BuildahIsolation = 'chroot' | 'oci' | 'rootless';
+
+export interface BuildahBackendOptions {
+  /** The buildah executable (default `buildah`, looked up in `env.PATH`). */
+  buildah?: string;
+  /** `--isolation` (default `chroot`, or `BUILDAH_ISOLATION` from `env`). */
+  isolation?: BuildahIsolation;
+  /** Storage driver (default `auto`: overlay when it mounts in the work area, else vfs; or `CNB_BUILDAH_STORAGE_DRIVER`). */
+  storageDriver?: StorageDriver | 'auto';
+  /**
+   * Seconds since the epoch for `--timestamp` (created time and file times in new
+   * layers), for reproducible layers. Default: `SOURCE_DATE_EPOCH` from `env`, else unset.
+   */
+  timestamp?: number;
+  /** `--layers` (one layer per instruction; default true). Without it buildah squashes RUNs. */
+  layers?: boolean;
+  /**
+   * Where new layer blobs are kept (default `<workDir>/buildah-layers`, removed on
+   * cleanup). Build kind: point it outside the work directory so that the result can
+   * be published after `extend()` returns; it is then the caller's to remove.
+   */
+  layerDir?: string;
+  /** Registry client for base layers a sparse layout lacks. */
+  registry?: RegistryClient;
+  /** Environment of the buildah processes (default `process.env`). */
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+const TOOL_LABELS = ['io.buildah.version'];
+
+export class BuildahBackend implements ExtenderBackend {
+  readonly id = 'buildah';
+  readonly capabilities: BackendCapabilities = {
+    inPlace: false,
+    kinds: ['build', 'run'],
+    cache: false,
+    // chroot isolation runs as root, or rootless in a user namespace buildah sets up itself
+    privileges: { root: false, capabilities: [], container: false },
+  };
+  readonly options: BuildahBackendOptions;
+  #buildah: string;
+  #env: NodeJS.ProcessEnv;
+  #checked: Promise<void> | undefined;
+  #storage: BuildahStorage | undefined;
+  #workDirs = new Set<string>();
+  #count = 0;
+
+  constructor(options: BuildahBackendOptions = {}) {
+    this.options = options;
+    this.#buildah = options.buildah ?? 'buildah';
+    this.#env = { ...(options.env ?? process.env) } as NodeJS.ProcessEnv;
+  }
+
+  get isolation(): BuildahIsolation {
+    const fromEnv = this.#env['BUILDAH_ISOLATION'];
+    return this.options.isolation ?? (fromEnv === 'oci' || fromEnv === 'rootless' || fromEnv === 'chroot' ? fromEnv : 'chroot');
+  }
+
+  get timestamp(): number | undefined {
+    if (this.options.timestamp !== undefined) return this.options.timestamp;
+    const epoch = this.#env['SOURCE_DATE_EPOCH'];
+    return epoch !== undefined && /^\d+$/.test(epoch) ? Number(epoch) : undefined;
+  }
+
+  /** The storage driver in use (after the first apply). */
+  get storageDriver(): StorageDriver | undefined {
+    return this.#storage?.driver;
+  }
+
+  async #check(signal: AbortSignal): Promise<void> {
+    this.#checked ??= detectBuildah({ buildah: this.#buildah, env: this.#env, signal }).then((found) => {
+      if (!found.available) throw new ImageBackendError(`checking buildah: ${found.reason}; install buildah (Debian: apt-get install buildah) or choose another backend`);
+    });
+    try {
+      await this.#checked;
+    } catch (err) {
+      this.#checked = undefined;
+      throw err;
+    }
+  }
+
+  async apply(dockerfile: DockerfileSpec, base: ImageDescription, options: ApplyOptions, context: BackendContext): Promise<ImageDescription> {
+    const { signal, events, workDir } = context;
+    signal.throwIfAborted();
+    await this.#check(signal);
+    const area = join(workDir, 'buildah');
+    this.#workDirs.add(workDir);
+    await mkdir(area, { recursive: true });
+    if (!this.#storage) {
+      const wanted = this.options.storageDriver ?? ((this.#env['CNB_BUILDAH_STORAGE_DRIVER'] as StorageDriver | undefined) || 'auto');
+      this.#storage = await prepareStorage(this.#buildah, join(area, 'storage'), wanted, this.#env, signal);
+      events.emit({ type: 'debug', level: 'debug', message: `buildah: storage driver ${this.#storage.driver} in ${this.#storage.root}` });
+    }
+    const n = ++this.#count;
+    const baseDir = join(area, `base-${n}`);
+    const outDir = join(area, `out-${n}`);
+    try {
+      const layout = await materializeBaseLayout(base, {
+        dir: baseDir,
+        fetchedBlobDir: join(area, 'fetched'),
+        signal,
+        ...(this.options.registry ? { registry: this.options.registry } : {}),
+      });
+      const dockerfilePath = join(area, `Dockerfile-${n}`);
+      await writeFile(dockerfilePath, dockerfile.content);
+      const args = [...storageArgs(this.#storage), 'build', '--isolation', this.isolation, '--pull-never', `--layers=${this.options.layers ?? true}`, '-f', dockerfilePath];
+      for (const arg of dockerfile.args) args.push('--build-arg', `${arg.name}=${arg.name === 'base_image' ? `oci:base-${n}:${layout.refName}` : arg.value}`);
+      if (this.timestamp !== undefined) args.push('--timestamp', String(this.timestamp));
+      // Relative layout paths (run in the area): buildah names an `oci:` image after its path,
+      // and a path with upper-case letters is not a valid image name.
+      args.push('-t', `oci:out-${n}:result`, options.buildContext);
+      let step: string | undefined;
+      let index = -1;
+      const result = await runTool(this.#buildah, args, {
+        env: this.#env,
+        cwd: area,
+        signal,
+        onLine: (line) => {
+          const instruction = stepInstruction(line);
+          if (instruction !== undefined) {
+            if (step !== undefined) events.emit({ type: 'instruction-finished', level: 'debug', extensionId: dockerfile.extensionId, instruction: step, index });
+            step = instruction;
+            index++;
+            events.emit({ type: 'instruction-started', level: 'info', extensionId: dockerfile.extensionId, instruction, index });
+          } else if (line.trim() !== '') {
+            events.emit({ type: 'debug', level: 'debug', message: `buildah: ${line}` });
+          }
+        },
+      });
+      if (result.code !== 0) {
+        const output = result.tail.filter((l) => l.trim() !== '').slice(-8).join('\n');
+        const message = `buildah build exited with ${result.code ?? result.signal}: ${output}`;
+        if (step !== undefined && !/^FROM\b/i.test(step)) throw new BackendInstructionError(step, message);
+        throw new ImageBackendError(message);
+      }
+      if (step !== undefined) events.emit({ type: 'instruction-finished', level: 'debug', extensionId: dockerfile.extensionId, instruction: step, index });
+      const built = await readBuiltLayout(outDir, 'result');
+      return await assembleImage({
+        base,
+        built,
+        dockerfile,
+        ignorePaths: options.ignorePaths,
+        blobDir: this.options.layerDir ?? defaultBlobDir(workDir, this.id),
+        events,
+        signal,
+        toolLabels: TOOL_LABELS,
+      });
+    } catch (err) {
+      if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : err;
+      if (err instanceof BackendInstructionError || err instanceof ImageBackendError) throw err;
+      throw new ImageBackendError(`building ${dockerfile.path} with buildah: ${messageOf(err)}`, { cause: err });
+    } finally {
+      await rm(baseDir, { recursive: true, force: true });
+      await rm(outDir, { recursive: true, force: true });
+    }
+  }
+
+  async cleanup(context: BackendContext): Promise<void> {
+    const storage = this.#storage;
+    this.#storage = undefined;
+    if (storage) await removeStorage(this.#buildah, storage, this.#env);
+    for (const workDir of new Set([...this.#workDirs, context.workDir])) {
+      await rm(join(workDir, 'buildah'), { recursive: true, force: true });
+      await rm(defaultBlobDir(workDir, this.id), { recursive: true, force: true });
+    }
+    this.#workDirs.clear();
+  }
+}
+
+/** Create the buildah backend. */
+export function createBuildahBackend(options: BuildahBackendOptions = {}): BuildahBackend {
+  return new BuildahBackend(options);
+}
+
+/** The backend registry's factory (`{ env }`): settings from the environment. */
+export function createBackend(options: { env?: Readonly<Record<string, string | undefined>> } = {}): BuildahBackend {
+  return new BuildahBackend(options.env && Object.keys(options.env).length > 0 ? { env: { ...process.env, ...options.env } } : {});
+}
