@@ -89,4 +89,27 @@ describe('inplace backend on the fixture run image', () => {
     const { readdirSync } = await import('node:fs');
     expect(readdirSync(workDir)).toEqual([]);
   });
+
+  it('refuses what it cannot do with an error naming the instruction, and a second stage', async () => {
+    const backend = createInplaceBackend({ root: 'unpack', network: false });
+    const base = await runFixture();
+    const workDir = mkdtempSync(join(scratch, 'work-'));
+    const context = mkdtempSync(join(scratch, 'ctx-'));
+    const ctx = { signal: new AbortController().signal, events: new MemorySink(), workDir };
+    const apply = (content: string) =>
+      backend.apply(
+        { extensionId: 'test/ext', kind: 'run', path: join(context, 'run.Dockerfile'), content, args: [{ name: 'base_image', value: 'base' }], contextDir: context },
+        base,
+        { buildContext: context, ignorePaths: [], cacheTtlMs: 0, extendDir: scratch },
+        ctx,
+      );
+    await expect(apply('ARG base_image\nFROM ${base_image}\nRUN --mount=type=cache,target=/c true\n')).rejects.toMatchObject({
+      instruction: 'RUN --mount=type=cache,target=/c true',
+      message: expect.stringContaining('RUN --mount is not supported'),
+    });
+    await expect(apply('ARG base_image\nFROM ${base_image}\nCOPY --from=other /x /y\n')).rejects.toMatchObject({ instruction: 'COPY --from=other /x /y' });
+    await expect(apply('ARG base_image\nFROM ${base_image} AS a\nFROM a\n')).rejects.toThrow(/exactly one/);
+    await expect(apply('FROM other-image\n')).rejects.toThrow(/switches the base image/);
+    await backend.cleanup(ctx);
+  });
 });
