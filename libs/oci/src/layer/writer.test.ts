@@ -11,6 +11,7 @@ import { applyLayer } from './apply.ts';
 import { compareLayerPaths, defaultLayerTime, type LayerEntry, sortLayerEntries } from './entry.ts';
 import { decompressLayer, readTar } from './reader.ts';
 import { walkDirectory } from './walk.ts';
+import { BLOCK_SIZE, decodeHeader, decodePax, encodeHeader, TypeFlag } from './tar-format.ts';
 import { writeLayer } from './writer.ts';
 
 let work: string;
@@ -115,6 +116,20 @@ describe('writeLayer', () => {
     const { tar } = await decompressLayer((await import('node:fs')).createReadStream(join(work, 'id.tar')));
     for await (const e of readTar(tar)) expect([e.uid, e.gid]).toEqual([3_000_000, 4_000_000]);
     expect(execFileSync('tar', ['--numeric-owner', '-tvf', join(work, 'id.tar')], { encoding: 'utf8' })).toContain('3000000/4000000');
+  });
+});
+
+describe('tar headers', () => {
+  it('put sizes of 8 GiB and more into a PAX record', () => {
+    const size = 10 * 2 ** 30 + 7;
+    const fields = { name: 'huge.img', mode: 0o644, uid: 0, gid: 0, size, mtime: 315532801, typeflag: TypeFlag.file, linkname: '', devmajor: 0, devminor: 0 };
+    const bytes = encodeHeader(fields, undefined);
+    expect(decodeHeader(bytes.subarray(0, BLOCK_SIZE)).typeflag).toBe(TypeFlag.paxLocal);
+    const paxSize = decodeHeader(bytes.subarray(0, BLOCK_SIZE)).size;
+    expect(decodePax(bytes.subarray(BLOCK_SIZE, BLOCK_SIZE + paxSize)).get('size')?.toString()).toBe(String(size));
+    expect(decodeHeader(bytes.subarray(bytes.length - BLOCK_SIZE)).name).toBe('huge.img');
+    // Small sizes need no PAX header at all.
+    expect(encodeHeader({ ...fields, size: 1 }, undefined).length).toBe(BLOCK_SIZE);
   });
 });
 
