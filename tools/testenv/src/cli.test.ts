@@ -49,8 +49,22 @@ describe('the global setup', () => {
   it('shares one environment between projects of a process and stops it after the last teardown', async () => {
     const provided: TestEnv[] = [];
     const project = { provide: (_key: string, value: TestEnv) => provided.push(value) } as unknown as TestProject;
-    const teardownA = await setup(project);
-    const teardownB = await setup(project);
+    // Capture what the setup prints (so this second environment does not add a line to the run's output).
+    const printed: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string | Uint8Array) => {
+      printed.push(chunk.toString());
+      return true;
+    }) as typeof process.stderr.write;
+    let teardownA: () => Promise<void>;
+    let teardownB: () => Promise<void>;
+    try {
+      teardownA = await setup(project);
+      teardownB = await setup(project);
+    } finally {
+      process.stderr.write = write;
+    }
+    expect(printed.filter((line) => line.startsWith(`testenv: node ${process.version}; registry http://127.0.0.1:`))).toHaveLength(1);
     expect(provided).toHaveLength(2);
     expect(provided[1]).toBe(provided[0]);
     const env = provided[0] as TestEnv;
