@@ -6,7 +6,8 @@ import { link, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { BuildKitBackend, type SessionTransport } from './index.ts';
+import { BuildKitBackend } from './index.ts';
+import { startForwarder, type Forwarder } from './forwarder.ts';
 import { applyDockerfile, flatten, type Applied, type FsNode } from './test-support.ts';
 
 const docker = inject('testenv').docker;
@@ -28,7 +29,10 @@ USER 1000:1000
 RUN id -u > /s/u/uid && echo mine > /s/u/owned
 `;
 
-describe.each<SessionTransport>(['docker', 'control'])('run-kind scenarios through dockerd (session via %s)', (transport) => {
+type Route = 'docker /session' | 'docker Control/Session' | 'tcp forwarder Control/Session';
+
+describe.each<Route>(['docker /session', 'docker Control/Session', 'tcp forwarder Control/Session'])('run-kind scenarios through %s', (route) => {
+  let forwarder: Forwarder | undefined;
   let contextDir: string;
   let applied: Applied;
   let fs: Map<string, FsNode>;
@@ -42,12 +46,20 @@ describe.each<SessionTransport>(['docker', 'control'])('run-kind scenarios throu
     await writeFile(join(contextDir, 'ctx', 'sub', 'x'), 'x\n');
     await writeFile(join(contextDir, 'ctx', 'ignored.txt'), 'must not arrive\n');
     await writeFile(join(contextDir, '.dockerignore'), 'ctx/ignored.txt\n');
-    applied = await applyDockerfile(new BuildKitBackend({ address: `docker://${docker.socketPath}`, sessionTransport: transport }), DOCKERFILE, contextDir);
+    let backend: BuildKitBackend;
+    if (route === 'tcp forwarder Control/Session') {
+      forwarder = await startForwarder(docker.socketPath, { kind: 'tcp' });
+      backend = new BuildKitBackend({ address: forwarder.address, engine: `docker://${docker.socketPath}` });
+    } else {
+      backend = new BuildKitBackend({ address: `docker://${docker.socketPath}`, sessionTransport: route === 'docker /session' ? 'docker' : 'control' });
+    }
+    applied = await applyDockerfile(backend, DOCKERFILE, contextDir);
     fs = await flatten(applied.newLayers);
   });
 
   afterAll(async () => {
     await applied?.dispose();
+    await forwarder?.close();
     await rm(contextDir, { recursive: true, force: true });
   });
 
