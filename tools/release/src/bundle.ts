@@ -3,8 +3,10 @@
  *
  * - The app's version and the parsed deprecation schedule are embedded
  *   (`__CNB_EXTENDER_VERSION__`, `__CNB_DEPRECATION_SCHEDULE__`).
- * - Backend packages that do not exist (yet) stay out of the bundle: their `import()` then
- *   fails at run time and the registry reports "not available in this build".
+ * - Backend packages that do not exist (yet) are replaced by a module that fails to load
+ *   like a missing package, so the registry reports "not available in this build". They are
+ *   not left external: an executable must never load a backend from whatever
+ *   `node_modules` happens to be around it at run time (the app directory is user content).
  * - Native addons cannot be loaded from inside the executable. `import.meta.url` is made to
  *   point at the executable, so `createRequire(import.meta.url)('@napi-rs/xattr')` (libs/oci,
  *   backend-inplace) loads the addon from `node_modules/` next to the executable, where the
@@ -36,22 +38,27 @@ export async function appVersion(app: AppName): Promise<string> {
   return (JSON.parse(await readFile(join(REPO_ROOT, 'apps', app, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-/** Unresolvable backend packages become external (left out), everything else is bundled. */
+/** Unresolvable backend packages become a module that throws "Cannot find package"; everything else is bundled. */
 const missingBackends: esbuild.Plugin = {
   name: 'missing-backends',
   setup(build) {
+    const missing = { path: '', namespace: 'missing-backend' };
     build.onResolve({ filter: /^@cnb-extender\/backend-/ }, async (args) => {
       if (args.pluginData === 'retry' || args.path === '@cnb-extender/backend-registry') return undefined;
       const result = await build.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: 'retry' });
-      if (result.errors.length > 0) return { path: args.path, external: true };
+      if (result.errors.length > 0) return { ...missing, path: args.path };
       // a package whose entry file is missing resolves to nothing usable either
       try {
         await readFile(result.path);
       } catch {
-        return { path: args.path, external: true };
+        return { ...missing, path: args.path };
       }
       return result;
     });
+    build.onLoad({ filter: /.*/, namespace: 'missing-backend' }, (args) => ({
+      contents: `throw Object.assign(new Error(${JSON.stringify(`Cannot find package '${args.path}' (not included in this build)`)}), { code: 'ERR_MODULE_NOT_FOUND' });`,
+      loader: 'js',
+    }));
   },
 };
 

