@@ -35,6 +35,9 @@ const EXPORTER_LAYOUT = new URL(
 let work: string;
 let rich: string;
 beforeAll(async () => {
+  if (!(await stat(EXPORTER_LAYOUT).catch(() => undefined))) {
+    throw new Error(`the lifecycle exporter fixture is missing: expected ${EXPORTER_LAYOUT} (../shared/conformance beside the repository)`);
+  }
   work = await mkdtemp(join(tmpdir(), 'oci-layout-'));
   rich = join(work, 'rich');
   await mkdir(rich);
