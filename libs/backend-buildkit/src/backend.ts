@@ -147,7 +147,7 @@ export class BuildKitBackend implements ExtenderBackend {
       for (const v of status.vertexes) {
         const known = vertexes.get(v.digest) ?? { name: v.name, started: false, done: false, error: '' };
         vertexes.set(v.digest, known);
-        const step = /^\[(\d+)\/\d+\]\s*(.*)$/s.exec(v.name);
+        const step = /^\[\s*(\d+)\/\s*\d+\]\s*(.*)$/s.exec(v.name);
         const instruction = instructionFromVertex(v.name);
         const index = step ? Number(step[1]) - 1 : -1;
         if (v.error) {

@@ -3,6 +3,7 @@
  * the test environment's busybox run image, and flatten new layers into the
  * filesystem they produce.
  */
+import type {} from '@cnb-extender/testenv'; // types inject('testenv')
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
