@@ -35,6 +35,11 @@ export interface BackendRegistration {
    * `BackendFactoryOptions`).
    */
   factory?: string;
+  /**
+   * Creates the backend from the loaded module when the package offers neither
+   * `createBackend` nor a `factory` export (e.g. only a class).
+   */
+  create?: (mod: Record<string, unknown>, options: BackendFactoryOptions) => unknown;
   /** Loads the package. Rejects when the package is not part of this build. */
   load(): Promise<unknown>;
 }
@@ -83,6 +88,12 @@ export const BACKENDS: BackendRegistry = new Map<string, BackendRegistration>([
     {
       id: 'buildkit',
       packageName: '@cnb-extender/backend-buildkit',
+      // the package exports the BuildKitBackend class (options: { env, address, … })
+      create: (mod, options) => {
+        const Backend = mod['BuildKitBackend'];
+        if (typeof Backend !== 'function') return undefined;
+        return new (Backend as new (o: { env: BackendFactoryOptions['env'] }) => unknown)({ env: options.env });
+      },
       description: 'builds through BuildKit\'s control API',
       load: () => import('@cnb-extender/backend-buildkit' as string),
     },
@@ -178,7 +189,9 @@ async function backendFromModule(mod: unknown, registration: BackendRegistration
   const m = mod as BackendModule;
   let candidate: unknown;
   const named = registration.factory === undefined ? undefined : (mod as Record<string, unknown>)[registration.factory];
-  if (typeof named === 'function') candidate = await (named as (o: BackendFactoryOptions) => unknown)({ env });
+  const created = registration.create ? await registration.create(mod as Record<string, unknown>, { env }) : undefined;
+  if (created !== undefined) candidate = created;
+  else if (typeof named === 'function') candidate = await (named as (o: BackendFactoryOptions) => unknown)({ env });
   else if (typeof m.createBackend === 'function') candidate = await m.createBackend({ env });
   else if (typeof m.default === 'function') candidate = await (m.default as (o: BackendFactoryOptions) => unknown)({ env });
   else if (m.default !== undefined) candidate = m.default;
