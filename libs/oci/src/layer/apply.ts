@@ -46,8 +46,9 @@ export interface ApplyLayerResult {
  * The layer is read twice: first every entry is checked against a model of the
  * target (paths, symlinks met on the way, hardlink targets, the diffID), and
  * only if all pass is the target touched. An entry that would land outside the
- * target — `..` escaping the root, an absolute name, a write through a symlink
- * whose target leaves the root, a hardlink to outside — makes the whole layer
+ * target — `..` escaping the root, a write through a symlink whose target
+ * leaves the root, a hardlink to outside, and (unless absolutePaths is 'root')
+ * absolute names and absolute symlinks on the way — makes the whole layer
  * fail with a LayerPathError and leaves the target unchanged. Symlinks met
  * inside the root are followed the way the image's own filesystem would
  * resolve them (`lib -> usr/lib`), never through the host's.
@@ -78,7 +79,12 @@ export async function applyLayer(target: string, source: LayerSource, options: A
   const real = new RealView(target);
   const apply = new Applier(target, settings);
   const done = await walkLayer(source, async (entry) => {
-    await plan(entry, real, settings, apply);
+    try {
+      await plan(entry, real, settings, apply);
+    } catch (cause) {
+      if (cause instanceof LayerError) throw cause;
+      throw new LayerError(`applying layer to ${target}: entry ${JSON.stringify(entry.name)}: ${(cause as Error).message}`, { cause });
+    }
   });
   if (done.diffId !== check.diffId) throw new LayerError(`applying layer to ${target}: the layer changed between reads`);
   await apply.finish();
