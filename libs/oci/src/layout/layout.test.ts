@@ -305,6 +305,24 @@ describe('OciLayout and OciLayoutWriter', () => {
     expect((await readdir(work)).filter((n) => n.startsWith('.failing.tmp-'))).toEqual([]);
   });
 
+  it('writes a sparse layout: manifest, config and only the new layer', async () => {
+    const { run } = inject('testenv').fixtures;
+    const base = await (await OciLayout.open(run.layoutDir)).image({ refName: run.layoutTag });
+    const dir = join(work, 'sparse-out');
+    const writer = await OciLayoutWriter.create(dir);
+    const added = await writer.writeLayer([{ path: 'added', type: 'file', mode: 0o644, uid: 0, gid: 0, content: Buffer.from('new') }]);
+    const docs = extendImage(base, [{ diffId: added.diffId, descriptor: added.descriptor, history: { created_by: 'sparse test' } }]);
+    await writer.putBytes(docs.configBytes, docs.configDescriptor.mediaType);
+    await writer.putBytes(docs.manifestBytes, docs.manifestDescriptor.mediaType);
+    writer.addManifest(docs.manifestDescriptor);
+    await writer.commit();
+    const image = await (await OciLayout.open(dir)).image();
+    expect(image.descriptor.digest).toBe(docs.manifestDescriptor.digest);
+    expect(image.layers.map((l) => l.present)).toEqual([...base.layers.map(() => false), true]);
+    expect(image.config.rootfs.diff_ids).toEqual([...base.config.rootfs.diff_ids, added.diffId]);
+    expect(image.manifest.layers.slice(0, -1)).toEqual(base.manifest.layers);
+  });
+
   it('verifies blob digests on read', async () => {
     const dir = join(work, 'corrupt');
     await small(dir, 'c', 'corrupt me');
