@@ -5,26 +5,33 @@
  *
  *   node libs/backend-inplace/bench/snapshot.bench.ts [rootfs]
  *
- * Without an argument it uses (and on first use creates, ~20 s) a Debian
- * bookworm minbase tree from `mmdebstrap --variant=minbase` in
- * `.cache/backend-inplace/debian-minbase`.
+ * Without an argument it unpacks the test environment's Debian bookworm
+ * minbase run image (`ensureDebianLayouts()`, built once with mmdebstrap) into
+ * `.cache/backend-inplace/debian-run-<key>`.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readLayoutImage } from '@cnb-extender/extender-core';
+import { applyLayer } from '@cnb-extender/oci';
+import { ensureDebianLayouts } from '@cnb-extender/testenv';
 import { diffSnapshots, takeSnapshot } from '../src/snapshot/index.ts';
 
 const cacheDir = fileURLToPath(new URL('../../../.cache/backend-inplace', import.meta.url));
-const root = process.argv[2] ?? join(cacheDir, 'debian-minbase');
-
-if (!existsSync(root)) {
-  mkdirSync(cacheDir, { recursive: true });
-  const tmp = `${root}.tmp`;
-  rmSync(tmp, { recursive: true, force: true });
-  console.log(`creating ${root} with mmdebstrap --variant=minbase bookworm …`);
-  execFileSync('mmdebstrap', ['--variant=minbase', 'bookworm', tmp], { stdio: 'inherit' });
-  renameSync(tmp, root);
+let root = process.argv[2];
+if (root === undefined) {
+  const debian = await ensureDebianLayouts({ log: (l) => console.log(l) });
+  root = join(cacheDir, `debian-run-${debian.key}`);
+  if (!existsSync(root)) {
+    const tmp = `${root}.tmp`;
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { recursive: true });
+    for (const layer of (await readLayoutImage(debian.run.layoutDir, 'debian-run')).image.layers) {
+      await applyLayer(tmp, (layer.blob as { path: string }).path, { absolutePaths: 'root' });
+    }
+    renameSync(tmp, root);
+  }
 }
 
 const ignorePaths = ['/workspace', '/layers', '/platform', '/kaniko'];
