@@ -76,6 +76,15 @@ export function instructionFromVertex(name: string): string {
   return name.replace(/^\[[^\]]*\]\s*/, '');
 }
 
+/** The RUN named by an executor error (`executor failed running [/bin/sh -c X]`, `process "/bin/sh -c X" did not complete`). */
+export function instructionFromError(message: string): string | undefined {
+  const old = /executor failed running \[\/bin\/sh -c (.*)\]: /s.exec(message);
+  if (old) return `RUN ${old[1]}`;
+  const current = /process "\/bin\/sh -c (.*)" did not complete successfully/s.exec(message);
+  if (current) return `RUN ${current[1]}`;
+  return undefined;
+}
+
 export class BuildKitBackend implements ExtenderBackend {
   readonly id = 'buildkit';
   readonly capabilities: BackendCapabilities = {
@@ -193,7 +202,8 @@ export class BuildKitBackend implements ExtenderBackend {
     } catch (err) {
       if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : err;
       const message = err instanceof GrpcError ? err.details || err.message : (err as Error).message;
-      if (failed !== undefined) throw new BackendInstructionError(failed, message, { cause: err });
+      const instruction = failed ?? instructionFromError(message);
+      if (instruction !== undefined) throw new BackendInstructionError(instruction, message, { cause: err });
       throw new Error(`building ${dockerfile.path} with BuildKit at ${this.address}: ${message}`, { cause: err });
     }
     this.createdImages.push(name);
@@ -295,6 +305,11 @@ export class BuildKitBackend implements ExtenderBackend {
       ...(base.annotations ? { annotations: base.annotations } : {}),
     };
     return { image, config: resultConfig, dockerHistoryLength: dockerHistory.length };
+  }
+
+  /** Sessions still open towards the daemon (0 whenever no apply is running). */
+  get openSessions(): number {
+    return this.client?.openSessions ?? 0;
   }
 
   async cleanup(context: BackendContext): Promise<void> {

@@ -185,6 +185,12 @@ export class BuildKitClient {
       await statusDone;
       return { ref, exporterResponse: decodeSolveResponse(response).exporterResponse, session: session.stats };
     } catch (err) {
+      if (!signal?.aborted) {
+        // The failing vertex may still be on its way: give the Status stream a moment to end by itself.
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([statusDone, new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000)))]);
+        clearTimeout(timer);
+      }
       status?.cancel();
       await statusDone;
       if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('build cancelled', { cause: err });
