@@ -9,4 +9,4 @@ import { buildRelease } from './package.ts';
 await ensurePackages({ packages: ['patchelf'], log: (line) => process.stderr.write(`${line}\n`) });
 
 const artifacts = await buildRelease(process.argv[2] ? { outDir: process.argv[2] } : {});
-process.stdout.write(`${artifacts.extenderTarball}\n${artifacts.lifecycleTarball}\nbackends in this build: ${artifacts.backends.join(', ') || '(none)'}\n`);
+process.stdout.write(`${artifacts.extenderTarball}\n${artifacts.lifecycleTarball}\n${artifacts.imageLayout} (${artifacts.imageDigest})\nbackends in this build: ${artifacts.backends.join(', ') || '(none)'}\n`);

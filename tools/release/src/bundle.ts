@@ -62,6 +62,22 @@ const missingBackends: esbuild.Plugin = {
   },
 };
 
+/**
+ * A `.node` file cannot be loaded from inside a single executable. Dependencies that
+ * require one directly (ssh2's optional `sshcrypto.node`, `cpu-features`) get a module that
+ * throws instead; they treat the addon as optional and fall back to JavaScript.
+ */
+const nativeAddonStubs: esbuild.Plugin = {
+  name: 'native-addon-stubs',
+  setup(build) {
+    build.onResolve({ filter: /\.node$/ }, (args) => ({ path: args.path, namespace: 'native-addon' }));
+    build.onLoad({ filter: /.*/, namespace: 'native-addon' }, (args) => ({
+      contents: `throw Object.assign(new Error(${JSON.stringify(`native addon ${args.path} is not available in the single executable`)}), { code: 'MODULE_NOT_FOUND' });`,
+      loader: 'js',
+    }));
+  },
+};
+
 export async function bundleApp(options: BundleOptions): Promise<esbuild.Metafile> {
   const version = options.version ?? (await appVersion(options.app));
   const scheduleFile = options.scheduleFile ?? join(REPO_ROOT, 'release', 'deprecations.toml');
@@ -85,7 +101,7 @@ export async function bundleApp(options: BundleOptions): Promise<esbuild.Metafil
       'import.meta.url': '__cnb_executable_url',
     },
     banner: { js: 'var __cnb_executable_url = require("node:url").pathToFileURL(process.execPath).href;' },
-    plugins: [missingBackends],
+    plugins: [missingBackends, nativeAddonStubs],
   });
   for (const warning of result.warnings) {
     if (!/import\.meta/.test(warning.text)) throw new Error(`bundling ${options.app}: ${warning.text}`);

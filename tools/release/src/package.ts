@@ -30,6 +30,7 @@ import tarStream from 'tar-stream';
 import { BUILDPACK_APIS, EXTEND_PLATFORM_APIS, createLifecycleDescriptor, stringifyLifecycleDescriptor } from '@cnb-extender/platform';
 import { appVersion, bundleApp, nativeAddonFiles, REPO_ROOT, type AppName } from './bundle.ts';
 import { buildSea } from './sea.ts';
+import { buildExtenderImage } from './image.ts';
 
 export const PLATFORM_SUFFIX = 'linux.x86-64';
 /** 1980-01-01T00:00:01Z, the time the lifecycle gives files in its layers. */
@@ -123,12 +124,17 @@ export interface ReleaseOptions {
    * instead of bundling the sources again.
    */
   bundles?: { files: Record<AppName, string>; backends: string[] };
+  /** Also write the extender's OCI image layout (default true). */
+  image?: boolean;
 }
 
 export interface ReleaseArtifacts {
   version: string;
   extenderTarball: string;
   lifecycleTarball: string;
+  /** OCI image layout of the extender (`extender-v<version>+linux.x86-64.oci/`), when asked for. */
+  imageLayout?: string;
+  imageDigest?: string;
   /** The single executables, before packaging. */
   executables: Record<AppName, string>;
   /** Backends bundled into the executables. */
@@ -225,5 +231,15 @@ export async function buildRelease(options: ReleaseOptions = {}): Promise<Releas
     await writeFile(path, bytes);
     await writeFile(`${path}.sha256`, sha256Line(bytes, path.split('/').at(-1)!));
   }
-  return { version, extenderTarball, lifecycleTarball, executables, backends };
+  if (options.image === false) return { version, extenderTarball, lifecycleTarball, executables, backends };
+  const imageLayout = join(outDir, `extender-v${version}+${PLATFORM_SUFFIX}.oci`);
+  const image = await buildExtenderImage({
+    executable: executables.extender,
+    descriptor: extenderDescriptor(version, backends),
+    version,
+    layoutDir: imageLayout,
+    workDir: join(work, 'image'),
+    mtime,
+  });
+  return { version, extenderTarball, lifecycleTarball, executables, backends, imageLayout, imageDigest: image.manifestDescriptor.digest };
 }

@@ -100,7 +100,7 @@ describe('release tarballs', () => {
   let bundleTwice: [Buffer, Buffer][];
 
   beforeAll(async () => {
-    await ensurePackages({ packages: ['patchelf', 'busybox-static'] });
+    await ensurePackages({ packages: ['patchelf', 'busybox-static', 'skopeo'] });
     // Bundle once and package twice: other packages' sources may change while the suite
     // runs; the bundles themselves are compared right after being built back to back.
     const bundles = await bundleApps(join(scratch, 'bundles-1'));
@@ -210,6 +210,26 @@ describe('release tarballs', () => {
     const extenderToml = await readFile(join(extracted, 'extender.toml'), 'utf8');
     expect(extenderToml).toContain(`[extender]\nversion = "${VERSION}"\nbackends = [ ${first.backends.map((b) => `"${b}"`).join(', ')} ]`);
     expect(await readFile(join(extracted, 'lifecycle.toml'), 'utf8')).toContain(`version = "${VERSION}"`);
+  });
+
+  it('include a reproducible OCI image of the extender that needs nothing from a base image', async () => {
+    expect(first.imageLayout?.endsWith(`/extender-v${VERSION}+linux.x86-64.oci`)).toBe(true);
+    expect(first.imageDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(second.imageDigest).toBe(first.imageDigest);
+    const inspected = run('skopeo', ['inspect', '--config', `oci:${first.imageLayout}:${VERSION}`]);
+    expect(inspected.code).toBe(0);
+    const config = JSON.parse(inspected.stdout) as { config: { Entrypoint: string[] }; rootfs: { diff_ids: string[] }; created: string };
+    expect(config.config.Entrypoint).toEqual(['/cnb/extender/extender']);
+    expect(config.rootfs.diff_ids).toHaveLength(1);
+    expect(config.created).toBe('1980-01-01T00:00:01Z');
+    // its only layer, unpacked, runs on its own in a chroot
+    const index = JSON.parse(await readFile(join(first.imageLayout!, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+    const manifest = JSON.parse(await readFile(join(first.imageLayout!, 'blobs', 'sha256', index.manifests[0]!.digest.slice(7)), 'utf8')) as { layers: { digest: string }[] };
+    const rootfs = join(scratch, 'image-rootfs');
+    await mkdir(rootfs);
+    expect(run('tar', ['-xzf', join(first.imageLayout!, 'blobs', 'sha256', manifest.layers[0]!.digest.slice(7)), '-C', rootfs]).code).toBe(0);
+    expect(run('chroot', [rootfs, '/cnb/extender/extender', '-version'])).toEqual({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
+    expect(await readFile(join(rootfs, 'cnb', 'extender', 'extender.toml'), 'utf8')).toContain(`version = "${VERSION}"`);
   });
 
   it('ship the xattr addon where the executable resolves it from', () => {
