@@ -36,9 +36,11 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
+// Exit explicitly: a backend may leave a socket or timer behind. stdout and stderr are
+// synchronous for files, pipes and terminals on Linux, so nothing written is lost.
 main(process.argv.slice(2)).then(
   (code) => {
-    process.exitCode = code;
+    process.exit(code);
   },
   (err: unknown) => {
     process.stderr.write(`ERROR: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
