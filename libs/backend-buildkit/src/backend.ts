@@ -7,7 +7,10 @@
  * dropped), the extended config and one history entry per new layer.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readlink, rm, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { join, posix } from 'node:path';
 import {
   BackendInstructionError,
@@ -19,10 +22,10 @@ import {
   type ImageDescription,
   type LayerDescription,
 } from '@cnb-extender/extender-core';
-import { familyOf, layerMediaType, readTar, type Digest, type ImageConfig, type Keychain } from '@cnb-extender/oci';
+import { decompressLayer, familyOf, layerMediaType, readTar, type Digest, type ImageConfig, type Keychain } from '@cnb-extender/oci';
 import { BuildKitClient, type DaemonInfo, type NetworkMode, type SessionTransport } from './client.ts';
 import { GrpcError } from './grpc.ts';
-import type { CacheEntry, StatusResponse } from './messages.ts';
+import type { CacheEntry, ExporterEntry, StatusResponse } from './messages.ts';
 import { filterTar } from './tarfilter.ts';
 import { defaultAddress, engineRequest, parseAddress, readBody, type Endpoint, type TlsOptions } from './transport.ts';
 
@@ -35,6 +38,13 @@ export interface BuildKitBackendOptions {
    * is not itself a `docker://` address (e.g. dockerd reached through a proxy).
    */
   engine?: string;
+  /**
+   * Standalone buildkitd only: a repository the daemon can push to and pull
+   * from, for the intermediate image a later Dockerfile builds on
+   * (`registry.example/cnb-extender/intermediate`). Without it, a group with
+   * more than one Dockerfile cannot be applied on a standalone buildkitd.
+   */
+  intermediateRepository?: string;
   /** For `docker://`: the session through `/session` (default) or `Control/Session`. */
   sessionTransport?: SessionTransport;
   /** Network for RUN: `none` unless the operator allows more. */
@@ -83,6 +93,41 @@ export function instructionFromError(message: string): string | undefined {
   const current = /process "\/bin\/sh -c (.*)" did not complete successfully/s.exec(message);
   if (current) return `RUN ${current[1]}`;
   return undefined;
+}
+
+/**
+ * The result as the core wants it: the base's layers unchanged, then the new
+ * layers (uncompressed, filtered), the daemon's config with diff_ids and
+ * history rebuilt on top of the base's.
+ */
+function describe(
+  config: ImageConfig,
+  files: readonly { path: string; digest: Digest; size: number }[],
+  base: ImageDescription,
+  intermediate: Intermediate | undefined,
+): { image: ImageDescription; config: ImageConfig; dockerHistoryLength: number } {
+  const family = familyOf(base.manifestMediaType);
+  const mediaType = family === 'docker' ? DOCKER_LAYER_TAR : layerMediaType(family, 'none');
+  const newLayers: LayerDescription[] = files.map((file) => ({
+    descriptor: { mediaType, digest: file.digest, size: file.size },
+    diffId: file.digest,
+    blob: { kind: 'file', path: file.path },
+  }));
+  const daemonHistory = config.history ?? [];
+  const baseHistoryLength = intermediate ? intermediate.historyLength : (base.config.history ?? []).length;
+  const newHistory = daemonHistory.slice(baseHistoryLength).map((h) => (h.created_by ? { ...h, created_by: instructionFromHistory(h.created_by) } : h));
+  const resultConfig: ImageConfig = {
+    ...config,
+    rootfs: { type: 'layers', diff_ids: [...base.config.rootfs.diff_ids, ...newLayers.map((l) => l.diffId)] },
+    history: [...(base.config.history ?? []), ...newHistory],
+  };
+  const image: ImageDescription = {
+    manifestMediaType: base.manifestMediaType,
+    config: resultConfig,
+    layers: [...base.layers, ...newLayers],
+    ...(base.annotations ? { annotations: base.annotations } : {}),
+  };
+  return { image, config: resultConfig, dockerHistoryLength: daemonHistory.length };
 }
 
 export class BuildKitBackend implements ExtenderBackend {
@@ -134,9 +179,11 @@ export class BuildKitBackend implements ExtenderBackend {
     signal.throwIfAborted();
     const { client, info } = await this.connect(signal);
     const engine = this.engine();
-    if (!info.exporters.includes('moby') || engine === undefined) {
+    // dockerd's BuildKit: `moby` export + Engine API read-back. A standalone buildkitd: `oci` tar over FileSend.
+    const mode: 'moby' | 'oci' = info.exporters.includes('moby') && engine !== undefined ? 'moby' : 'oci';
+    if (mode === 'oci' && !info.exporters.includes('oci')) {
       throw new Error(
-        `applying ${dockerfile.path} with BuildKit at ${this.address}: run kind needs a daemon with the moby exporter and its Docker Engine (set the engine option); exporters here: ${info.exporters.join(', ')}`,
+        `applying ${dockerfile.path} with BuildKit at ${this.address}: this daemon has neither the oci exporter nor a Docker Engine to read the moby export back (set the engine option); exporters here: ${info.exporters.join(', ')}`,
       );
     }
     const scratch = await mkdtemp(join(context.workDir, 'buildkit-'));
@@ -148,7 +195,19 @@ export class BuildKitBackend implements ExtenderBackend {
     const baseKey = base.config.rootfs.diff_ids.join(',');
     const intermediate = this.intermediates.get(baseKey);
     const args = dockerfile.args.map((a) => (a.name === 'base_image' && intermediate ? { name: a.name, value: intermediate.name } : a));
-    const name = `cnb-extender-buildkit/${this.runId}:${++this.counter}`;
+    const counter = ++this.counter;
+    const name =
+      mode === 'oci' && this.options.intermediateRepository
+        ? `${this.options.intermediateRepository}:${this.runId}-${counter}`
+        : `cnb-extender-buildkit/${this.runId}:${counter}`;
+    const exportFile = join(scratch, 'export.tar');
+    const exporters: ExporterEntry[] =
+      mode === 'moby'
+        ? [{ type: 'moby', attrs: { name } }]
+        : [
+            { type: 'oci', attrs: { name, tar: 'true' } },
+            ...(this.options.intermediateRepository ? [{ type: 'image', attrs: { name, push: 'true' } }] : []),
+          ];
 
     const vertexes = new Map<string, { name: string; started: boolean; done: boolean; error: string }>();
     let failed: string | undefined;
@@ -195,7 +254,8 @@ export class BuildKitBackend implements ExtenderBackend {
         ...(this.options.cacheImports ? { cacheImports: this.options.cacheImports } : {}),
         ...(this.options.cacheExports ? { cacheExports: this.options.cacheExports } : {}),
         ...(this.options.keychain ? { keychain: this.options.keychain } : {}),
-        exporters: [{ type: 'moby', attrs: { name } }],
+        exporters,
+        ...(mode === 'oci' ? { exportFile } : {}),
         signal,
         onStatus,
       });
@@ -206,8 +266,13 @@ export class BuildKitBackend implements ExtenderBackend {
       if (instruction !== undefined) throw new BackendInstructionError(instruction, message, { cause: err });
       throw new Error(`building ${dockerfile.path} with BuildKit at ${this.address}: ${message}`, { cause: err });
     }
-    this.createdImages.push(name);
-    const result = await this.readBack(engine, name, base, options.ignorePaths, scratch, intermediate, signal);
+    let result: { image: ImageDescription; config: ImageConfig; dockerHistoryLength: number };
+    if (mode === 'moby' && engine) {
+      this.createdImages.push(name);
+      result = await this.readBack(engine, name, base, options.ignorePaths, scratch, intermediate, signal);
+    } else {
+      result = await this.readOciExport(exportFile, name, base, options.ignorePaths, scratch, intermediate);
+    }
     this.intermediates.set(result.config.rootfs.diff_ids.join(','), { name, historyLength: result.dockerHistoryLength });
     for (const layer of result.image.layers.slice(base.layers.length)) {
       events.emit({
@@ -276,35 +341,86 @@ export class BuildKitBackend implements ExtenderBackend {
         }
       }
     }
-    const family = familyOf(base.manifestMediaType);
-    const mediaType = family === 'docker' ? DOCKER_LAYER_TAR : layerMediaType(family, 'none');
-    const newLayers: LayerDescription[] = [];
+    const files: { path: string; digest: Digest; size: number }[] = [];
     for (const layerName of entry.Layers.slice(baseCount)) {
       let file = layerFiles.get(layerName);
       const target = links.get(layerName);
       if (!file && target) file = layerFiles.get(target);
       if (!file) throw new Error(`reading back ${name}: ${layerName} is missing from the archive`);
-      newLayers.push({ descriptor: { mediaType, digest: file.digest, size: file.size }, diffId: file.digest, blob: { kind: 'file', path: file.path } });
+      files.push(file);
     }
     // Base layer copies are not needed: the core keeps the base's own blobs.
-    const keep = new Set(newLayers.map((l) => (l.blob as { path: string }).path));
+    const keep = new Set(files.map((f) => f.path));
     for (const f of layerFiles.values()) if (!keep.has(f.path)) await rm(f.path, { force: true });
+    return describe(config, files, base, intermediate);
+  }
 
-    const dockerHistory = config.history ?? [];
-    const baseHistoryLength = intermediate ? intermediate.historyLength : (base.config.history ?? []).length;
-    const newHistory = dockerHistory.slice(baseHistoryLength).map((h) => (h.created_by ? { ...h, created_by: instructionFromHistory(h.created_by) } : h));
-    const resultConfig: ImageConfig = {
-      ...config,
-      rootfs: { type: 'layers', diff_ids: [...base.config.rootfs.diff_ids, ...newLayers.map((l) => l.diffId)] },
-      history: [...(base.config.history ?? []), ...newHistory],
+  /** Reads an `oci` exporter tarball (streamed over FileSend) and describes it on top of `base`. */
+  private async readOciExport(
+    exportFile: string,
+    name: string,
+    base: ImageDescription,
+    ignorePaths: readonly string[],
+    scratch: string,
+    intermediate: Intermediate | undefined,
+  ): Promise<{ image: ImageDescription; config: ImageConfig; dockerHistoryLength: number }> {
+    const blobsDir = join(scratch, 'blobs');
+    await mkdir(blobsDir);
+    const small = new Map<string, Buffer>();
+    for await (const entry of readTar(createReadStream(exportFile))) {
+      const path = entry.name.replace(/^\.?\//, '');
+      if (entry.type !== 'file') continue;
+      if (path.startsWith('blobs/') && entry.size > 1 << 20) {
+        await pipeline(Readable.from(entry.body()), createWriteStream(join(blobsDir, path.split('/').pop()!)));
+      } else {
+        const chunks: Buffer[] = [];
+        for await (const c of entry.body()) chunks.push(c);
+        small.set(path, Buffer.concat(chunks));
+      }
+    }
+    await rm(exportFile, { force: true });
+    const blob = (digest: string): Buffer => {
+      const found = small.get(`blobs/${digest.replace(':', '/')}`);
+      if (!found) throw new Error(`reading the oci export of ${name}: blob ${digest} is missing`);
+      return found;
     };
-    const image: ImageDescription = {
-      manifestMediaType: base.manifestMediaType,
-      config: resultConfig,
-      layers: [...base.layers, ...newLayers],
-      ...(base.annotations ? { annotations: base.annotations } : {}),
-    };
-    return { image, config: resultConfig, dockerHistoryLength: dockerHistory.length };
+    async function* open(digest: string): AsyncGenerator<Uint8Array> {
+      const inMemory = small.get(`blobs/${digest.replace(':', '/')}`);
+      if (inMemory) yield inMemory;
+      else for await (const chunk of createReadStream(join(blobsDir, digest.split(':')[1]!))) yield chunk as Buffer;
+    }
+    interface OciIndex {
+      manifests?: { digest: string; platform?: { os?: string } }[];
+    }
+    interface OciManifest extends OciIndex {
+      config?: { digest: string };
+      layers?: { digest: string }[];
+    }
+    const index = JSON.parse((small.get('index.json') ?? Buffer.from('{}')).toString('utf8')) as OciIndex;
+    let manifestDigest = index.manifests?.[0]?.digest;
+    let manifest = manifestDigest ? (JSON.parse(blob(manifestDigest).toString('utf8')) as OciManifest) : undefined;
+    if (manifest?.manifests) {
+      // An index (with attestations): the image manifest is the one with a real platform.
+      manifestDigest = manifest.manifests.find((m) => m.platform?.os !== 'unknown')?.digest;
+      manifest = manifestDigest ? (JSON.parse(blob(manifestDigest).toString('utf8')) as OciManifest) : undefined;
+    }
+    if (!manifest?.config || !manifest.layers) throw new Error(`reading the oci export of ${name}: no image manifest in index.json`);
+    const config = JSON.parse(blob(manifest.config.digest).toString('utf8')) as ImageConfig;
+    const baseCount = base.layers.length;
+    if (!intermediate) {
+      for (let i = 0; i < baseCount; i++) {
+        if (config.rootfs.diff_ids[i] !== base.layers[i]!.diffId) throw new Error(`reading the oci export of ${name}: layer ${i} is not the base's`);
+      }
+    }
+    const files: { path: string; digest: Digest; size: number }[] = [];
+    for (const [i, layer] of manifest.layers.slice(baseCount).entries()) {
+      const { tar } = await decompressLayer(open(layer.digest));
+      const path = join(blobsDir, `new-${i}.tar`);
+      const filtered = await filterTar(tar, path, ignorePaths);
+      files.push({ path, digest: filtered.digest, size: filtered.size });
+    }
+    for (const entry of await readdir(blobsDir)) if (!entry.startsWith('new-')) await rm(join(blobsDir, entry), { force: true });
+    return describe(config, files, base, intermediate);
   }
 
   /** Sessions still open towards the daemon (0 whenever no apply is running). */
