@@ -4,14 +4,15 @@ import { abortOnSignals } from './signals.ts';
 import { exitCodeForSignal } from './extend-command.ts';
 
 describe('abortOnSignals', () => {
-  it('aborts with the name of the first signal and ignores later ones', () => {
+  it('aborts with the name of the first signal and leaves the next one to the default handling', () => {
     const source = new EventEmitter();
     const abort = abortOnSignals(source);
     expect(abort.signal.aborted).toBe(false);
     source.emit('SIGTERM');
-    source.emit('SIGINT');
     expect(abort.signal.aborted).toBe(true);
     expect((abort.signal.reason as Error).message).toBe('SIGTERM');
+    expect(source.listenerCount('SIGINT')).toBe(0);
+    expect(source.listenerCount('SIGTERM')).toBe(0);
     abort.dispose();
   });
 

@@ -1,7 +1,8 @@
 /**
  * SIGINT/SIGTERM → an AbortSignal for the core. The apps call this with `process`; the
  * signal's reason is an Error whose message is the signal name, so the command can exit
- * with 128 + its number.
+ * with 128 + its number. The listeners go away with the first signal: a second one gets
+ * the default handling (the process ends) while the run is still cleaning up.
  */
 export interface SignalSource {
   on(event: 'SIGINT' | 'SIGTERM', listener: () => void): unknown;
@@ -16,18 +17,16 @@ export interface SignalAbort {
 
 export function abortOnSignals(source: SignalSource, signals: readonly ('SIGINT' | 'SIGTERM')[] = ['SIGINT', 'SIGTERM']): SignalAbort {
   const controller = new AbortController();
+  const dispose = () => {
+    for (const [name, listener] of listeners) source.off(name, listener);
+  };
   const listeners = signals.map((name) => {
     const listener = () => {
-      if (controller.signal.aborted) return;
+      dispose();
       controller.abort(new Error(name));
     };
     source.on(name, listener);
     return [name, listener] as const;
   });
-  return {
-    signal: controller.signal,
-    dispose: () => {
-      for (const [name, listener] of listeners) source.off(name, listener);
-    },
-  };
+  return { signal: controller.signal, dispose };
 }
