@@ -112,4 +112,54 @@ describe('inplace backend on the fixture run image', () => {
     await expect(apply('FROM other-image\n')).rejects.toThrow(/switches the base image/);
     await backend.cleanup(ctx);
   });
+
+  it('serves a second run with the same inputs from the layer cache, and re-runs from the first changed step', async () => {
+    const base = await runFixture();
+    const extendDir = mkdtempSync(join(scratch, 'extend-'));
+    const context = mkdtempSync(join(scratch, 'ctx-'));
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(join(context, 'f'), 'one\n');
+    const content = 'ARG base_image\nFROM ${base_image}\nUSER root\nRUN echo executed && echo a > /a\nCOPY f /f\nARG build_id\nRUN echo executed-late && echo ${build_id} > /id\nUSER 1000:1000\n';
+    const apply = async (buildId: string) => {
+      const backend = createInplaceBackend({ root: 'unpack', network: false });
+      const events = new MemorySink();
+      const ctx = { signal: new AbortController().signal, events, workDir: mkdtempSync(join(scratch, 'work-')) };
+      const result = await backend.apply(
+        { extensionId: 'test/ext', kind: 'run', path: join(context, 'run.Dockerfile'), content, args: [{ name: 'build_id', value: buildId }, { name: 'base_image', value: 'base' }], contextDir: context },
+        base,
+        { buildContext: context, ignorePaths: [], cacheTtlMs: 3_600_000, extendDir },
+        ctx,
+      );
+      const output = events.ofType('debug').map((e) => e.message);
+      const hits = events.events.flatMap((e) => (e.type === 'cache-hit' ? [e.instruction] : []));
+      const layers = result.layers.slice(base.layers.length).map((l) => l.diffId);
+      const files = new Map<string, string>();
+      for (const l of result.layers.slice(base.layers.length)) for (const [k, v] of await readLayerFiles(l.blob!)) files.set(k, v.toString());
+      await backend.cleanup(ctx);
+      return { output, hits, layers, files, history: result.config.history?.slice(-layers.length).map((h) => h.created_by) };
+    };
+    const first = await apply('1');
+    expect(first.output).toEqual(['executed', 'executed-late']);
+    expect(first.hits).toEqual([]);
+    const second = await apply('1');
+    expect(second.output).toEqual([]);
+    expect(second.hits).toEqual(['RUN echo executed && echo a > /a', 'COPY f /f', 'RUN echo executed-late && echo ${build_id} > /id']);
+    expect(second.layers).toEqual(first.layers);
+    expect(second.history).toEqual(first.history);
+    // a new build_id re-runs only the RUN that sees it
+    const third = await apply('2');
+    expect(third.output).toEqual(['executed-late']);
+    expect(third.files.get('id')).toBe('2\n');
+    expect(third.layers.slice(0, 2)).toEqual(first.layers.slice(0, 2));
+    // a changed build context re-runs the COPY and everything after it
+    writeFileSync(join(context, 'f'), 'two\n');
+    const fourth = await apply('1');
+    expect(fourth.output).toEqual(['executed-late']);
+    expect(fourth.hits).toEqual(['RUN echo executed && echo a > /a']);
+    expect(fourth.files.get('f')).toBe('two\n');
+    // only the cache is left in the extend dir
+    const { readdirSync } = await import('node:fs');
+    expect(readdirSync(extendDir)).toEqual(['cache']);
+    expect(readdirSync(join(extendDir, 'cache', 'inplace')).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+  });
 });

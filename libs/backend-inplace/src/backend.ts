@@ -3,11 +3,13 @@
  * filesystem (the running container's `/` in production), snapshotting after
  * every instruction that may change files and writing one layer per change.
  */
+import { randomUUID } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BackendInstructionError, type ApplyOptions, type BackendContext, type BlobSource, type DockerfileSpec, type ExtenderBackend, type ImageDescription, type LayerDescription } from '@cnb-extender/extender-core';
-import { applyLayer, familyOf, writeLayer, type ContainerConfig, type HistoryEntry, type LayerCompression, type LayerSource } from '@cnb-extender/oci';
-import { evaluate, type ImageConfig as DockerfileImageConfig, type StagePlan } from '@cnb-extender/dockerfile';
+import { applyLayer, familyOf, writeLayer, type ContainerConfig, type Descriptor, type Digest, type HistoryEntry, type LayerCompression, type LayerSource } from '@cnb-extender/oci';
+import { evaluate, type ImageConfig as DockerfileImageConfig, type StagePlan, type Step } from '@cnb-extender/dockerfile';
+import { contextDigest, LayerCache, sha256 } from './cache.ts';
 import { executeStep } from './execute/steps.ts';
 import { diffSnapshots, takeSnapshot, type Snapshot } from './snapshot/index.ts';
 
@@ -31,6 +33,12 @@ export interface InplaceBackendOptions {
    * none for `/`, `CNB_MOUNT_POINTS` otherwise.
    */
   extraIgnorePaths?: string[];
+  /**
+   * Keep a layer cache in `<extend-dir>/cache/inplace` (default true): a step
+   * whose inputs match a cached one within the TTL is not executed, its layer
+   * is applied to the root instead.
+   */
+  cache?: boolean;
   /** Layer compression (default gzip). */
   compression?: LayerCompression;
 }
@@ -54,7 +62,7 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
     capabilities: {
       inPlace: rootOption === '/',
       kinds: ['build', 'run'],
-      cache: false,
+      cache: options.cache !== false,
       // In place: setpriv/unshare --root need SETUID, SETGID and SYS_CHROOT (a default container has them);
       // RUN without the network needs SYS_ADMIN for its network namespace, and so do the mounts of chrooted runs.
       privileges: {
@@ -105,9 +113,50 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
       const family = familyOf(base.manifestMediaType);
       const compression = options.compression ?? 'gzip';
 
+      const cache = options.cache === false ? undefined : new LayerCache(join(applyOptions.extendDir, 'cache', 'inplace'), applyOptions.cacheTtlMs);
+      cache?.prune();
+      let chain = sha256({ version: 1, base: base.config.rootfs.diff_ids, root: rootOption === '/' ? 'in-place' : 'unpacked' });
+      let contextHash: string | undefined;
+      const contextOf = (): string => (contextHash ??= contextDigest(applyOptions.buildContext));
+      let baselineStale = false;
+      const addLayer = (text: string, descriptor: Descriptor, diffId: Digest, path: string): void => {
+        newLayers.push({ descriptor, diffId, blob: { kind: 'file', path } });
+        history.push({ created_by: text });
+        events.emit({ type: 'layer-written', level: 'info', extensionId: dockerfile.extensionId, instruction: text, digest: descriptor.digest, diffId, size: descriptor.size });
+      };
+
       for (const [index, step] of stage.steps.entries()) {
         const text = step.original;
         events.emit({ type: 'instruction-started', level: 'info', extensionId: dockerfile.extensionId, instruction: text, index });
+        let key: string | undefined;
+        if (cache && step.changesFilesystem) {
+          const inputs = cacheInputs(step, options.network ?? true, contextOf);
+          if (inputs === undefined) chain = sha256({ chain, uncacheable: randomUUID() });
+          else {
+            key = sha256({ chain, inputs });
+            const hit = cache.get(key);
+            if (hit) {
+              events.emit({ type: 'cache-hit', level: 'info', extensionId: dockerfile.extensionId, instruction: text, key });
+              if (!hit.empty) {
+                try {
+                  await applyLayer(root, hit.blobPath!, { absolutePaths: 'root' });
+                } catch (error) {
+                  throw new BackendInstructionError(text, `${text}: applying the cached layer ${hit.diffId} to ${root}: ${(error as Error).message}`, { cause: error, line: step.location.start.line });
+                }
+                addLayer(text, hit.descriptor!, hit.diffId!, hit.blobPath!);
+                baselineStale = true;
+              }
+              chain = sha256({ key, result: hit.diffId ?? 'empty' });
+              events.emit({ type: 'instruction-finished', level: 'debug', extensionId: dockerfile.extensionId, instruction: text, index });
+              continue;
+            }
+            events.emit({ type: 'cache-miss', level: 'debug', extensionId: dockerfile.extensionId, instruction: text, key });
+          }
+        }
+        if (baselineStale && step.changesFilesystem) {
+          previous = takeSnapshot(root, snapshotOptions);
+          baselineStale = false;
+        }
         let result;
         try {
           result = await executeStep(step, {
@@ -129,12 +178,17 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
           const next = takeSnapshot(root, snapshotOptions);
           const changes = diffSnapshots(previous, next);
           previous = next;
+          const staging = key !== undefined ? cache!.staging() : undefined;
           if (changes.entries.length > 0) {
-            const path = join(work, `layer-${newLayers.length + 1}.tar${compression === 'gzip' ? '.gz' : compression === 'zstd' ? '.zst' : ''}`);
+            const blob = `layer.tar${compression === 'gzip' ? '.gz' : compression === 'zstd' ? '.zst' : ''}`;
+            let path = staging ? join(staging, blob) : join(work, `layer-${newLayers.length + 1}-${blob}`);
             const written = await writeLayer(changes.entries, path, { compression, family, signal });
-            newLayers.push({ descriptor: written.descriptor, diffId: written.diffId, blob: { kind: 'file', path } });
-            history.push({ created_by: text });
-            events.emit({ type: 'layer-written', level: 'info', extensionId: dockerfile.extensionId, instruction: text, digest: written.digest, diffId: written.diffId, size: written.size });
+            if (staging) path = cache!.commit(staging, key!, { empty: false, blob, diffId: written.diffId, descriptor: written.descriptor }).blobPath!;
+            addLayer(text, written.descriptor, written.diffId, path);
+            if (key !== undefined) chain = sha256({ key, result: written.diffId });
+          } else if (staging) {
+            cache!.commit(staging, key!, { empty: true });
+            chain = sha256({ key, result: 'empty' });
           }
         }
         events.emit({ type: 'instruction-finished', level: 'debug', extensionId: dockerfile.extensionId, instruction: text, index });
@@ -154,4 +208,23 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
       for (const dir of created.splice(0)) await rm(dir, { recursive: true, force: true, maxRetries: 3 });
     },
   };
+}
+
+/**
+ * What decides a filesystem step's result besides the state before it, or
+ * undefined when it cannot be cached (ADD of a URL: the remote may change).
+ */
+function cacheInputs(step: Step, network: boolean, context: () => string): unknown {
+  switch (step.kind) {
+    case 'run':
+      return { kind: 'run', argv: step.argv, env: step.env, user: step.user, workdir: step.workdir, network: network && step.network !== 'none' };
+    case 'copy':
+    case 'add':
+      if (step.sources.some((s) => /^[a-z][a-z0-9+.-]*:\/\//i.test(s))) return undefined;
+      return { kind: step.kind, sources: step.sources, dest: step.dest, chown: step.chown, chmod: step.chmod, workdir: step.workdir, context: context() };
+    case 'workdir':
+      return { kind: 'workdir', workdir: step.workdir, user: step.user };
+    default:
+      return { kind: step.kind, original: step.original };
+  }
 }

@@ -1,0 +1,163 @@
+/**
+ * The layer cache: one entry per filesystem-changing step, keyed by a chain
+ * of everything that decides the step's result (the base layers, every
+ * earlier step's result, the step's expanded command, env, user, working
+ * directory, and for COPY/ADD the build context's content). Entries live in
+ * `<extend-dir>/cache/inplace/<key>/` (`meta.json`, `layer.tar.gz`), are
+ * written under a temporary name and renamed into place (several extenders
+ * may share the dir), and expire after the TTL.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Descriptor, Digest } from '@cnb-extender/oci';
+import { hashFile } from './snapshot/walk.ts';
+
+export interface CacheEntry {
+  key: string;
+  /** The step changed nothing: no layer. */
+  empty: boolean;
+  diffId?: Digest;
+  descriptor?: Descriptor;
+  /** The layer blob inside the entry. */
+  blobPath?: string;
+}
+
+interface Meta {
+  version: 1;
+  createdMs: number;
+  empty: boolean;
+  diffId?: Digest;
+  descriptor?: Descriptor;
+  blob?: string;
+}
+
+export function sha256(value: unknown): string {
+  return createHash('sha256').update(typeof value === 'string' ? value : JSON.stringify(value)).digest('hex');
+}
+
+export class LayerCache {
+  readonly dir: string;
+  readonly ttlMs: number;
+  constructor(dir: string, ttlMs: number) {
+    this.dir = dir;
+    this.ttlMs = ttlMs;
+  }
+
+  /** The entry for `key` when present and not expired (an expired one is removed). */
+  get(key: string, now = Date.now()): CacheEntry | undefined {
+    return this.#read(key, now);
+  }
+
+  #read(key: string, now: number | undefined): CacheEntry | undefined {
+    const entryDir = join(this.dir, key);
+    let meta: Meta;
+    try {
+      meta = JSON.parse(readFileSync(join(entryDir, 'meta.json'), 'utf8')) as Meta;
+    } catch {
+      return undefined;
+    }
+    if (meta.version !== 1 || (now !== undefined && now - meta.createdMs > this.ttlMs)) {
+      rmSync(entryDir, { recursive: true, force: true });
+      return undefined;
+    }
+    const entry: CacheEntry = { key, empty: meta.empty };
+    if (!meta.empty) {
+      if (!meta.blob || !meta.descriptor || !meta.diffId) return undefined;
+      entry.blobPath = join(entryDir, meta.blob);
+      entry.descriptor = meta.descriptor;
+      entry.diffId = meta.diffId;
+    }
+    return entry;
+  }
+
+  /** A fresh directory to write a new entry's blob into (then `commit` it). */
+  staging(): string {
+    mkdirSync(this.dir, { recursive: true });
+    const dir = join(this.dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+    mkdirSync(dir);
+    return dir;
+  }
+
+  /**
+   * Publishes a staged entry under `key`. When another process published the
+   * same key first, that entry wins and the staged one is dropped.
+   */
+  commit(staging: string, key: string, result: { empty: true } | { empty: false; blob: string; diffId: Digest; descriptor: Descriptor }): CacheEntry {
+    const meta: Meta = { version: 1, createdMs: Date.now(), empty: result.empty };
+    if (!result.empty) {
+      meta.blob = result.blob;
+      meta.diffId = result.diffId;
+      meta.descriptor = result.descriptor;
+    }
+    writeFileSync(join(staging, 'meta.json'), `${JSON.stringify(meta)}\n`);
+    try {
+      renameSync(staging, join(this.dir, key));
+    } catch (error) {
+      rmSync(staging, { recursive: true, force: true });
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
+    }
+    // Read back without the TTL check: a zero TTL still hands out what was just written.
+    const entry = this.#read(key, undefined);
+    if (!entry) throw new Error(`layer cache ${this.dir}: entry ${key} vanished right after it was written`);
+    return entry;
+  }
+
+  /** Removes expired entries and staging leftovers of processes that are gone. */
+  prune(now = Date.now()): void {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      if (name.startsWith('.tmp-')) {
+        const pid = Number(name.split('-')[1]);
+        if (Number.isInteger(pid) && !alive(pid)) rmSync(join(this.dir, name), { recursive: true, force: true });
+        continue;
+      }
+      this.get(name, now);
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * A digest of a build context: every path (sorted) with its type, mode and
+ * content or link target. Any change to the context changes it, so COPY/ADD
+ * steps re-run whenever the context changed.
+ */
+export function contextDigest(dir: string): string {
+  const hash = createHash('sha256');
+  const visit = (abs: string, rel: string): void => {
+    let names: string[];
+    try {
+      names = readdirSync(abs).sort();
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const p = join(abs, name);
+      const r = rel === '' ? name : `${rel}/${name}`;
+      const st = lstatSync(p);
+      if (st.isDirectory()) {
+        hash.update(`d ${r} ${st.mode}\n`);
+        visit(p, r);
+      } else if (st.isSymbolicLink()) hash.update(`l ${r} ${readlinkSync(p)}\n`);
+      else if (st.isFile()) hash.update(`f ${r} ${st.mode} ${hashFile(p)}\n`);
+      else hash.update(`o ${r} ${st.mode}\n`);
+    }
+  };
+  visit(dir, '');
+  return hash.digest('hex');
+}
