@@ -14,7 +14,8 @@ export interface LayerInstruction {
   command: string;
 }
 
-const LAYER_KEYWORDS = new Set(['run', 'copy', 'add']);
+/** WORKDIR makes a layer with some builders (the classic builder, BuildKit) when it creates the directory. */
+const LAYER_KEYWORDS = new Set(['run', 'copy', 'add', 'workdir']);
 
 /** The layer-making instructions of a (single-stage) Dockerfile, in order. */
 export function layerInstructions(content: string): LayerInstruction[] {
@@ -30,9 +31,9 @@ export function allInstructions(content: string): string[] {
 }
 
 function matches(toolText: string, instruction: LayerInstruction): boolean {
-  const text = toolText.toLowerCase();
   if (instruction.keyword === 'run') return instruction.command !== '' ? toolText.includes(instruction.command) : !/#\(nop\)/.test(toolText);
-  return text.includes(instruction.keyword);
+  // `COPY a /b # buildkit`, `/bin/sh -c #(nop) COPY file:… in /b`, `WORKDIR /x`
+  return new RegExp(`(^|#\\(nop\\) )${instruction.keyword.toUpperCase()} `).test(toolText.trim());
 }
 
 /**

@@ -64,15 +64,19 @@ describe('layer normalisation', () => {
 });
 
 describe('history attribution', () => {
-  const dockerfile = 'ARG base_image\nFROM ${base_image}\nUSER root\nRUN mkdir -p /x && \\\n  echo ${a} > /x/a\nCOPY a.txt /x/\nENV A=1\nRUN echo two > /x/two\nADD b.tar /y\n';
+  const dockerfile = 'ARG base_image\nFROM ${base_image}\nUSER root\nRUN mkdir -p /x && \\\n  echo ${a} > /x/a\nCOPY a.txt /x/\nENV A=1\nWORKDIR /w\nRUN echo two > /x/two\nADD b.tar /y\n';
   const instructions = layerInstructions(dockerfile);
   it('lists the layer-making lines as written', () => {
-    expect(instructions.map((i) => i.text)).toEqual(['RUN mkdir -p /x &&   echo ${a} > /x/a', 'COPY a.txt /x/', 'RUN echo two > /x/two', 'ADD b.tar /y']);
+    expect(instructions.map((i) => i.text)).toEqual(['RUN mkdir -p /x &&   echo ${a} > /x/a', 'COPY a.txt /x/', 'WORKDIR /w', 'RUN echo two > /x/two', 'ADD b.tar /y']);
   });
   it('matches buildah, classic builder and BuildKit history texts', () => {
-    const want = instructions.map((i) => i.text);
+    const all = instructions.map((i) => i.text);
+    const want = all.filter((t) => !t.startsWith('WORKDIR'));
+    // buildah: no layer for WORKDIR
     expect(attributeLayers(['|1 a=b /bin/sh -c mkdir -p /x &&   echo ${a} > /x/a', '/bin/sh -c #(nop) COPY file:abc in /x/ ', '/bin/sh -c echo two > /x/two', '/bin/sh -c #(nop) ADD file:def in /y '], instructions)).toEqual(want);
-    expect(attributeLayers(['RUN |1 a=b /bin/sh -c mkdir -p /x &&   echo ${a} > /x/a # buildkit', 'COPY a.txt /x/ # buildkit', 'RUN /bin/sh -c echo two > /x/two # buildkit', 'ADD b.tar /y # buildkit'], instructions)).toEqual(want);
+    // classic builder and BuildKit: a layer for the WORKDIR that created its directory
+    expect(attributeLayers(['|1 a=b /bin/sh -c mkdir -p /x &&   echo ${a} > /x/a', '/bin/sh -c #(nop) COPY file:abc in /x/ ', '/bin/sh -c #(nop) WORKDIR /w', '/bin/sh -c echo two > /x/two', '/bin/sh -c #(nop) ADD file:def in /y '], instructions)).toEqual(all);
+    expect(attributeLayers(['RUN |1 a=b /bin/sh -c mkdir -p /x &&   echo ${a} > /x/a # buildkit', 'COPY a.txt /x/ # buildkit', 'WORKDIR /w', 'RUN /bin/sh -c echo two > /x/two # buildkit', 'ADD b.tar /y # buildkit'], instructions)).toEqual(all);
     // a tool that made no layer for the first RUN: later layers still find their lines
     expect(attributeLayers(['/bin/sh -c #(nop) COPY file:abc in /x/ ', '/bin/sh -c echo two > /x/two'], instructions)).toEqual([want[1], want[2]]);
   });

@@ -1,0 +1,1 @@
+export { runImageBackendScenarios, FILES_DOCKERFILE, USER_DOCKERFILE, type ScenarioOptions } from './scenarios.ts';
