@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { copyFile } from 'node:fs/promises';
 import { ensurePackages } from '@cnb-extender/testenv';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type {} from '@cnb-extender/testenv';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CLI_DOC_PATH, generateCliDoc } from './cli-docs.ts';
 import { REPO_ROOT } from './bundle.ts';
 import { buildRelease, bundleApps, type ReleaseArtifacts } from './package.ts';
@@ -230,6 +231,42 @@ describe('release tarballs', () => {
     expect(run('tar', ['-xzf', join(first.imageLayout!, 'blobs', 'sha256', manifest.layers[0]!.digest.slice(7)), '-C', rootfs]).code).toBe(0);
     expect(run('chroot', [rootfs, '/cnb/extender/extender', '-version'])).toEqual({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
     expect(await readFile(join(rootfs, 'cnb', 'extender', 'extender.toml'), 'utf8')).toContain(`version = "${VERSION}"`);
+  });
+
+  describe('in containers of the test environment\'s dockerd', () => {
+    function docker(args: string[]) {
+      const env = inject('testenv');
+      return run(env.docker.cli, ['-H', env.docker.host, ...args]);
+    }
+
+    it('the image, pushed to a registry and pulled, runs as the extender', () => {
+      const env = inject('testenv');
+      const ref = `${env.registry.host}/cnb-extender/extender:${VERSION}`;
+      const copied = run('skopeo', ['copy', '--dest-tls-verify=false', `oci:${first.imageLayout}:${VERSION}`, `docker://${ref}`]);
+      expect(copied.stderr).toBe('');
+      expect(copied.code).toBe(0);
+      expect(docker(['pull', '-q', ref]).code).toBe(0);
+      expect(docker(['run', '--rm', '--network', 'none', ref, '-version'])).toEqual({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
+      const failing = docker(['run', '--rm', '--network', 'none', '-e', 'CNB_PLATFORM_API=0.13', ref, '-kind', 'run', '-extend-dir', '/tmp']);
+      expect(failing.code).toBe(1);
+      expect(failing.stderr).toBe('ERROR: failed to extend run image: initializing extender: reading analyzed file /layers/analyzed.toml: file does not exist\n');
+      docker(['rmi', ref]);
+    });
+
+    it('the overlay mounted at /cnb/lifecycle runs in the busybox run image, as pack grafts it', () => {
+      const env = inject('testenv');
+      const result = docker([
+        'run', '--rm', '--network', 'none',
+        '-v', `${join(extracted, 'lifecycle')}:/cnb/lifecycle:ro`,
+        '-e', 'CNB_PLATFORM_API=0.13',
+        env.fixtures.run.dockerRef,
+        '/cnb/lifecycle/extender', '-kind', 'run', '-layers', '/tmp/layers', '-extend-dir', '/tmp/extend',
+      ]);
+      expect(result.code).toBe(1);
+      expect(result.stderr.split('\n').filter((l) => l.startsWith('Warning: the /cnb/lifecycle/extender entry point'))).toHaveLength(1);
+      expect(result.stderr).toMatch(/ERROR: failed to extend run image: initializing extender: reading analyzed file \/tmp\/layers\/analyzed\.toml: file does not exist\n$/);
+      expect(docker(['run', '--rm', '--network', 'none', '-v', `${join(extracted, 'lifecycle')}:/cnb/lifecycle:ro`, env.fixtures.run.dockerRef, '/cnb/lifecycle/lifecycle', '-version']).stdout).toBe(`${VERSION}\n`);
+    });
   });
 
   it('ship the xattr addon where the executable resolves it from', () => {
