@@ -158,6 +158,7 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
           baselineStale = false;
         }
         let result;
+        const lines = lineSplitter((line) => events.emit({ type: 'debug', level: 'info', message: line }));
         try {
           result = await executeStep(step, {
             root,
@@ -165,11 +166,11 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
             network: options.network ?? true,
             allowRemote: options.allowRemote ?? false,
             signal,
-            onOutput: (_stream, chunk) => {
-              for (const l of chunk.toString('utf8').split('\n')) if (l !== '') events.emit({ type: 'debug', level: 'info', message: l });
-            },
+            onOutput: lines.push,
           });
+          lines.flush();
         } catch (error) {
+          lines.flush();
           if (signal.aborted) throw signal.reason;
           const e = error as Error & { exitCode?: number };
           throw new BackendInstructionError(text, e.message.startsWith(text) ? e.message : `${text}: ${e.message}`, { cause: error, line: step.location.start.line });
@@ -227,4 +228,23 @@ function cacheInputs(step: Step, network: boolean, context: () => string): unkno
     default:
       return { kind: step.kind, original: step.original };
   }
+}
+
+/** Turns a RUN's output chunks into whole lines, per stream (a line may span chunks). */
+function lineSplitter(emit: (line: string) => void): { push: (stream: 'stdout' | 'stderr', chunk: Buffer) => void; flush: () => void } {
+  const rest = { stdout: '', stderr: '' };
+  return {
+    push(stream, chunk) {
+      const text = rest[stream] + chunk.toString('utf8');
+      const parts = text.split('\n');
+      rest[stream] = parts.pop() ?? '';
+      for (const line of parts) emit(line);
+    },
+    flush() {
+      for (const stream of ['stdout', 'stderr'] as const) {
+        if (rest[stream] !== '') emit(rest[stream]);
+        rest[stream] = '';
+      }
+    },
+  };
 }
