@@ -1,17 +1,24 @@
 /**
  * `BuildKitBackend`: the extender backend that applies each Dockerfile with
- * BuildKit's own control API. Run kind on a Docker endpoint: the result is
- * exported into dockerd's image store (`moby` exporter), read back through the
- * Engine API (`GET /images/{name}/get`), and described to the core as the
- * base's layers unchanged plus the new layers (entries under the ignore paths
- * dropped), the extended config and one history entry per new layer.
+ * BuildKit's own control API.
+ *
+ * - dockerd (worker `moby`): the core's base is loaded into the Docker image
+ *   store (`POST /images/load`, a docker-archive of the base layout that
+ *   image-backend-kit materialises), the Dockerfile builds `FROM` it, the result
+ *   is exported with `moby` and read back through `GET /images/{name}/get`.
+ * - standalone buildkitd: the daemon pulls `base_image` itself and streams the
+ *   result back as an `oci` tarball over the session.
+ *
+ * The kit's `assembleImage` then gives the core what every image-producing
+ * backend gives: base descriptors unchanged, new layers filtered and gzip
+ * re-encoded, history per Dockerfile line.
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { join, posix } from 'node:path';
 import {
   BackendInstructionError,
   type ApplyOptions,
@@ -20,13 +27,13 @@ import {
   type DockerfileSpec,
   type ExtenderBackend,
   type ImageDescription,
-  type LayerDescription,
 } from '@cnb-extender/extender-core';
-import { decompressLayer, familyOf, layerMediaType, readTar, type Digest, type ImageConfig, type Keychain } from '@cnb-extender/oci';
+import { assembleImage, defaultBlobDir, materializeBaseLayout, type BuiltImage } from '@cnb-extender/image-backend-kit';
+import { readTar, type Digest, type ImageConfig, type ImageManifest, type Keychain, type RegistryClient } from '@cnb-extender/oci';
 import { BuildKitClient, type DaemonInfo, type NetworkMode, type SessionTransport } from './client.ts';
 import { GrpcError } from './grpc.ts';
 import type { CacheEntry, ExporterEntry, StatusResponse } from './messages.ts';
-import { filterTar } from './tarfilter.ts';
+import { tarEntries } from './tarwriter.ts';
 import { defaultAddress, engineRequest, parseAddress, readBody, type Endpoint, type TlsOptions } from './transport.ts';
 
 export interface BuildKitBackendOptions {
@@ -55,17 +62,16 @@ export interface BuildKitBackendOptions {
   cacheExports?: CacheEntry[];
   /** Registry credentials served to the daemon (the session's Auth service). */
   keychain?: Keychain;
+  /** Registry client for base layers missing from a sparse layout (default: the lifecycle's credential sources). */
+  registry?: RegistryClient;
+  /**
+   * Where new layer blobs are written (default `<workDir>/buildkit-layers`).
+   * Build kind: a directory outside the core's work directory, so the blobs
+   * outlive `extend()` for publishing; the caller removes it.
+   */
+  layerDir?: string;
   env?: NodeJS.ProcessEnv;
 }
-
-interface Intermediate {
-  /** Name in dockerd's image store. */
-  name: string;
-  /** Number of history entries of that image as dockerd holds it. */
-  historyLength: number;
-}
-
-const DOCKER_LAYER_TAR = 'application/vnd.docker.image.rootfs.diff.tar';
 
 /** The instruction as it reads in the Dockerfile, from BuildKit's history `created_by`. */
 export function instructionFromHistory(createdBy: string): string {
@@ -95,46 +101,15 @@ export function instructionFromError(message: string): string | undefined {
   return undefined;
 }
 
-/**
- * The result as the core wants it: the base's layers unchanged, then the new
- * layers (uncompressed, filtered), the daemon's config with diff_ids and
- * history rebuilt on top of the base's.
- */
-function describe(
-  config: ImageConfig,
-  files: readonly { path: string; digest: Digest; size: number }[],
-  base: ImageDescription,
-  intermediate: Intermediate | undefined,
-): { image: ImageDescription; config: ImageConfig; dockerHistoryLength: number } {
-  const family = familyOf(base.manifestMediaType);
-  const mediaType = family === 'docker' ? DOCKER_LAYER_TAR : layerMediaType(family, 'none');
-  const newLayers: LayerDescription[] = files.map((file) => ({
-    descriptor: { mediaType, digest: file.digest, size: file.size },
-    diffId: file.digest,
-    blob: { kind: 'file', path: file.path },
-  }));
-  const daemonHistory = config.history ?? [];
-  const baseHistoryLength = intermediate ? intermediate.historyLength : (base.config.history ?? []).length;
-  const newHistory = daemonHistory.slice(baseHistoryLength).map((h) => (h.created_by ? { ...h, created_by: instructionFromHistory(h.created_by) } : h));
-  const resultConfig: ImageConfig = {
-    ...config,
-    rootfs: { type: 'layers', diff_ids: [...base.config.rootfs.diff_ids, ...newLayers.map((l) => l.diffId)] },
-    history: [...(base.config.history ?? []), ...newHistory],
-  };
-  const image: ImageDescription = {
-    manifestMediaType: base.manifestMediaType,
-    config: resultConfig,
-    layers: [...base.layers, ...newLayers],
-    ...(base.annotations ? { annotations: base.annotations } : {}),
-  };
-  return { image, config: resultConfig, dockerHistoryLength: daemonHistory.length };
+async function streamToFile(source: AsyncIterable<Uint8Array>, path: string): Promise<void> {
+  await pipeline(Readable.from(source), createWriteStream(path));
 }
 
 export class BuildKitBackend implements ExtenderBackend {
   readonly id = 'buildkit';
   readonly capabilities: BackendCapabilities = {
     inPlace: false,
-    kinds: ['run'],
+    kinds: ['build', 'run'],
     cache: false,
     privileges: { root: false, capabilities: [], container: false },
   };
@@ -144,7 +119,8 @@ export class BuildKitBackend implements ExtenderBackend {
   private info: DaemonInfo | undefined;
   private readonly runId = randomBytes(6).toString('hex');
   private counter = 0;
-  private readonly intermediates = new Map<string, Intermediate>();
+  /** Standalone buildkitd: pushed intermediates by the diff_ids of the image they hold. */
+  private readonly intermediates = new Map<string, string>();
   private readonly createdImages: string[] = [];
   private readonly scratchDirs: string[] = [];
 
@@ -192,10 +168,14 @@ export class BuildKitBackend implements ExtenderBackend {
     await mkdir(dockerfileDir);
     await writeFile(join(dockerfileDir, 'Dockerfile'), dockerfile.content);
 
-    const baseKey = base.config.rootfs.diff_ids.join(',');
-    const intermediate = this.intermediates.get(baseKey);
-    const args = dockerfile.args.map((a) => (a.name === 'base_image' && intermediate ? { name: a.name, value: intermediate.name } : a));
     const counter = ++this.counter;
+    let baseName: string | undefined;
+    if (mode === 'moby' && engine) {
+      baseName = await this.loadBase(engine, base, scratch, join(context.workDir, 'buildkit-fetched'), counter, signal);
+    } else {
+      baseName = this.intermediates.get(base.config.rootfs.diff_ids.join(','));
+    }
+    const args = dockerfile.args.map((a) => (a.name === 'base_image' && baseName !== undefined ? { name: a.name, value: baseName } : a));
     const name =
       mode === 'oci' && this.options.intermediateRepository
         ? `${this.options.intermediateRepository}:${this.runId}-${counter}`
@@ -209,20 +189,17 @@ export class BuildKitBackend implements ExtenderBackend {
             ...(this.options.intermediateRepository ? [{ type: 'image', attrs: { name, push: 'true' } }] : []),
           ];
 
-    const vertexes = new Map<string, { name: string; started: boolean; done: boolean; error: string }>();
+    const vertexes = new Map<string, { name: string; started: boolean; done: boolean }>();
     let failed: string | undefined;
     const onStatus = (status: StatusResponse) => {
       for (const v of status.vertexes) {
-        const known = vertexes.get(v.digest) ?? { name: v.name, started: false, done: false, error: '' };
+        const known = vertexes.get(v.digest) ?? { name: v.name, started: false, done: false };
         vertexes.set(v.digest, known);
         const step = /^\[\s*(\d+)\/\s*\d+\]\s*(.*)$/s.exec(v.name);
-        const instruction = instructionFromVertex(v.name);
-        const index = step ? Number(step[1]) - 1 : -1;
-        if (v.error) {
-          known.error = v.error;
-          if (step) failed = instruction;
-        }
         if (!step) continue;
+        const instruction = instructionFromVertex(v.name);
+        const index = Number(step[1]) - 1;
+        if (v.error) failed = instruction;
         if (v.cached && !known.done) {
           events.emit({ type: 'cache-hit', level: 'info', extensionId: dockerfile.extensionId, instruction, key: v.digest });
         }
@@ -266,104 +243,109 @@ export class BuildKitBackend implements ExtenderBackend {
       if (instruction !== undefined) throw new BackendInstructionError(instruction, message, { cause: err });
       throw new Error(`building ${dockerfile.path} with BuildKit at ${this.address}: ${message}`, { cause: err });
     }
-    let result: { image: ImageDescription; config: ImageConfig; dockerHistoryLength: number };
+    let built: BuiltImage;
     if (mode === 'moby' && engine) {
       this.createdImages.push(name);
-      result = await this.readBack(engine, name, base, options.ignorePaths, scratch, intermediate, signal);
+      built = await this.readDockerArchive(engine, name, base.layers.length, scratch, signal);
     } else {
-      result = await this.readOciExport(exportFile, name, base, options.ignorePaths, scratch, intermediate);
+      built = await this.readOciExport(exportFile, name, scratch);
     }
-    this.intermediates.set(result.config.rootfs.diff_ids.join(','), { name, historyLength: result.dockerHistoryLength });
-    for (const layer of result.image.layers.slice(base.layers.length)) {
-      events.emit({
-        type: 'layer-written',
-        level: 'debug',
-        extensionId: dockerfile.extensionId,
-        instruction: '',
-        digest: layer.descriptor.digest as Digest,
-        diffId: layer.diffId,
-        size: layer.descriptor.size,
-      });
-    }
-    return result.image;
+    const image = await assembleImage({
+      base,
+      built,
+      dockerfile,
+      ignorePaths: options.ignorePaths,
+      blobDir: this.options.layerDir ?? defaultBlobDir(context.workDir, this.id),
+      events,
+      signal,
+    });
+    if (mode === 'oci' && this.options.intermediateRepository) this.intermediates.set(image.config.rootfs.diff_ids.join(','), name);
+    return image;
   }
 
-  /** Reads the exported image back through the Engine API and describes it on top of `base`. */
-  private async readBack(
-    engine: Endpoint,
-    name: string,
-    base: ImageDescription,
-    ignorePaths: readonly string[],
-    scratch: string,
-    intermediate: Intermediate | undefined,
-    signal: AbortSignal,
-  ): Promise<{ image: ImageDescription; config: ImageConfig; dockerHistoryLength: number }> {
+  /**
+   * The core's base as a docker-archive into dockerd's image store, tagged so
+   * the Dockerfile's `FROM ${base_image}` finds it locally: sparse layouts get
+   * their blobs from the registry (the kit), intermediate results are exactly
+   * what the core holds.
+   */
+  private async loadBase(engine: Endpoint, base: ImageDescription, scratch: string, fetchedBlobDir: string, counter: number, signal: AbortSignal): Promise<string> {
+    const layoutDir = join(scratch, 'base');
+    const materialized = await materializeBaseLayout(base, {
+      dir: layoutDir,
+      fetchedBlobDir,
+      ...(this.options.registry ? { registry: this.options.registry } : {}),
+      signal,
+    });
+    const manifest = JSON.parse(materialized.manifestBytes.toString('utf8')) as ImageManifest;
+    const tag = `cnb-extender-buildkit/${this.runId}:base-${counter}`;
+    const blob = (digest: string) => join(layoutDir, 'blobs', ...digest.split(':'));
+    const configName = `${manifest.config.digest.split(':')[1]}.json`;
+    const layerNames = manifest.layers.map((l) => `${l.digest.split(':')[1]}/layer.tar`);
+    const entries = [
+      { name: configName, data: materialized.configBytes },
+      ...manifest.layers.map((l, i) => ({ name: layerNames[i]!, size: l.size, open: () => createReadStream(blob(l.digest)) })),
+      { name: 'manifest.json', data: Buffer.from(JSON.stringify([{ Config: configName, RepoTags: [tag], Layers: layerNames }])) },
+    ];
+    const res = await engineRequest(engine, 'POST', '/images/load?quiet=1', { headers: { 'Content-Type': 'application/x-tar' }, body: tarEntries(entries), signal });
+    const text = (await readBody(res)).toString('utf8');
+    const failure = /"(?:errorDetail|error)"\s*:\s*(?:\{\s*"message"\s*:\s*)?"([^"]*)"/.exec(text)?.[1];
+    if (res.statusCode !== 200 || failure !== undefined) {
+      throw new Error(`loading the base image into the Docker Engine at ${engine.address}: ${failure ?? `HTTP ${res.statusCode}: ${text.trim()}`}`);
+    }
+    this.createdImages.push(tag);
+    await rm(layoutDir, { recursive: true, force: true });
+    return tag;
+  }
+
+  /** Reads the exported image back through the Engine API (`docker save` format). */
+  private async readDockerArchive(engine: Endpoint, name: string, baseCount: number, scratch: string, signal: AbortSignal): Promise<BuiltImage> {
     const res = await engineRequest(engine, 'GET', `/images/${encodeURIComponent(name)}/get`, { signal });
     if (res.statusCode !== 200) {
       throw new Error(`reading back ${name} from the Docker Engine: HTTP ${res.statusCode}: ${(await readBody(res)).toString('utf8').trim()}`);
     }
     const layersDir = join(scratch, 'layers');
     await mkdir(layersDir);
-    const layerFiles = new Map<string, { path: string; digest: Digest; size: number }>();
+    const layerFiles = new Map<string, string>();
     const links = new Map<string, string>();
     const jsonFiles = new Map<string, Buffer>();
     let n = 0;
     for await (const entry of readTar(res)) {
       if (entry.name.endsWith('/layer.tar') && entry.type === 'file') {
         const path = join(layersDir, `${n++}.tar`);
-        const filtered = await filterTar(entry.body(), path, ignorePaths);
-        layerFiles.set(entry.name, { path, digest: filtered.digest, size: filtered.size });
+        await streamToFile(entry.body(), path);
+        layerFiles.set(entry.name, path);
       } else if (entry.name.endsWith('/layer.tar') && entry.type === 'symlink') {
-        links.set(entry.name, posix.normalize(posix.join(posix.dirname(entry.name), entry.linkTarget)));
+        links.set(entry.name, join(entry.name, '..', entry.linkTarget).replace(/^\/+/, ''));
       } else if (entry.name.endsWith('.json') && !entry.name.includes('/')) {
         const chunks: Buffer[] = [];
         for await (const c of entry.body()) chunks.push(c);
         jsonFiles.set(entry.name, Buffer.concat(chunks));
       }
     }
-    const manifestBytes = jsonFiles.get('manifest.json');
-    if (!manifestBytes) throw new Error(`reading back ${name} from the Docker Engine: the archive has no manifest.json`);
-    const manifest = JSON.parse(manifestBytes.toString('utf8')) as { Config: string; Layers: string[] }[];
+    const manifest = JSON.parse((jsonFiles.get('manifest.json') ?? Buffer.from('[]')).toString('utf8')) as { Config: string; Layers: string[] }[];
     const entry = manifest[0];
     const configBytes = entry ? jsonFiles.get(entry.Config) : undefined;
-    if (!entry || !configBytes) throw new Error(`reading back ${name} from the Docker Engine: the archive has no image config`);
+    if (!entry || !configBytes) throw new Error(`reading back ${name} from the Docker Engine: the archive has no manifest or image config`);
     const config = JSON.parse(configBytes.toString('utf8')) as ImageConfig;
-    const baseCount = base.layers.length;
-    if (entry.Layers.length < baseCount) {
-      throw new Error(`reading back ${name}: the image has ${entry.Layers.length} layers, fewer than its base's ${baseCount}`);
-    }
-    const dockerDiffIds = config.rootfs.diff_ids;
-    if (!intermediate) {
-      // The base came from a registry: its layers must be the very same.
-      for (let i = 0; i < baseCount; i++) {
-        if (dockerDiffIds[i] !== base.layers[i]!.diffId) {
-          throw new Error(`reading back ${name}: layer ${i} is ${dockerDiffIds[i]}, not the base's ${base.layers[i]!.diffId}`);
-        }
-      }
-    }
-    const files: { path: string; digest: Digest; size: number }[] = [];
-    for (const layerName of entry.Layers.slice(baseCount)) {
-      let file = layerFiles.get(layerName);
-      const target = links.get(layerName);
-      if (!file && target) file = layerFiles.get(target);
-      if (!file) throw new Error(`reading back ${name}: ${layerName} is missing from the archive`);
-      files.push(file);
-    }
-    // Base layer copies are not needed: the core keeps the base's own blobs.
-    const keep = new Set(files.map((f) => f.path));
-    for (const f of layerFiles.values()) if (!keep.has(f.path)) await rm(f.path, { force: true });
-    return describe(config, files, base, intermediate);
+    const paths = entry.Layers.map((layerName) => layerFiles.get(layerName) ?? layerFiles.get(links.get(layerName) ?? ''));
+    // The base's copies are not needed: the core keeps the base's own blobs.
+    for (const path of paths.slice(0, baseCount)) if (path && !paths.slice(baseCount).includes(path)) await rm(path, { force: true });
+    return {
+      config,
+      layers: config.rootfs.diff_ids.map((diffId, i) => ({
+        diffId: diffId as Digest,
+        open: () => {
+          const path = paths[i];
+          if (!path) throw new Error(`reading back ${name}: layer ${i} is missing from the archive`);
+          return createReadStream(path);
+        },
+      })),
+    };
   }
 
-  /** Reads an `oci` exporter tarball (streamed over FileSend) and describes it on top of `base`. */
-  private async readOciExport(
-    exportFile: string,
-    name: string,
-    base: ImageDescription,
-    ignorePaths: readonly string[],
-    scratch: string,
-    intermediate: Intermediate | undefined,
-  ): Promise<{ image: ImageDescription; config: ImageConfig; dockerHistoryLength: number }> {
+  /** Reads an `oci` exporter tarball (streamed over FileSend). */
+  private async readOciExport(exportFile: string, name: string, scratch: string): Promise<BuiltImage> {
     const blobsDir = join(scratch, 'blobs');
     await mkdir(blobsDir);
     const small = new Map<string, Buffer>();
@@ -371,7 +353,7 @@ export class BuildKitBackend implements ExtenderBackend {
       const path = entry.name.replace(/^\.?\//, '');
       if (entry.type !== 'file') continue;
       if (path.startsWith('blobs/') && entry.size > 1 << 20) {
-        await pipeline(Readable.from(entry.body()), createWriteStream(join(blobsDir, path.split('/').pop()!)));
+        await streamToFile(entry.body(), join(blobsDir, path.split('/').pop()!));
       } else {
         const chunks: Buffer[] = [];
         for await (const c of entry.body()) chunks.push(c);
@@ -384,11 +366,6 @@ export class BuildKitBackend implements ExtenderBackend {
       if (!found) throw new Error(`reading the oci export of ${name}: blob ${digest} is missing`);
       return found;
     };
-    async function* open(digest: string): AsyncGenerator<Uint8Array> {
-      const inMemory = small.get(`blobs/${digest.replace(':', '/')}`);
-      if (inMemory) yield inMemory;
-      else for await (const chunk of createReadStream(join(blobsDir, digest.split(':')[1]!))) yield chunk as Buffer;
-    }
     interface OciIndex {
       manifests?: { digest: string; platform?: { os?: string } }[];
     }
@@ -406,21 +383,18 @@ export class BuildKitBackend implements ExtenderBackend {
     }
     if (!manifest?.config || !manifest.layers) throw new Error(`reading the oci export of ${name}: no image manifest in index.json`);
     const config = JSON.parse(blob(manifest.config.digest).toString('utf8')) as ImageConfig;
-    const baseCount = base.layers.length;
-    if (!intermediate) {
-      for (let i = 0; i < baseCount; i++) {
-        if (config.rootfs.diff_ids[i] !== base.layers[i]!.diffId) throw new Error(`reading the oci export of ${name}: layer ${i} is not the base's`);
-      }
-    }
-    const files: { path: string; digest: Digest; size: number }[] = [];
-    for (const [i, layer] of manifest.layers.slice(baseCount).entries()) {
-      const { tar } = await decompressLayer(open(layer.digest));
-      const path = join(blobsDir, `new-${i}.tar`);
-      const filtered = await filterTar(tar, path, ignorePaths);
-      files.push({ path, digest: filtered.digest, size: filtered.size });
-    }
-    for (const entry of await readdir(blobsDir)) if (!entry.startsWith('new-')) await rm(join(blobsDir, entry), { force: true });
-    return describe(config, files, base, intermediate);
+    const layers = manifest.layers;
+    return {
+      config,
+      layers: config.rootfs.diff_ids.map((diffId, i) => ({
+        diffId: diffId as Digest,
+        open: () => {
+          const digest = layers[i]?.digest ?? '';
+          const inMemory = small.get(`blobs/${digest.replace(':', '/')}`);
+          return inMemory ? Readable.from([inMemory]) : createReadStream(join(blobsDir, digest.split(':')[1] ?? ''));
+        },
+      })),
+    };
   }
 
   /** Sessions still open towards the daemon (0 whenever no apply is running). */
@@ -431,7 +405,7 @@ export class BuildKitBackend implements ExtenderBackend {
   async cleanup(context: BackendContext): Promise<void> {
     const errors: string[] = [];
     const engine = this.engine();
-    for (const name of this.createdImages.splice(0)) {
+    for (const name of this.createdImages.splice(0).reverse()) {
       if (!engine) break;
       try {
         const res = await engineRequest(engine, 'DELETE', `/images/${encodeURIComponent(name)}`);
@@ -442,11 +416,12 @@ export class BuildKitBackend implements ExtenderBackend {
       }
     }
     for (const dir of this.scratchDirs.splice(0)) await rm(dir, { recursive: true, force: true });
+    await rm(join(context.workDir, 'buildkit-fetched'), { recursive: true, force: true });
+    if (!this.options.layerDir) await rm(defaultBlobDir(context.workDir, this.id), { recursive: true, force: true });
     this.intermediates.clear();
     await this.client?.close();
     this.client = undefined;
     this.info = undefined;
-    void context;
     if (errors.length > 0) throw new Error(`cleaning up after BuildKit: ${errors.join('; ')}`);
   }
 }

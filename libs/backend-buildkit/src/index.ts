@@ -4,4 +4,4 @@ export { BuildSession, SessionMethod, type SessionOptions, type SessionStats } f
 export { walkContext, sendDiffCopy, goFileMode, GoMode, Pattern, PatternSet, type WalkEntry, type WalkOptions } from './filesync.ts';
 export { GrpcError, GrpcStatus } from './grpc.ts';
 export { parseAddress, defaultAddress, tlsFromDir, EndpointError, type Endpoint, type TlsOptions } from './transport.ts';
-export { filterTar } from './tarfilter.ts';
+

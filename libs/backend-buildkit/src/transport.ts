@@ -224,7 +224,7 @@ export function engineRequest(
   endpoint: Endpoint,
   method: string,
   path: string,
-  options: { headers?: Record<string, string>; signal?: AbortSignal } = {},
+  options: { headers?: Record<string, string>; signal?: AbortSignal; body?: AsyncIterable<Uint8Array> } = {},
 ): Promise<http.IncomingMessage> {
   if (endpoint.kind !== 'docker') return Promise.reject(new EndpointError(`calling the Engine API: ${endpoint.address} is not a Docker endpoint`));
   return new Promise((resolve, reject) => {
@@ -238,7 +238,21 @@ export function engineRequest(
           });
     req.on('response', resolve);
     req.on('error', (err) => reject(new EndpointError(`${method} ${path} on ${endpoint.address}: ${err.message}`, { cause: err })));
-    req.end();
+    if (!options.body) {
+      req.end();
+      return;
+    }
+    const body = options.body;
+    void (async () => {
+      try {
+        for await (const chunk of body) {
+          if (!req.write(chunk)) await new Promise<void>((r) => req.once('drain', () => r()));
+        }
+        req.end();
+      } catch (err) {
+        req.destroy(err as Error);
+      }
+    })();
   });
 }
 
