@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { accessSync, constants, lstatSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
+import { accessSync, constants, lstatSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { ResolvedUser } from './user.ts';
 
@@ -78,6 +78,27 @@ fi
 exec "$@"
 `;
 
+/** Whether this process has CAP_SYS_ADMIN (bit 21 of CapEff). */
+export function hasSysAdmin(): boolean {
+  try {
+    const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('CapEff:'));
+    return line !== undefined && (BigInt(`0x${line.slice(7).trim()}`) & (1n << 21n)) !== 0n;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `/` is a mount point in this process's view (true in a container, false in a plain chroot). */
+export function rootIsMountPoint(): boolean {
+  try {
+    return readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .some((l) => l.split(' ')[4] === '/');
+  } catch {
+    return false;
+  }
+}
+
 /** Makes sure `<root>/<name>` is a real directory; returns true when it had to be created. */
 function ensureMountPoint(root: string, name: string): boolean {
   const p = join(root, name);
@@ -128,8 +149,13 @@ export async function runProcess(spec: RunSpec): Promise<RunResult> {
   let command: string;
   let args: string[];
   if (inPlace) {
-    command = spec.network ? final[0]! : unshare;
-    args = spec.network ? final.slice(1) : ['--net', '--', ...final];
+    // With CAP_SYS_ADMIN (Tekton grants it) the RUN gets a pid namespace and its
+    // own /proc, so nothing it starts outlives it; without, its process group.
+    // (`--mount-proc` needs `/` to be a mount point, as it is in a container, to make its mounts private.)
+    const pidns = hasSysAdmin() && rootIsMountPoint();
+    const namespaces = [...(pidns ? ['--pid', '--fork', '--kill-child', '--mount-proc'] : []), ...(spec.network ? [] : ['--net'])];
+    command = namespaces.length > 0 ? unshare : final[0]!;
+    args = namespaces.length > 0 ? [...namespaces, '--', ...final] : final.slice(1);
   } else {
     for (const name of ['proc', 'dev']) if (ensureMountPoint(spec.root, name)) created.push(join(spec.root, name));
     command = unshare;
