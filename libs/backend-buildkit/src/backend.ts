@@ -29,7 +29,7 @@ import {
   type ImageDescription,
 } from '@cnb-extender/extender-core';
 import { assembleImage, defaultBlobDir, materializeBaseLayout, type BuiltImage } from '@cnb-extender/image-backend-kit';
-import { readTar, type Digest, type ImageConfig, type ImageManifest, type Keychain, type RegistryClient } from '@cnb-extender/oci';
+import { defaultKeychain, readTar, type Digest, type ImageConfig, type ImageManifest, type Keychain, type RegistryClient } from '@cnb-extender/oci';
 import { BuildKitClient, type DaemonInfo, type NetworkMode, type SessionTransport } from './client.ts';
 import { GrpcError } from './grpc.ts';
 import type { CacheEntry, ExporterEntry, StatusResponse } from './messages.ts';
@@ -60,8 +60,12 @@ export interface BuildKitBackendOptions {
   noCache?: boolean;
   cacheImports?: CacheEntry[];
   cacheExports?: CacheEntry[];
-  /** Registry credentials served to the daemon (the session's Auth service). */
-  keychain?: Keychain;
+  /**
+   * Registry credentials served to the daemon (the session's Auth service).
+   * Default: libs/oci's `defaultKeychain()` (CNB_REGISTRY_AUTH, then Docker's
+   * config and credential helpers); `false` serves none.
+   */
+  keychain?: Keychain | false;
   /** Registry client for base layers missing from a sparse layout (default: the lifecycle's credential sources). */
   registry?: RegistryClient;
   /**
@@ -230,7 +234,7 @@ export class BuildKitBackend implements ExtenderBackend {
         ...(this.options.noCache ? { noCache: true } : {}),
         ...(this.options.cacheImports ? { cacheImports: this.options.cacheImports } : {}),
         ...(this.options.cacheExports ? { cacheExports: this.options.cacheExports } : {}),
-        ...(this.options.keychain ? { keychain: this.options.keychain } : {}),
+        ...(this.options.keychain === false ? {} : { keychain: this.options.keychain ?? defaultKeychain(this.options.env ?? process.env) }),
         exporters,
         ...(mode === 'oci' ? { exportFile } : {}),
         signal,
