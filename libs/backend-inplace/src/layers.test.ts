@@ -22,8 +22,8 @@ const view = (s: Snapshot) => treeView(s);
 describe('executed changes → layers → applied on the base', () => {
   for (const [name, racyWindowNs] of [['default racy window', undefined], ['every entry racy (content decides)', 10n ** 18n]] as const) it(`reproduces the executed root exactly (${name})`, async () => {
     const fixture = inject('testenv').fixtures.build;
-    const a = unpackFixture(fixture);
-    const b = unpackFixture(fixture);
+    const a = await unpackFixture(fixture);
+    const b = await unpackFixture(fixture);
     const scratch = mkdtempSync(join(tmpdir(), 'inplace-layers-'));
     dirs.push(a, b, scratch);
     chmodSync(a, 0o755);

@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync, existsSync, lstatSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync, existsSync, lstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -12,10 +12,9 @@ afterEach(() => {
   for (const d of dirs.splice(0)) removeTree(d);
 });
 
-function setup(): { root: string; context: string; state: BuildState; opts: ExecuteOptions; out: () => string } {
+async function setup(): Promise<{ root: string; context: string; state: BuildState; opts: ExecuteOptions; out: () => string }> {
   const fixture = inject('testenv').fixtures.build;
-  const root = unpackFixture(fixture);
-  chmodSync(root, 0o755);
+  const root = await unpackFixture(fixture);
   const context = mkdtempSync(join(tmpdir(), 'inplace-ctx-'));
   dirs.push(root, context);
   const state = createBuildState(fixtureConfig(fixture), [{ name: 'given', value: 'from-outside' }]);
@@ -28,7 +27,7 @@ const run = (command: string): Instruction => ({ kind: 'RUN', original: `RUN ${c
 
 describe('RUN (chrooted into an unpacked fixture image)', () => {
   it('runs as the image user with the image env plus ARG/ENV, in the WORKDIR it creates', async () => {
-    const { state, opts, out, root } = setup();
+    const { state, opts, out, root } = await setup();
     await executeInstruction(state, { kind: 'ARG', original: 'ARG given', args: [{ name: 'given' }, { name: 'withdefault', default: 'd-$given' }] }, opts);
     await executeInstruction(state, { kind: 'ENV', original: 'ENV greeting=hello', pairs: [['greeting', 'hello ${withdefault}']] }, opts);
     const wd = await executeInstruction(state, { kind: 'WORKDIR', original: 'WORKDIR /srv/app', path: '/srv/app' }, opts);
@@ -42,7 +41,7 @@ describe('RUN (chrooted into an unpacked fixture image)', () => {
   });
 
   it('switches USER (root, numeric, name:group) and uses exec form and SHELL', async () => {
-    const { state, opts, out } = setup();
+    const { state, opts, out } = await setup();
     await executeInstruction(state, { kind: 'USER', original: 'USER root', user: 'root' }, opts);
     await executeInstruction(state, { kind: 'RUN', original: 'RUN ["id","-u"]', form: 'exec', command: ['id', '-u'] }, opts);
     await executeInstruction(state, { kind: 'USER', original: 'USER 4242', user: '4242' }, opts);
@@ -56,7 +55,7 @@ describe('RUN (chrooted into an unpacked fixture image)', () => {
   });
 
   it('fails with the command and its exit code', async () => {
-    const { state, opts } = setup();
+    const { state, opts } = await setup();
     const error = await executeInstruction(state, run('echo something went wrong >&2; exit 7'), opts).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InstructionError);
     expect((error as InstructionError).exitCode).toBe(7);
@@ -66,7 +65,7 @@ describe('RUN (chrooted into an unpacked fixture image)', () => {
   });
 
   it('has /proc of its own pid namespace, /dev, no network, and leaves nothing mounted or created', async () => {
-    const { state, opts, out, root } = setup();
+    const { state, opts, out, root } = await setup();
     await executeInstruction(state, run('echo "pid=$$"; test -c /dev/null && echo devnull; ls /sys >/dev/null 2>&1; cat /proc/net/dev | grep -c ":" ; echo x > /tmp/t'), opts);
     expect(out()).toContain('pid=1\n');
     expect(out()).toContain('devnull');
@@ -78,7 +77,7 @@ describe('RUN (chrooted into an unpacked fixture image)', () => {
   });
 
   it('gets loopback only without the network, the host network and resolver when allowed', async () => {
-    const { state, opts, out, root } = setup();
+    const { state, opts, out, root } = await setup();
     await executeInstruction(state, run('echo "lo:$(ip addr show lo | grep -c 127.0.0.1) links:$(grep -c : /proc/net/dev)"'), opts);
     expect(out()).toContain('lo:1 links:1');
     writeFileSync(join(root, 'etc/resolv.conf'), 'nameserver 192.0.2.1\n');
@@ -90,7 +89,7 @@ describe('RUN (chrooted into an unpacked fixture image)', () => {
   });
 
   it('kills the whole process group on abort and leaves no mounts', async () => {
-    const { state, opts, root } = setup();
+    const { state, opts, root } = await setup();
     const controller = new AbortController();
     const started = executeInstruction(state, run('sleep 300 & sleep 300 & (setsid sleep 300 &); echo started; wait'), {
       ...opts,
@@ -114,7 +113,7 @@ describe('RUN (chrooted into an unpacked fixture image)', () => {
   });
 
   it('produces whiteouts, opaque dirs, setuid files and hardlinks in the snapshot, and nothing under ignored paths', async () => {
-    const { state, opts, root } = setup();
+    const { state, opts, root } = await setup();
     await executeInstruction(state, { kind: 'USER', original: 'USER root', user: 'root' }, opts);
     const before = takeSnapshot(root, { ignorePaths: ['/workspace', '/layers'] });
     await executeInstruction(state, run('rm /etc/cnb-fixture; rm -rf /usr/local && mkdir /usr/local; cp /bin/busybox /bin/su2 && chmod u+s /bin/su2; echo h > /root/a && ln /root/a /root/b; echo app > /workspace/app; echo x >> /etc/passwd'), opts);
@@ -140,7 +139,7 @@ describe('RUN in place (root /)', () => {
 
 describe('COPY / ADD', () => {
   it('copies files, directory contents and globs with --chown and --chmod, following Docker destination rules', async () => {
-    const { state, opts, context, root } = setup();
+    const { state, opts, context, root } = await setup();
     writeFileSync(join(context, 'a.txt'), 'A');
     writeFileSync(join(context, 'b.txt'), 'B');
     mkdirSync(join(context, 'dir/sub'), { recursive: true });
@@ -158,7 +157,7 @@ describe('COPY / ADD', () => {
   });
 
   it('refuses sources outside the context: .., and symlinks pointing out', async () => {
-    const { state, opts, context } = setup();
+    const { state, opts, context } = await setup();
     symlinkSync('/etc/passwd', join(context, 'evil'));
     mkdirSync(join(context, 'd'));
     symlinkSync('../../', join(context, 'd/up'));
@@ -169,7 +168,7 @@ describe('COPY / ADD', () => {
   });
 
   it('writes through symlinks in the image only inside the root', async () => {
-    const { state, opts, context, root } = setup();
+    const { state, opts, context, root } = await setup();
     writeFileSync(join(context, 'f'), 'F');
     symlinkSync('/etc', join(root, 'escape'));
     symlinkSync('../../../../../../tmp', join(root, 'up'));
@@ -180,7 +179,7 @@ describe('COPY / ADD', () => {
   });
 
   it('ADD extracts a local tar archive', async () => {
-    const { state, opts, context, root } = setup();
+    const { state, opts, context, root } = await setup();
     mkdirSync(join(context, 'src'));
     writeFileSync(join(context, 'src/inside'), 'I');
     const { execFileSync } = await import('node:child_process');
@@ -192,7 +191,7 @@ describe('COPY / ADD', () => {
 
 describe('config instructions', () => {
   it('update the image config as Docker does', async () => {
-    const { state, opts } = setup();
+    const { state, opts } = await setup();
     const steps: Instruction[] = [
       { kind: 'ARG', original: 'ARG v=1', args: [{ name: 'v', default: '1' }] },
       { kind: 'LABEL', original: 'LABEL a=$v', pairs: [['a', '$v'], ['io.buildpacks.rebasable', 'true']] },

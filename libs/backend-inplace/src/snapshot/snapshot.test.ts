@@ -13,8 +13,8 @@ afterEach(() => {
   for (const r of roots.splice(0)) removeTree(r);
 });
 
-function fixtureRoot(): string {
-  const root = unpackFixture(inject('testenv').fixtures.build);
+async function fixtureRoot(): Promise<string> {
+  const root = await unpackFixture(inject('testenv').fixtures.build);
   roots.push(root);
   return root;
 }
@@ -31,8 +31,8 @@ function change(root: string, script: string, ignorePaths: string[] = []): Chang
 }
 
 describe('snapshot', () => {
-  it('records the fixture root with owners, modes and symlink targets, and nothing for an unchanged root', () => {
-    const root = fixtureRoot();
+  it('records the fixture root with owners, modes and symlink targets, and nothing for an unchanged root', async () => {
+    const root = await fixtureRoot();
     const a = takeSnapshot(root);
     expect(a.files.get('bin/busybox')).toMatchObject({ type: 'file', mode: 0o755, uid: 0 });
     expect(a.files.get('bin/ls')).toMatchObject({ type: 'symlink', linkTarget: '/bin/busybox' });
@@ -43,8 +43,8 @@ describe('snapshot', () => {
     expect(diff.entries).toEqual([]);
   });
 
-  it('sees files created, modified and deleted by a RUN-like process; deletions become whiteouts', () => {
-    const root = fixtureRoot();
+  it('sees files created, modified and deleted by a RUN-like process; deletions become whiteouts', async () => {
+    const root = await fixtureRoot();
     const set = change(root, 'echo new > /etc/new-file && echo changed >> /etc/os-release && rm /etc/cnb-fixture && rm -r /home/cnb');
     expect(set.added).toContain('etc/new-file');
     expect(set.modified).toContain('etc/os-release');
@@ -59,8 +59,8 @@ describe('snapshot', () => {
     expect(entry(set, 'etc/passwd')).toBeUndefined();
   });
 
-  it('sees a same-size rewrite with the same times only through the content hash of racy entries', () => {
-    const root = fixtureRoot();
+  it('sees a same-size rewrite with the same times only through the content hash of racy entries', async () => {
+    const root = await fixtureRoot();
     const before = takeSnapshot(root);
     const file = join(root, 'etc/os-release');
     const text = readFileSync(file, 'utf8');
@@ -69,8 +69,8 @@ describe('snapshot', () => {
     expect(set.modified).toContain('etc/os-release');
   });
 
-  it('puts every name of an inode into the layer when a link is added, also when times cannot decide', () => {
-    const root = fixtureRoot();
+  it('puts every name of an inode into the layer when a link is added, also when times cannot decide', async () => {
+    const root = await fixtureRoot();
     const allRacy = { racyWindowNs: 10n ** 18n };
     const before = takeSnapshot(root, allRacy);
     inRoot(root, 'ln /bin/busybox /bin/bb2');
@@ -79,8 +79,8 @@ describe('snapshot', () => {
     expect(entry(set, 'bin/busybox')?.inode).toBe(entry(set, 'bin/bb2')?.inode);
   });
 
-  it('marks a replaced directory opaque and takes only the new content', () => {
-    const root = fixtureRoot();
+  it('marks a replaced directory opaque and takes only the new content', async () => {
+    const root = await fixtureRoot();
     const set = change(root, 'rm -rf /usr/local && mkdir -p /usr/local/only && echo x > /usr/local/only/f');
     expect(set.opaque).toEqual(['usr/local']);
     expect(entry(set, 'usr/local/.wh..wh..opq')).toMatchObject({ change: 'opaque' });
@@ -88,8 +88,8 @@ describe('snapshot', () => {
     expect(set.deleted).toEqual([]);
   });
 
-  it('keeps hardlinks as one inode key, symlinks with their targets, setuid bits and type changes', () => {
-    const root = fixtureRoot();
+  it('keeps hardlinks as one inode key, symlinks with their targets, setuid bits and type changes', async () => {
+    const root = await fixtureRoot();
     const set = change(
       root,
       [
@@ -109,8 +109,8 @@ describe('snapshot', () => {
     expect(set.deleted).not.toContain('bin/ls');
   });
 
-  it('sees mode, owner and xattr changes (security.capability) without content changes', () => {
-    const root = fixtureRoot();
+  it('sees mode, owner and xattr changes (security.capability) without content changes', async () => {
+    const root = await fixtureRoot();
     const before = takeSnapshot(root);
     chmodSync(join(root, 'etc/passwd'), 0o600);
     chownSync(join(root, 'etc/group'), 1000, 1000);
@@ -123,16 +123,16 @@ describe('snapshot', () => {
     expect(caps && Buffer.from(caps).toString('hex')).toBe('0100000200040000000000000000000000000000');
   });
 
-  it('never records ignored paths or anything below them', () => {
-    const root = fixtureRoot();
+  it('never records ignored paths or anything below them', async () => {
+    const root = await fixtureRoot();
     mkdirSync(join(root, 'proc'));
     const set = change(root, 'echo app > /workspace/app.txt && echo l > /layers/x && mkdir -p /proc/fake && echo y > /etc/kept', ['/workspace', '/layers']);
     expect(set.entries.map((e) => e.path).filter((p) => /^(workspace|layers|proc)(\/|$)/.test(p))).toEqual([]);
     expect(set.added).toEqual(['etc/kept']);
   });
 
-  it('does not follow a symlink to a directory outside the root', () => {
-    const root = fixtureRoot();
+  it('does not follow a symlink to a directory outside the root', async () => {
+    const root = await fixtureRoot();
     const before = takeSnapshot(root);
     symlinkSync('/usr', join(root, 'host-usr'));
     const set = diffSnapshots(before, takeSnapshot(root));
@@ -153,8 +153,8 @@ describe('hasChanged (metadata decides for entries that were not racy)', () => {
 });
 
 describe('snapshot on overlayfs (the container root in production)', () => {
-  it('does not take a copied-up directory for a replaced one, and still sees real replacements', () => {
-    const lower = fixtureRoot();
+  it('does not take a copied-up directory for a replaced one, and still sees real replacements', async () => {
+    const lower = await fixtureRoot();
     const base = mkdtempSync(join(tmpdir(), 'inplace-ovl-'));
     roots.push(base);
     for (const d of ['upper', 'work', 'merged']) mkdirSync(join(base, d));

@@ -3,7 +3,8 @@
  * OCI layout into a fresh directory with the system tar, and look at mounts.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { applyLayer } from '@cnb-extender/oci';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FixtureImage } from '@cnb-extender/testenv';
@@ -22,16 +23,15 @@ function blobPath(layoutDir: string, digest: string): string {
   return join(layoutDir, 'blobs', alg!, hex!);
 }
 
-/** Extracts every layer of `image` (no whiteouts in the fixtures) into a new temp dir; returns it. */
-export function unpackFixture(image: FixtureImage, prefix = 'inplace-root-'): string {
+/** Applies every layer of `image` with libs/oci's applier into a new temp dir (mode 0755); returns it. */
+export async function unpackFixture(image: FixtureImage, prefix = 'inplace-root-'): Promise<string> {
   const root = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(root, 0o755);
   const index = JSON.parse(readFileSync(join(image.layoutDir, 'index.json'), 'utf8')) as { manifests: Desc[] };
   const desc = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === image.layoutTag) ?? index.manifests[0];
   if (!desc) throw new Error(`no manifest in ${image.layoutDir}`);
   const manifest = JSON.parse(readFileSync(blobPath(image.layoutDir, desc.digest), 'utf8')) as { layers: Desc[] };
-  for (const layer of manifest.layers) {
-    execFileSync('tar', ['-x', '--numeric-owner', '--xattrs', '--xattrs-include=*', '-p', '-f', blobPath(image.layoutDir, layer.digest), '-C', root]);
-  }
+  for (const layer of manifest.layers) await applyLayer(root, blobPath(image.layoutDir, layer.digest), { absolutePaths: 'root' });
   return root;
 }
 

@@ -9,7 +9,7 @@ import { unpackFixture } from './support.ts';
 
 const area = createWorkArea(process.argv[2]!);
 const root = join(area.dir, 'rootfs');
-renameSync(unpackFixture(JSON.parse(process.argv[3]!)), root);
+renameSync(await unpackFixture(JSON.parse(process.argv[3]!)), root);
 chmodSync(root, 0o755);
 const state = createBuildState({ User: '1000:1000', Env: ['PATH=/bin:/usr/bin'] });
 await executeInstruction(
