@@ -1,45 +1,37 @@
-import { createRequire } from 'node:module';
+import { defaultXattrFilter, xattrAccess, type XattrAccess } from '@cnb-extender/oci';
 
 /**
- * Extended attributes through `@napi-rs/xattr` (prebuilt N-API binaries, the
- * l*xattr syscalls: symlinks are never followed). Loaded on first use.
+ * Extended attributes through libs/oci's access (`@napi-rs/xattr`, the l*xattr
+ * syscalls: symlinks are never followed), with the same filter the layer
+ * writer and applier use: `security.selinux` and `system.*` never go into a
+ * layer.
  */
-interface NapiXattr {
-  listAttributesSync(path: string): string[];
-  getAttributeSync(path: string, name: string): Buffer | null;
-  setAttributeSync(path: string, name: string, value: Uint8Array | string): void;
+let access: XattrAccess | undefined;
+
+function xattrs(): XattrAccess {
+  if (access) return access;
+  const found = xattrAccess();
+  if (found instanceof Error) throw new Error(`extended attributes: ${found.message}`, { cause: found });
+  access = found;
+  return access;
 }
 
-let loaded: NapiXattr | undefined;
+export const keepXattr = defaultXattrFilter;
 
-function mod(): NapiXattr {
-  loaded ??= createRequire(import.meta.url)('@napi-rs/xattr') as NapiXattr;
-  return loaded;
-}
-
-/**
- * Attributes that never go into a layer: SELinux labels belong to the host that
- * wrote the files, POSIX ACLs (`system.*`) are not carried by image layers.
- */
-export function keepXattr(name: string): boolean {
-  return name !== 'security.selinux' && !name.startsWith('system.');
-}
-
-/** The kept attributes of `path` (not following symlinks), or undefined when there are none. */
+/** The kept attributes of `path`, or undefined when there are none (or the filesystem has none, or the path is gone). */
 export function readXattrs(path: string): Record<string, Uint8Array> | undefined {
   let names: string[];
   try {
-    names = mod().listAttributesSync(path);
+    names = xattrs().list(path);
   } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    // Filesystems without xattr support, or a file gone in between.
-    if (code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOENT') return undefined;
-    throw new Error(`listing extended attributes of ${path}: ${(cause as Error).message}`, { cause });
+    const message = (cause as Error).message;
+    if (/not supported|ENOTSUP|EOPNOTSUPP|ENOENT|No such file/i.test(message)) return undefined;
+    throw new Error(`listing extended attributes of ${path}: ${message}`, { cause });
   }
   let out: Record<string, Uint8Array> | undefined;
   for (const name of names.sort()) {
     if (!keepXattr(name)) continue;
-    const value = mod().getAttributeSync(path, name);
+    const value = xattrs().get(path, name);
     if (value === null) continue;
     (out ??= {})[name] = new Uint8Array(value);
   }
@@ -48,7 +40,7 @@ export function readXattrs(path: string): Record<string, Uint8Array> | undefined
 
 export function setXattr(path: string, name: string, value: Uint8Array): void {
   try {
-    mod().setAttributeSync(path, name, value);
+    xattrs().set(path, name, value);
   } catch (cause) {
     throw new Error(`setting extended attribute ${name} on ${path}: ${(cause as Error).message}`, { cause });
   }
