@@ -86,6 +86,24 @@ describe('large context and long RUN', () => {
   }, 120_000);
 });
 
+describe('progress', () => {
+  it('streams step progress and RUN output into the core events', async () => {
+    const backend = new BuildKitBackend({ address });
+    const nonce = randomBytes(6).toString('hex');
+    const events = new MemorySink();
+    const applied = await applyDockerfile(backend, `ARG base_image\nFROM \${base_image}\nUSER root\nRUN echo "output-${nonce}" && echo ${nonce} > /n\n`, await context(), { events });
+    try {
+      const instruction = `RUN echo "output-${nonce}" && echo ${nonce} > /n`;
+      expect(events.ofType('instruction-started').map((e) => e.instruction)).toContain(instruction);
+      expect(events.ofType('instruction-finished').map((e) => e.instruction)).toContain(instruction);
+      expect(events.ofType('debug').map((e) => e.message)).toContain(`${instruction}: output-${nonce}`);
+      expect(events.ofType('layer-written')).toHaveLength(1);
+    } finally {
+      await applied.dispose();
+    }
+  });
+});
+
 describe('builds that end badly', () => {
   it('a bad Dockerfile ends with the parse error, not an instruction failure', async () => {
     const backend = new BuildKitBackend({ address });

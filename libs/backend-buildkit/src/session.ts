@@ -169,8 +169,13 @@ export class BuildSession {
  */
 export function tunnelDuplex(call: ClientCall): Duplex {
   const duplex = new Duplex({
+    // Writes queued while a message is in flight go out together as one message.
+    writableHighWaterMark: 1 << 20,
     write(chunk: Buffer, _encoding, callback) {
       call.send(encodeBytesMessage(chunk)).then(() => callback(), callback);
+    },
+    writev(chunks, callback) {
+      call.send(encodeBytesMessage(Buffer.concat(chunks.map((c) => c.chunk as Buffer)))).then(() => callback(), callback);
     },
     final(callback) {
       call.end();
