@@ -56,7 +56,11 @@ export interface BuildKitBackendOptions {
   sessionTransport?: SessionTransport;
   /** Network for RUN: `none` unless the operator allows more. */
   network?: NetworkMode;
+  /** `os/arch[/variant]` to build for (default: the daemon's). */
   platform?: string;
+  /** Labels added to every result (`label:*` frontend attrs). */
+  labels?: Record<string, string>;
+  /** Ignore the daemon's cache for every step. */
   noCache?: boolean;
   cacheImports?: CacheEntry[];
   cacheExports?: CacheEntry[];
@@ -231,6 +235,7 @@ export class BuildKitBackend implements ExtenderBackend {
         buildArgs: args,
         network: this.options.network ?? 'none',
         ...(this.options.platform ? { platform: this.options.platform } : {}),
+        ...(this.options.labels ? { labels: this.options.labels } : {}),
         ...(this.options.noCache ? { noCache: true } : {}),
         ...(this.options.cacheImports ? { cacheImports: this.options.cacheImports } : {}),
         ...(this.options.cacheExports ? { cacheExports: this.options.cacheExports } : {}),

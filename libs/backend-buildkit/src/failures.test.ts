@@ -104,6 +104,27 @@ describe('progress', () => {
   });
 });
 
+describe('solve options', () => {
+  it('labels, platform and no-cache reach the daemon', async () => {
+    const dockerfile = 'ARG base_image\nFROM ${base_image}\nUSER root\nRUN echo same > /same\n';
+    const ctx = await context();
+    // Warm the cache, then build again without it.
+    const warm = await applyDockerfile(new BuildKitBackend({ address }), dockerfile, ctx);
+    await warm.dispose();
+    const events = new MemorySink();
+    const backend = new BuildKitBackend({ address, noCache: true, platform: 'linux/amd64', labels: { 'org.example.from-options': 'yes' } });
+    const applied = await applyDockerfile(backend, dockerfile, ctx, { events });
+    try {
+      expect(applied.result.config.config?.Labels?.['org.example.from-options']).toBe('yes');
+      expect(applied.result.config.architecture).toBe('amd64');
+      expect(events.events.flatMap((e) => (e.type === 'cache-hit' && e.instruction.startsWith('RUN') ? [e] : []))).toEqual([]);
+      expect(events.ofType('instruction-started').map((e) => e.instruction)).toContain('RUN echo same > /same');
+    } finally {
+      await applied.dispose();
+    }
+  });
+});
+
 describe('builds that end badly', () => {
   it('a bad Dockerfile ends with the parse error, not an instruction failure', async () => {
     const backend = new BuildKitBackend({ address });
