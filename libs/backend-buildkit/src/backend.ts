@@ -33,6 +33,7 @@ import { defaultKeychain, readTar, type Digest, type ImageConfig, type ImageMani
 import { BuildKitClient, type DaemonInfo, type NetworkMode, type SessionTransport } from './client.ts';
 import { GrpcError } from './grpc.ts';
 import type { CacheEntry, ExporterEntry, StatusResponse } from './messages.ts';
+import { readOciArchive } from './oci-archive.ts';
 import { tarEntries } from './tarwriter.ts';
 import { defaultAddress, engineRequest, parseAddress, readBody, type Endpoint, type TlsOptions } from './transport.ts';
 
@@ -257,7 +258,7 @@ export class BuildKitBackend implements ExtenderBackend {
       this.createdImages.push(name);
       built = await this.readDockerArchive(engine, name, base.layers.length, scratch, signal);
     } else {
-      built = await this.readOciExport(exportFile, name, scratch);
+      built = await readOciArchive(exportFile, name, join(scratch, 'blobs'));
     }
     const image = await assembleImage({
       base,
@@ -348,59 +349,6 @@ export class BuildKitBackend implements ExtenderBackend {
           const path = paths[i];
           if (!path) throw new Error(`reading back ${name}: layer ${i} is missing from the archive`);
           return createReadStream(path);
-        },
-      })),
-    };
-  }
-
-  /** Reads an `oci` exporter tarball (streamed over FileSend). */
-  private async readOciExport(exportFile: string, name: string, scratch: string): Promise<BuiltImage> {
-    const blobsDir = join(scratch, 'blobs');
-    await mkdir(blobsDir);
-    const small = new Map<string, Buffer>();
-    for await (const entry of readTar(createReadStream(exportFile))) {
-      const path = entry.name.replace(/^\.?\//, '');
-      if (entry.type !== 'file') continue;
-      if (path.startsWith('blobs/') && entry.size > 1 << 20) {
-        await streamToFile(entry.body(), join(blobsDir, path.split('/').pop()!));
-      } else {
-        const chunks: Buffer[] = [];
-        for await (const c of entry.body()) chunks.push(c);
-        small.set(path, Buffer.concat(chunks));
-      }
-    }
-    await rm(exportFile, { force: true });
-    const blob = (digest: string): Buffer => {
-      const found = small.get(`blobs/${digest.replace(':', '/')}`);
-      if (!found) throw new Error(`reading the oci export of ${name}: blob ${digest} is missing`);
-      return found;
-    };
-    interface OciIndex {
-      manifests?: { digest: string; platform?: { os?: string } }[];
-    }
-    interface OciManifest extends OciIndex {
-      config?: { digest: string };
-      layers?: { digest: string }[];
-    }
-    const index = JSON.parse((small.get('index.json') ?? Buffer.from('{}')).toString('utf8')) as OciIndex;
-    let manifestDigest = index.manifests?.[0]?.digest;
-    let manifest = manifestDigest ? (JSON.parse(blob(manifestDigest).toString('utf8')) as OciManifest) : undefined;
-    if (manifest?.manifests) {
-      // An index (with attestations): the image manifest is the one with a real platform.
-      manifestDigest = manifest.manifests.find((m) => m.platform?.os !== 'unknown')?.digest;
-      manifest = manifestDigest ? (JSON.parse(blob(manifestDigest).toString('utf8')) as OciManifest) : undefined;
-    }
-    if (!manifest?.config || !manifest.layers) throw new Error(`reading the oci export of ${name}: no image manifest in index.json`);
-    const config = JSON.parse(blob(manifest.config.digest).toString('utf8')) as ImageConfig;
-    const layers = manifest.layers;
-    return {
-      config,
-      layers: config.rootfs.diff_ids.map((diffId, i) => ({
-        diffId: diffId as Digest,
-        open: () => {
-          const digest = layers[i]?.digest ?? '';
-          const inMemory = small.get(`blobs/${digest.replace(':', '/')}`);
-          return inMemory ? Readable.from([inMemory]) : createReadStream(join(blobsDir, digest.split(':')[1] ?? ''));
         },
       })),
     };
