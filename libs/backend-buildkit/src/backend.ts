@@ -198,6 +198,24 @@ export class BuildKitBackend implements ExtenderBackend {
             ...(this.options.intermediateRepository ? [{ type: 'image', attrs: { name, push: 'true' } }] : []),
           ];
 
+    // dockerd 20.10's BuildKit (no Control/Info) exports only the inline cache; other cache types are left out with a warning.
+    const supportedCache = (entries: CacheEntry[] | undefined, direction: 'export' | 'import'): CacheEntry[] | undefined => {
+      if (!entries || !info.dockerWorker || info.version !== '') return entries;
+      const allowed = direction === 'export' ? ['inline'] : ['registry'];
+      for (const e of entries.filter((c) => !allowed.includes(c.type))) {
+        events.emit({
+          type: 'warning',
+          level: 'warn',
+          code: 'buildkit-cache-unsupported',
+          message: `cache ${direction} type ${e.type} is not supported by the BuildKit in this Docker Engine; left out`,
+          extensionId: dockerfile.extensionId,
+        });
+      }
+      return entries.filter((c) => allowed.includes(c.type));
+    };
+    const cacheImports = supportedCache(this.options.cacheImports, 'import');
+    const cacheExports = supportedCache(this.options.cacheExports, 'export');
+
     const vertexes = new Map<string, { name: string; started: boolean; done: boolean }>();
     let failed: string | undefined;
     const onStatus = (status: StatusResponse) => {
@@ -238,8 +256,8 @@ export class BuildKitBackend implements ExtenderBackend {
         ...(this.options.platform ? { platform: this.options.platform } : {}),
         ...(this.options.labels ? { labels: this.options.labels } : {}),
         ...(this.options.noCache ? { noCache: true } : {}),
-        ...(this.options.cacheImports ? { cacheImports: this.options.cacheImports } : {}),
-        ...(this.options.cacheExports ? { cacheExports: this.options.cacheExports } : {}),
+        ...(cacheImports ? { cacheImports } : {}),
+        ...(cacheExports ? { cacheExports } : {}),
         ...(this.options.keychain === false ? {} : { keychain: this.options.keychain ?? defaultKeychain(this.options.env ?? process.env) }),
         exporters,
         ...(mode === 'oci' ? { exportFile } : {}),

@@ -125,6 +125,27 @@ describe('solve options', () => {
   });
 });
 
+describe('cache options', () => {
+  it('passes the inline cache export to dockerd and leaves out what its BuildKit cannot do, with a warning', async () => {
+    const events = new MemorySink();
+    const backend = new BuildKitBackend({
+      address,
+      cacheExports: [
+        { type: 'inline', attrs: {} },
+        { type: 'local', attrs: { dest: join(dir, 'cache') } },
+      ],
+    });
+    const applied = await applyDockerfile(backend, 'ARG base_image\nFROM ${base_image}\nUSER root\nRUN echo cached > /cached\n', await context(), { events });
+    try {
+      const warnings = events.ofType('warning').filter((w) => w.code === 'buildkit-cache-unsupported');
+      expect(warnings.map((w) => w.message)).toEqual(['cache export type local is not supported by the BuildKit in this Docker Engine; left out']);
+      expect(applied.newLayers).toHaveLength(1);
+    } finally {
+      await applied.dispose();
+    }
+  });
+});
+
 describe('builds that end badly', () => {
   it('a bad Dockerfile ends with the parse error, not an instruction failure', async () => {
     const backend = new BuildKitBackend({ address });
