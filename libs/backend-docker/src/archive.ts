@@ -11,6 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
 import type { BuiltImage } from '@cnb-extender/image-backend-kit';
 import type { Digest, ImageConfig, ImageManifest } from '@cnb-extender/oci';
+import { isExcluded, parseDockerignore } from './dockerignore.ts';
 
 type Header = Partial<tar.Header> & { name: string };
 
@@ -40,6 +41,8 @@ async function* walk(dir: string): AsyncGenerator<string> {
  * The build context as a tar: every file of `contextDir` (owners 0:0 as the docker
  * CLI sends them), plus the Dockerfile as `dockerfileName` and a `.dockerignore`
  * (the context's own, if any, with both names added) so that COPY never sees them.
+ * The context's `.dockerignore` is applied here, as the docker CLI does: the
+ * daemon itself only hides the Dockerfile and `.dockerignore`.
  */
 export function contextTar(contextDir: string, dockerfileName: string, dockerfile: string): Readable {
   const pack = tar.pack();
@@ -50,13 +53,17 @@ export function contextTar(contextDir: string, dockerfileName: string, dockerfil
     } catch {
       // none
     }
+    const rules = parseDockerignore(ignore);
     for await (const path of walk(contextDir)) {
       const name = relative(contextDir, path).split(sep).join('/');
       if (name === '.dockerignore' || name === dockerfileName) continue;
+      // an excluded directory may still hold re-included entries (`!dir/keep`): walk on
       const st = await lstat(path);
+      if (isExcluded(name, rules) && !st.isDirectory()) continue;
       const base = { name, mode: st.mode & 0o7777, mtime: st.mtime, uid: 0, gid: 0 };
-      if (st.isDirectory()) await writeEntry(pack, { ...base, type: 'directory' });
-      else if (st.isSymbolicLink()) await writeEntry(pack, { ...base, type: 'symlink', linkname: await readlink(path) });
+      if (st.isDirectory()) {
+        if (!isExcluded(name, rules)) await writeEntry(pack, { ...base, type: 'directory' });
+      } else if (st.isSymbolicLink()) await writeEntry(pack, { ...base, type: 'symlink', linkname: await readlink(path) });
       else if (st.isFile()) await writeEntry(pack, { ...base, type: 'file', size: st.size }, createReadStream(path));
     }
     const ignored = `${ignore}${ignore.endsWith('\n') || ignore === '' ? '' : '\n'}${dockerfileName}\n.dockerignore\n`;

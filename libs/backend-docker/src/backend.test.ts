@@ -1,0 +1,131 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import type {} from '@cnb-extender/testenv';
+import { ExtenderError, MemorySink, extend, readLayoutImage, type DockerfileSpec } from '@cnb-extender/extender-core';
+import { createWorkspace, type Workspace } from '@cnb-extender/extender-core/testing';
+import type { Digest } from '@cnb-extender/oci';
+import { connect, createBackend, createDockerBackend, isDockerReachable, type DockerBackendOptions } from './index.ts';
+
+const env = inject('testenv');
+const temps: string[] = [];
+const workspaces: Workspace[] = [];
+afterAll(async () => {
+  for (const ws of workspaces) await ws.remove();
+  for (const dir of temps) await rm(dir, { recursive: true, force: true });
+});
+async function temp(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  temps.push(dir);
+  return dir;
+}
+
+async function applyOnce(dockerfile: string, options: DockerBackendOptions) {
+  const run = env.fixtures.run;
+  const { image: base } = await readLayoutImage(run.layoutDir, run.registryRef, run.manifestDigest as Digest);
+  const workDir = await temp('docker-work-');
+  const contextDir = await temp('docker-context-');
+  const backend = createDockerBackend(options);
+  const events = new MemorySink();
+  const context = { signal: new AbortController().signal, events, workDir };
+  const spec: DockerfileSpec = { extensionId: 'test/ext', kind: 'run', path: join(contextDir, 'run.Dockerfile'), content: dockerfile, args: [{ name: 'base_image', value: run.registryRef }], contextDir };
+  const result = await backend.apply(spec, base, { buildContext: contextDir, ignorePaths: [], cacheTtlMs: 0, extendDir: await temp('docker-extend-') }, context);
+  return { backend, workDir, result, base, events, context };
+}
+
+async function ourImages(): Promise<string[]> {
+  const images = await connect(env.docker.host).docker.listImages();
+  return images.flatMap((i) => i.RepoTags ?? []).filter((t) => t.startsWith('cnb-extender-'));
+}
+
+describe('docker daemon detection', () => {
+  it('answers for the test environment daemon and not for an absent socket or port', async () => {
+    expect(await isDockerReachable(env.docker.host)).toBe(true);
+    expect(await isDockerReachable('unix:///nonexistent/docker.sock')).toBe(false);
+    expect(await isDockerReachable('tcp://127.0.0.1:1', 1000)).toBe(false);
+  });
+
+  it('reads DOCKER_HOST forms and refuses others', () => {
+    expect(() => connect('tcp://127.0.0.1:2375')).not.toThrow();
+    expect(() => connect('ssh://host')).toThrow('reading DOCKER_HOST "ssh://host": expected unix:///path or tcp://host:port');
+  });
+});
+
+describe('docker backend', () => {
+  it('fails the extend phase (exit 102) naming the daemon address when the daemon does not answer', async () => {
+    const run = env.fixtures.run;
+    const ws = await createWorkspace({
+      runImage: run.registryRef,
+      baseLayout: { from: run.layoutDir, digest: run.manifestDigest as Digest, mode: 'full' },
+      extensions: [{ id: 'test/ext', run: 'ARG base_image\nFROM ${base_image}\nRUN true\n' }],
+    });
+    workspaces.push(ws);
+    const err = await extend({ kind: 'run', inputs: ws.inputs, backend: createDockerBackend({ host: 'unix:///nonexistent/docker.sock' }) }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ExtenderError);
+    expect((err as ExtenderError).exitCode).toBe(102);
+    expect((err as ExtenderError).message).toMatch(
+      /^failed to extend run image: applying Dockerfile for test\/ext: connecting to the Docker daemon at unix:\/\/\/nonexistent\/docker\.sock: .*ENOENT.*; start dockerd or set DOCKER_HOST$/,
+    );
+  });
+
+  for (const builder of ['classic', 'buildkit'] as const) {
+    it(`${builder}: streams the steps as events and leaves no image in the daemon after cleanup`, async () => {
+      const { events, backend, context, workDir } = await applyOnce('ARG base_image\nFROM ${base_image}\nUSER root\nRUN echo x > /x\nENV A=1\n', { host: env.docker.host, builder });
+      const started = events.ofType('instruction-started').map((e) => e.instruction);
+      expect(started).toContain('RUN echo x > /x');
+      expect(events.ofType('layer-written')).toHaveLength(1);
+      expect(await ourImages()).toEqual([]);
+      await backend.cleanup(context);
+      expect(await readdir(workDir)).toEqual([]);
+    });
+  }
+
+  it('keeps a context .dockerignore and hides its own Dockerfile from COPY', async () => {
+    const run = env.fixtures.run;
+    const { image: base } = await readLayoutImage(run.layoutDir, run.registryRef, run.manifestDigest as Digest);
+    const workDir = await temp('docker-work-');
+    const contextDir = await temp('docker-context-');
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(join(contextDir, 'kept.txt'), 'kept\n');
+    await writeFile(join(contextDir, 'secret.txt'), 'not sent\n');
+    await writeFile(join(contextDir, '.dockerignore'), 'secret.txt');
+    const backend = createDockerBackend({ host: env.docker.host });
+    const context = { signal: new AbortController().signal, events: new MemorySink(), workDir };
+    const content = 'ARG base_image\nFROM ${base_image}\nUSER root\nCOPY . /ctx/\n';
+    const spec: DockerfileSpec = { extensionId: 'test/ext', kind: 'run', path: join(contextDir, 'x'), content, args: [{ name: 'base_image', value: 'x' }], contextDir };
+    const result = await backend.apply(spec, base, { buildContext: contextDir, ignorePaths: [], cacheTtlMs: 0, extendDir: workDir }, context);
+    const { readLayerPaths } = await import('@cnb-extender/extender-core/testing');
+    const paths = await readLayerPaths(result.layers.at(-1)!.blob!);
+    expect(paths.filter((p) => p.startsWith('ctx/') && p !== 'ctx/')).toEqual(['ctx/kept.txt']);
+    await backend.cleanup(context);
+  });
+
+  it('is created by the backend registry factory from the environment without connecting', () => {
+    const backend = createBackend({ env: { DOCKER_HOST: 'unix:///x.sock', DOCKER_BUILDKIT: '1' } });
+    expect(backend.host).toBe('unix:///x.sock');
+    expect(backend.builder).toBe('buildkit');
+    expect(createBackend({ env: { CNB_DOCKER_BUILDER: 'classic', DOCKER_BUILDKIT: '1' } }).builder).toBe('classic');
+    expect(createBackend({ env: {} }).id).toBe('docker');
+  });
+});
+
+describe('.dockerignore', () => {
+  it('matches as the docker CLI does (globs, **, directories, ! re-includes, last rule wins)', async () => {
+    const { isExcluded, parseDockerignore } = await import('./dockerignore.ts');
+    const rules = parseDockerignore('# comment\n*.log\n/build/\n**/tmp\ndocs\n!docs/keep.md\nsecret?.txt\n');
+    expect(isExcluded('a.log', rules)).toBe(true);
+    expect(isExcluded('sub/a.log', rules)).toBe(false);
+    expect(isExcluded('build/x/y', rules)).toBe(true);
+    expect(isExcluded('a/b/tmp/c', rules)).toBe(true);
+    expect(isExcluded('tmp', rules)).toBe(true);
+    expect(isExcluded('docs/other.md', rules)).toBe(true);
+    expect(isExcluded('docs/keep.md', rules)).toBe(false);
+    expect(isExcluded('secret1.txt', rules)).toBe(true);
+    expect(isExcluded('secret12.txt', rules)).toBe(false);
+    expect(isExcluded('src/main.ts', rules)).toBe(false);
+  });
+});
