@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -124,6 +124,12 @@ describe('release tarballs', () => {
     expect(run('tar', ['-xzf', first.lifecycleTarball, '-C', join(chrootDir, 'cnb')]).code).toBe(0);
   }, 600_000);
 
+  /** The test environment's docker client, talking to its private dockerd. */
+  function docker(args: string[]) {
+    const env = inject('testenv');
+    return run(env.docker.cli, ['-H', env.docker.host, ...args]);
+  }
+
   /** Run a command inside the chroot with only `env` set. */
   function inChroot(args: string[], env: Record<string, string> = {}) {
     return run('chroot', [chrootDir, '/bin/busybox', 'env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...args]);
@@ -234,11 +240,6 @@ describe('release tarballs', () => {
   });
 
   describe('in containers of the test environment\'s dockerd', () => {
-    function docker(args: string[]) {
-      const env = inject('testenv');
-      return run(env.docker.cli, ['-H', env.docker.host, ...args]);
-    }
-
     it('the image, pushed to a registry and pulled, runs as the extender', () => {
       const env = inject('testenv');
       const ref = `${env.registry.host}/cnb-extender/extender:${VERSION}`;
@@ -266,6 +267,51 @@ describe('release tarballs', () => {
       expect(result.stderr.split('\n').filter((l) => l.startsWith('Warning: the /cnb/lifecycle/extender entry point'))).toHaveLength(1);
       expect(result.stderr).toMatch(/ERROR: failed to extend run image: initializing extender: reading analyzed file \/tmp\/layers\/analyzed\.toml: file does not exist\n$/);
       expect(docker(['run', '--rm', '--network', 'none', '-v', `${join(extracted, 'lifecycle')}:/cnb/lifecycle:ro`, env.fixtures.run.dockerRef, '/cnb/lifecycle/lifecycle', '-version']).stdout).toBe(`${VERSION}\n`);
+    });
+  });
+
+  describe('extending the run image in a container, as pack does', () => {
+    it('the overlay applies a run.Dockerfile in the busybox run image and writes the extended layout', async () => {
+      const env = inject('testenv');
+      const run_ = env.fixtures.run;
+      const ws = join(scratch, 'pack-run');
+      const layers = join(ws, 'layers');
+      await mkdir(join(layers, 'generated', 'acme_labels'), { recursive: true });
+      await mkdir(join(ws, 'kaniko', 'cache', 'base'), { recursive: true });
+      await mkdir(join(ws, 'workspace'));
+      await writeFile(join(layers, 'group.toml'), '[[group-extensions]]\nid = "acme/labels"\nversion = "1.0.0"\napi = "0.10"\n');
+      await writeFile(join(layers, 'analyzed.toml'), `[run-image]\n  reference = "${run_.registryRef}"\n  extend = true\n`);
+      await writeFile(
+        join(layers, 'generated', 'acme_labels', 'run.Dockerfile'),
+        'ARG base_image\nFROM ${base_image}\nLABEL io.example.extended="yes" io.buildpacks.rebasable="true"\nENV EXTENDED=1\n',
+      );
+      // the restorer's hand-off: the run image as an OCI layout in <kaniko>/cache/base/<digest>
+      const { copyLayoutImage } = await import('@cnb-extender/extender-core/testing');
+      await copyLayoutImage(run_.layoutDir, run_.manifestDigest as `sha256:${string}`, join(ws, 'kaniko', 'cache', 'base', run_.manifestDigest), 'full');
+      const result = docker([
+        'run', '--rm', '--network', 'none', '--user', '0:0',
+        '-v', `${join(extracted, 'lifecycle')}:/cnb/lifecycle:ro`,
+        '-v', `${layers}:/layers`, '-v', `${join(ws, 'kaniko')}:/kaniko`, '-v', `${join(ws, 'workspace')}:/workspace`,
+        '-e', 'CNB_PLATFORM_API=0.13',
+        run_.dockerRef,
+        '/cnb/lifecycle/extender', '-kind', 'run', '-extend-dir', '/kaniko', '-log-level', 'debug',
+      ]);
+      expect(result.stderr.split('\n').filter((l) => l.startsWith('Warning: the /cnb/lifecycle/extender entry point'))).toHaveLength(1);
+      expect(result.code, `${result.stdout}${result.stderr}`).toBe(0);
+      expect(result.stdout).toContain('Applying Dockerfile for extension acme/labels');
+      const outputs = await readdir(join(layers, 'extended', 'run'));
+      expect(outputs).toHaveLength(1);
+      expect(outputs[0]).toMatch(/^sha256:[0-9a-f]{64}$/);
+      // skopeo reads the `:` of the directory name as a tag separator: inspect it through a symlink
+      await symlink(join(layers, 'extended', 'run', outputs[0]!), join(ws, 'extended-run'));
+      const inspected = run('skopeo', ['inspect', '--config', `oci:${join(ws, 'extended-run')}`]);
+      expect(inspected.code, inspected.stderr).toBe(0);
+      const config = JSON.parse(inspected.stdout) as { created: string; config: { Labels: Record<string, string>; Env: string[] } };
+      expect(config.created).toBe('0001-01-01T00:00:00Z');
+      expect(config.config.Labels).toMatchObject({ 'io.example.extended': 'yes', 'io.buildpacks.rebasable': 'true' });
+      expect(config.config.Env).toContain('EXTENDED=1');
+      // nothing left in the extend dir but its cache
+      expect((await readdir(join(ws, 'kaniko'))).sort()).toEqual(['cache']);
     });
   });
 
