@@ -1,0 +1,94 @@
+/**
+ * The shared benchmark workload of the image-producing backends: the busybox
+ * fixture run image extended through the core's `extend()` (a real workspace,
+ * full base layout in the extend dir) with three RUN steps touching a few
+ * hundred files. Each backend's `bench/apply.bench.ts` runs it; `compare.bench.ts`
+ * runs them all in one process tree and prints ratios.
+ */
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { extend, type ExtenderBackend } from '@cnb-extender/extender-core';
+import { startTestEnv, stopTestEnv, testEnvFromProcess, TESTENV_VARIABLE, type TestEnv, type TestEnvHandle } from '@cnb-extender/testenv';
+
+export const WORKLOAD = `ARG base_image
+FROM \${base_image}
+# a fresh build_id per run (as the core passes it): no builder cache hit between runs
+ARG build_id
+USER root
+RUN mkdir -p /w && i=0; while [ $i -lt 300 ]; do echo $i > /w/f$i; i=$((i+1)); done
+RUN for f in /w/f1*; do echo x >> $f; done && rm -f /w/f2*
+RUN i=0; while [ $i -lt 300 ]; do mkdir -p /w/d$((i%10)) && echo $i > /w/d$((i%10))/g$i; i=$((i+1)); done
+USER 1000:1000
+`;
+
+export interface BenchResult {
+  backend: string;
+  runs: number;
+  medianMs: number;
+  timesMs: number[];
+}
+
+export function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** The test environment of a parent process (CNB_TESTENV), else a fresh one (stopped by `release`). */
+export async function benchEnv(): Promise<{ env: TestEnv; release(): Promise<void> }> {
+  if (process.env[TESTENV_VARIABLE]) return { env: testEnvFromProcess(), release: async () => undefined };
+  const handle: TestEnvHandle = await startTestEnv();
+  process.env[TESTENV_VARIABLE] = JSON.stringify(handle.env);
+  return { env: handle.env, release: () => stopTestEnv(handle) };
+}
+
+/** A throwaway extend workspace for the workload (Platform API 0.13 layout, full base layout). */
+export function workloadWorkspace(env: TestEnv, dockerfile = WORKLOAD): { inputs: Parameters<typeof extend>[0]['inputs']; root: string } {
+  const run = env.fixtures.run;
+  const root = mkdtempSync(join(tmpdir(), 'image-backend-bench-'));
+  const layers = join(root, 'layers');
+  mkdirSync(join(layers, 'generated', 'bench_ext'), { recursive: true });
+  for (const d of ['workspace', 'platform', 'extend']) mkdirSync(join(root, d), { recursive: true });
+  writeFileSync(join(layers, 'generated', 'bench_ext', 'run.Dockerfile'), dockerfile);
+  writeFileSync(join(layers, 'group.toml'), '[[group-extensions]]\nid = "bench/ext"\nversion = "0.0.1"\napi = "0.10"\n');
+  writeFileSync(join(layers, 'analyzed.toml'), `[run-image]\n  reference = "${run.registryRef}"\n  extend = true\n`);
+  cpSync(run.layoutDir, join(root, 'extend', 'cache', 'base', run.manifestDigest), { recursive: true });
+  return {
+    root,
+    inputs: {
+      platformApi: '0.13',
+      analyzedPath: join(layers, 'analyzed.toml'),
+      groupPath: join(layers, 'group.toml'),
+      generatedDir: join(layers, 'generated'),
+      appDir: join(root, 'workspace'),
+      layersDir: layers,
+      platformDir: join(root, 'platform'),
+      extendedDir: join(layers, 'extended'),
+      extendDir: join(root, 'extend'),
+    },
+  };
+}
+
+/** Run the workload `runs` times through `extend()`, each with a fresh backend and workspace. */
+export async function benchExtend(name: string, makeBackend: () => ExtenderBackend, env: TestEnv, runs = 3): Promise<BenchResult> {
+  const timesMs: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const ws = workloadWorkspace(env);
+    try {
+      const start = performance.now();
+      await extend({ kind: 'run', inputs: ws.inputs, backend: makeBackend() });
+      timesMs.push(performance.now() - start);
+    } finally {
+      rmSync(ws.root, { recursive: true, force: true });
+    }
+  }
+  return { backend: name, runs, medianMs: Math.round(median(timesMs)), timesMs: timesMs.map(Math.round) };
+}
+
+/** Time a command (a peer tool run on the same workload). */
+export function timeCommand(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): number {
+  const start = performance.now();
+  execFileSync(command, args, { stdio: 'pipe', ...options });
+  return performance.now() - start;
+}
