@@ -138,3 +138,25 @@ describe('buildah backend', () => {
 });
 
 
+
+describe('buildah backend cancellation', () => {
+  it('stops a running build when the signal is aborted and cleans up without leaving mounts', async () => {
+    const run = testEnv().fixtures.run;
+    const { image: base } = await readLayoutImage(run.layoutDir, run.registryRef, run.manifestDigest as Digest);
+    const workDir = await temp('buildah-work-');
+    const contextDir = await temp('buildah-context-');
+    const backend = createBuildahBackend();
+    const controller = new AbortController();
+    const events = {
+      emit(event: { type: string; instruction?: string }) {
+        if (event.type === 'instruction-started' && event.instruction?.startsWith('RUN sleep')) controller.abort(new Error('stop now'));
+      },
+    };
+    const context = { signal: controller.signal, events: events as never, workDir };
+    const spec: DockerfileSpec = { extensionId: 'test/ext', kind: 'run', path: join(contextDir, 'x'), content: 'ARG base_image\nFROM ${base_image}\nRUN sleep 600\n', args: [{ name: 'base_image', value: 'x' }], contextDir };
+    await expect(backend.apply(spec, base, { buildContext: contextDir, ignorePaths: [], cacheTtlMs: 0, extendDir: workDir }, context)).rejects.toThrow('stop now');
+    await backend.cleanup({ ...context, signal: new AbortController().signal });
+    expect(await mountsBelow(workDir)).toEqual([]);
+    expect(await readdir(workDir)).toEqual([]);
+  });
+});

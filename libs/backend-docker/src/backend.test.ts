@@ -129,3 +129,27 @@ describe('.dockerignore', () => {
     expect(isExcluded('src/main.ts', rules)).toBe(false);
   });
 });
+
+describe('docker backend cancellation', () => {
+  for (const builder of ['classic', 'buildkit'] as const) {
+    it(`${builder}: stops waiting for a running build when the signal is aborted and leaves no tagged image`, async () => {
+      const run = env.fixtures.run;
+      const { image: base } = await readLayoutImage(run.layoutDir, run.registryRef, run.manifestDigest as Digest);
+      const workDir = await temp('docker-work-');
+      const contextDir = await temp('docker-context-');
+      const backend = createDockerBackend({ host: env.docker.host, builder });
+      const controller = new AbortController();
+      const events = {
+        emit(event: { type: string; instruction?: string }) {
+          if (event.type === 'instruction-started' && event.instruction?.startsWith('RUN sleep')) controller.abort(new Error('stop now'));
+        },
+      };
+      const context = { signal: controller.signal, events: events as never, workDir };
+      const spec: DockerfileSpec = { extensionId: 'test/ext', kind: 'run', path: join(contextDir, 'x'), content: 'ARG base_image\nFROM ${base_image}\nRUN sleep 20\n', args: [{ name: 'base_image', value: 'x' }], contextDir };
+      await expect(backend.apply(spec, base, { buildContext: contextDir, ignorePaths: [], cacheTtlMs: 0, extendDir: workDir }, context)).rejects.toThrow('stop now');
+      await backend.cleanup({ ...context, signal: new AbortController().signal });
+      expect(await ourImages()).toEqual([]);
+      expect(await readdir(workDir)).toEqual([]);
+    });
+  }
+});
