@@ -46,7 +46,7 @@ function cleanRuntimeConfig(tool: Record<string, unknown> | undefined, base: Rec
   for (const [key, value] of Object.entries(tool ?? {})) {
     const inBase = base !== undefined && key in base;
     const zero = value === null || value === '' || value === false || (Array.isArray(value) && value.length === 0) || (typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 0);
-    if (!inBase && (zero || key === 'Image')) continue;
+    if (!inBase && (zero || key === 'Image' || key === 'ArgsEscaped')) continue;
     out[key] = value;
   }
   const labels = out['Labels'] as Record<string, string> | undefined;
