@@ -23,6 +23,7 @@ import { builtInSchedule } from './deprecation/builtin.ts';
 import { deprecationModeFrom, evaluateDeprecation, type DeprecationSchedule, type SurfaceId } from './deprecation/schedule.ts';
 import { Renderer, type Writer } from './render.ts';
 import { ensureOwner, planBuildHandOff, runBuildHandOff } from './build-handoff.ts';
+import { IN_CONTAINER_ENV, probeContainer } from './container.ts';
 
 /** How the command was reached; only the lifecycle's entry points are deprecated. */
 export type ExtendEntry = 'extender' | 'lifecycle-symlink' | 'lifecycle-subcommand';
@@ -49,6 +50,8 @@ export interface ExtendCommandOptions {
   currentUid?: number;
   /** Build kind, in-place backend: where `HOME`/`USER` are looked up (default `/etc/passwd`). */
   passwdFile?: string;
+  /** Where the container probe looks for runtime markers (default `/`; tests use a fake tree). */
+  containerProbeRoot?: string;
 }
 
 /** Exit code when a signal aborted the run: 128 + the signal number, as shells report it. */
@@ -153,6 +156,18 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
     }
 
     const backend: ExtenderBackend = await loadBackend(inputs.backend, { registry: options.backends ?? BACKENDS, env });
+    if (backend.capabilities.privileges.container) {
+      // refused before anything changes: an in-place backend on a host would rewrite the host
+      const probe = probeContainer(env, options.containerProbeRoot);
+      if (!probe.inContainer) {
+        throw new LifecycleError(
+          EXIT_CODES.extendError,
+          `failed to extend ${inputs.extendKind} image: the ${backend.id} backend changes the root filesystem it runs on and runs only inside a container of the image to extend (${probe.evidence}); run it in such a container, choose an image-producing -backend, or set ${IN_CONTAINER_ENV}=true if this is a container we do not recognise`,
+          { action: `extend ${inputs.extendKind} image` },
+        );
+      }
+      log.debug(`Running in a container: ${probe.evidence}`);
+    }
     const chainBuild = inputs.extendKind === 'build' && backend.capabilities.inPlace;
     if (chainBuild) {
       const outcome = evaluateDeprecation(schedule, 'inplace-build-chaining', options.version, mode);

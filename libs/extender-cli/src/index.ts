@@ -3,3 +3,4 @@ export * from './render.ts';
 export * from './signals.ts';
 export * from './deprecation/index.ts';
 export * from './build-handoff.ts';
+export * from './container.ts';
