@@ -153,3 +153,29 @@ describe('docker backend cancellation', () => {
     });
   }
 });
+
+describe('docker backend base pulled by the daemon', () => {
+  it('lets the daemon pull the digest reference instead of loading the base, and falls back to loading when the pull fails', async () => {
+    const run = env.fixtures.run;
+    const { image: base } = await readLayoutImage(run.layoutDir, run.registryRef, run.manifestDigest as Digest);
+    const content = 'ARG base_image\nFROM ${base_image}\nUSER root\nRUN echo pulled > /pulled\n';
+    for (const [reference, pulled] of [
+      [run.registryRef, true],
+      [`127.0.0.1:1/fixtures/run@${run.manifestDigest}`, false],
+    ] as const) {
+      const workDir = await temp('docker-work-');
+      const contextDir = await temp('docker-context-');
+      const events = new MemorySink();
+      const backend = createDockerBackend({ host: env.docker.host, pullBase: true });
+      const context = { signal: new AbortController().signal, events, workDir };
+      const spec: DockerfileSpec = { extensionId: 'test/ext', kind: 'run', path: join(contextDir, 'x'), content, args: [{ name: 'base_image', value: reference }], contextDir };
+      const result = await backend.apply(spec, { ...base, reference }, { buildContext: contextDir, ignorePaths: [], cacheTtlMs: 0, extendDir: workDir }, context);
+      expect(result.layers.slice(0, base.layers.length).map((l) => l.descriptor)).toEqual(base.layers.map((l) => l.descriptor));
+      expect(result.layers).toHaveLength(base.layers.length + 1);
+      const fellBack = events.ofType('debug').some((e) => e.message.includes('loading the base instead'));
+      expect(fellBack).toBe(!pulled);
+      await backend.cleanup(context);
+    }
+    expect(createBackend({ env: { CNB_DOCKER_PULL_BASE: '1' } }).pullBase).toBe(true);
+  });
+});

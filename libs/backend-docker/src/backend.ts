@@ -28,7 +28,7 @@ import {
   messageOf,
   stepInstruction,
 } from '@cnb-extender/image-backend-kit';
-import type { ImageManifest, RegistryClient } from '@cnb-extender/oci';
+import { defaultKeychain, parseReference, type ImageManifest, type RegistryClient } from '@cnb-extender/oci';
 import { contextTar, dockerArchive, readDockerArchive } from './archive.ts';
 import { decodeStatus } from './buildkit-status.ts';
 import { DEFAULT_DOCKER_HOST, connect } from './host.ts';
@@ -44,8 +44,16 @@ export interface DockerBackendOptions {
   network?: string;
   /** Where new layer blobs are kept (default `<workDir>/docker-layers`, removed on cleanup); see backend-buildah. */
   layerDir?: string;
-  /** Registry client for base layers a sparse layout lacks. */
+  /** Registry client for base layers a sparse layout lacks (and, with `pullBase`, the credentials handed to the daemon). */
   registry?: RegistryClient;
+  /**
+   * Let the daemon pull the base from its registry (digest reference, first
+   * Dockerfile only) instead of loading it from the extend dir's layout; falls back
+   * to loading when the pull fails. Default false, or `CNB_DOCKER_PULL_BASE=1`.
+   * Needs a daemon that reaches the registry (loopback registries are insecure
+   * registries by default in dockerd).
+   */
+  pullBase?: boolean;
   env?: Readonly<Record<string, string | undefined>>;
 }
 
@@ -84,6 +92,35 @@ export class DockerBackend implements ExtenderBackend {
     this.host = options.host ?? (env['DOCKER_HOST'] || DEFAULT_DOCKER_HOST);
     const fromEnv = env['CNB_DOCKER_BUILDER'] ?? (env['DOCKER_BUILDKIT'] === '1' ? 'buildkit' : undefined);
     this.builder = options.builder ?? (fromEnv === 'buildkit' ? 'buildkit' : 'classic');
+    this.pullBase = options.pullBase ?? env['CNB_DOCKER_PULL_BASE'] === '1';
+  }
+
+  readonly pullBase: boolean;
+
+  /** Have the daemon pull `reference` (a digest reference); credentials from the registry client's keychain. */
+  async #pullBase(reference: string, signal: AbortSignal, events: EventSink): Promise<string | undefined> {
+    const ref = parseReference(reference);
+    if (!ref.digest) return undefined;
+    try {
+      const keychain = this.options.registry?.keychain ?? defaultKeychain({ ...(this.options.env ?? process.env) } as NodeJS.ProcessEnv);
+      const credential = await keychain.resolve(ref.registry);
+      const authconfig = credential?.kind === 'basic' ? { username: credential.username, password: credential.password, serveraddress: ref.registry } : undefined;
+      const stream = (await this.#client.pull(reference, authconfig ? { authconfig } : {})) as NodeJS.ReadableStream;
+      let failure: string | undefined;
+      await this.#follow(stream, (event) => {
+        if (typeof event['error'] === 'string') failure = event['error'];
+      }, signal);
+      if (failure) throw new Error(failure);
+      return reference;
+    } catch (err) {
+      if (signal.aborted) throw err;
+      events.emit({ type: 'debug', level: 'debug', message: `docker: pulling ${reference} in the daemon failed (${this.#redact(messageOf(err))}); loading the base instead` });
+      return undefined;
+    }
+  }
+
+  #redact(text: string): string {
+    return this.options.registry ? this.options.registry.redact(text) : text;
   }
 
   get #client(): Docker {
@@ -204,7 +241,8 @@ export class DockerBackend implements ExtenderBackend {
     const resultTag = `cnb-extender-result-${this.#run}:${n}`;
     const outDir = join(area, `out-${n}`);
     try {
-      const baseTag = await this.#loadBase(base, area, n, signal);
+      const pulled = this.pullBase && n === 1 && base.reference ? await this.#pullBase(base.reference, signal, events) : undefined;
+      const baseTag = pulled ?? (await this.#loadBase(base, area, n, signal));
       const buildargs: Record<string, string> = {};
       for (const arg of dockerfile.args) buildargs[arg.name] = arg.name === 'base_image' ? baseTag : arg.value;
       this.#tags.add(resultTag);
