@@ -1,0 +1,2 @@
+export * from './workspace.ts';
+export * from './report.ts';
