@@ -2,7 +2,7 @@
 // extensions using the extender, the way a platform runs the extend phase, and show
 // where the result is and what changed.
 //
-//   node tools/example/src/main.ts [output-dir]     (default: out/example)
+//   npm run example   or   npx node tools/example/src/main.ts [output-dir]   (default: out/example)
 //
 // It installs and starts what it needs (a loopback registry, a private dockerd, the
 // fixture images) through tools/testenv and stops it all again at the end.
