@@ -14,10 +14,10 @@ afterAll(async () => {
   if (output) await rm(output, { recursive: true, force: true });
 });
 
-describe('the README main job (node tools/example/src/main.ts)', () => {
+describe('the README main job (npm run example)', () => {
   it('extends the fixture run image with the example extensions and reports what changed', async () => {
     output = await mkdtemp(join(tmpdir(), 'example-'));
-    const { stdout } = await run(process.execPath, ['tools/example/src/main.ts', output], { cwd: repoRoot, maxBuffer: 16 * 1024 * 1024 });
+    const { stdout } = await run('npm', ['run', '--silent', 'example', '--', output], { cwd: repoRoot, maxBuffer: 16 * 1024 * 1024 });
 
     expect(stdout).toMatch(/^Run image to extend: 127\.0\.0\.1:\d+\/fixtures\/run@sha256:[0-9a-f]{64}$/m);
     expect(stdout).toContain('2 base layer(s) kept as they were, 4 new layer(s):');
