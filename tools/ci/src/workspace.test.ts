@@ -35,7 +35,8 @@ describe('workspace packages', () => {
     const project = await vitestProjectName(dir);
     expect(project, `${dir}/vitest.config.ts names its project`).toBeDefined();
     // nx runs the package's `test` script; it must run the same vitest project the root run includes.
-    expect(json.scripts?.test).toBe(`vitest run --root ../.. --project ${project}`);
+    const rootFromPackage = path.relative(path.join(repoRoot, dir), repoRoot);
+    expect(json.scripts?.test).toBe(`vitest run --root ${rootFromPackage} --project ${project}`);
     expect(pkg.tags.filter((tag) => tag.startsWith('type:')), `${dir} has exactly one type tag`).toHaveLength(1);
     const references = (JSON.parse(await readFile(path.join(repoRoot, 'tsconfig.json'), 'utf8')) as { references: { path: string }[] }).references;
     expect(references.map((ref) => ref.path)).toContain(dir);
