@@ -93,6 +93,28 @@ describe('backend registry', () => {
       expect(seen).toEqual({ DOCKER_HOST: 'unix:///x.sock' });
     });
 
+    it('hands a layerDir to the factory', async () => {
+      let seen: unknown;
+      const registry = registryWith(async () => ({
+        createBackend: (options: unknown) => {
+          seen = options;
+          return new FakeBackend({ id: 'test' });
+        },
+      }));
+      await loadBackend('test', { registry, env: {}, layerDir: '/tmp/layers' });
+      expect(seen).toEqual({ env: {}, layerDir: '/tmp/layers' });
+    });
+
+    it('creates the image backends with the layerDir (build kind keeps new blobs outside the work directory)', async () => {
+      for (const id of ['buildah', 'docker', 'buildkit']) {
+        const backend = (await loadBackend(id, { env: { SOURCE_DATE_EPOCH: '0' }, layerDir: '/tmp/layers' })) as unknown as { options: { layerDir?: string; env?: Record<string, string | undefined> } };
+        expect(backend.options.layerDir, id).toBe('/tmp/layers');
+        expect(backend.options.env?.['SOURCE_DATE_EPOCH'], id).toBe('0');
+        const plain = (await loadBackend(id, { env: {} })) as unknown as { options: { layerDir?: string } };
+        expect(plain.options.layerDir, id).toBeUndefined();
+      }
+    });
+
     it('accepts a default export that is a backend object, or a backend export', async () => {
       expect((await loadBackend('test', { registry: registryWith(async () => ({ default: new FakeBackend({ id: 'test' }) })) })).id).toBe('test');
       expect((await loadBackend('test', { registry: registryWith(async () => ({ backend: new FakeBackend({ id: 'test' }) })) })).id).toBe('test');

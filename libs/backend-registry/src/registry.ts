@@ -10,6 +10,29 @@ import { EXIT_CODES, LifecycleError } from '@cnb-extender/platform';
 export interface BackendFactoryOptions {
   /** The process environment (backends read their own settings, e.g. `DOCKER_HOST`). */
   env: Readonly<Record<string, string | undefined>>;
+  /**
+   * Where an image-producing backend writes new layer blobs. Build kind: a directory
+   * outside the core's work directory, so the blobs outlive `extend()` for publishing
+   * (the caller removes it). Omitted: the backend's default inside the work directory.
+   */
+  layerDir?: string;
+}
+
+/** The settings the backend packages' own factories take (`createBuildahBackend`, …). */
+function packageOptions(options: BackendFactoryOptions): { env?: NodeJS.ProcessEnv; layerDir?: string } {
+  return {
+    ...(Object.keys(options.env).length > 0 ? { env: { ...process.env, ...options.env } } : {}),
+    ...(options.layerDir ? { layerDir: options.layerDir } : {}),
+  };
+}
+
+/** A `create` hook calling the package's options factory when a `layerDir` is asked for. */
+function withLayerDir(factory: string): BackendRegistration['create'] {
+  return (mod, options) => {
+    const create = mod[factory];
+    if (!options.layerDir || typeof create !== 'function') return undefined; // the package's createBackend({ env })
+    return (create as (o: ReturnType<typeof packageOptions>) => unknown)(packageOptions(options));
+  };
 }
 
 /**
@@ -70,6 +93,7 @@ export const BACKENDS: BackendRegistry = new Map<string, BackendRegistration>([
     {
       id: 'buildah',
       packageName: '@cnb-extender/backend-buildah',
+      create: withLayerDir('createBuildahBackend'),
       description: 'builds with buildah and reads the new layers back',
       load: () => import('@cnb-extender/backend-buildah' as string),
     },
@@ -79,6 +103,7 @@ export const BACKENDS: BackendRegistry = new Map<string, BackendRegistration>([
     {
       id: 'docker',
       packageName: '@cnb-extender/backend-docker',
+      create: withLayerDir('createDockerBackend'),
       description: 'builds through the Docker Engine API',
       load: () => import('@cnb-extender/backend-docker' as string),
     },
@@ -88,11 +113,14 @@ export const BACKENDS: BackendRegistry = new Map<string, BackendRegistration>([
     {
       id: 'buildkit',
       packageName: '@cnb-extender/backend-buildkit',
-      // the package exports the BuildKitBackend class (options: { env, address, … })
+      // the package exports the BuildKitBackend class (options: { env, address, layerDir, … })
       create: (mod, options) => {
         const Backend = mod['BuildKitBackend'];
         if (typeof Backend !== 'function') return undefined;
-        return new (Backend as new (o: { env: BackendFactoryOptions['env'] }) => unknown)({ env: options.env });
+        return new (Backend as new (o: { env: BackendFactoryOptions['env']; layerDir?: string }) => unknown)({
+          env: options.env,
+          ...(options.layerDir ? { layerDir: options.layerDir } : {}),
+        });
       },
       description: 'builds through BuildKit\'s control API',
       load: () => import('@cnb-extender/backend-buildkit' as string),
@@ -153,6 +181,8 @@ export function backendIds(registry: BackendRegistry = BACKENDS): string[] {
 export interface LoadBackendOptions {
   registry?: BackendRegistry;
   env?: Readonly<Record<string, string | undefined>>;
+  /** Passed to the backend's factory (see `BackendFactoryOptions.layerDir`). */
+  layerDir?: string;
 }
 
 /**
@@ -175,25 +205,27 @@ export async function loadBackend(id: string, options: LoadBackendOptions = {}):
       : `loading ${registration.packageName}: ${messageOf(err)}`;
     throw new BackendSelectionError(id, 'unavailable', `backend ${id} is not available in this build (${why})`, err);
   }
-  const backend = await backendFromModule(mod, registration, options.env ?? {}).catch((err: unknown) => {
+  const factoryOptions: BackendFactoryOptions = { env: options.env ?? {}, ...(options.layerDir ? { layerDir: options.layerDir } : {}) };
+  const backend = await backendFromModule(mod, registration, factoryOptions).catch((err: unknown) => {
     if (err instanceof BackendSelectionError) throw err;
     throw new BackendSelectionError(id, 'invalid', `creating backend ${id} from ${registration.packageName}: ${messageOf(err)}`, err);
   });
   return backend;
 }
 
-async function backendFromModule(mod: unknown, registration: BackendRegistration, env: Readonly<Record<string, string | undefined>>): Promise<ExtenderBackend> {
+async function backendFromModule(mod: unknown, registration: BackendRegistration, factoryOptions: BackendFactoryOptions): Promise<ExtenderBackend> {
+  const { env } = factoryOptions;
   const { id, packageName } = registration;
   const invalid = (what: string) => new BackendSelectionError(id, 'invalid', `backend ${id} is not available in this build (package ${packageName} ${what})`);
   if (typeof mod !== 'object' || mod === null) throw invalid('is not a module');
   const m = mod as BackendModule;
   let candidate: unknown;
   const named = registration.factory === undefined ? undefined : (mod as Record<string, unknown>)[registration.factory];
-  const created = registration.create ? await registration.create(mod as Record<string, unknown>, { env }) : undefined;
+  const created = registration.create ? await registration.create(mod as Record<string, unknown>, factoryOptions) : undefined;
   if (created !== undefined) candidate = created;
-  else if (typeof named === 'function') candidate = await (named as (o: BackendFactoryOptions) => unknown)({ env });
-  else if (typeof m.createBackend === 'function') candidate = await m.createBackend({ env });
-  else if (typeof m.default === 'function') candidate = await (m.default as (o: BackendFactoryOptions) => unknown)({ env });
+  else if (typeof named === 'function') candidate = await (named as (o: BackendFactoryOptions) => unknown)(factoryOptions);
+  else if (typeof m.createBackend === 'function') candidate = await m.createBackend(factoryOptions);
+  else if (typeof m.default === 'function') candidate = await (m.default as (o: BackendFactoryOptions) => unknown)(factoryOptions);
   else if (m.default !== undefined) candidate = m.default;
   else if (m.backend !== undefined) candidate = m.backend;
   else throw invalid(`does not export ${registration.factory ? `${registration.factory}(), ` : ''}createBackend() or a backend object; ${describeExports(mod)}`);

@@ -114,7 +114,7 @@ describe('build hand-off', () => {
 
   it('does not run the builder for a backend that is not in-place', async () => {
     const { env, passwd } = await setup();
-    const { code, stdout } = await run({ ...env, CNB_EXTEND_BACKEND: 'fake' }, passwd);
+    const { code, stdout } = await run({ ...env, CNB_EXTEND_BACKEND: 'fake', CNB_EXTENDED_BUILD_LAYOUT: join(fixture!.ws.root, 'extended-build') }, passwd);
     expect(code).toBe(0);
     expect(stdout.text).not.toContain('Running the build phase');
     expect(stdout.text).not.toContain('uid=');

@@ -50,7 +50,7 @@ describe('runExtendCommand', () => {
 
     it('extends the build image by default (no -kind)', async () => {
       fixture = await createFixture([{ id: 'acme/tools', build: BUILD_DOCKERFILE }]);
-      const { code, stdout } = await run([], fixture.env);
+      const { code, stdout } = await run([], { ...fixture.env, CNB_EXTENDED_BUILD_LAYOUT: join(fixture.ws.root, 'extended-build') });
       expect(code).toBe(0);
       expect(stdout.lines()[0]).toMatch(/^Extending build image /);
     });

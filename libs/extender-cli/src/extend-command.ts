@@ -4,7 +4,10 @@
  * events → exit code. It never prints outside the writers it is given and never exits.
  */
 import { extend, ExtenderError, type ExtenderBackend, type ExtendInputs } from '@cnb-extender/extender-core';
-import { BACKENDS, loadBackend, type BackendRegistry } from '@cnb-extender/backend-registry';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BACKENDS, loadBackend, publishBuildImage, type BackendRegistry, type BuildImageTarget } from '@cnb-extender/backend-registry';
 import {
   ApiVersion,
   ENV,
@@ -110,6 +113,7 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
   }
 
   let renderer: Renderer | undefined;
+  let layerDir: string | undefined;
   try {
     const invocation = parseExtenderCommandLine(options.argv, { env, programName, ...(options.cwd ? { cwd: options.cwd } : {}) });
     if (invocation.action === 'help') {
@@ -155,7 +159,16 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
       if (!d.effective && d.overriddenBy) log.debug(`${d.used} is ignored: ${d.overriddenBy} is set`);
     }
 
-    const backend: ExtenderBackend = await loadBackend(inputs.backend, { registry: options.backends ?? BACKENDS, env });
+    const registry = options.backends ?? BACKENDS;
+    let backend: ExtenderBackend = await loadBackend(inputs.backend, { registry, env });
+    const publishTarget = inputs.extendKind === 'build' && !backend.capabilities.inPlace ? buildImageTarget(inputs, backend.id) : undefined;
+    if (publishTarget) {
+      // the image-producing backend keeps its new layer blobs here, outside the core's work
+      // directory (removed before extend() returns), until they are published; an in-place
+      // backend never gets one (it would land in the filesystem being extended)
+      layerDir = await mkdtemp(join(tmpdir(), 'cnb-extend-layers-'));
+      backend = await loadBackend(inputs.backend, { registry, env, layerDir });
+    }
     if (backend.capabilities.privileges.container) {
       // refused before anything changes: an in-place backend on a host would rewrite the host
       const probe = probeContainer(env, options.containerProbeRoot);
@@ -187,6 +200,19 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
       ...(options.signal ? { signal: options.signal } : {}),
     });
     log.debug(`Extended image user: ${result.user === '' ? '(unset)' : result.user}`);
+    if (publishTarget) {
+      // an image-producing backend cannot change this container: the platform runs the
+      // build phase in the published image instead
+      const published = await publishBuildImage({
+        image: result.image,
+        target: publishTarget,
+        analyzedPath: inputs.analyzedPath,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      log.info(published.message.charAt(0).toUpperCase() + published.message.slice(1));
+      log.close();
+      return EXIT_CODES.success;
+    }
     if (!chainBuild) {
       log.close();
       return EXIT_CODES.success;
@@ -200,7 +226,32 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
   } catch (err) {
     renderer?.close();
     return reportFailure(err, stderr, renderer, options.signal);
+  } finally {
+    if (layerDir) await rm(layerDir, { recursive: true, force: true }).catch(() => undefined);
   }
+}
+
+/**
+ * Build kind with an image-producing backend: where the extended build image goes. Exactly
+ * one of `-extended-build-image` / `-extended-build-layout` is required (exit 3 otherwise),
+ * checked before anything is extended.
+ */
+function buildImageTarget(inputs: ExtenderInputs, backendId: string): BuildImageTarget {
+  const reference = inputs.extendedBuildImage ?? '';
+  const dir = inputs.extendedBuildLayout ?? '';
+  const action = 'extend build image';
+  const names = `-extended-build-image / ${ENV.extendedBuildImage} (a registry reference to push it to) or -extended-build-layout / ${ENV.extendedBuildLayout} (a directory to write it to as an OCI layout)`;
+  if (reference !== '' && dir !== '') {
+    throw new LifecycleError(EXIT_CODES.invalidArgs, `failed to ${action}: set only one of ${names}`, { action });
+  }
+  if (reference === '' && dir === '') {
+    throw new LifecycleError(
+      EXIT_CODES.invalidArgs,
+      `failed to ${action}: the ${backendId} backend produces an image and does not change this container, so the extended build image must be published; set ${names}`,
+      { action },
+    );
+  }
+  return reference !== '' ? { kind: 'registry', reference } : { kind: 'layout', dir };
 }
 
 function reportFailure(err: unknown, stderr: Writer, renderer: Renderer | undefined, signal: AbortSignal | undefined): number {

@@ -7,7 +7,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildImageFromDirectory } from '@cnb-extender/oci';
-import { BACKENDS, type BackendRegistration, type BackendRegistry } from '@cnb-extender/backend-registry';
+import { BACKENDS, type BackendFactoryOptions, type BackendRegistration, type BackendRegistry } from '@cnb-extender/backend-registry';
+import type { ExtenderBackend } from '@cnb-extender/extender-core';
 import { FakeBackend, createWorkspace, type Workspace, type WorkspaceExtension } from '@cnb-extender/extender-core/testing';
 import type { Writer } from '../render.ts';
 
@@ -26,13 +27,29 @@ export class Collect implements Writer {
   }
 }
 
-/** The real registry plus `fake` (extender-core's FakeBackend). */
+/**
+ * The real registry plus `fake` (extender-core's FakeBackend, an image-producing backend).
+ * Given a `layerDir`, the fake writes its layer blobs there instead of the core's work
+ * directory, as the real image backends do, so they can be published after `extend()`.
+ */
 export function registryWithFake(kinds: ('build' | 'run')[] = ['build', 'run'], instructionDelayMs = 0): BackendRegistry {
   const fake: BackendRegistration = {
     id: 'fake',
     packageName: '@cnb-extender/extender-core/testing',
     description: 'the core test kit backend',
-    load: async () => ({ createBackend: () => new FakeBackend({ id: 'fake', kinds, instructionDelayMs }) }),
+    load: async () => ({
+      createBackend: (options: BackendFactoryOptions): ExtenderBackend => {
+        const backend = new FakeBackend({ id: 'fake', kinds, instructionDelayMs });
+        const { layerDir } = options;
+        if (!layerDir) return backend;
+        return {
+          id: backend.id,
+          capabilities: backend.capabilities,
+          apply: (dockerfile, base, applyOptions, context) => backend.apply(dockerfile, base, applyOptions, { ...context, workDir: layerDir }),
+          cleanup: backend.cleanup.bind(backend),
+        };
+      },
+    }),
   };
   return new Map([...BACKENDS, ['fake', fake]]);
 }

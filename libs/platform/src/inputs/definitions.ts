@@ -50,6 +50,8 @@ export const ENV = Object.freeze({
   extendCacheTtl: 'CNB_EXTEND_CACHE_TTL',
   extendDir: 'CNB_EXTEND_DIR',
   extendKind: 'CNB_EXTEND_KIND',
+  extendedBuildImage: 'CNB_EXTENDED_BUILD_IMAGE',
+  extendedBuildLayout: 'CNB_EXTENDED_BUILD_LAYOUT',
   extendedDir: 'CNB_EXTENDED_DIR',
   generatedDir: 'CNB_GENERATED_DIR',
   gid: 'CNB_GROUP_ID',
@@ -107,6 +109,22 @@ export const EXTENDER_INPUTS: readonly InputDefinition[] = Object.freeze([
   },
   { key: 'extendDir', kind: 'path', flag: 'extend-dir', env: ENV.extendDir, default: DEFAULTS.extendDir, description: 'path to the extend directory (layer cache and work area; formerly the kaniko directory)' },
   { key: 'extendKind', kind: 'string', flag: 'kind', env: ENV.extendKind, default: DEFAULTS.extendKind, since: '0.12', choices: EXTEND_KINDS, description: 'kind of image to extend' },
+  {
+    key: 'extendedBuildImage',
+    kind: 'string',
+    flag: 'extended-build-image',
+    env: ENV.extendedBuildImage,
+    description:
+      'registry reference to push the extended build image to (build kind with an image-producing backend; its digest reference is recorded as [build-image] reference in analyzed.toml)',
+  },
+  {
+    key: 'extendedBuildLayout',
+    kind: 'path',
+    flag: 'extended-build-layout',
+    env: ENV.extendedBuildLayout,
+    description:
+      'directory to write the extended build image to as an OCI layout (build kind with an image-producing backend; alternative to -extended-build-image)',
+  },
   {
     key: 'extendedDir',
     kind: 'path',

@@ -135,8 +135,8 @@ describe('extender command line', () => {
     it('usage lists exactly the flags of the Platform API', () => {
       const names = (api: string) => [...extenderUsage(api).matchAll(/^ {2}-(\S+)/gm)].map((m) => m[1]);
       expect(names('0.13')).toEqual([
-        'analyzed', 'app', 'backend', 'buildpacks', 'extend-cache-ttl', 'extend-dir', 'extended', 'generated', 'gid', 'group',
-        'kaniko-cache-ttl', 'kind', 'layers', 'log-format', 'log-level', 'no-color', 'plan', 'platform', 'uid', 'version',
+        'analyzed', 'app', 'backend', 'buildpacks', 'extend-cache-ttl', 'extend-dir', 'extended', 'extended-build-image', 'extended-build-layout',
+        'generated', 'gid', 'group', 'kaniko-cache-ttl', 'kind', 'layers', 'log-format', 'log-level', 'no-color', 'plan', 'platform', 'uid', 'version',
       ]);
       expect(names('0.11')).not.toContain('kind');
       expect(names('0.11')).not.toContain('extended');

@@ -22,6 +22,10 @@ export interface ExtenderInputs {
   /** the extend directory (`/kaniko` by default) */
   extendDir: string;
   extendKind: ExtendKind;
+  /** build kind, image-producing backend: registry reference to push the extended build image to */
+  extendedBuildImage?: string;
+  /** build kind, image-producing backend: directory to write the extended build image to (OCI layout) */
+  extendedBuildLayout?: string;
   extendedDir: string;
   generatedDir: string;
   gid: number;
