@@ -1,0 +1,326 @@
+/**
+ * Cross-backend differential: the same run-kind extension Dockerfiles, applied
+ * to the test environment's busybox run image through every backend, must give
+ * the same filesystem and the same config after the normalisation of
+ * `./index.ts` (see README.md). The in-place backend (unpack mode, no network)
+ * is the reference.
+ *
+ * One `extend()` per backend with every Dockerfile as one extension of the
+ * group (group order is the order below). Each Dockerfile works in paths of its
+ * own (its `scopes`), so the final tree is compared per Dockerfile by those
+ * paths, then as a whole.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type {} from '@cnb-extender/testenv';
+import { extend, readLayoutImage, type ExtenderBackend, type ImageDescription } from '@cnb-extender/extender-core';
+import { createWorkspace, type Workspace, type WorkspaceExtension } from '@cnb-extender/extender-core/testing';
+import { applyLayer, type Digest, type LayerSource } from '@cnb-extender/oci';
+import { describeTree } from '@cnb-extender/oci/testing';
+import { createInplaceBackend } from '@cnb-extender/backend-inplace';
+import { createBuildahBackend } from '@cnb-extender/backend-buildah';
+import { createDockerBackend } from '@cnb-extender/backend-docker';
+import { BuildKitBackend } from '@cnb-extender/backend-buildkit';
+import { normalizeConfig, normalizeTree, treeDiff, treeScope, type ComparableConfig } from './index.ts';
+
+interface Case {
+  /** Extension id (`e2e/<name>`). */
+  name: string;
+  run: string;
+  context?: Record<string, string>;
+  /** Paths (relative to the image root) this Dockerfile creates, changes or deletes. */
+  scopes: string[];
+}
+
+const HEAD = 'ARG base_image\nFROM ${base_image}\nUSER root\n';
+const TAIL = 'USER 1000:1000\n';
+
+const CASES: Case[] = [
+  {
+    name: 'files',
+    // create, modify and delete, also files of the base image
+    run: `${HEAD}RUN mkdir -p /e2e/files && echo one > /e2e/files/one && echo two > /e2e/files/two && echo gone > /e2e/files/gone
+RUN echo changed > /e2e/files/one && rm /e2e/files/gone && echo appended >> /etc/passwd && rm /etc/cnb-fixture
+${TAIL}`,
+    scopes: ['e2e/files', 'etc/passwd', 'etc/cnb-fixture'],
+  },
+  {
+    name: 'replace',
+    // a directory replaced by a file and a file by a directory, in the same and in a later layer
+    run: `${HEAD}RUN mkdir -p /e2e/replace/dir/sub && echo a > /e2e/replace/dir/sub/a && echo f > /e2e/replace/file && mkdir /e2e/replace/same && echo s > /e2e/replace/same/s
+RUN rm -r /e2e/replace/dir && echo now-a-file > /e2e/replace/dir && rm /e2e/replace/file && mkdir /e2e/replace/file && echo inside > /e2e/replace/file/inside
+RUN rm -r /e2e/replace/same && mkdir /e2e/replace/same && echo fresh > /e2e/replace/same/fresh
+${TAIL}`,
+    scopes: ['e2e/replace'],
+  },
+  {
+    name: 'hardlinks',
+    run: `${HEAD}RUN mkdir -p /e2e/hard/a /e2e/hard/b && echo shared > /e2e/hard/a/one && ln /e2e/hard/a/one /e2e/hard/b/two && ln /e2e/hard/a/one /e2e/hard/three
+RUN echo lone > /e2e/hard/lone && ln /e2e/hard/lone /e2e/hard/lone-link && rm /e2e/hard/lone
+${TAIL}`,
+    scopes: ['e2e/hard'],
+  },
+  {
+    name: 'symlinks',
+    run: `${HEAD}RUN mkdir -p /e2e/sym/dir && echo target > /e2e/sym/dir/target && ln -s dir/target /e2e/sym/relative && ln -s /e2e/sym/dir/target /e2e/sym/absolute && ln -s ../nowhere /e2e/sym/dangling && ln -s dir /e2e/sym/dirlink
+RUN echo through > /e2e/sym/dirlink/written-through-link && ln -sfn /bin/busybox /e2e/sym/relative
+${TAIL}`,
+    scopes: ['e2e/sym'],
+  },
+  {
+    name: 'modes',
+    // setuid, setgid, sticky, plain chmod, and a chmod of a base file
+    run: `${HEAD}RUN mkdir -p /e2e/modes && cp /bin/busybox /e2e/modes/suid && chmod 4755 /e2e/modes/suid && echo g > /e2e/modes/sgid && chmod 2750 /e2e/modes/sgid && mkdir /e2e/modes/sticky && chmod 1777 /e2e/modes/sticky && echo p > /e2e/modes/private && chmod 600 /e2e/modes/private && mkdir /e2e/modes/sgid-dir && chmod 2775 /e2e/modes/sgid-dir
+RUN chmod 640 /etc/group
+${TAIL}`,
+    scopes: ['e2e/modes', 'etc/group'],
+  },
+  {
+    name: 'chown',
+    run: `${HEAD}RUN mkdir -p /e2e/chown/dir && echo mine > /e2e/chown/dir/file && chown -R 1000:1000 /e2e/chown/dir && echo half > /e2e/chown/half && chown 0:1000 /e2e/chown/half && ln -s dir/file /e2e/chown/link && chown -h 1000:1000 /e2e/chown/link
+${TAIL}`,
+    scopes: ['e2e/chown'],
+  },
+  {
+    name: 'user-arg',
+    // the core passes the intermediate image's user as user_id/group_id
+    run: `ARG base_image
+FROM \${base_image}
+ARG user_id
+ARG group_id
+USER root
+RUN mkdir -p /e2e/user && chown \${user_id}:\${group_id} /e2e/user && echo "args \${user_id}:\${group_id}" > /e2e/user/args
+USER \${user_id}
+RUN id -u > /e2e/user/uid && id -g > /e2e/user/gid && echo made-by-user > /e2e/user/made
+USER root
+RUN echo root-again > /e2e/user/by-root
+USER \${user_id}:\${group_id}
+`,
+    scopes: ['e2e/user'],
+  },
+  {
+    name: 'workdir-only',
+    // a WORKDIR that no later instruction uses: Docker creates it all the same
+    run: `${HEAD}WORKDIR /e2e/wdonly/new
+${TAIL}`,
+    scopes: ['e2e/wdonly'],
+  },
+  {
+    name: 'workdir',
+    run: `${HEAD}WORKDIR /e2e/workdir/a/b
+RUN echo here > here && pwd > pwd
+WORKDIR c
+RUN pwd > pwd
+${TAIL}`,
+    scopes: ['e2e/workdir'],
+  },
+  {
+    name: 'copy',
+    run: `${HEAD}COPY --chown=1000:1000 ctx/ /e2e/copy/owned/
+COPY plain.txt /e2e/copy/plain.txt
+COPY --chown=1000 plain.txt /e2e/copy/uid-only.txt
+${TAIL}`,
+    context: { 'ctx/a.txt': 'a from the context\n', 'ctx/sub/b.txt': 'b from the context\n', 'plain.txt': 'plain\n' },
+    scopes: ['e2e/copy'],
+  },
+  {
+    name: 'env-label',
+    run: `${HEAD}ENV E2E_HOME=/e2e/env E2E_EMPTY=
+ENV E2E_DERIVED=\${E2E_HOME}/bin:\${PATH}
+LABEL io.buildpacks.rebasable=true e2e.label="with space" e2e.other=2
+RUN mkdir -p \${E2E_HOME} && echo "$E2E_DERIVED" > \${E2E_HOME}/derived
+${TAIL}`,
+    scopes: ['e2e/env'],
+  },
+  {
+    name: 'empty-dir',
+    run: `${HEAD}RUN mkdir -p /e2e/empty/one /e2e/empty/private && chmod 700 /e2e/empty/private && mkdir /e2e/empty/emptied && echo x > /e2e/empty/emptied/x
+RUN rm /e2e/empty/emptied/x
+${TAIL}`,
+    scopes: ['e2e/empty'],
+  },
+  {
+    name: 'deep-tree',
+    // a few hundred files in nested directories, some changed and removed later
+    run: `${HEAD}RUN i=0; while [ $i -lt 300 ]; do d=/e2e/deep/d$((i % 7))/e$((i % 5))/f$((i % 3)); mkdir -p $d && echo $i > $d/file$i; i=$((i+1)); done
+RUN for f in /e2e/deep/d1/*/*/file1*; do echo more >> $f; done && rm -r /e2e/deep/d2/e3 && rm -f /e2e/deep/d3/*/*/file2*
+${TAIL}`,
+    scopes: ['e2e/deep'],
+  },
+];
+
+/**
+ * Differences Docker's own builders show between each other, stated rather
+ * than normalised away: `treeDiff(reference, backend)` lines per case and backend.
+ */
+const EXPECTED_DIFFERENCES: Record<string, Record<string, string[]>> = {
+  copy: {
+    // `COPY --chown=1000:1000 ctx/ /e2e/copy/owned/` creates the missing parent
+    // /e2e/copy. BuildKit, buildah and the in-place backend give that parent the
+    // --chown owner; dockerd's classic builder leaves it root-owned. Docker's
+    // documentation does not say which owner implicitly created parents get, so
+    // both are Docker behaviour; the classic builder is the odd one out.
+    'docker-classic': ['+ e2e/copy directory 755 0:0', '- e2e/copy directory 755 1000:1000'],
+  },
+  'workdir-only': {
+    // A real divergence that Docker semantics do not allow: the Dockerfile
+    // reference says a WORKDIR that does not exist "will be created even if
+    // it's not used in any subsequent Dockerfile instruction". The in-place
+    // backend, the classic builder and BuildKit create it; buildah (1.28 in the
+    // test environment) only records it in the config and creates nothing.
+    buildah: ['- e2e/wdonly directory 755 0:0', '- e2e/wdonly/new directory 755 0:0'],
+  },
+};
+
+/** Paths of the base that must survive unchanged: everything not in a case's scope. */
+const ALL_SCOPES = CASES.flatMap((c) => c.scopes);
+
+interface BackendSpec {
+  id: string;
+  make: () => ExtenderBackend;
+}
+
+interface Outcome {
+  tree: string[];
+  /** Lines normalizeTree left out (runtime mount points). */
+  dropped: string[];
+  config: ComparableConfig;
+  layers: number;
+  ms: number;
+}
+
+const env = inject('testenv');
+const BACKENDS: BackendSpec[] = [
+  { id: 'inplace', make: () => createInplaceBackend({ root: 'unpack', network: false }) },
+  { id: 'buildah', make: () => createBuildahBackend({}) },
+  { id: 'docker-classic', make: () => createDockerBackend({ host: env.docker.host, builder: 'classic' }) },
+  { id: 'docker-buildkit', make: () => createDockerBackend({ host: env.docker.host, builder: 'buildkit' }) },
+  { id: 'buildkit', make: () => new BuildKitBackend({ address: `docker://${env.docker.socketPath}` }) },
+];
+const REFERENCE = 'inplace';
+
+const outcomes = new Map<string, Outcome>();
+const summary: string[] = [];
+const temps: string[] = [];
+const workspaces: Workspace[] = [];
+
+function layerSource(image: ImageDescription, index: number, base: ImageDescription): LayerSource {
+  const layer = index < base.layers.length ? base.layers[index]! : image.layers[index]!;
+  const blob = layer.blob;
+  if (!blob) throw new Error(`layer ${index} (${layer.descriptor.digest}) has no blob in the output or the base layout`);
+  // layouts read from disk give file blobs
+  if (blob.kind !== 'file') throw new Error(`layer ${index} (${layer.descriptor.digest}) is not a file blob`);
+  return blob.path;
+}
+
+async function runBackend(spec: BackendSpec, base: ImageDescription): Promise<Outcome> {
+  const run = env.fixtures.run;
+  const extensions: WorkspaceExtension[] = CASES.map((c) => ({ id: `e2e/${c.name}`, run: c.run, ...(c.context ? { context: c.context } : {}) }));
+  const ws = await createWorkspace({
+    platformApi: '0.13',
+    runImage: run.registryRef,
+    baseLayout: { from: run.layoutDir, digest: run.manifestDigest as Digest, mode: 'full' },
+    extensions,
+  });
+  workspaces.push(ws);
+  const start = performance.now();
+  const result = await extend({ kind: 'run', inputs: ws.inputs, backend: spec.make() });
+  const ms = performance.now() - start;
+  if (result.outputDir === undefined) throw new Error(`${spec.id}: extend() wrote no run layout`);
+  const out = (await readLayoutImage(result.outputDir, 'out')).image;
+  for (let i = 0; i < base.layers.length; i++) {
+    expect(out.layers[i]?.descriptor.digest, `${spec.id}: base layer ${i} kept`).toBe(base.layers[i]!.descriptor.digest);
+  }
+  const rootfs = await mkdtemp(join(tmpdir(), `e2e-${spec.id}-`));
+  temps.push(rootfs);
+  for (let i = 0; i < out.layers.length; i++) {
+    await applyLayer(rootfs, layerSource(out, i, base), { absolutePaths: 'root', expectedDiffId: out.layers[i]!.diffId });
+  }
+  const raw = await describeTree(rootfs);
+  const tree = normalizeTree(raw);
+  const kept = new Set(tree);
+  return { tree, dropped: raw.filter((l) => !kept.has(l)), config: normalizeConfig(out.config.config), layers: out.layers.length - base.layers.length, ms };
+}
+
+beforeAll(async () => {
+  const run = env.fixtures.run;
+  const base = (await readLayoutImage(run.layoutDir, run.registryRef, run.manifestDigest as Digest)).image;
+  for (const spec of BACKENDS) outcomes.set(spec.id, await runBackend(spec, base));
+});
+
+afterAll(async () => {
+  for (const ws of workspaces) await ws.remove();
+  for (const dir of temps) await rm(dir, { recursive: true, force: true });
+  const lines = [`cross-backend differential (reference ${REFERENCE}; ${CASES.length} Dockerfiles):`];
+  for (const spec of BACKENDS) {
+    const o = outcomes.get(spec.id);
+    lines.push(`  ${spec.id.padEnd(16)} ${o ? `${String(o.layers).padStart(3)} new layers, ${String(o.tree.length).padStart(5)} paths, ${(o.ms / 1000).toFixed(1).padStart(5)} s; runtime paths left out: ${o.dropped.map((l) => l.split(' ', 1)[0]).join(', ') || 'none'}` : 'no result'}`);
+  }
+  lines.push(...summary);
+  console.log(lines.join('\n'));
+});
+
+function outcome(id: string): Outcome {
+  const o = outcomes.get(id);
+  if (!o) throw new Error(`no result for backend ${id} (extend() failed in beforeAll)`);
+  return o;
+}
+
+describe.each(CASES)('Dockerfile $name', (c) => {
+  it.each(BACKENDS.filter((b) => b.id !== REFERENCE))(`gives the ${REFERENCE} tree through $id`, ({ id }) => {
+    const expected = treeScope(outcome(REFERENCE).tree, c.scopes);
+    const actual = treeScope(outcome(id).tree, c.scopes);
+    const diff = treeDiff(expected, actual);
+    summary.push(`  ${c.name.padEnd(12)} × ${id.padEnd(16)} ${diff.length === 0 ? `equal (${actual.length} paths)` : `DIFFERENT (${diff.length} lines)`}`);
+    const allowed = EXPECTED_DIFFERENCES[c.name]?.[id] ?? [];
+    if (allowed.length > 0 && diff.length > 0) summary[summary.length - 1] += ' (the stated difference)';
+    expect(diff, `${c.name} through ${id} vs ${REFERENCE}`).toEqual(allowed);
+    expect(expected.length).toBeGreaterThan(0);
+  });
+});
+
+describe('whole image', () => {
+  it('the reference tree holds what the Dockerfiles say', () => {
+    const tree = outcome(REFERENCE).tree;
+    const line = (path: string) => tree.find((l) => l.split(' ', 1)[0]?.replace(/\/$/, '') === path) ?? `(no ${path})`;
+    expect(line('e2e/files/one')).toMatch(/^e2e\/files\/one file 644 0:0 8 /);
+    expect(tree.some((l) => l.startsWith('etc/cnb-fixture'))).toBe(false);
+    expect(line('e2e/replace/dir')).toMatch(/ file /);
+    expect(line('e2e/replace/file')).toMatch(/ directory /);
+    expect(line('e2e/wdonly/new')).toMatch(/ directory 755 0:0$/);
+    expect(line('e2e/hard/b/two')).toContain('hardlink-of=e2e/hard/a/one');
+    expect(line('e2e/sym/absolute')).toContain('-> /e2e/sym/dir/target');
+    expect(line('e2e/sym/relative')).toContain('-> /bin/busybox');
+    expect(line('e2e/modes/suid')).toMatch(/ file 4755 /);
+    expect(line('e2e/modes/sgid')).toMatch(/ file 2750 /);
+    expect(line('e2e/chown/dir/file')).toMatch(/ 1000:1000 /);
+    expect(line('e2e/user/made')).toMatch(/ 1000:1000 /);
+    expect(line('e2e/copy/owned/sub/b.txt')).toMatch(/ 1000:1000 /);
+    expect(line('e2e/empty/private')).toMatch(/ directory 700 /);
+    expect(tree.filter((l) => l.startsWith('e2e/deep/') && l.includes(' file ')).length).toBeGreaterThan(200);
+  });
+
+  it.each(BACKENDS.filter((b) => b.id !== REFERENCE))(`everything outside the Dockerfiles' paths is the base, as with ${REFERENCE}: $id`, ({ id }) => {
+    const outside = (tree: string[]) => tree.filter((l) => !ALL_SCOPES.some((s) => l.startsWith(`${s} `) || l.startsWith(`${s}/`)));
+    const diff = treeDiff(outside(outcome(REFERENCE).tree), outside(outcome(id).tree));
+    summary.push(`  ${'(rest)'.padEnd(12)} × ${id.padEnd(16)} ${diff.length === 0 ? 'equal' : `DIFFERENT (${diff.length} lines)`}`);
+    expect(diff).toEqual([]);
+  });
+
+  it.each(BACKENDS.filter((b) => b.id !== REFERENCE))(`the config (Env, User, WorkingDir, Labels, Entrypoint, Cmd) equals ${REFERENCE}'s: $id`, ({ id }) => {
+    const equal = JSON.stringify(outcome(id).config) === JSON.stringify(outcome(REFERENCE).config);
+    summary.push(`  ${'(config)'.padEnd(12)} × ${id.padEnd(16)} ${equal ? 'equal' : 'DIFFERENT'}`);
+    expect(outcome(id).config).toEqual(outcome(REFERENCE).config);
+  });
+
+  it('the reference config has the extensions\' ENV, LABEL, USER and WORKDIR', () => {
+    const config = outcome(REFERENCE).config;
+    expect(config.User).toBe('1000:1000');
+    expect(config.WorkingDir).toBe('/e2e/workdir/a/b/c');
+    expect(config.Env).toContain('E2E_HOME=/e2e/env');
+    expect(config.Env).toContain('E2E_EMPTY=');
+    expect(config.Labels['e2e.label']).toBe('with space');
+  });
+});
