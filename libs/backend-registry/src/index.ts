@@ -1,2 +1,4 @@
 export * from './registry.ts';
 export * from './publish.ts';
+export * from './container.ts';
+export * from './auto.ts';

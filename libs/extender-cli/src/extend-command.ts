@@ -7,7 +7,7 @@ import { extend, ExtenderError, type ExtenderBackend, type ExtendInputs } from '
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BACKENDS, loadBackend, publishBuildImage, type BackendRegistry, type BuildImageTarget } from '@cnb-extender/backend-registry';
+import { BACKENDS, chooseBackend, loadBackend, publishBuildImage, type AutoProbes, type BackendRegistry, type BuildImageTarget } from '@cnb-extender/backend-registry';
 import {
   ApiVersion,
   ENV,
@@ -55,6 +55,8 @@ export interface ExtendCommandOptions {
   passwdFile?: string;
   /** Where the container probe looks for runtime markers (default `/`; tests use a fake tree). */
   containerProbeRoot?: string;
+  /** `-backend auto`: replaces the detection probes (tests). */
+  autoProbes?: Partial<AutoProbes>;
 }
 
 /** Exit code when a signal aborted the run: 128 + the signal number, as shells report it. */
@@ -160,14 +162,21 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
     }
 
     const registry = options.backends ?? BACKENDS;
-    let backend: ExtenderBackend = await loadBackend(inputs.backend, { registry, env });
+    const choice = await chooseBackend(inputs.backend, {
+      env,
+      registry,
+      ...(options.containerProbeRoot ? { containerProbeRoot: options.containerProbeRoot } : {}),
+      ...(options.autoProbes ? { probes: options.autoProbes } : {}),
+    });
+    if (choice.auto) log.info(`Backend auto: using ${choice.id} (${choice.reason})`);
+    let backend: ExtenderBackend = await loadBackend(choice.id, { registry, env });
     const publishTarget = inputs.extendKind === 'build' && !backend.capabilities.inPlace ? buildImageTarget(inputs, backend.id) : undefined;
     if (publishTarget) {
       // the image-producing backend keeps its new layer blobs here, outside the core's work
       // directory (removed before extend() returns), until they are published; an in-place
       // backend never gets one (it would land in the filesystem being extended)
       layerDir = await mkdtemp(join(tmpdir(), 'cnb-extend-layers-'));
-      backend = await loadBackend(inputs.backend, { registry, env, layerDir });
+      backend = await loadBackend(choice.id, { registry, env, layerDir });
     }
     if (backend.capabilities.privileges.container) {
       // refused before anything changes: an in-place backend on a host would rewrite the host

@@ -94,7 +94,7 @@ export type ExtendKind = (typeof EXTEND_KINDS)[number];
 export const EXTENDER_INPUTS: readonly InputDefinition[] = Object.freeze([
   { key: 'analyzedPath', kind: 'path', flag: 'analyzed', env: ENV.analyzedPath, default: DEFAULTS.analyzedPath, description: 'path to analyzed.toml' },
   { key: 'appDir', kind: 'path', flag: 'app', env: ENV.appDir, default: DEFAULTS.appDir, description: 'path to app directory' },
-  { key: 'backend', kind: 'string', flag: 'backend', env: ENV.extendBackend, default: DEFAULTS.extendBackend, description: 'backend that applies the Dockerfiles' },
+  { key: 'backend', kind: 'string', flag: 'backend', env: ENV.extendBackend, default: DEFAULTS.extendBackend, description: 'backend that applies the Dockerfiles (inplace, buildah, docker, buildkit, or auto: inplace as root in a container, else buildah, else docker)' },
   { key: 'buildConfigDir', kind: 'path', env: ENV.buildConfigDir, default: DEFAULTS.buildConfigDir, description: 'path to build config directory (build kind)' },
   { key: 'buildpacksDir', kind: 'path', flag: 'buildpacks', env: ENV.buildpacksDir, default: DEFAULTS.buildpacksDir, description: 'path to buildpacks directory' },
   { key: 'execEnv', kind: 'string', env: ENV.execEnv, default: DEFAULTS.execEnv, since: '0.15', description: 'target execution environment (build kind)' },
