@@ -198,6 +198,8 @@ const BACKENDS: BackendSpec[] = [
   { id: 'docker-classic', make: () => createDockerBackend({ host: env.docker.host, builder: 'classic' }) },
   { id: 'docker-buildkit', make: () => createDockerBackend({ host: env.docker.host, builder: 'buildkit' }) },
   { id: 'buildkit', make: () => new BuildKitBackend({ address: `docker://${env.docker.socketPath}` }) },
+  // the session tunnelled through Control/Session, as with a standalone buildkitd
+  { id: 'buildkit-control', make: () => new BuildKitBackend({ address: `docker://${env.docker.socketPath}`, sessionTransport: 'control' }) },
 ];
 const REFERENCE = 'inplace';
 
