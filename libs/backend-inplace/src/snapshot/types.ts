@@ -1,3 +1,4 @@
+import type { LayerEntry, LayerEntryType } from '@cnb-extender/oci';
 /** Kinds of filesystem objects a snapshot records (the layer entry types of libs/oci). */
 export type FileType = 'file' | 'directory' | 'symlink' | 'fifo' | 'char-device' | 'block-device' | 'socket';
 
@@ -44,27 +45,12 @@ export interface Snapshot {
 export type ChangeKind = 'added' | 'modified' | 'parent' | 'whiteout' | 'opaque';
 
 /**
- * One entry of a layer's change set. Shaped like libs/oci's `LayerEntry`
- * (path, type, mode, uid, gid, size, source, linkTarget, dev numbers, xattrs,
- * inode) so it can be handed to the layer writer as is.
+ * One entry of a layer's change set: a libs/oci `LayerEntry` (so it goes to the
+ * layer writer as is) that says why it is there. A walk never yields hardlink
+ * entries itself: multiply-linked files carry `inode` and the writer links them.
  */
-export interface ChangeEntry {
-  path: string;
-  type: 'file' | 'directory' | 'symlink' | 'fifo' | 'char-device' | 'block-device';
-  mode: number;
-  uid: number;
-  gid: number;
-  size?: number;
-  /** Regular files: the file on disk to read the bytes from. */
-  source?: string;
-  /** Regular files: the bytes instead of `source` (whiteout and opaque markers: empty). */
-  content?: Uint8Array;
-  linkTarget?: string;
-  devMajor?: number;
-  devMinor?: number;
-  xattrs?: Record<string, Uint8Array>;
-  /** `<dev>:<ino>` of regular files with more than one link: the writer turns later ones into hardlinks. */
-  inode?: string;
+export interface ChangeEntry extends Omit<LayerEntry, 'type'> {
+  type: Exclude<LayerEntryType, 'hardlink'>;
   change: ChangeKind;
 }
 
