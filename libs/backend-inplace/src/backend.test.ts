@@ -113,21 +113,21 @@ describe('inplace backend on the fixture run image', () => {
     await backend.cleanup(ctx);
   });
 
-  it('serves a second run with the same inputs from the layer cache, and re-runs from the first changed step', async () => {
+  it('serves a second run with the same inputs from the layer cache, re-runs from the first changed step, and re-runs all after the TTL', async () => {
     const base = await runFixture();
     const extendDir = mkdtempSync(join(scratch, 'extend-'));
     const context = mkdtempSync(join(scratch, 'ctx-'));
     const { writeFileSync } = await import('node:fs');
     writeFileSync(join(context, 'f'), 'one\n');
     const content = 'ARG base_image\nFROM ${base_image}\nUSER root\nRUN echo executed && echo a > /a\nCOPY f /f\nARG build_id\nRUN echo executed-late && echo ${build_id} > /id\nUSER 1000:1000\n';
-    const apply = async (buildId: string) => {
+    const apply = async (buildId: string, cacheTtlMs = 3_600_000) => {
       const backend = createInplaceBackend({ root: 'unpack', network: false });
       const events = new MemorySink();
       const ctx = { signal: new AbortController().signal, events, workDir: mkdtempSync(join(scratch, 'work-')) };
       const result = await backend.apply(
         { extensionId: 'test/ext', kind: 'run', path: join(context, 'run.Dockerfile'), content, args: [{ name: 'build_id', value: buildId }, { name: 'base_image', value: 'base' }], contextDir: context },
         base,
-        { buildContext: context, ignorePaths: [], cacheTtlMs: 3_600_000, extendDir },
+        { buildContext: context, ignorePaths: [], cacheTtlMs, extendDir },
         ctx,
       );
       const output = events.ofType('debug').map((e) => e.message);
@@ -157,6 +157,12 @@ describe('inplace backend on the fixture run image', () => {
     expect(fourth.output).toEqual(['executed-late']);
     expect(fourth.hits).toEqual(['RUN echo executed && echo a > /a']);
     expect(fourth.files.get('f')).toBe('two\n');
+    // entries older than the TTL are not used: everything runs again, with the same layers
+    await new Promise((r) => setTimeout(r, 20));
+    const expired = await apply('1', 10);
+    expect(expired.hits).toEqual([]);
+    expect(expired.output).toEqual(['executed', 'executed-late']);
+    expect(expired.layers).toEqual(fourth.layers);
     // only the cache is left in the extend dir
     const { readdirSync } = await import('node:fs');
     expect(readdirSync(extendDir)).toEqual(['cache']);

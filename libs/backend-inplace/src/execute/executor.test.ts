@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync, existsSync, lstatSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync, existsSync, lstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -134,6 +134,41 @@ describe('RUN in place (root /)', () => {
     const r = await runProcess({ root: '/', argv: ['/bin/sh', '-c', 'id -u; id -G; pwd; echo "$ONLY"'], env: ['PATH=/usr/bin:/bin', 'ONLY=this'], user: { uid: 65534, gid: 65534, groups: [65534, 100], home: '/' }, cwd: '/tmp', network: true, onOutput: (_s, c) => (out += c.toString()) });
     expect(r.exitCode).toBe(0);
     expect(out).toBe('65534\n65534 100\n/tmp\nthis\n');
+  });
+});
+
+describe('RUN in place in an image without util-linux (busybox, distroless)', () => {
+  it('starts the process itself as uid:gid in the working directory with exactly the RUN env', async () => {
+    const { runWithoutUtilLinux } = await import('./run.ts');
+    let out = '';
+    const r = await runWithoutUtilLinux({ root: '/', argv: ['sh', '-c', 'id -u; id -g; id -G; pwd; echo "$ONLY"; echo "\${HOME-unset}"; exit 7'], env: ['PATH=/usr/bin:/bin', 'ONLY=this'], user: { uid: 65534, gid: 65534, groups: [65534, 100], home: '/' }, cwd: '/tmp', network: true, onOutput: (_s, c) => (out += c.toString()) });
+    expect(r.exitCode).toBe(7);
+    // no supplementary groups without util-linux: only the primary group
+    expect(out).toBe('65534\n65534\n65534\n/tmp\nthis\nunset\n');
+  });
+
+  it('refuses a RUN without the network instead of giving it the network', async () => {
+    const { runWithoutUtilLinux } = await import('./run.ts');
+    await expect(runWithoutUtilLinux({ root: '/', argv: ['true'], env: ['PATH=/usr/bin:/bin'], user: { uid: 0, gid: 0, groups: [], home: '/root' }, cwd: '/', network: false })).rejects.toThrow(/no util-linux unshare/);
+  });
+
+  it('kills the process group on abort', async () => {
+    const { runWithoutUtilLinux } = await import('./run.ts');
+    const controller = new AbortController();
+    const marker = `inplace-fallback-${process.pid}-${Date.now()}`;
+    const running = runWithoutUtilLinux({ root: '/', argv: ['sh', '-c', `sleep 3001 & sleep 3002; echo ${marker}`], env: ['PATH=/usr/bin:/bin'], user: { uid: 65534, gid: 65534, groups: [], home: '/' }, cwd: '/', network: true, signal: controller.signal });
+    await new Promise((r) => setTimeout(r, 300));
+    controller.abort(new Error('stopped'));
+    await expect(running).rejects.toThrow('stopped');
+    const sleepers = (): string[] => readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('sleep\u00003001') || readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('sleep\u00003002');
+      } catch {
+        return false;
+      }
+    });
+    for (let i = 0; i < 50 && sleepers().length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(sleepers()).toEqual([]);
   });
 });
 

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, lstatSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { ResolvedUser } from './user.ts';
@@ -36,7 +36,7 @@ export class RunError extends Error {
 
 const HOST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-function hostTool(name: string): string {
+function findHostTool(name: string): string | undefined {
   for (const dir of (process.env['PATH'] ?? HOST_PATH).split(delimiter).concat(HOST_PATH.split(':'))) {
     const p = join(dir, name);
     try {
@@ -46,7 +46,34 @@ function hostTool(name: string): string {
       // next
     }
   }
-  throw new RunError(`looking up ${name} on this machine: not found in PATH (util-linux and coreutils are needed to run RUN instructions)`, undefined);
+  return undefined;
+}
+
+function hostTool(name: string): string {
+  const found = findHostTool(name);
+  if (found === undefined) throw new RunError(`looking up ${name} on this machine: not found in PATH (util-linux and coreutils are needed to run RUN instructions)`, undefined);
+  return found;
+}
+
+let utilLinuxCache: boolean | undefined;
+
+/**
+ * Whether this machine (in place: the image being extended) has util-linux's
+ * `unshare` and `setpriv`. busybox ships applets of the same names without the
+ * options used here, and distroless images have neither.
+ */
+export function hasUtilLinux(): boolean {
+  if (utilLinuxCache !== undefined) return utilLinuxCache;
+  utilLinuxCache = ['unshare', 'setpriv'].every((name) => {
+    const path = findHostTool(name);
+    if (path === undefined) return false;
+    try {
+      return execFileSync(path, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 }).includes('util-linux');
+    } catch {
+      return false;
+    }
+  });
+  return utilLinuxCache;
 }
 
 /**
@@ -124,6 +151,7 @@ function ensureMountPoint(root: string, name: string): boolean {
 export async function runProcess(spec: RunSpec): Promise<RunResult> {
   spec.signal?.throwIfAborted();
   const inPlace = spec.root === '/';
+  if (inPlace && !hasUtilLinux()) return runWithoutUtilLinux(spec);
   const envTool = hostTool('env');
   const unshare = hostTool('unshare');
   const setpriv = hostTool('setpriv');
@@ -178,34 +206,7 @@ export async function runProcess(spec: RunSpec): Promise<RunResult> {
     ];
   }
   try {
-    return await new Promise<RunResult>((resolvePromise, reject) => {
-      const child = spawn(command, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: HOST_PATH } });
-      const kill = (): void => {
-        if (child.pid !== undefined) {
-          try {
-            process.kill(-child.pid, 'SIGKILL');
-          } catch {
-            // already gone
-          }
-        }
-      };
-      const onAbort = (): void => kill();
-      spec.signal?.addEventListener('abort', onAbort, { once: true });
-      child.stdout.on('data', (chunk: Buffer) => spec.onOutput?.('stdout', chunk));
-      child.stderr.on('data', (chunk: Buffer) => spec.onOutput?.('stderr', chunk));
-      child.on('error', (cause) => {
-        spec.signal?.removeEventListener('abort', onAbort);
-        reject(new RunError(`starting ${command}: ${cause.message}`, undefined, { cause }));
-      });
-      child.on('close', (code, sig) => {
-        spec.signal?.removeEventListener('abort', onAbort);
-        // Whatever is left in the group (in-place runs without a pid namespace) goes too.
-        kill();
-        if (spec.signal?.aborted) reject(spec.signal.reason);
-        else if (code === null) reject(new RunError(`killed by ${sig}`, undefined));
-        else resolvePromise({ exitCode: code });
-      });
-    });
+    return await supervise(spawn(command, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: HOST_PATH } }), command, spec);
   } finally {
     for (const dir of created) {
       try {
@@ -215,4 +216,63 @@ export async function runProcess(spec: RunSpec): Promise<RunResult> {
       }
     }
   }
+}
+
+/**
+ * Waits for a RUN's process (started as the leader of its own process group)
+ * and streams its output; on abort, and once it has exited, SIGKILLs the group
+ * so that nothing it started outlives it.
+ */
+function supervise(child: ChildProcess, command: string, spec: RunSpec): Promise<RunResult> {
+  return new Promise<RunResult>((resolvePromise, reject) => {
+    const kill = (): void => {
+      if (child.pid !== undefined) {
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    };
+    const onAbort = (): void => kill();
+    spec.signal?.addEventListener('abort', onAbort, { once: true });
+    child.stdout?.on('data', (chunk: Buffer) => spec.onOutput?.('stdout', chunk));
+    child.stderr?.on('data', (chunk: Buffer) => spec.onOutput?.('stderr', chunk));
+    child.on('error', (cause) => {
+      spec.signal?.removeEventListener('abort', onAbort);
+      reject(new RunError(`starting ${command}: ${cause.message}`, undefined, { cause }));
+    });
+    child.on('close', (code, sig) => {
+      spec.signal?.removeEventListener('abort', onAbort);
+      // Whatever is left in the group (in-place runs without a pid namespace) goes too.
+      kill();
+      if (spec.signal?.aborted) reject(spec.signal.reason);
+      else if (code === null) reject(new RunError(`killed by ${sig}`, undefined));
+      else resolvePromise({ exitCode: code });
+    });
+  });
+}
+
+/**
+ * In place in an image without util-linux (busybox, distroless): Node starts
+ * the process itself with setgid/setuid, the working directory and exactly
+ * `spec.env`, as kaniko does from Go. What needs util-linux is not available
+ * here: supplementary groups (the kernel gets none, so only the primary group
+ * applies), a pid namespace (the process group is killed instead), and a RUN
+ * without the network, which is refused rather than given the network.
+ */
+export function runWithoutUtilLinux(spec: RunSpec): Promise<RunResult> {
+  if (!spec.network) {
+    return Promise.reject(new RunError('running without the network needs a network namespace, and this image has no util-linux unshare to make one (allow the network, or extend an image with util-linux)', undefined));
+  }
+  const env: Record<string, string> = {};
+  for (const pair of spec.env) {
+    const eq = pair.indexOf('=');
+    if (eq > 0) env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  const [file, ...rest] = spec.argv;
+  if (file === undefined) return Promise.reject(new RunError('an empty command', undefined));
+  // Node looks argv[0] up in options.env.PATH, the RUN's own PATH, as a shell in the image would.
+  const child = spawn(file, rest, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env, cwd: spec.cwd, uid: spec.user.uid, gid: spec.user.gid });
+  return supervise(child, file, spec);
 }
