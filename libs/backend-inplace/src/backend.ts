@@ -78,7 +78,9 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
       const work = await mkdtemp(join(context.workDir, 'inplace-'));
       created.push(work);
       let root = rootOption;
+      const timed = (name: string, start: number): void => events.emit({ type: 'timing', level: 'debug', name: `${name}:${dockerfile.extensionId}`, durationMs: performance.now() - start });
       if (rootOption === 'unpack') {
+        const unpackStart = performance.now();
         root = join(work, 'rootfs');
         await mkdir(root);
         await chmod(root, 0o755);
@@ -87,6 +89,7 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
           if (!layer.blob) throw new Error(`unpacking base layer ${i} (${layer.descriptor.digest}) into ${root}: the base image description has no blob for it`);
           await applyLayer(root, layerSource(layer.blob), { absolutePaths: 'root' });
         }
+        timed('unpack-base', unpackStart);
       }
 
       const buildArgs = new Map(dockerfile.args.map((a) => [a.name, a.value]));
@@ -159,6 +162,7 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
         }
         let result;
         const lines = lineSplitter((line) => events.emit({ type: 'debug', level: 'info', message: line }));
+        const executeStart = performance.now();
         try {
           result = await executeStep(step, {
             root,
@@ -175,15 +179,20 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
           const e = error as Error & { exitCode?: number };
           throw new BackendInstructionError(text, e.message.startsWith(text) ? e.message : `${text}: ${e.message}`, { cause: error, line: step.location.start.line });
         }
+        timed(`execute-step-${index}`, executeStart);
         if (result.changesFilesystem) {
+          const snapshotStart = performance.now();
           const next = takeSnapshot(root, snapshotOptions);
           const changes = diffSnapshots(previous, next);
           previous = next;
+          timed('snapshot', snapshotStart);
           const staging = key !== undefined ? cache!.staging() : undefined;
           if (changes.entries.length > 0) {
             const blob = `layer.tar${compression === 'gzip' ? '.gz' : compression === 'zstd' ? '.zst' : ''}`;
             let path = staging ? join(staging, blob) : join(work, `layer-${newLayers.length + 1}-${blob}`);
+            const layerStart = performance.now();
             const written = await writeLayer(changes.entries, path, { compression, family, signal });
+            timed('write-layer', layerStart);
             if (staging) path = cache!.commit(staging, key!, { empty: false, blob, diffId: written.diffId, descriptor: written.descriptor }).blobPath!;
             addLayer(text, written.descriptor, written.diffId, path);
             if (key !== undefined) chain = sha256({ key, result: written.diffId });
