@@ -1,6 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Descriptor, Digest } from '@cnb-extender/oci';
 import { afterAll, describe, expect, it } from 'vitest';
 import { contextDigest, LayerCache } from './cache.ts';
@@ -30,10 +32,21 @@ describe('LayerCache', () => {
     expect(cache.get('old', Date.now())).toMatchObject({ empty: true });
     expect(cache.get('old', Date.now() + 5000)).toBeUndefined();
     expect(existsSync(join(cache.dir, 'old'))).toBe(false);
-    mkdirSync(join(cache.dir, '.tmp-999999999-dead'));
     const mine = cache.staging();
+    // a staging dir of a process of this pid namespace that is gone
+    mkdirSync(join(cache.dir, mine.split('/').at(-1)!.replace(/^\.tmp-\d+-/, '.tmp-999999999-')));
     cache.prune();
     expect(readdirSync(cache.dir)).toEqual([mine.split('/').at(-1)]);
+  });
+
+  it('keeps the staging dirs of extenders in other pid namespaces (other containers sharing the extend dir)', () => {
+    const cache = new LayerCache(join(scratch, 'c3'), 60_000);
+    const mine = cache.staging();
+    // this process's pid means nothing in a fresh pid namespace, where it names no process
+    execFileSync('unshare', ['--pid', '--fork', '--kill-child', '--', process.execPath, fileURLToPath(new URL('./test/prune-child.ts', import.meta.url)), cache.dir], { stdio: 'pipe' });
+    expect(existsSync(mine)).toBe(true);
+    const entry = cache.commit(mine, 'k', { empty: true });
+    expect(entry).toMatchObject({ empty: true });
   });
 });
 

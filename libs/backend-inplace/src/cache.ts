@@ -74,7 +74,7 @@ export class LayerCache {
   /** A fresh directory to write a new entry's blob into (then `commit` it). */
   staging(): string {
     mkdirSync(this.dir, { recursive: true });
-    const dir = join(this.dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+    const dir = join(this.dir, `.tmp-${process.pid}-${pidNamespace() || 'unknown'}-${randomBytes(6).toString('hex')}`);
     mkdirSync(dir);
     return dir;
   }
@@ -104,7 +104,7 @@ export class LayerCache {
     return entry;
   }
 
-  /** Removes expired entries and staging leftovers of processes that are gone. */
+  /** Removes expired entries and staging leftovers of processes (of this pid namespace) that are gone. */
   prune(now = Date.now()): void {
     let names: string[];
     try {
@@ -112,14 +112,27 @@ export class LayerCache {
     } catch {
       return;
     }
+    const here = pidNamespace();
     for (const name of names) {
       if (name.startsWith('.tmp-')) {
-        const pid = Number(name.split('-')[1]);
-        if (Number.isInteger(pid) && !alive(pid)) rmSync(join(this.dir, name), { recursive: true, force: true });
+        // A pid says whether its process is gone only in the pid namespace it was taken in;
+        // extenders in other containers share the dir, so their staging dirs are left alone.
+        const [, pidText, namespace] = name.split('-');
+        const pid = Number(pidText);
+        if (here !== '' && namespace === here && Number.isInteger(pid) && !alive(pid)) rmSync(join(this.dir, name), { recursive: true, force: true });
         continue;
       }
       this.get(name, now);
     }
+  }
+}
+
+/** This process's pid namespace (the inode in `/proc/self/ns/pid`), or '' when /proc does not tell. */
+function pidNamespace(): string {
+  try {
+    return /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1] ?? '';
+  } catch {
+    return '';
   }
 }
 
