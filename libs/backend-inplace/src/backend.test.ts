@@ -1,4 +1,5 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemorySink, readLayoutImage, type ImageDescription } from '@cnb-extender/extender-core';
@@ -167,5 +168,38 @@ describe('inplace backend on the fixture run image', () => {
     const { readdirSync } = await import('node:fs');
     expect(readdirSync(extendDir)).toEqual(['cache']);
     expect(readdirSync(join(extendDir, 'cache', 'inplace')).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+  });
+});
+
+describe('inplace backend sharing one layer cache', () => {
+  it('gives each of two concurrent extenders its own layer when a RUN is not reproducible and both write the same cache key', async () => {
+    const base = await runFixture();
+    const extendDir = mkdtempSync(join(scratch, 'extend-race-'));
+    const context = mkdtempSync(join(scratch, 'ctx-race-'));
+    // both miss (neither has committed when the other looks), then race to publish the key
+    const content = 'ARG base_image\nFROM ${base_image}\nUSER root\nRUN sleep 1 && head -c 32 /dev/urandom | od -x > /random\nUSER 1000:1000\n';
+    const apply = async () => {
+      const backend = createInplaceBackend({ root: 'unpack', network: false });
+      const events = new MemorySink();
+      const ctx = { signal: new AbortController().signal, events, workDir: mkdtempSync(join(scratch, 'work-race-')) };
+      const result = await backend.apply(
+        { extensionId: 'test/race', kind: 'run', path: join(context, 'run.Dockerfile'), content, args: [{ name: 'base_image', value: 'base' }], contextDir: context },
+        base,
+        { buildContext: context, ignorePaths: [], cacheTtlMs: 3_600_000, extendDir },
+        ctx,
+      );
+      const layer = result.layers.at(-1)!;
+      const blob = readFileSync((layer.blob as { path: string }).path);
+      const random = (await readLayerFiles(layer.blob!)).get('random')?.toString();
+      await backend.cleanup(ctx);
+      return { digest: layer.descriptor.digest, size: layer.descriptor.size, actual: `sha256:${createHash('sha256').update(blob).digest('hex')}`, blobSize: blob.length, random, hits: events.ofType('cache-hit').length };
+    };
+    const [a, b] = await Promise.all([apply(), apply()]);
+    expect([a.hits, b.hits]).toEqual([0, 0]);
+    expect(a.random).not.toBe(b.random);
+    for (const r of [a, b]) {
+      expect(r.actual).toBe(r.digest);
+      expect(r.blobSize).toBe(r.size);
+    }
   });
 });

@@ -193,7 +193,18 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
             const layerStart = performance.now();
             const written = await writeLayer(changes.entries, path, { compression, family, signal });
             timed('write-layer', layerStart);
-            if (staging) path = cache!.commit(staging, key!, { empty: false, blob, diffId: written.diffId, descriptor: written.descriptor }).blobPath!;
+            if (staging) {
+              const entry = cache!.commit(staging, key!, { empty: false, blob, diffId: written.diffId, descriptor: written.descriptor });
+              if (entry.diffId === written.diffId) path = entry.blobPath!;
+              else {
+                // Another extender committed this key first with different content (a RUN that is
+                // not reproducible): the root holds ours, so the image gets ours, written again
+                // from the same entries outside the cache.
+                path = join(work, `layer-${newLayers.length + 1}-${blob}`);
+                const again = await writeLayer(changes.entries, path, { compression, family, signal });
+                if (again.diffId !== written.diffId) throw new Error(`${text}: rewriting the layer gave ${again.diffId}, not ${written.diffId}: the root changed while the layer was written`);
+              }
+            }
             addLayer(text, written.descriptor, written.diffId, path);
             if (key !== undefined) chain = sha256({ key, result: written.diffId });
           } else if (staging) {
