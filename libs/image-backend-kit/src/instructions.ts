@@ -30,6 +30,22 @@ export function allInstructions(content: string): string[] {
   return parse(content).ast.children.map((node) => node.original.trim());
 }
 
+/** `workdir  /x` → `WORKDIR /x`: keyword upper-cased, blanks collapsed. */
+function canonicalLine(line: string): string {
+  const text = line.trim().replace(/\s+/g, ' ');
+  const space = text.indexOf(' ');
+  return space < 0 ? text.toUpperCase() : `${text.slice(0, space).toUpperCase()}${text.slice(space)}`;
+}
+
+/**
+ * The tool's text is the line as written: buildah's `#(nop)` entries quote it
+ * (`/bin/sh -c #(nop) WORKDIR rel`). This names one line among several with the
+ * same keyword, where `matches` would take the first.
+ */
+function isLine(toolText: string, instruction: LayerInstruction): boolean {
+  return instruction.keyword !== 'run' && canonicalLine(toolText.replace(/^\/bin\/sh -c #\(nop\) /, '')) === canonicalLine(instruction.text);
+}
+
 function matches(toolText: string, instruction: LayerInstruction): boolean {
   if (instruction.keyword === 'run') return instruction.command !== '' ? toolText.includes(instruction.command) : !/#\(nop\)/.test(toolText);
   // `COPY a /b # buildkit`, `/bin/sh -c #(nop) COPY file:… in /b`, `WORKDIR /x`
@@ -38,8 +54,9 @@ function matches(toolText: string, instruction: LayerInstruction): boolean {
 
 /**
  * Name each new layer by its instruction: the tool's history texts are matched in
- * order to the layer-making instructions; a layer that matches nothing takes the
- * next instruction in order, and past the last one keeps the tool's text.
+ * order to the layer-making instructions (a text that is a line as written names
+ * that line first); a layer that matches nothing takes the next instruction in
+ * order, and past the last one keeps the tool's text.
  */
 export function attributeLayers(toolTexts: readonly (string | undefined)[], instructions: readonly LayerInstruction[]): string[] {
   const out: string[] = [];
@@ -47,11 +64,9 @@ export function attributeLayers(toolTexts: readonly (string | undefined)[], inst
   for (const text of toolTexts) {
     let found = -1;
     if (text !== undefined) {
-      for (let j = next; j < instructions.length; j++) {
-        if (matches(text, instructions[j]!)) {
-          found = j;
-          break;
-        }
+      found = instructions.findIndex((ins, j) => j >= next && isLine(text, ins));
+      for (let j = next; found < 0 && j < instructions.length; j++) {
+        if (matches(text, instructions[j]!)) found = j;
       }
     }
     if (found < 0 && next < instructions.length) found = next;

@@ -72,13 +72,19 @@ describe('history attribution', () => {
   it('matches buildah, classic builder and BuildKit history texts', () => {
     const all = instructions.map((i) => i.text);
     const want = all.filter((t) => !t.startsWith('WORKDIR'));
-    // buildah: no layer for WORKDIR
+    // buildah: no layer for a WORKDIR a later RUN works in
     expect(attributeLayers(['|1 a=b /bin/sh -c mkdir -p /x &&   echo ${a} > /x/a', '/bin/sh -c #(nop) COPY file:abc in /x/ ', '/bin/sh -c echo two > /x/two', '/bin/sh -c #(nop) ADD file:def in /y '], instructions)).toEqual(want);
     // classic builder and BuildKit: a layer for the WORKDIR that created its directory
     expect(attributeLayers(['|1 a=b /bin/sh -c mkdir -p /x &&   echo ${a} > /x/a', '/bin/sh -c #(nop) COPY file:abc in /x/ ', '/bin/sh -c #(nop) WORKDIR /w', '/bin/sh -c echo two > /x/two', '/bin/sh -c #(nop) ADD file:def in /y '], instructions)).toEqual(all);
     expect(attributeLayers(['RUN |1 a=b /bin/sh -c mkdir -p /x &&   echo ${a} > /x/a # buildkit', 'COPY a.txt /x/ # buildkit', 'WORKDIR /w', 'RUN /bin/sh -c echo two > /x/two # buildkit', 'ADD b.tar /y # buildkit'], instructions)).toEqual(all);
     // a tool that made no layer for the first RUN: later layers still find their lines
     expect(attributeLayers(['/bin/sh -c #(nop) COPY file:abc in /x/ ', '/bin/sh -c echo two > /x/two'], instructions)).toEqual([want[1], want[2]]);
+  });
+  it('names a WORKDIR layer by its line among several WORKDIRs (the tool quotes the line as written)', () => {
+    const lines = layerInstructions('ARG base_image\nFROM ${base_image}\nWORKDIR /home/cnb\nworkdir   /new\nRUN echo\nWORKDIR rel\n');
+    expect(attributeLayers(['/bin/sh -c #(nop) workdir /new', '/bin/sh -c echo', '/bin/sh -c #(nop) WORKDIR rel'], lines)).toEqual(['workdir   /new', 'RUN echo', 'WORKDIR rel']);
+    // BuildKit's absolute path for a relative WORKDIR still falls back to the keyword
+    expect(attributeLayers(['WORKDIR /home/cnb', 'WORKDIR /new', 'RUN /bin/sh -c echo # buildkit', 'WORKDIR /new/rel'], lines)).toEqual(['WORKDIR /home/cnb', 'workdir   /new', 'RUN echo', 'WORKDIR rel']);
   });
   it('reads the failing step from the tools\' output', () => {
     expect(stepInstruction('STEP 4/5: RUN exit 3')).toBe('RUN exit 3');

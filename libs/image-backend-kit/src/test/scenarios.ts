@@ -122,7 +122,7 @@ export function runImageBackendScenarios(options: ScenarioOptions): void {
       expect(image.config.rootfs.diff_ids).toHaveLength(image.layers.length);
       const history = (image.config.history ?? []).map((h) => h.created_by ?? '');
       expect(history).toHaveLength(image.layers.length);
-      // WORKDIR makes a layer with some builders (classic, BuildKit) and not with others (buildah)
+      // WORKDIR makes a layer with some builders (classic, BuildKit); buildah's RUN in it creates it instead
       const workdirs = history.slice(baseCount).filter((h) => h.startsWith("Layer: 'WORKDIR "));
       for (const h of workdirs) expect(h).toMatch(/^Layer: 'WORKDIR \/(srv\/data|home\/cnb)', Created by extension: test\/user$/);
       // 4 layers from test/files (3 RUN + COPY), 2 RUN layers from test/user
