@@ -2,7 +2,9 @@
  * The buildah backend: each Dockerfile is built with `buildah build` on top of
  * the base given as a local OCI layout (`FROM oci:…`, `--pull-never`), into an
  * OCI layout that the kit reads back (base layers matched by diff_id, new
- * layers filtered and re-encoded). Daemonless; `--isolation chroot` by default.
+ * layers filtered and re-encoded), with a layer added for each WORKDIR whose
+ * directory buildah did not create (workdirs.ts). Daemonless; `--isolation
+ * chroot` by default.
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -25,9 +27,10 @@ import {
   runTool,
   stepInstruction,
 } from '@cnb-extender/image-backend-kit';
-import type { RegistryClient } from '@cnb-extender/oci';
+import { NORMALIZED_LAYER_TIME, type RegistryClient } from '@cnb-extender/oci';
 import { detectBuildah } from './detect.ts';
 import { prepareStorage, removeStorage, storageArgs, type BuildahStorage, type StorageDriver } from './storage.ts';
+import { WorkdirOwnerError, addWorkdirLayers } from './workdirs.ts';
 
 export type BuildahIsolation = 'chroot' | 'oci' | 'rootless';
 
@@ -125,6 +128,7 @@ export class BuildahBackend implements ExtenderBackend {
     const n = ++this.#count;
     const baseDir = join(area, `base-${n}`);
     const outDir = join(area, `out-${n}`);
+    const workdirDir = join(area, `workdirs-${n}`);
     try {
       const layout = await materializeBaseLayout(base, {
         dir: baseDir,
@@ -165,7 +169,21 @@ export class BuildahBackend implements ExtenderBackend {
         throw new ImageBackendError(message);
       }
       if (step !== undefined) events.emit({ type: 'instruction-finished', level: 'debug', extensionId: dockerfile.extensionId, instruction: step, index });
-      const built = await readBuiltLayout(outDir, 'result');
+      const workdirs = await addWorkdirLayers({
+        built: await readBuiltLayout(outDir, 'result'),
+        base,
+        dockerfile,
+        dir: workdirDir,
+        mtime: this.timestamp !== undefined ? new Date(this.timestamp * 1000) : NORMALIZED_LAYER_TIME,
+        signal,
+      });
+      if ('unchecked' in workdirs) {
+        events.emit({ type: 'warning', level: 'warn', code: 'workdir-unchecked', extensionId: dockerfile.extensionId, message: `${dockerfile.extensionId}: WORKDIR directories no later instruction uses may be missing (buildah creates none): ${workdirs.unchecked}` });
+      }
+      for (const a of workdirs.added) {
+        events.emit({ type: 'debug', level: 'debug', message: `${dockerfile.extensionId}: ${a.instruction}: a layer with ${a.paths.join(', ')} (${a.uid}:${a.gid}), which buildah did not create` });
+      }
+      const built = workdirs.built;
       return await assembleImage({
         base,
         built,
@@ -178,11 +196,13 @@ export class BuildahBackend implements ExtenderBackend {
       });
     } catch (err) {
       if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : err;
+      if (err instanceof WorkdirOwnerError) throw new BackendInstructionError(err.instruction, err.message, { cause: err });
       if (err instanceof BackendInstructionError || err instanceof ImageBackendError) throw err;
       throw new ImageBackendError(`building ${dockerfile.path} with buildah: ${messageOf(err)}`, { cause: err });
     } finally {
       await rm(baseDir, { recursive: true, force: true });
       await rm(outDir, { recursive: true, force: true });
+      await rm(workdirDir, { recursive: true, force: true });
     }
   }
 
