@@ -12,8 +12,9 @@
  *   the `/cnb/lifecycle/extender` entry point, and the build phase the extender hands over
  *   to (`/cnb/lifecycle/builder` → overlay → upstream stand-in);
  *
- * both layers on the busybox-static fixture build image (the builder) and, as pack grafts
- * the lifecycle layer onto the run image, on the fixture run image (which has no libc).
+ * both layers on the busybox-static fixture build image (the builder); and, as pack grafts
+ * an image's last layer onto the run image, the extender image's layer alone (it holds the
+ * lifecycle overlay as well) on the fixture run image (which has no libc).
  *
  * Then, for every Platform API 0.10–0.15 and both entry points, with the Go lifecycle's
  * extender acceptance fixtures (../shared/conformance/lifecycle/extender: `generated/`
@@ -147,11 +148,12 @@ beforeAll(async () => {
   const lifecycleImage = join(scratch, 'lifecycle.oci');
   await buildImageFromDirectory({ rootfs, layoutDir: lifecycleImage, refName: 'latest', createdBy: 'e2e: lifecycle overlay over an upstream lifecycle stand-in', walk: { xattrs: false } });
 
-  const layers = [await lastLayer(release.imageLayout!, { refName: release.version }), await lastLayer(lifecycleImage)];
+  const extenderLayer = await lastLayer(release.imageLayout!, { refName: release.version });
   const target = { registryHost: env.registry.host, docker: env.docker, stateDir: env.stateDir };
-  const builderLayout = await graftLayers(env.fixtures.build, layers, { layoutDir: join(scratch, 'builder.oci'), refName: 'latest' });
+  const builderLayout = await graftLayers(env.fixtures.build, [extenderLayer, await lastLayer(lifecycleImage)], { layoutDir: join(scratch, 'builder.oci'), refName: 'latest' });
   builder = await publishImage(builderLayout, 'e2e/builder', target);
-  const runLayout = await graftLayers(env.fixtures.run, layers, { layoutDir: join(scratch, 'run-with-lifecycle.oci'), refName: 'latest' });
+  // pack grafts only the last layer of the image it runs the extender from: the extender image's layer brings both entry points
+  const runLayout = await graftLayers(env.fixtures.run, [extenderLayer], { layoutDir: join(scratch, 'run-with-lifecycle.oci'), refName: 'latest' });
   runWithLifecycle = await publishImage(runLayout, 'e2e/run-with-lifecycle', target);
 }, 600_000);
 

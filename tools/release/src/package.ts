@@ -211,10 +211,10 @@ export async function buildRelease(options: ReleaseOptions = {}): Promise<Releas
     mtime,
   );
   const lifecycleTarball = join(outDir, `lifecycle-extender-v${version}+${PLATFORM_SUFFIX}.tgz`);
-  const descriptor = createLifecycleDescriptor({ version, platformApis: EXTEND_PLATFORM_APIS });
+  const lifecycleDescriptor = stringifyLifecycleDescriptor(createLifecycleDescriptor({ version, platformApis: EXTEND_PLATFORM_APIS }));
   const lifecycleBytes = await writeTarGz(
     [
-      { type: 'file', name: 'lifecycle.toml', content: Buffer.from(stringifyLifecycleDescriptor(descriptor)) },
+      { type: 'file', name: 'lifecycle.toml', content: Buffer.from(lifecycleDescriptor) },
       { type: 'directory', name: 'lifecycle' },
       { type: 'file', name: 'lifecycle/lifecycle', mode: 0o755, content: await readFile(selfContainedLifecycle) },
       { type: 'symlink', name: 'lifecycle/extender', target: 'lifecycle' },
@@ -240,6 +240,7 @@ export async function buildRelease(options: ReleaseOptions = {}): Promise<Releas
     layoutDir: imageLayout,
     workDir: join(work, 'image'),
     mtime,
+    lifecycle: { executable: selfContainedLifecycle, descriptor: lifecycleDescriptor },
   });
   return { version, extenderTarball, lifecycleTarball, executables, backends, imageLayout, imageDigest: image.manifestDescriptor.digest };
 }

@@ -238,6 +238,10 @@ describe('release tarballs', () => {
     await mkdir(rootfs);
     expect(run('tar', ['-xzf', join(first.imageLayout!, 'blobs', 'sha256', manifest.layers[0]!.digest.slice(7)), '-C', rootfs]).code).toBe(0);
     expect(run('chroot', [rootfs, '/cnb/extender/extender', '-version'])).toEqual({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
+    // the same layer holds the lifecycle overlay (pack grafts only an image's last layer onto the run image)
+    expect(run('chroot', [rootfs, '/cnb/lifecycle/lifecycle', '-version'])).toEqual({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
+    expect(await readlink(join(rootfs, 'cnb', 'lifecycle', 'extender'))).toBe('lifecycle');
+    expect(await readFile(join(rootfs, 'cnb', 'lifecycle.toml'), 'utf8')).toContain(`version = "${VERSION}"`);
     expect(await readFile(join(rootfs, 'cnb', 'extender', 'extender.toml'), 'utf8')).toContain(`version = "${VERSION}"`);
   });
 
