@@ -84,11 +84,22 @@ export function buildEnvironment(
   return env;
 }
 
+/**
+ * chown -R without following symlinks. A run-kind extender may be writing
+ * `<layers>/extended` at the same time (pack runs both kinds at once): an entry
+ * that is renamed or removed while the walk reaches it is skipped, not an error.
+ */
 async function chownTree(path: string, uid: number, gid: number): Promise<void> {
-  await lchown(path, uid, gid);
-  const info = await lstat(path);
-  if (!info.isDirectory()) return;
-  for (const name of await readdir(path)) await chownTree(join(path, name), uid, gid);
+  let names: string[];
+  try {
+    await lchown(path, uid, gid);
+    if (!(await lstat(path)).isDirectory()) return;
+    names = await readdir(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  for (const name of names) await chownTree(join(path, name), uid, gid);
 }
 
 /** Give `<layers>` to uid:gid when they do not own it (the lifecycle's EnsureOwner). */
