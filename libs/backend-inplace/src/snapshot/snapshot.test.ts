@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,6 +68,19 @@ describe('snapshot', () => {
     writeFileSync(file, text.replace('busybox', 'BUSYBOX'));
     const set = diffSnapshots(before, takeSnapshot(root));
     expect(set.modified).toContain('etc/os-release');
+  });
+
+  it('hashes only what changed in the last few clock ticks, not a freshly unpacked root a moment later', async () => {
+    const root = await fixtureRoot();
+    await new Promise((r) => setTimeout(r, 200));
+    writeFileSync(join(root, 'fresh'), 'just now\n');
+    const snapshot = takeSnapshot(root);
+    const racy = [...snapshot.files].filter(([, meta]) => meta.racy).map(([path]) => path);
+    // the new file only: nothing of the image unpacked 200 ms earlier is hashed
+    expect(racy).toEqual(['fresh']);
+    expect(snapshot.files.get('fresh')?.hash).toBe(createHash('sha256').update('just now\n').digest('hex'));
+    // with a window reaching back past the unpack, everything the unpack wrote is racy
+    expect([...takeSnapshot(root, { racyWindowNs: 60_000_000_000n }).files.values()].filter((m) => m.racy).length).toBe(snapshot.files.size);
   });
 
   it('puts every name of an inode into the layer when a link is added, also when times cannot decide', async () => {

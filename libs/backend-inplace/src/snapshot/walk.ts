@@ -13,7 +13,9 @@ export interface SnapshotOptions {
   /**
    * Entries whose ctime is within this many nanoseconds before the walk began
    * (or after it) are "racy": their content is hashed now so a later change that
-   * lands in the same timestamp tick is still seen. Default 2 s.
+   * lands in the same timestamp tick is still seen. Default: 50 ms when the
+   * root's timestamps have sub-second parts (the kernel's coarse clock ticks
+   * every 1–10 ms), 2 s when they do not (filesystems with whole-second times).
    */
   racyWindowNs?: bigint;
   signal?: AbortSignal;
@@ -23,7 +25,11 @@ export class SnapshotError extends Error {
   override name = 'SnapshotError';
 }
 
-const DEFAULT_RACY_WINDOW_NS = 2_000_000_000n;
+/** For filesystems that store whole seconds (ext4 with 128-byte inodes, FAT's 2 s). */
+const COARSE_RACY_WINDOW_NS = 2_000_000_000n;
+/** Several ticks of the kernel's coarse clock, which stamps ctime (HZ=100 → 10 ms). */
+const FINE_RACY_WINDOW_NS = 50_000_000n;
+const SECOND_NS = 1_000_000_000n;
 
 function fileType(mode: number): FileType | undefined {
   switch (mode & constants.S_IFMT) {
@@ -103,9 +109,12 @@ export function metaFromStat(st: BigIntStats, type: FileType): FileMeta {
 export function takeSnapshot(root: string, options: SnapshotOptions = {}): Snapshot {
   const absRoot = resolve(root);
   const ignored = ignoreSet(absRoot, options);
-  const window = options.racyWindowNs ?? DEFAULT_RACY_WINDOW_NS;
   const startedNs = BigInt(Date.now()) * 1_000_000n;
-  const racyFrom = startedNs - window;
+  // Candidates are collected with the widest window and hashed after the walk,
+  // once the timestamps seen tell which window applies.
+  const candidatesFrom = startedNs - (options.racyWindowNs ?? COARSE_RACY_WINDOW_NS);
+  const candidates: [string, FileMeta][] = [];
+  let subSecondTimes = false;
   const files = new Map<string, FileMeta>();
   const buffer = Buffer.allocUnsafe(1 << 20);
   const prefix = absRoot === '/' ? '/' : `${absRoot}/`;
@@ -134,12 +143,8 @@ export function takeSnapshot(root: string, options: SnapshotOptions = {}): Snaps
       if (type === undefined) continue;
       const meta = metaFromStat(st, type);
       if (type === 'symlink') meta.linkTarget = readlinkSync(abs);
-      if (st.ctimeNs >= racyFrom) {
-        meta.racy = true;
-        if (type === 'file') meta.hash = hashFile(abs, buffer);
-        const xattrs = readXattrs(abs);
-        if (xattrs) meta.xattrs = xattrs;
-      }
+      if (!subSecondTimes && st.ctimeNs % SECOND_NS !== 0n) subSecondTimes = true;
+      if (st.ctimeNs >= candidatesFrom) candidates.push([abs, meta]);
       files.set(rel, meta);
       if (type === 'directory') visit(abs, rel);
     }
@@ -147,5 +152,19 @@ export function takeSnapshot(root: string, options: SnapshotOptions = {}): Snaps
   const rootStat = lstatSync(absRoot, { bigint: true });
   if (!rootStat.isDirectory()) throw new SnapshotError(`snapshotting ${absRoot}: not a directory`);
   visit(absRoot, '');
+  const racyFrom = startedNs - (options.racyWindowNs ?? (subSecondTimes ? FINE_RACY_WINDOW_NS : COARSE_RACY_WINDOW_NS));
+  for (const [abs, meta] of candidates) {
+    if (meta.ctimeNs < racyFrom) continue;
+    options.signal?.throwIfAborted();
+    meta.racy = true;
+    try {
+      if (meta.type === 'file') meta.hash = hashFile(abs, buffer);
+      const xattrs = readXattrs(abs);
+      if (xattrs) meta.xattrs = xattrs;
+    } catch (cause) {
+      // removed since it was seen: the next walk will not find it either
+      if ((cause as NodeJS.ErrnoException).code !== 'ENOENT') throw new SnapshotError(`snapshotting ${absRoot}: reading ${abs}: ${(cause as Error).message}`, { cause });
+    }
+  }
   return { root: absRoot, files, startedNs };
 }
