@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,7 +46,6 @@ describe('inplace backend on the fixture run image', () => {
     const workDir = mkdtempSync(join(scratch, 'work-'));
     const context = mkdtempSync(join(scratch, 'ctx-'));
     const events = new MemorySink();
-    const { writeFileSync } = await import('node:fs');
     writeFileSync(join(context, 'run-file'), 'from context\n');
     const content = [
       'ARG base_image',
@@ -87,7 +86,6 @@ describe('inplace backend on the fixture run image', () => {
     expect(events.ofType('layer-written')).toHaveLength(4);
     await backend.cleanup({ signal: new AbortController().signal, events, workDir });
     expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(workDir);
-    const { readdirSync } = await import('node:fs');
     expect(readdirSync(workDir)).toEqual([]);
   });
 
@@ -118,7 +116,6 @@ describe('inplace backend on the fixture run image', () => {
     const base = await runFixture();
     const extendDir = mkdtempSync(join(scratch, 'extend-'));
     const context = mkdtempSync(join(scratch, 'ctx-'));
-    const { writeFileSync } = await import('node:fs');
     writeFileSync(join(context, 'f'), 'one\n');
     const content = 'ARG base_image\nFROM ${base_image}\nUSER root\nRUN echo executed && echo a > /a\nCOPY f /f\nARG build_id\nRUN echo executed-late && echo ${build_id} > /id\nUSER 1000:1000\n';
     const apply = async (buildId: string, cacheTtlMs = 3_600_000) => {
@@ -133,11 +130,12 @@ describe('inplace backend on the fixture run image', () => {
       );
       const output = events.ofType('debug').map((e) => e.message);
       const hits = events.events.flatMap((e) => (e.type === 'cache-hit' ? [e.instruction] : []));
+      const damaged = events.ofType('warning').filter((w) => w.code === 'cache-entry-damaged').map((w) => w.message);
       const layers = result.layers.slice(base.layers.length).map((l) => l.diffId);
       const files = new Map<string, string>();
       for (const l of result.layers.slice(base.layers.length)) for (const [k, v] of await readLayerFiles(l.blob!)) files.set(k, v.toString());
       await backend.cleanup(ctx);
-      return { output, hits, layers, files, history: result.config.history?.slice(-layers.length).map((h) => h.created_by) };
+      return { output, hits, damaged, layers, files, history: result.config.history?.slice(-layers.length).map((h) => h.created_by) };
     };
     const first = await apply('1');
     expect(first.output).toEqual(['executed', 'executed-late']);
@@ -147,6 +145,21 @@ describe('inplace backend on the fixture run image', () => {
     expect(second.hits).toEqual(['RUN echo executed && echo a > /a', 'COPY f /f', 'RUN echo executed-late && echo ${build_id} > /id']);
     expect(second.layers).toEqual(first.layers);
     expect(second.history).toEqual(first.history);
+    // a damaged entry (here: the first RUN's blob, one byte changed) is removed and its step runs again
+    const cacheDir = join(extendDir, 'cache', 'inplace');
+    const firstRun = readdirSync(cacheDir)
+      .map((key) => ({ key, meta: JSON.parse(readFileSync(join(cacheDir, key, 'meta.json'), 'utf8')) as { diffId?: string; blob?: string } }))
+      .find((e) => e.meta.diffId === first.layers[0]);
+    const blobPath = join(cacheDir, firstRun!.key, firstRun!.meta.blob!);
+    const bytes = readFileSync(blobPath);
+    bytes[bytes.length - 5]! ^= 0xff;
+    writeFileSync(blobPath, bytes);
+    const repaired = await apply('1');
+    expect(repaired.damaged).toEqual([expect.stringContaining(`removed damaged layer cache entry ${firstRun!.key} (the layer blob's digest is`)]);
+    expect(repaired.output).toEqual(['executed']);
+    expect(repaired.hits).toEqual(['COPY f /f', 'RUN echo executed-late && echo ${build_id} > /id']);
+    expect(repaired.layers).toEqual(first.layers);
+    expect((await apply('1')).hits).toHaveLength(3);
     // a new build_id re-runs only the RUN that sees it
     const third = await apply('2');
     expect(third.output).toEqual(['executed-late']);
@@ -165,7 +178,6 @@ describe('inplace backend on the fixture run image', () => {
     expect(expired.output).toEqual(['executed', 'executed-late']);
     expect(expired.layers).toEqual(fourth.layers);
     // only the cache is left in the extend dir
-    const { readdirSync } = await import('node:fs');
     expect(readdirSync(extendDir)).toEqual(['cache']);
     expect(readdirSync(join(extendDir, 'cache', 'inplace')).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
   });

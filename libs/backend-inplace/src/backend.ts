@@ -116,7 +116,12 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
       const family = familyOf(base.manifestMediaType);
       const compression = options.compression ?? 'gzip';
 
-      const cache = options.cache === false ? undefined : new LayerCache(join(applyOptions.extendDir, 'cache', 'inplace'), applyOptions.cacheTtlMs);
+      const cache =
+        options.cache === false
+          ? undefined
+          : new LayerCache(join(applyOptions.extendDir, 'cache', 'inplace'), applyOptions.cacheTtlMs, (key, reason) =>
+              events.emit({ type: 'warning', level: 'warn', code: 'cache-entry-damaged', extensionId: dockerfile.extensionId, message: `removed damaged layer cache entry ${key} (${reason}); the step runs again` }),
+            );
       cache?.prune();
       let chain = sha256({ version: 1, base: base.config.rootfs.diff_ids, root: rootOption === '/' ? 'in-place' : 'unpacked' });
       let contextHash: string | undefined;

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +13,10 @@ const scratch = mkdtempSync(join(tmpdir(), 'inplace-cache-'));
 afterAll(() => removeTree(scratch));
 const descriptor: Descriptor = { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${'a'.repeat(64)}` as Digest, size: 3 };
 
+function descriptorOf(content: string): Descriptor {
+  return { ...descriptor, digest: `sha256:${createHash('sha256').update(content).digest('hex')}` as Digest, size: Buffer.byteLength(content) };
+}
+
 describe('LayerCache', () => {
   it('publishes entries atomically; the first of two writers of one key wins', () => {
     const cache = new LayerCache(join(scratch, 'c1'), 60_000);
@@ -19,8 +24,8 @@ describe('LayerCache', () => {
     const b = cache.staging();
     writeFileSync(join(a, 'layer.tar.gz'), 'aaa');
     writeFileSync(join(b, 'layer.tar.gz'), 'bbb');
-    const first = cache.commit(a, 'k', { empty: false, blob: 'layer.tar.gz', diffId: `sha256:${'1'.repeat(64)}` as Digest, descriptor });
-    const second = cache.commit(b, 'k', { empty: false, blob: 'layer.tar.gz', diffId: `sha256:${'2'.repeat(64)}` as Digest, descriptor });
+    const first = cache.commit(a, 'k', { empty: false, blob: 'layer.tar.gz', diffId: `sha256:${'1'.repeat(64)}` as Digest, descriptor: descriptorOf('aaa') });
+    const second = cache.commit(b, 'k', { empty: false, blob: 'layer.tar.gz', diffId: `sha256:${'2'.repeat(64)}` as Digest, descriptor: descriptorOf('bbb') });
     expect(second).toEqual(first);
     expect(cache.get('k')?.diffId).toBe(`sha256:${'1'.repeat(64)}`);
     expect(readdirSync(cache.dir)).toEqual(['k']);
@@ -47,6 +52,53 @@ describe('LayerCache', () => {
     expect(existsSync(mine)).toBe(true);
     const entry = cache.commit(mine, 'k', { empty: true });
     expect(entry).toMatchObject({ empty: true });
+  });
+});
+
+describe('LayerCache with damaged entries', () => {
+  const diffId = `sha256:${'1'.repeat(64)}` as Digest;
+  function withEntry(name: string, content = 'layer bytes') {
+    const discarded: [string, string][] = [];
+    const cache = new LayerCache(join(scratch, name), 60_000, (key, reason) => discarded.push([key, reason]));
+    const staging = cache.staging();
+    writeFileSync(join(staging, 'layer.tar.gz'), content);
+    cache.commit(staging, 'k', { empty: false, blob: 'layer.tar.gz', diffId, descriptor: descriptorOf(content) });
+    expect(cache.get('k')?.diffId).toBe(diffId);
+    return { cache, discarded, blob: join(cache.dir, 'k', 'layer.tar.gz') };
+  }
+
+  it('removes an entry whose blob was altered, and reports why', () => {
+    const { cache, discarded, blob } = withEntry('d1');
+    writeFileSync(blob, 'layer bytez');
+    expect(cache.get('k')).toBeUndefined();
+    expect(existsSync(join(cache.dir, 'k'))).toBe(false);
+    expect(discarded).toEqual([['k', expect.stringMatching(/^the layer blob's digest is sha256:[0-9a-f]{64}, not the recorded sha256:/)]]);
+  });
+
+  it('removes an entry whose blob was cut short or is missing', () => {
+    const cut = withEntry('d2');
+    truncateSync(cut.blob, 4);
+    expect(cut.cache.get('k')).toBeUndefined();
+    expect(cut.discarded[0]?.[1]).toBe('the layer blob has 4 bytes, not the recorded 11');
+    const gone = withEntry('d3');
+    rmSync(gone.blob);
+    expect(gone.cache.get('k')).toBeUndefined();
+    expect(gone.discarded[0]?.[1]).toMatch(/^reading the layer blob: ENOENT/);
+  });
+
+  it('removes an entry without a readable meta.json, and a new writer replaces it', () => {
+    const { cache, discarded } = withEntry('d4');
+    writeFileSync(join(cache.dir, 'k', 'meta.json'), '{"version": 1, "crea');
+    expect(cache.get('k')).toBeUndefined();
+    expect(discarded[0]?.[1]).toMatch(/^reading meta\.json: /);
+    // a damaged entry that appears between lookup and publish loses to the new one
+    mkdirSync(join(cache.dir, 'k'));
+    const staging = cache.staging();
+    writeFileSync(join(staging, 'layer.tar.gz'), 'fresh');
+    const entry = cache.commit(staging, 'k', { empty: false, blob: 'layer.tar.gz', diffId, descriptor: descriptorOf('fresh') });
+    expect(entry.descriptor).toEqual(descriptorOf('fresh'));
+    expect(cache.get('k')?.descriptor).toEqual(descriptorOf('fresh'));
+    expect(readdirSync(cache.dir)).toEqual(['k']);
   });
 });
 

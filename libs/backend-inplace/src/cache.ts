@@ -5,10 +5,12 @@
  * directory, and for COPY/ADD the build context's content). Entries live in
  * `<extend-dir>/cache/inplace/<key>/` (`meta.json`, `layer.tar.gz`), are
  * written under a temporary name and renamed into place (several extenders
- * may share the dir), and expire after the TTL.
+ * may share the dir), and expire after the TTL. An entry that is damaged (no
+ * readable `meta.json`, or a blob whose size or sha256 is not the recorded
+ * one) is removed when it is looked up, and the step runs again.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Descriptor, Digest } from '@cnb-extender/oci';
 import { hashFile } from './snapshot/walk.ts';
@@ -36,26 +38,43 @@ export function sha256(value: unknown): string {
   return createHash('sha256').update(typeof value === 'string' ? value : JSON.stringify(value)).digest('hex');
 }
 
+/** Called when a damaged entry is found and removed. */
+export type DiscardListener = (key: string, reason: string) => void;
+
 export class LayerCache {
   readonly dir: string;
   readonly ttlMs: number;
-  constructor(dir: string, ttlMs: number) {
+  readonly #onDiscard: DiscardListener | undefined;
+  constructor(dir: string, ttlMs: number, onDiscard?: DiscardListener) {
     this.dir = dir;
     this.ttlMs = ttlMs;
+    this.#onDiscard = onDiscard;
   }
 
-  /** The entry for `key` when present and not expired (an expired one is removed). */
+  /**
+   * The entry for `key` when present, intact and not expired. An expired entry
+   * is removed; so is a damaged one (reported to the discard listener).
+   */
   get(key: string, now = Date.now()): CacheEntry | undefined {
-    return this.#read(key, now);
+    return this.#read(key, now, true);
   }
 
-  #read(key: string, now: number | undefined): CacheEntry | undefined {
+  #discard(key: string, reason: string): undefined {
+    rmSync(join(this.dir, key), { recursive: true, force: true });
+    this.#onDiscard?.(key, reason);
+    return undefined;
+  }
+
+  #read(key: string, now: number | undefined, verify: boolean): CacheEntry | undefined {
     const entryDir = join(this.dir, key);
     let meta: Meta;
     try {
       meta = JSON.parse(readFileSync(join(entryDir, 'meta.json'), 'utf8')) as Meta;
-    } catch {
-      return undefined;
+    } catch (error) {
+      // Entries are published complete (renamed into place), so a dir without a readable meta.json is damaged.
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && !existsSync(entryDir)) return undefined;
+      return this.#discard(key, `reading meta.json: ${(error as Error).message}`);
     }
     if (meta.version !== 1 || (now !== undefined && now - meta.createdMs > this.ttlMs)) {
       rmSync(entryDir, { recursive: true, force: true });
@@ -63,10 +82,14 @@ export class LayerCache {
     }
     const entry: CacheEntry = { key, empty: meta.empty };
     if (!meta.empty) {
-      if (!meta.blob || !meta.descriptor || !meta.diffId) return undefined;
+      if (!meta.blob || !meta.descriptor || !meta.diffId || meta.blob.includes('/')) return this.#discard(key, 'meta.json names no layer blob, digest or diff id');
       entry.blobPath = join(entryDir, meta.blob);
       entry.descriptor = meta.descriptor;
       entry.diffId = meta.diffId;
+      if (verify) {
+        const problem = blobProblem(entry.blobPath, meta.descriptor);
+        if (problem) return this.#discard(key, problem);
+      }
     }
     return entry;
   }
@@ -91,15 +114,24 @@ export class LayerCache {
       meta.descriptor = result.descriptor;
     }
     writeFileSync(join(staging, 'meta.json'), `${JSON.stringify(meta)}\n`);
-    try {
-      renameSync(staging, join(this.dir, key));
-    } catch (error) {
-      rmSync(staging, { recursive: true, force: true });
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        renameSync(staging, join(this.dir, key));
+        break;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') {
+          rmSync(staging, { recursive: true, force: true });
+          throw error;
+        }
+        // Another process published this key first: its entry wins unless it is damaged.
+        if (attempt === 0 && this.#read(key, undefined, true) === undefined) continue;
+        rmSync(staging, { recursive: true, force: true });
+        break;
+      }
     }
     // Read back without the TTL check: a zero TTL still hands out what was just written.
-    const entry = this.#read(key, undefined);
+    const entry = this.#read(key, undefined, false);
     if (!entry) throw new Error(`layer cache ${this.dir}: entry ${key} vanished right after it was written`);
     return entry;
   }
@@ -122,9 +154,24 @@ export class LayerCache {
         if (here !== '' && namespace === here && Number.isInteger(pid) && !alive(pid)) rmSync(join(this.dir, name), { recursive: true, force: true });
         continue;
       }
-      this.get(name, now);
+      // expiry only: verifying every blob here would read the whole cache on each run
+      this.#read(name, now, false);
     }
   }
+}
+
+/** Why a cached layer blob cannot be used (size or sha256 not the recorded ones), or undefined. */
+function blobProblem(path: string, descriptor: Descriptor): string | undefined {
+  let size: number;
+  try {
+    size = lstatSync(path).size;
+  } catch (error) {
+    return `reading the layer blob: ${(error as Error).message}`;
+  }
+  if (size !== descriptor.size) return `the layer blob has ${size} bytes, not the recorded ${descriptor.size}`;
+  const digest = `sha256:${hashFile(path)}`;
+  if (digest !== descriptor.digest) return `the layer blob's digest is ${digest}, not the recorded ${descriptor.digest}`;
+  return undefined;
 }
 
 /** This process's pid namespace (the inode in `/proc/self/ns/pid`), or '' when /proc does not tell. */
