@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Descriptor, Digest } from '@cnb-extender/oci';
 import { afterAll, describe, expect, it } from 'vitest';
-import { contextDigest, LayerCache } from './cache.ts';
+import { contextDigest, LayerCache, STAGING_MAX_AGE_MS } from './cache.ts';
 import { removeTree } from './test/support.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'inplace-cache-'));
@@ -52,6 +52,13 @@ describe('LayerCache', () => {
     expect(existsSync(mine)).toBe(true);
     const entry = cache.commit(mine, 'k', { empty: true });
     expect(entry).toMatchObject({ empty: true });
+    // …until they are a day old: then no extender is writing them any more
+    const foreign = join(cache.dir, `.tmp-1-4026531836-${'0'.repeat(12)}`);
+    mkdirSync(foreign);
+    cache.prune();
+    expect(existsSync(foreign)).toBe(true);
+    cache.prune(Date.now() + STAGING_MAX_AGE_MS + 60_000);
+    expect(existsSync(foreign)).toBe(false);
   });
 });
 

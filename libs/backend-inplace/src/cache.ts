@@ -149,14 +149,27 @@ export class LayerCache {
       if (name.startsWith('.tmp-')) {
         // A pid says whether its process is gone only in the pid namespace it was taken in;
         // extenders in other containers share the dir, so their staging dirs are left alone.
+        // Past a day, no extender is still writing it, whichever container it was in.
         const [, pidText, namespace] = name.split('-');
         const pid = Number(pidText);
-        if (here !== '' && namespace === here && Number.isInteger(pid) && !alive(pid)) rmSync(join(this.dir, name), { recursive: true, force: true });
+        const gone = here !== '' && namespace === here && Number.isInteger(pid) && !alive(pid);
+        if (gone || ageMs(join(this.dir, name), now) > STAGING_MAX_AGE_MS) rmSync(join(this.dir, name), { recursive: true, force: true });
         continue;
       }
       // expiry only: verifying every blob here would read the whole cache on each run
       this.#read(name, now, false);
     }
+  }
+}
+
+/** Staging dirs older than this are leftovers of crashed extenders in any container. */
+export const STAGING_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+
+function ageMs(path: string, now: number): number {
+  try {
+    return now - lstatSync(path).mtimeMs;
+  } catch {
+    return 0;
   }
 }
 
