@@ -1,7 +1,7 @@
 /**
  * Tars exchanged with the daemon: the build context (with the Dockerfile under
  * a name `.dockerignore` hides from COPY), the base image as a docker-archive for
- * `/images/load`, and the built image read back from `/images/{name}/get`.
+ * `/images/load` (layers the daemon has left out), and the built image read back from `/images/{name}/get`.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
 import { lstat, mkdir, readFile, readdir, readlink, symlink } from 'node:fs/promises';
@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
 import type { BuiltImage } from '@cnb-extender/image-backend-kit';
-import type { Digest, ImageConfig, ImageManifest } from '@cnb-extender/oci';
+import type { Digest, ImageConfig } from '@cnb-extender/oci';
 import { isExcluded, parseDockerignore } from './dockerignore.ts';
 
 type Header = Partial<tar.Header> & { name: string };
@@ -74,19 +74,33 @@ export function contextTar(contextDir: string, dockerfileName: string, dockerfil
   return Readable.from(pack as AsyncIterable<Buffer>);
 }
 
-/** A docker-archive (`docker save` format) of one image from an OCI layout's blobs, tagged `tag`. */
-export function dockerArchive(layoutDir: string, manifest: ImageManifest, configBytes: Buffer, tag: string): Readable {
+/** One layer of a docker-archive: its blob file, or none when the daemon already has it. */
+export interface ArchiveLayer {
+  digest: string;
+  size: number;
+  /** Absent: an empty entry stands in (see `dockerArchive`). */
+  file?: string;
+}
+
+/**
+ * A docker-archive (`docker save` format) of one image, tagged `tag`. A layer
+ * without a file is written as an empty entry: `/images/load` opens a layer's
+ * file only when the daemon lacks the layer chain up to it, so the caller leaves
+ * out exactly the layers the daemon is known to hold (if it does not after all,
+ * the load fails on the empty entry's diff_id instead of building a wrong image).
+ */
+export function dockerArchive(configBytes: Buffer, configDigest: string, layers: readonly ArchiveLayer[], tag: string): Readable {
   const pack = tar.pack();
-  const blob = (digest: string) => join(layoutDir, 'blobs', ...digest.split(':'));
   (async () => {
-    const configName = `${manifest.config.digest.split(':')[1]}.json`;
-    const layers = manifest.layers.map((l) => `${l.digest.split(':')[1]}/layer.tar`);
+    const configName = `${configDigest.split(':')[1]}.json`;
+    const names = layers.map((l) => `${l.digest.split(':')[1]}/layer.tar`);
     const mtime = new Date(0);
     await writeEntry(pack, { name: configName, mode: 0o644, mtime }, configBytes);
-    for (const [i, layer] of manifest.layers.entries()) {
-      await writeEntry(pack, { name: layers[i]!, mode: 0o644, mtime, size: layer.size, type: 'file' }, createReadStream(blob(layer.digest)));
+    for (const [i, layer] of layers.entries()) {
+      if (layer.file === undefined) await writeEntry(pack, { name: names[i]!, mode: 0o644, mtime, type: 'file' }, Buffer.alloc(0));
+      else await writeEntry(pack, { name: names[i]!, mode: 0o644, mtime, size: layer.size, type: 'file' }, createReadStream(layer.file));
     }
-    await writeEntry(pack, { name: 'manifest.json', mode: 0o644, mtime }, Buffer.from(JSON.stringify([{ Config: configName, RepoTags: [tag], Layers: layers }])));
+    await writeEntry(pack, { name: 'manifest.json', mode: 0o644, mtime }, Buffer.from(JSON.stringify([{ Config: configName, RepoTags: [tag], Layers: names }])));
     pack.finalize();
   })().catch((err: unknown) => pack.destroy(err as Error));
   return Readable.from(pack as AsyncIterable<Buffer>);

@@ -34,9 +34,10 @@ async function applyOnce(dockerfile: string, options: DockerBackendOptions) {
   return { backend, workDir, result, base, events, context };
 }
 
-async function ourImages(): Promise<string[]> {
+/** The tags `backend` made that are in the daemon (other tests' backends share it). */
+async function ourImages(backend: { runId: string }): Promise<string[]> {
   const images = await connect(env.docker.host).docker.listImages();
-  return images.flatMap((i) => i.RepoTags ?? []).filter((t) => t.startsWith('cnb-extender-'));
+  return images.flatMap((i) => i.RepoTags ?? []).filter((t) => t.startsWith('cnb-extender-') && t.includes(`-${backend.runId}:`));
 }
 
 describe('docker daemon detection', () => {
@@ -78,8 +79,10 @@ describe('docker backend', () => {
       const started = events.ofType('instruction-started').map((e) => e.instruction);
       expect(started).toContain('RUN echo x > /x');
       expect(events.ofType('layer-written')).toHaveLength(1);
-      expect(await ourImages()).toEqual([]);
+      // the base and the result stay for a next Dockerfile until cleanup
+      expect((await ourImages(backend)).sort()).toEqual([`cnb-extender-base-${backend.runId}:1`, `cnb-extender-result-${backend.runId}:1`]);
       await backend.cleanup(context);
+      expect(await ourImages(backend)).toEqual([]);
       expect(await readdir(workDir)).toEqual([]);
     });
   }
@@ -148,7 +151,7 @@ describe('docker backend cancellation', () => {
       const spec: DockerfileSpec = { extensionId: 'test/ext', kind: 'run', path: join(contextDir, 'x'), content: 'ARG base_image\nFROM ${base_image}\nRUN sleep 20\n', args: [{ name: 'base_image', value: 'x' }], contextDir };
       await expect(backend.apply(spec, base, { buildContext: contextDir, ignorePaths: [], cacheTtlMs: 0, extendDir: workDir }, context)).rejects.toThrow('stop now');
       await backend.cleanup({ ...context, signal: new AbortController().signal });
-      expect(await ourImages()).toEqual([]);
+      expect(await ourImages(backend)).toEqual([]);
       expect(await readdir(workDir)).toEqual([]);
     });
   }

@@ -1,6 +1,7 @@
 /**
  * The Docker Engine API backend (dockerode): the base goes into the daemon as a
- * docker-archive (`/images/load`), each Dockerfile is built with `/build` — the
+ * docker-archive (`/images/load`) unless the daemon has it already, and then only
+ * with the layers the daemon lacks; each Dockerfile is built with `/build` — the
  * classic builder or BuildKit (`version=2`) — from a context streamed as a tar,
  * and the result comes back through `/images/{name}/get` (docker-archive → layers
  * + config) for the kit to assemble. Build output is streamed as events.
@@ -11,6 +12,7 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import {
   BackendInstructionError,
+  serializeImage,
   type ApplyOptions,
   type BackendCapabilities,
   type BackendContext,
@@ -28,10 +30,10 @@ import {
   messageOf,
   stepInstruction,
 } from '@cnb-extender/image-backend-kit';
-import { defaultKeychain, parseReference, type ImageManifest, type RegistryClient } from '@cnb-extender/oci';
-import { contextTar, dockerArchive, readDockerArchive } from './archive.ts';
+import { defaultKeychain, parseReference, type RegistryClient } from '@cnb-extender/oci';
+import { contextTar, dockerArchive, readDockerArchive, type ArchiveLayer } from './archive.ts';
 import { decodeStatus } from './buildkit-status.ts';
-import { DEFAULT_DOCKER_HOST, connect } from './host.ts';
+import { DEFAULT_DOCKER_HOST, connect, describeConnectError, describeTls, dockerTlsFromEnv, type DockerConnection, type DockerEnv, type DockerTlsSettings } from './host.ts';
 
 export type DockerBuilder = 'classic' | 'buildkit';
 
@@ -54,7 +56,18 @@ export interface DockerBackendOptions {
    * registries by default in dockerd).
    */
   pullBase?: boolean;
-  env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * TLS to a `tcp://` daemon; default from `env` as the Docker CLI reads it:
+   * `DOCKER_TLS_VERIFY` / `DOCKER_TLS` / `DOCKER_CERT_PATH` (see host.ts). `false`: none.
+   */
+  tls?: DockerTlsSettings | false;
+  env?: DockerEnv;
+}
+
+/** An image this backend knows to be in the daemon, by the name it uses for it. */
+interface HeldImage {
+  name: string;
+  diffIds: readonly string[];
 }
 
 interface BuildOutcome {
@@ -66,6 +79,18 @@ interface BuildOutcome {
 }
 
 const DOCKERFILE_NAME = '.cnb-extender.Dockerfile';
+
+/**
+ * Whether the daemon's view of an image's runtime config (`inspect().Config`, absent
+ * fields as null or empty) agrees with a config's on what a build sees: a guard
+ * against a description changed while keeping its manifest digest.
+ */
+function sameRuntimeConfig(daemon: object | undefined, config: object | undefined): boolean {
+  const norm = (value: unknown) => (value === undefined || value === null || value === '' || (typeof value === 'object' && Object.keys(value).length === 0) ? null : JSON.stringify(value));
+  const a = (daemon ?? {}) as Record<string, unknown>;
+  const b = (config ?? {}) as Record<string, unknown>;
+  return ['User', 'Env', 'Entrypoint', 'Cmd', 'WorkingDir', 'Labels', 'Shell', 'OnBuild', 'StopSignal'].every((key) => norm(a[key]) === norm(b[key]));
+}
 
 export class DockerBackend implements ExtenderBackend {
   readonly id = 'docker';
@@ -79,17 +104,31 @@ export class DockerBackend implements ExtenderBackend {
   readonly options: DockerBackendOptions;
   readonly host: string;
   readonly builder: DockerBuilder;
-  #docker: Docker | undefined;
+  /** TLS to the daemon (from `DOCKER_TLS_VERIFY`, `DOCKER_TLS`, `DOCKER_CERT_PATH`); undefined for a socket or plain tcp. */
+  readonly tls: DockerTlsSettings | undefined;
+  readonly #env: DockerEnv;
+  #connection: DockerConnection | undefined;
   #reachable: Promise<void> | undefined;
+  /** Tags this backend made (removed at the latest on cleanup). */
   #tags = new Set<string>();
+  /**
+   * Images in the daemon whose layers a later base may share (the last base and
+   * result, a pulled base): their diff_ids say which layer chains the daemon holds.
+   */
+  #held: HeldImage[] = [];
   #workDirs = new Set<string>();
-  #run = randomBytes(6).toString('hex');
+  /** In the names of the images this backend tags: `cnb-extender-base-<runId>:<n>`, `cnb-extender-result-<runId>:<n>`. */
+  readonly runId = randomBytes(6).toString('hex');
   #count = 0;
 
   constructor(options: DockerBackendOptions = {}) {
     this.options = options;
     const env = options.env ?? process.env;
+    this.#env = env;
     this.host = options.host ?? (env['DOCKER_HOST'] || DEFAULT_DOCKER_HOST);
+    // as connect() decides: TLS only for tcp:// (and https://) daemons
+    const tcp = /^(tcp|https):\/\//.test(this.host);
+    this.tls = options.tls === false || !tcp ? undefined : (options.tls ?? dockerTlsFromEnv(env));
     const fromEnv = env['CNB_DOCKER_BUILDER'] ?? (env['DOCKER_BUILDKIT'] === '1' ? 'buildkit' : undefined);
     this.builder = options.builder ?? (fromEnv === 'buildkit' ? 'buildkit' : 'classic');
     this.pullBase = options.pullBase ?? env['CNB_DOCKER_PULL_BASE'] === '1';
@@ -124,17 +163,28 @@ export class DockerBackend implements ExtenderBackend {
   }
 
   get #client(): Docker {
-    this.#docker ??= connect(this.host).docker;
-    return this.#docker;
+    this.#connection ??= connect(this.host, { env: this.#env, tls: this.tls ?? false });
+    return this.#connection.docker;
+  }
+
+  async #ping(): Promise<void> {
+    const where = `connecting to the Docker daemon at ${this.host}${describeTls(this.tls)}`;
+    let client: Docker;
+    try {
+      client = this.#client;
+    } catch (err) {
+      throw new ImageBackendError(`${where}: ${messageOf(err)}`, { cause: err });
+    }
+    try {
+      await client.ping();
+    } catch (err) {
+      const { message, tlsHandshake } = describeConnectError(err, this.#connection!);
+      throw new ImageBackendError(`${where}: ${message}${tlsHandshake ? '' : '; start dockerd or set DOCKER_HOST'}`, { cause: err });
+    }
   }
 
   async #ensureReachable(): Promise<void> {
-    this.#reachable ??= this.#client.ping().then(
-      () => undefined,
-      (err: unknown) => {
-        throw new ImageBackendError(`connecting to the Docker daemon at ${this.host}: ${messageOf(err)}; start dockerd or set DOCKER_HOST`, { cause: err });
-      },
-    );
+    this.#reachable ??= this.#ping();
     try {
       await this.#reachable;
     } catch (err) {
@@ -160,19 +210,114 @@ export class DockerBackend implements ExtenderBackend {
     signal.throwIfAborted();
   }
 
-  async #loadBase(base: ImageDescription, area: string, n: number, signal: AbortSignal): Promise<string> {
-    const layout = await materializeBaseLayout(base, {
-      dir: join(area, `base-${n}`),
-      fetchedBlobDir: join(area, 'fetched'),
-      signal,
-      ...(this.options.registry ? { registry: this.options.registry } : {}),
-    });
-    const tag = `cnb-extender-base-${this.#run}:${n}`;
-    const manifest = JSON.parse(layout.manifestBytes.toString('utf8')) as ImageManifest;
+  /**
+   * The daemon's image called `name` (an ID, a tag, a digest reference), or undefined
+   * when it has none. Only a shortcut: when the lookup itself fails the base is loaded.
+   */
+  async #lookup(name: string, debug: (message: string) => void): Promise<Docker.ImageInspectInfo | undefined> {
+    try {
+      return await this.#client.getImage(name).inspect();
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 404) debug(`looking up ${name} in the daemon failed (${messageOf(err)}); loading the base`);
+      return undefined;
+    }
+  }
+
+  async #tag(image: string, tag: string): Promise<void> {
+    const [repo, version] = tag.split(':') as [string, string];
+    this.#tags.add(tag);
+    try {
+      await this.#client.getImage(image).tag({ repo, tag: version });
+    } catch (err) {
+      throw new ImageBackendError(`tagging the base image ${image} as ${tag} in the Docker daemon at ${this.host}: ${messageOf(err)}`, { cause: err });
+    }
+  }
+
+  /**
+   * Make the base an image of the daemon and return the name to build FROM: an image
+   * with the same config (hence the same ID) or, for the original base, the same
+   * manifest digest is only tagged; with `pullBase` the daemon pulls the first base;
+   * else it is loaded, without the layers the daemon already holds.
+   */
+  async #baseInDaemon(base: ImageDescription, area: string, n: number, signal: AbortSignal, events: EventSink): Promise<string> {
+    const { configBytes, manifest } = serializeImage(base);
+    const id = manifest.config.digest;
+    const diffIds = base.layers.map((l) => l.diffId as string);
+    const tag = `cnb-extender-base-${this.runId}:${n}`;
+    const debug = (message: string) => events.emit({ type: 'debug', level: 'debug', message: `docker: ${message}` });
+    if (await this.#lookup(id, debug)) {
+      await this.#tag(id, tag);
+      debug(`base ${id} is already in the daemon; not loading it`);
+      this.#held.push({ name: tag, diffIds });
+      return tag;
+    }
+    signal.throwIfAborted();
+    if (this.pullBase && n === 1 && base.reference) {
+      const pulled = await this.#pullBase(base.reference, signal, events);
+      if (pulled) {
+        this.#held.push({ name: pulled, diffIds });
+        return pulled;
+      }
+    } else if (base.reference && base.manifestDigest && parseReference(base.reference).digest === base.manifestDigest) {
+      // The original base, e.g. pulled by a platform that shares this daemon. Its ID is
+      // the digest of the config as published, which the description does not keep byte
+      // for byte; the manifest digest pins that config (as with pullBase).
+      const found = await this.#lookup(base.reference, debug);
+      if (found && (found.RootFS?.Layers ?? []).join() === diffIds.join() && sameRuntimeConfig(found.Config, base.config.config)) {
+        await this.#tag(found.Id, tag);
+        debug(`base ${base.reference} is already in the daemon (${found.Id}); not loading it`);
+        this.#held.push({ name: tag, diffIds });
+        return tag;
+      }
+    }
+    signal.throwIfAborted();
+    const held = this.#sharedLayers(diffIds);
+    try {
+      await this.#loadBase(base, configBytes, id, tag, held, area, n, signal, debug);
+    } catch (err) {
+      if (held === 0 || signal.aborted) throw err;
+      // an image holding those layers went away meanwhile: send them all
+      debug(`loading base ${id} without its first ${held} layers failed (${messageOf(err)}); sending all of them`);
+      await this.#loadBase(base, configBytes, id, tag, 0, area, n, signal, debug);
+    }
+    this.#held.push({ name: tag, diffIds });
+    return tag;
+  }
+
+  /** How many of the bottom layers `diffIds` names the daemon holds as one chain (through an image this backend holds). */
+  #sharedLayers(diffIds: readonly string[]): number {
+    let best = 0;
+    for (const image of this.#held) {
+      let k = 0;
+      while (k < diffIds.length && k < image.diffIds.length && image.diffIds[k] === diffIds[k]) k++;
+      best = Math.max(best, k);
+    }
+    return best;
+  }
+
+  async #loadBase(base: ImageDescription, configBytes: Buffer, id: string, tag: string, held: number, area: string, n: number, signal: AbortSignal, debug: (message: string) => void): Promise<void> {
+    const total = base.layers.length;
+    debug(held > 0 ? `loading base ${id}: ${held} of ${total} layers already in the daemon, sending ${total - held}` : `loading base ${id}: sending all ${total} layers`);
+    // only the layers sent need a blob on disk (a sparse base's are fetched from its registry)
+    const sent = { ...base, layers: base.layers.slice(held) };
+    const layout =
+      held < total
+        ? await materializeBaseLayout(sent, {
+            dir: join(area, `base-${n}`),
+            fetchedBlobDir: join(area, 'fetched'),
+            signal,
+            ...(this.options.registry ? { registry: this.options.registry } : {}),
+          })
+        : undefined;
+    const layers: ArchiveLayer[] = base.layers.map((l, i) => ({
+      digest: l.descriptor.digest,
+      size: l.descriptor.size,
+      ...(layout && i >= held ? { file: join(layout.layoutDir, 'blobs', ...l.descriptor.digest.split(':')) } : {}),
+    }));
     this.#tags.add(tag);
     let failure: string | undefined;
     try {
-      const stream = await this.#client.loadImage(dockerArchive(layout.layoutDir, manifest, layout.configBytes, tag), { quiet: true });
+      const stream = await this.#client.loadImage(dockerArchive(configBytes, id, layers, tag), { quiet: true });
       await this.#follow(stream, (event) => {
         if (typeof event['error'] === 'string') failure = event['error'];
       }, signal);
@@ -180,10 +325,9 @@ export class DockerBackend implements ExtenderBackend {
       if (signal.aborted) throw err;
       throw new ImageBackendError(`loading the base image into the Docker daemon at ${this.host}: ${messageOf(err)}`, { cause: err });
     } finally {
-      await rm(layout.layoutDir, { recursive: true, force: true });
+      if (layout) await rm(layout.layoutDir, { recursive: true, force: true });
     }
     if (failure) throw new ImageBackendError(`loading the base image into the Docker daemon at ${this.host}: ${failure}`);
-    return tag;
   }
 
   #onBuildEvent(event: Record<string, unknown>, outcome: BuildOutcome, dockerfile: DockerfileSpec, events: EventSink, seen: Set<string>): void {
@@ -238,11 +382,11 @@ export class DockerBackend implements ExtenderBackend {
     this.#workDirs.add(workDir);
     const area = join(workDir, 'docker');
     const n = ++this.#count;
-    const resultTag = `cnb-extender-result-${this.#run}:${n}`;
+    const resultTag = `cnb-extender-result-${this.runId}:${n}`;
     const outDir = join(area, `out-${n}`);
+    let keep: ReadonlySet<string> = new Set();
     try {
-      const pulled = this.pullBase && n === 1 && base.reference ? await this.#pullBase(base.reference, signal, events) : undefined;
-      const baseTag = pulled ?? (await this.#loadBase(base, area, n, signal));
+      const baseTag = await this.#baseInDaemon(base, area, n, signal, events);
       const buildargs: Record<string, string> = {};
       for (const arg of dockerfile.args) buildargs[arg.name] = arg.name === 'base_image' ? baseTag : arg.value;
       this.#tags.add(resultTag);
@@ -277,7 +421,7 @@ export class DockerBackend implements ExtenderBackend {
         if (signal.aborted) throw err;
         throw new ImageBackendError(`exporting the built image ${resultTag} from the Docker daemon at ${this.host}: ${messageOf(err)}`, { cause: err });
       }
-      return await assembleImage({
+      const result = await assembleImage({
         base,
         built,
         dockerfile,
@@ -286,19 +430,27 @@ export class DockerBackend implements ExtenderBackend {
         events,
         signal,
       });
+      // the next Dockerfile's base is this result: its base layers, and the new ones
+      // when re-packing left them unchanged, are in the daemon through these two images
+      this.#held.push({ name: resultTag, diffIds: built.layers.map((l) => l.diffId) });
+      keep = new Set([baseTag, resultTag]);
+      return result;
     } catch (err) {
       if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : err;
       if (err instanceof BackendInstructionError || err instanceof ImageBackendError) throw err;
       throw new ImageBackendError(`building ${dockerfile.path} through the Docker daemon at ${this.host}: ${messageOf(err)}`, { cause: err });
     } finally {
       await rm(outDir, { recursive: true, force: true });
-      await this.#removeTags();
+      // the last base and result stay (until the next apply or cleanup) for the next base's layers
+      await this.#removeTags(keep);
     }
   }
 
-  async #removeTags(): Promise<string[]> {
+  /** Remove this backend's tags but those in `keep`, newest first (a result before its base). */
+  async #removeTags(keep: ReadonlySet<string> = new Set()): Promise<string[]> {
     const failed: string[] = [];
     for (const tag of [...this.#tags].reverse()) {
+      if (keep.has(tag)) continue;
       try {
         await this.#client.getImage(tag).remove({ force: true });
         this.#tags.delete(tag);
@@ -307,11 +459,12 @@ export class DockerBackend implements ExtenderBackend {
         else failed.push(`${tag}: ${messageOf(err)}`);
       }
     }
+    this.#held = this.#held.filter((image) => !image.name.startsWith('cnb-extender-') || this.#tags.has(image.name));
     return failed;
   }
 
   async cleanup(context: BackendContext): Promise<void> {
-    const failed = this.#docker ? await this.#removeTags() : [];
+    const failed = this.#connection ? await this.#removeTags() : [];
     for (const workDir of new Set([...this.#workDirs, context.workDir])) {
       await rm(join(workDir, 'docker'), { recursive: true, force: true });
       await rm(defaultBlobDir(workDir, this.id), { recursive: true, force: true });
@@ -326,7 +479,7 @@ export function createDockerBackend(options: DockerBackendOptions = {}): DockerB
   return new DockerBackend(options);
 }
 
-/** The backend registry's factory (`{ env }`): `DOCKER_HOST`, `CNB_DOCKER_BUILDER` / `DOCKER_BUILDKIT`. */
+/** The backend registry's factory (`{ env }`): `DOCKER_HOST`, `DOCKER_TLS_VERIFY` / `DOCKER_TLS` / `DOCKER_CERT_PATH`, `CNB_DOCKER_BUILDER` / `DOCKER_BUILDKIT`. */
 export function createBackend(options: { env?: Readonly<Record<string, string | undefined>> } = {}): DockerBackend {
   return new DockerBackend(options.env && Object.keys(options.env).length > 0 ? { env: { ...process.env, ...options.env } } : {});
 }
