@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { chooseBackend, type AutoProbes } from './auto.ts';
-import { BackendSelectionError } from './registry.ts';
+import { BackendSelectionError, type BackendRegistry } from './registry.ts';
 
 /** Probes that answer as told and record which ones were asked. */
 function probes(answers: { root: boolean; container: boolean; buildah: boolean; docker: boolean }) {
@@ -47,6 +47,17 @@ describe('-backend auto', () => {
     const choice = await chooseBackend('auto', { probes: p, env: { DOCKER_HOST: 'unix:///run/x.sock' } });
     expect(choice).toMatchObject({ id: 'docker', reason: 'not running as root; no usable buildah; a Docker daemon answers at DOCKER_HOST=unix:///run/x.sock' });
     expect(dockerHosts).toEqual(['unix:///run/x.sock']);
+  });
+
+  it("hands the docker package's own probe the environment, so a TLS daemon (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH) is probed with TLS", async () => {
+    const asked: unknown[] = [];
+    const registry: BackendRegistry = new Map([
+      ['docker', { id: 'docker', packageName: '@example/docker', description: 'test', load: async () => ({ isDockerReachable: async (o: unknown) => (asked.push(o), true) }) }],
+    ]);
+    const env = { DOCKER_HOST: 'tcp://127.0.0.1:2376', DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: '/certs' };
+    const choice = await chooseBackend('auto', { env, registry, probes: { isRoot: () => false, buildahAvailable: async () => false } });
+    expect(choice).toMatchObject({ id: 'docker', reason: 'not running as root; no usable buildah; a Docker daemon answers at DOCKER_HOST=tcp://127.0.0.1:2376' });
+    expect(asked).toEqual([{ host: 'tcp://127.0.0.1:2376', env: expect.objectContaining(env) }]);
   });
 
   it('fails with exit 3 naming every candidate when nothing is usable', async () => {

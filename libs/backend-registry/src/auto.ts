@@ -5,7 +5,8 @@
  *    container's root filesystem is the image to extend (the platform runs the extender in
  *    the build or run image, as the lifecycle does);
  * 2. else `buildah` when a usable buildah is in `PATH`;
- * 3. else `docker` when a Docker daemon answers at `DOCKER_HOST` (default socket);
+ * 3. else `docker` when a Docker daemon answers at `DOCKER_HOST` (default socket; TLS as
+ *    `DOCKER_TLS_VERIFY` / `DOCKER_TLS` / `DOCKER_CERT_PATH` say);
  * 4. else a `BackendSelectionError` (exit 3) that says what was looked for.
  *
  * The probes are injectable for tests; the defaults load the backend packages' own
@@ -61,8 +62,9 @@ function defaultProbes(env: Readonly<Record<string, string | undefined>>, regist
       return detect ? detect({ env: { ...process.env, ...env } }).catch(() => false) : false;
     },
     dockerReachable: async (host) => {
-      const detect = (await detector(registry, 'docker', 'isDockerReachable')) as ((h?: string) => Promise<boolean>) | undefined;
-      return detect ? detect(host).catch(() => false) : false;
+      // the environment carries DOCKER_TLS_VERIFY / DOCKER_TLS / DOCKER_CERT_PATH for a TLS daemon
+      const detect = (await detector(registry, 'docker', 'isDockerReachable')) as ((o: { host?: string; env: NodeJS.ProcessEnv }) => Promise<boolean>) | undefined;
+      return detect ? detect({ ...(host ? { host } : {}), env: { ...process.env, ...env } }).catch(() => false) : false;
     },
   };
 }
