@@ -11,6 +11,7 @@ import {
   type Descriptor,
   type HistoryEntry,
   type ImageConfig,
+  type ImageIndex,
   type ImageManifest,
   type Platform,
 } from './model.ts';
@@ -122,33 +123,102 @@ export interface BuiltImage extends ImageDocuments {
  * owners, xattrs) always gives the same manifest digest.
  */
 export async function buildImageFromDirectory(options: BuildImageOptions): Promise<BuiltImage> {
-  const created = options.created ?? (options.layer?.mtime ? options.layer.mtime.toISOString().replace(/\.000Z$/, 'Z') : defaultCreated());
   const writer = await OciLayoutWriter.create(options.layoutDir, { keepExisting: options.keepExisting ?? false });
   try {
-    const entries = await walkDirectory(options.rootfs, options.walk);
-    const layer = await writer.writeLayer(entries, options.layer);
-    const platform: Pick<Platform, 'os' | 'architecture' | 'variant'> = options.platform ?? defaultPlatform();
-    const config: ImageConfig = {
-      created,
-      architecture: platform.architecture,
-      os: platform.os,
-      ...(platform.variant ? { variant: platform.variant } : {}),
-      config: options.config ?? {},
-      rootfs: { type: 'layers', diff_ids: [layer.diffId] },
-      history: [{ created, created_by: options.createdBy ?? 'cnb-extender: layer from a directory' }],
-    };
-    const manifest: ImageManifest = {
-      schemaVersion: 2,
-      mediaType: MediaType.ociManifest,
-      config: { mediaType: MediaType.ociConfig, digest: sha256(''), size: 0 },
-      layers: [layer.descriptor],
-    };
-    const docs = documents(manifest, config, MediaType.ociConfig);
-    await writer.putBytes(docs.configBytes, docs.configDescriptor.mediaType);
-    await writer.putBytes(docs.manifestBytes, docs.manifestDescriptor.mediaType);
-    writer.addManifest(docs.manifestDescriptor, options.refName);
+    const image = await writeImageFromDirectory(writer, options);
+    writer.addManifest(image.manifestDescriptor, options.refName);
     await writer.commit();
-    return { ...docs, layer };
+    return image;
+  } catch (cause) {
+    await writer.abort();
+    throw cause;
+  }
+}
+
+/** What `writeImageFromDirectory` needs: `buildImageFromDirectory`'s options without the layout's. */
+export type DirectoryImageOptions = Omit<BuildImageOptions, 'layoutDir' | 'refName' | 'keepExisting'>;
+
+/**
+ * Write the blobs of an image made from a directory (layer, config, manifest) with
+ * `writer`, without listing it in index.json: for images that an index refers to.
+ */
+export async function writeImageFromDirectory(writer: OciLayoutWriter, options: DirectoryImageOptions): Promise<BuiltImage> {
+  const created = options.created ?? (options.layer?.mtime ? options.layer.mtime.toISOString().replace(/\.000Z$/, 'Z') : defaultCreated());
+  const entries = await walkDirectory(options.rootfs, options.walk);
+  const layer = await writer.writeLayer(entries, options.layer);
+  const platform: Pick<Platform, 'os' | 'architecture' | 'variant'> = options.platform ?? defaultPlatform();
+  const config: ImageConfig = {
+    created,
+    architecture: platform.architecture,
+    os: platform.os,
+    ...(platform.variant ? { variant: platform.variant } : {}),
+    config: options.config ?? {},
+    rootfs: { type: 'layers', diff_ids: [layer.diffId] },
+    history: [{ created, created_by: options.createdBy ?? 'cnb-extender: layer from a directory' }],
+  };
+  const manifest: ImageManifest = {
+    schemaVersion: 2,
+    mediaType: MediaType.ociManifest,
+    config: { mediaType: MediaType.ociConfig, digest: sha256(''), size: 0 },
+    layers: [layer.descriptor],
+  };
+  const docs = documents(manifest, config, MediaType.ociConfig);
+  await writer.putBytes(docs.configBytes, docs.configDescriptor.mediaType);
+  await writer.putBytes(docs.manifestBytes, docs.manifestDescriptor.mediaType);
+  return { ...docs, layer };
+}
+
+export interface BuildImageIndexOptions {
+  /** The OCI layout to write (created, or updated with keepExisting). */
+  layoutDir: string;
+  /** `org.opencontainers.image.ref.name` of the index in index.json. */
+  refName?: string;
+  keepExisting?: boolean;
+  /** One image per platform, listed in the index in this order. */
+  images: (DirectoryImageOptions & { platform: Pick<Platform, 'os' | 'architecture' | 'variant'> })[];
+  /** Annotations of the index. */
+  annotations?: Record<string, string>;
+}
+
+export interface BuiltImageIndex {
+  index: ImageIndex;
+  indexBytes: Buffer;
+  indexDescriptor: Descriptor;
+  /** The images, in the order of `options.images`. */
+  images: BuiltImage[];
+}
+
+/**
+ * A multi-platform image: one image per directory (as `buildImageFromDirectory`
+ * makes them), listed with its platform in an OCI image index, which index.json
+ * lists under `refName`. Reproducible like the images it holds.
+ */
+export async function buildImageIndexFromDirectories(options: BuildImageIndexOptions): Promise<BuiltImageIndex> {
+  const seen = new Set<string>();
+  for (const { platform } of options.images) {
+    const key = [platform.os, platform.architecture, platform.variant ?? ''].join('/');
+    if (seen.has(key)) throw new Error(`building an image index in ${options.layoutDir}: two images for platform ${key.replace(/\/$/, '')}`);
+    seen.add(key);
+  }
+  if (options.images.length === 0) throw new Error(`building an image index in ${options.layoutDir}: no images`);
+  const writer = await OciLayoutWriter.create(options.layoutDir, { keepExisting: options.keepExisting ?? false });
+  try {
+    const images: BuiltImage[] = [];
+    for (const image of options.images) images.push(await writeImageFromDirectory(writer, image));
+    const index: ImageIndex = {
+      schemaVersion: 2,
+      mediaType: MediaType.ociIndex,
+      manifests: images.map((image, i) => {
+        const { os, architecture, variant } = options.images[i]!.platform;
+        return { ...image.manifestDescriptor, platform: { architecture, os, ...(variant ? { variant } : {}) } };
+      }),
+      ...(options.annotations ? { annotations: options.annotations } : {}),
+    };
+    const indexBytes = Buffer.from(canonicalJson(index));
+    const indexDescriptor = await writer.putBytes(indexBytes, MediaType.ociIndex);
+    writer.addManifest(indexDescriptor, options.refName);
+    await writer.commit();
+    return { index, indexBytes, indexDescriptor, images };
   } catch (cause) {
     await writer.abort();
     throw cause;

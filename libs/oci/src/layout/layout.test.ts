@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type {} from '@cnb-extender/testenv'; // types inject('testenv')
 import { sha256 } from '../digest.ts';
-import { buildImageFromDirectory, extendImage } from '../image.ts';
+import { buildImageFromDirectory, buildImageIndexFromDirectories, extendImage } from '../image.ts';
 import { applyLayer } from '../layer/apply.ts';
 import { opaqueEntry, whiteoutEntry, type LayerEntry } from '../layer/entry.ts';
 import { MediaType } from '../media-types.ts';
@@ -94,6 +94,36 @@ describe('layouts we write, read by other tools', () => {
     const again = await buildImageFromDirectory({ rootfs: rich, layoutDir: join(work, 'ours-again'), refName: 'rich', config: { Env: ['PATH=/bin'], User: '1000:1000' } });
     const first = await (await OciLayout.open(layoutDir)).image({ refName: 'rich' });
     expect(again.manifestDescriptor.digest).toBe(first.descriptor.digest);
+  });
+
+  it('writes a reproducible multi-platform image index that skopeo and oci-image-tool read, resolved per platform', async () => {
+    const arches = ['amd64', 'arm64'] as const;
+    const images = arches.map((architecture) => ({
+      rootfs: rich,
+      platform: { os: 'linux', architecture, ...(architecture === 'arm64' ? { variant: 'v8' } : {}) },
+      config: { Env: [`ARCH=${architecture}`] },
+    }));
+    const dir = join(work, 'index');
+    const built = await buildImageIndexFromDirectories({ layoutDir: dir, refName: 'multi', images });
+    const raw = await tool('skopeo', ['inspect', '--raw', `oci:${dir}:multi`]);
+    expect(sha256(raw)).toBe(built.indexDescriptor.digest);
+    expect((JSON.parse(raw) as { manifests: { platform: object }[] }).manifests.map((m) => m.platform)).toEqual([
+      { architecture: 'amd64', os: 'linux' },
+      { architecture: 'arm64', os: 'linux', variant: 'v8' },
+    ]);
+    expect(await tool('oci-image-tool', ['validate', '--type', 'imageIndex', join(dir, 'blobs', 'sha256', built.indexDescriptor.digest.slice(7))])).toMatch(/validation succeeded/i);
+    const layout = await OciLayout.open(dir);
+    expect(layout.refs().map((r) => [r.refName, r.descriptor.mediaType])).toEqual([['multi', MediaType.ociIndex]]);
+    for (const [i, architecture] of arches.entries()) {
+      const image = await layout.image({ refName: 'multi', platform: { os: 'linux', architecture } });
+      expect(image.descriptor.digest).toBe(built.images[i]!.manifestDescriptor.digest);
+      expect(image.config).toMatchObject({ architecture, config: { Env: [`ARCH=${architecture}`] } });
+      const inspected = JSON.parse(await tool('skopeo', ['inspect', '--config', '--override-arch', architecture, `oci:${dir}:multi`])) as { architecture: string };
+      expect(inspected.architecture).toBe(architecture);
+    }
+    const again = await buildImageIndexFromDirectories({ layoutDir: join(work, 'index-again'), refName: 'multi', images });
+    expect(again.indexDescriptor.digest).toBe(built.indexDescriptor.digest);
+    await expect(buildImageIndexFromDirectories({ layoutDir: join(work, 'index-twice'), images: [images[0]!, images[0]!] })).rejects.toThrow(/two images for platform linux\/amd64/);
   });
 
   it('writes whiteouts and opaque directories that umoci applies as we do', async () => {
