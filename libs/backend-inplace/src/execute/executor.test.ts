@@ -40,6 +40,20 @@ describe('RUN (chrooted into an unpacked fixture image)', () => {
     expect(state.config.Env?.some((e) => e.startsWith('given='))).toBe(false);
   });
 
+  it("creates files (RUN) and directories (WORKDIR) as Docker does (umask 022), whatever the extender's own umask is", async () => {
+    const { state, opts, root } = await setup();
+    const previous = process.umask(0o077);
+    try {
+      await executeInstruction(state, run('mkdir /tmp/made && echo x > /tmp/made/file'), opts);
+      await executeInstruction(state, { kind: 'WORKDIR', original: 'WORKDIR /srv/umask', path: '/srv/umask' }, opts);
+    } finally {
+      process.umask(previous);
+    }
+    for (const dir of ['srv', 'srv/umask']) expect(statSync(join(root, dir)).mode & 0o777).toBe(0o755);
+    expect(statSync(join(root, 'tmp/made')).mode & 0o777).toBe(0o755);
+    expect(statSync(join(root, 'tmp/made/file')).mode & 0o777).toBe(0o644);
+  });
+
   it('switches USER (root, numeric, name:group) and uses exec form and SHELL', async () => {
     const { state, opts, out } = await setup();
     await executeInstruction(state, { kind: 'USER', original: 'USER root', user: 'root' }, opts);
@@ -145,6 +159,18 @@ describe('RUN in place in an image without util-linux (busybox, distroless)', ()
     expect(r.exitCode).toBe(7);
     // no supplementary groups without util-linux: only the primary group
     expect(out).toBe('65534\n65534\n65534\n/tmp\nthis\nunset\n');
+  });
+
+  it("gives the process Docker's umask (022), whatever the extender's own is", async () => {
+    const { runWithoutUtilLinux } = await import('./run.ts');
+    let out = '';
+    const previous = process.umask(0o077);
+    try {
+      await runWithoutUtilLinux({ root: '/', argv: ['sh', '-c', 'umask'], env: ['PATH=/usr/bin:/bin'], user: { uid: 65534, gid: 65534, groups: [], home: '/' }, cwd: '/', network: true, onOutput: (_s, c) => (out += c.toString()) });
+    } finally {
+      process.umask(previous);
+    }
+    expect(out.trim()).toBe('0022');
   });
 
   it('refuses a RUN without the network instead of giving it the network', async () => {

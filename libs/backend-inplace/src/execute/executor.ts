@@ -1,4 +1,4 @@
-import { lchownSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, lchownSync, mkdirSync, statSync } from 'node:fs';
 import type { ContainerConfig } from '@cnb-extender/oci';
 import { copyIntoRoot, parseChmod } from './copy.ts';
 import { expandWord, type Expander } from './expand.ts';
@@ -213,8 +213,10 @@ export function ensureDir(root: string, path: string, owner: () => { uid: number
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     }
     const o = owner();
-    mkdirSync(host, { mode: 0o755 });
+    mkdirSync(host);
     lchownSync(host, o.uid, o.gid);
+    // 0755 as Docker creates it, not what the extender's umask leaves of it
+    chmodSync(host, 0o755);
     created.push(image);
   }
   return created;

@@ -1,4 +1,4 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { accessSync, constants, lstatSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { ResolvedUser } from './user.ts';
@@ -206,7 +206,7 @@ export async function runProcess(spec: RunSpec): Promise<RunResult> {
     ];
   }
   try {
-    return await supervise(spawn(command, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: HOST_PATH } }), command, spec);
+    return await supervise(spawnWithContainerUmask(command, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: HOST_PATH } }), command, spec);
   } finally {
     for (const dir of created) {
       try {
@@ -215,6 +215,22 @@ export async function runProcess(spec: RunSpec): Promise<RunResult> {
         // left for the snapshot's ignore list
       }
     }
+  }
+}
+
+/** What a container runtime starts processes with, and so what Docker's RUN sees. */
+const CONTAINER_UMASK = 0o022;
+
+/**
+ * spawn with the umask a RUN gets from Docker, whatever the extender's own is:
+ * the child inherits it at fork, which happens synchronously inside spawn.
+ */
+function spawnWithContainerUmask(command: string, args: string[], options: SpawnOptions): ChildProcess {
+  const previous = process.umask(CONTAINER_UMASK);
+  try {
+    return spawn(command, args, options);
+  } finally {
+    process.umask(previous);
   }
 }
 
@@ -273,6 +289,6 @@ export function runWithoutUtilLinux(spec: RunSpec): Promise<RunResult> {
   const [file, ...rest] = spec.argv;
   if (file === undefined) return Promise.reject(new RunError('an empty command', undefined));
   // Node looks argv[0] up in options.env.PATH, the RUN's own PATH, as a shell in the image would.
-  const child = spawn(file, rest, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env, cwd: spec.cwd, uid: spec.user.uid, gid: spec.user.gid });
+  const child = spawnWithContainerUmask(file, rest, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env, cwd: spec.cwd, uid: spec.user.uid, gid: spec.user.gid });
   return supervise(child, file, spec);
 }
