@@ -4,12 +4,9 @@
  * verification, and pipes each connection into dockerd's `POST /grpc` upgrade,
  * so the client speaks to it exactly as to buildkitd.
  */
-import { execFile } from 'node:child_process';
 import net from 'node:net';
 import tls from 'node:tls';
-import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { readFile } from 'node:fs/promises';
 
 export interface Forwarder {
   address: string;
@@ -93,45 +90,8 @@ export async function startForwarder(dockerSocket: string, on: ListenOn): Promis
   };
 }
 
-const run = promisify(execFile);
 
-export interface TestPki {
-  caFile: string;
-  serverCertFile: string;
-  serverKeyFile: string;
-  clientCertFile: string;
-  clientKeyFile: string;
-  /** A client certificate signed by another CA (must be refused). */
-  strangerCertFile: string;
-  strangerKeyFile: string;
-}
-
-/** A throwaway CA, a server certificate for 127.0.0.1 and client certificates, made with openssl. */
-export async function makePki(dir: string): Promise<TestPki> {
-  const p = (name: string) => join(dir, name);
-  const ossl = (...args: string[]) => run('openssl', args);
-  await ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', p('ca.key'), '-out', p('ca.pem'), '-days', '2', '-subj', '/CN=test-ca');
-  await ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', p('other-ca.key'), '-out', p('other-ca.pem'), '-days', '2', '-subj', '/CN=other-ca');
-  await writeFile(p('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  await writeFile(p('client.ext'), 'extendedKeyUsage=clientAuth\n');
-  const issue = async (name: string, ca: string, ext: string) => {
-    await ossl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', p(`${name}.key`), '-out', p(`${name}.csr`), '-subj', `/CN=${name}`);
-    await ossl('x509', '-req', '-in', p(`${name}.csr`), '-CA', p(`${ca}.pem`), '-CAkey', p(`${ca}.key`), '-CAcreateserial', '-out', p(`${name}.pem`), '-days', '2', '-extfile', p(ext));
-  };
-  await issue('server', 'ca', 'server.ext');
-  await issue('client', 'ca', 'client.ext');
-  await issue('stranger', 'other-ca', 'client.ext');
-  return {
-    caFile: p('ca.pem'),
-    serverCertFile: p('server.pem'),
-    serverKeyFile: p('server.key'),
-    clientCertFile: p('client.pem'),
-    clientKeyFile: p('client.key'),
-    strangerCertFile: p('stranger.pem'),
-    strangerKeyFile: p('stranger.key'),
-  };
-}
-
-export async function tlsListen(pki: TestPki): Promise<ListenOn> {
+/** Listen with TLS as the server of a test PKI (`makeTestPki` from the test environment). */
+export async function tlsListen(pki: { caFile: string; serverCertFile: string; serverKeyFile: string }): Promise<ListenOn> {
   return { kind: 'tls', ca: await readFile(pki.caFile), cert: await readFile(pki.serverCertFile), key: await readFile(pki.serverKeyFile) };
 }

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { BuildKitBackend, BuildKitClient } from './index.ts';
-import { makePki, startForwarder, tlsListen, type Forwarder, type TestPki } from './forwarder.ts';
+import { makeTestPki, type TestPki } from '@cnb-extender/testenv';
+import { startForwarder, tlsListen, type Forwarder } from './forwarder.ts';
 import { applyDockerfile, flatten } from './test-support.ts';
 
 const docker = inject('testenv').docker;
@@ -17,7 +18,7 @@ const forwarders: Forwarder[] = [];
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bk-transports-'));
-  pki = await makePki(dir);
+  pki = await makeTestPki(dir);
 });
 
 afterAll(async () => {
