@@ -1,7 +1,8 @@
 /**
- * A private dockerd (Debian docker.io 20.10): its own data-root, exec-root,
- * pidfile, socket and (empty) config file, no bridge, no iptables. Containers on
- * it use `--network none` or `--network host`.
+ * A private dockerd (Debian docker.io 20.10, or a current one from an engine
+ * root, see engines.ts): its own data-root, exec-root, pidfile, socket and
+ * (empty) config file, no bridge, no iptables. Containers on it use
+ * `--network none` or `--network host`.
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
@@ -21,17 +22,23 @@ export interface RunningDockerd {
   dataRoot: string;
   execRoot: string;
   daemon: Daemon;
+  /** `Server` of `_ping` without the `Docker/` prefix (`20.10.24+dfsg1`, `28.5.2+dfsg4`). */
+  version: string;
+  /** `Api-Version` of `_ping` (`1.41`, `1.51`). */
+  apiVersion: string;
+  /** `Builder-Version` of `_ping`: `2` where BuildKit is the daemon's default builder (Engine 23+), else `1`. */
+  builderVersion: string;
   /** Kills running containers, stops dockerd and whatever it left running or mounted under its directory. */
   stop(): Promise<void>;
 }
 
-/** One Engine API call over the unix socket; resolves with the status and body. */
-function engine(socketPath: string, method: string, path: string): Promise<{ status: number; body: string }> {
+/** One Engine API call over the unix socket; resolves with the status, headers and body. */
+function engine(socketPath: string, method: string, path: string): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
   return new Promise((resolve, reject) => {
     const req = request({ socketPath, path, method, timeout: 5_000 }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timeout`)));
@@ -54,7 +61,14 @@ async function killContainers(socketPath: string): Promise<void> {
   );
 }
 
-async function startWith(dir: string, storageDriver: string): Promise<RunningDockerd> {
+export interface DockerdEngine {
+  /** Runs its arguments with the engine root's programs (engines.ts); absent: the machine's own dockerd. */
+  enter?: string;
+  /** A name for messages and the log file (`debian12`, `current`). */
+  label?: string;
+}
+
+async function startWith(dir: string, storageDriver: string, engineOf: DockerdEngine): Promise<RunningDockerd> {
   const dataRoot = join(dir, 'data');
   const execRoot = join(dir, 'exec');
   const socketPath = join(dir, 'docker.sock');
@@ -62,10 +76,7 @@ async function startWith(dir: string, storageDriver: string): Promise<RunningDoc
   await mkdir(dataRoot, { recursive: true });
   await mkdir(execRoot, { recursive: true });
   await writeFile(configFile, '{}\n');
-  const daemon = startDaemon(
-    'dockerd',
-    DOCKERD_BINARY,
-    [
+  const dockerdArgs = [
       '--config-file', configFile,
       '--data-root', dataRoot,
       '--exec-root', execRoot,
@@ -77,7 +88,13 @@ async function startWith(dir: string, storageDriver: string): Promise<RunningDoc
       '--ip-masq=false',
       '--bridge=none',
       '--shutdown-timeout', '3',
-    ],
+      // a current dockerd would set up IPv6 NAT rules otherwise; 20.10 has the flag too (experimental)
+      ...(engineOf.enter ? ['--ip6tables=false', '--userland-proxy=false'] : []),
+  ];
+  const daemon = startDaemon(
+    `dockerd${engineOf.label ? ` (${engineOf.label})` : ''}`,
+    engineOf.enter ?? DOCKERD_BINARY,
+    engineOf.enter ? [DOCKERD_BINARY, ...dockerdArgs] : dockerdArgs,
     {
       logFile: join(dir, `dockerd-${storageDriver}.log`),
       // Keep the daemon from inheriting a DOCKER_HOST or proxy settings of the caller.
@@ -98,21 +115,40 @@ async function startWith(dir: string, storageDriver: string): Promise<RunningDoc
     if (daemon.alive()) await killContainers(socketPath);
     await stopDockerdIn(dir, daemon);
   };
-  return { socketPath, host: `unix://${socketPath}`, storageDriver, dataRoot, execRoot, daemon, stop };
+  let pinged;
+  try {
+    pinged = await engine(socketPath, 'GET', '/_ping');
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  const header = (name: string): string => String(pinged.headers[name] ?? '');
+  return {
+    socketPath,
+    host: `unix://${socketPath}`,
+    storageDriver,
+    dataRoot,
+    execRoot,
+    daemon,
+    version: header('server').replace(/^Docker\//, '').replace(/ \(.*$/, ''),
+    apiVersion: header('api-version'),
+    builderVersion: header('builder-version') || '1',
+    stop,
+  };
 }
 
 /**
  * Starts dockerd under `dir` with overlay2, falling back to vfs when overlay2 is
  * not available there (for instance when `dir` itself is on overlayfs).
  */
-export async function startDockerd(dir: string): Promise<RunningDockerd> {
+export async function startDockerd(dir: string, engineOf: DockerdEngine = {}): Promise<RunningDockerd> {
   try {
-    return await startWith(dir, 'overlay2');
+    return await startWith(dir, 'overlay2', engineOf);
   } catch (overlayError) {
     await rm(join(dir, 'data'), { recursive: true, force: true });
     await rm(join(dir, 'exec'), { recursive: true, force: true });
     try {
-      return await startWith(dir, 'vfs');
+      return await startWith(dir, 'vfs', engineOf);
     } catch (vfsError) {
       const reasons = [overlayError, vfsError].map((e) => (e instanceof Error ? e.message : String(e)));
       throw new Error(`starting dockerd in ${dir}: with overlay2: ${reasons[0]}; with vfs: ${reasons[1]}`, {

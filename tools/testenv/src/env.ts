@@ -7,13 +7,15 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile, copyFile } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DOCKER_CLI, startDockerd, type RunningDockerd } from './dockerd.ts';
+import { buildahVersion, ensureEngineRoot, writeEngineTools } from './engines.ts';
 import { buildFixtureLayouts } from './fixtures.ts';
 import { publishImage } from './publish.ts';
 import { ensurePackages } from './install.ts';
 import { mountsUnder, unmountAll } from './mounts.ts';
 import { chainError, killPid, pidAlive, processesUsing, stopDaemon } from './proc.ts';
 import { createSecureMaterial, startRegistry, type RunningRegistry } from './registry.ts';
-import type { FixtureImage, TestEnv } from './types.ts';
+import { pullIntoDocker } from './publish.ts';
+import type { EngineSet, EngineSetId, FixtureImage, TestEnv } from './types.ts';
 
 export const STATE_DIR_PREFIX = 'cnb-testenv-';
 
@@ -26,6 +28,12 @@ export interface StartTestEnvOptions {
   install?: boolean;
   /** Progress lines (installing packages, cleaning up stale environments). */
   log?: (line: string) => void;
+  /**
+   * Engine sets to start (default both): `debian12` is always started (its
+   * dockerd is `env.docker`); `current` adds Docker 28 and buildah 1.43 from a
+   * bootstrapped Debian root (about a minute the first time on a machine).
+   */
+  engines?: readonly EngineSetId[];
 }
 
 export interface TestEnvHandle {
@@ -40,6 +48,8 @@ interface Internals {
   stateDir: string;
   registries: RunningRegistry[];
   dockerd?: RunningDockerd;
+  /** The current engines' dockerd. */
+  currentDockerd?: RunningDockerd;
   stopped?: Promise<void>;
 }
 
@@ -56,7 +66,7 @@ function installExitHook(): void {
   exitHookInstalled = true;
   process.on('exit', () => {
     for (const state of live) {
-      for (const daemon of [state.dockerd?.daemon, ...state.registries.map((r) => r.daemon)]) {
+      for (const daemon of [state.dockerd?.daemon, state.currentDockerd?.daemon, ...state.registries.map((r) => r.daemon)]) {
         if (daemon?.alive()) daemon.child.kill('SIGTERM');
       }
     }
@@ -123,7 +133,8 @@ export async function startTestEnv(options: StartTestEnvOptions = {}): Promise<T
   installExitHook();
   try {
     const secureDir = join(stateDir, 'secure-registry');
-    const [registry, secure, dockerd, layouts] = await allSettledOrThrow([
+    const wantCurrent = (options.engines ?? ['debian12', 'current']).includes('current');
+    const [registry, secure, dockerd, layouts, current] = await allSettledOrThrow([
       startRegistry({ dir: join(stateDir, 'registry') }).then((r) => {
         state.registries.push(r);
         return r;
@@ -139,6 +150,7 @@ export async function startTestEnv(options: StartTestEnvOptions = {}): Promise<T
         return d;
       }),
       buildFixtureLayouts({ cacheRoot: options.cacheRoot }),
+      wantCurrent ? startCurrentEngines(stateDir, state, options) : Promise.resolve(undefined),
     ]);
 
     const certsDir = join(stateDir, 'certs.d');
@@ -148,6 +160,22 @@ export async function startTestEnv(options: StartTestEnvOptions = {}): Promise<T
     const target = { registryHost: registry.host, docker: { host: dockerd.host, socketPath: dockerd.socketPath, cli: DOCKER_CLI }, stateDir };
     const fixture = (name: 'build' | 'run'): Promise<FixtureImage> => publishImage(layouts[name], `fixtures/${name}`, target);
     const [build, runImage] = await Promise.all([fixture('build'), fixture('run')]);
+    const systemBuildah = await buildahVersion('buildah');
+    const engines: EngineSet[] = [
+      {
+        id: 'debian12',
+        description: `Docker ${dockerd.version} (API ${dockerd.apiVersion}), buildah ${systemBuildah} (Debian 12)`,
+        suite: 'bookworm',
+        docker: { ...target.docker, version: dockerd.version, apiVersion: dockerd.apiVersion, builderVersion: dockerd.builderVersion },
+        buildah: { executable: 'buildah', version: systemBuildah },
+      },
+    ];
+    if (current) {
+      // the same fixture images in the current dockerd, pulled from the plain registry
+      const configDir = join(stateDir, 'docker-config-current');
+      await Promise.all([build, runImage].map((f) => pullIntoDocker(current.docker, f.dockerRef.replace(/:latest$/, ''), f.manifestDigest, configDir)));
+      engines.push(current);
+    }
 
     const env: TestEnv = {
       nodeVersion: process.version,
@@ -162,11 +190,12 @@ export async function startTestEnv(options: StartTestEnvOptions = {}): Promise<T
         password: secure.material.password,
       },
       docker: target.docker,
+      engines,
       fixtures: { build, run: runImage },
     };
     const handle: TestEnvHandle = {
       env,
-      pids: [registry.daemon.pid, secure.registry.daemon.pid, dockerd.daemon.pid],
+      pids: [registry.daemon.pid, secure.registry.daemon.pid, dockerd.daemon.pid, ...(state.currentDockerd ? [state.currentDockerd.daemon.pid] : [])],
       ports: [registry.port, secure.registry.port],
     };
     Object.defineProperty(handle, STATE, { value: state, enumerable: false });
@@ -177,6 +206,26 @@ export async function startTestEnv(options: StartTestEnvOptions = {}): Promise<T
   }
 }
 
+/**
+ * The current engine set: the engine root (bootstrapped or from the cache), its
+ * wrappers in the state directory, and its dockerd on a socket of its own.
+ */
+async function startCurrentEngines(stateDir: string, state: Internals, options: StartTestEnvOptions): Promise<EngineSet> {
+  const root = await ensureEngineRoot({ ...(options.cacheRoot ? { cacheRoot: options.cacheRoot } : {}), ...(options.log ? { log: options.log } : {}) });
+  const tools = await writeEngineTools(root.root, join(stateDir, 'engines', 'current'));
+  const dockerd = await startDockerd(join(stateDir, 'docker-current'), { enter: tools.enter, label: `Debian ${root.suite}` });
+  state.currentDockerd = dockerd;
+  const buildah = await buildahVersion(tools.buildah);
+  return {
+    id: 'current',
+    description: `Docker ${dockerd.version} (API ${dockerd.apiVersion}), buildah ${buildah} (Debian ${root.suite} root)`,
+    suite: root.suite,
+    docker: { host: dockerd.host, socketPath: dockerd.socketPath, cli: tools.docker, version: dockerd.version, apiVersion: dockerd.apiVersion, builderVersion: dockerd.builderVersion },
+    buildah: { executable: tools.buildah, version: buildah },
+    binDir: tools.binDir,
+  };
+}
+
 async function stopState(state: Internals): Promise<void> {
   state.stopped ??= (async () => {
     const problems: string[] = [];
@@ -184,6 +233,9 @@ async function stopState(state: Internals): Promise<void> {
       ...state.registries.map((r) => stopDaemon(r.daemon, 5_000)),
       state.dockerd?.stop().catch((error: unknown) => {
         problems.push(`stopping dockerd: ${(error as Error).message}`);
+      }),
+      state.currentDockerd?.stop().catch((error: unknown) => {
+        problems.push(`stopping the current dockerd: ${(error as Error).message}`);
       }),
     ]);
     // Whatever is left (a dockerd that was still starting, containerd, shims, mounts) goes with the directory.

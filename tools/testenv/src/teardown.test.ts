@@ -16,6 +16,12 @@ describe('stopping an environment', () => {
         '-H', env.docker.host, 'run', '-d', '--network', 'none', env.fixtures.run.dockerRef, '/bin/sleep', '300',
       ]);
       expect(mountsUnder(env.stateDir).length).toBeGreaterThan(0);
+      // and one in the current engines' dockerd, whose mounts live in its own mount namespace
+      const current = env.engines.find((e) => e.id === 'current');
+      expect(current).toBeDefined();
+      await run(current!.docker.cli, [
+        '-H', current!.docker.host, 'run', '-d', '--network', 'none', env.fixtures.run.dockerRef, '/bin/sleep', '300',
+      ]);
       expect(handle.pids.every(pidAlive)).toBe(true);
 
       await stopTestEnv(handle);
@@ -27,6 +33,7 @@ describe('stopping an environment', () => {
       expect(mountsUnder(env.stateDir)).toEqual([]);
       expect(existsSync(env.stateDir)).toBe(false);
       expect(existsSync(env.docker.socketPath)).toBe(false);
+      expect(existsSync(current!.docker.socketPath)).toBe(false);
       // Stopping again is harmless.
       await stopTestEnv(handle);
     } finally {

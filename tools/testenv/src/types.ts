@@ -12,8 +12,15 @@ export interface TestEnv {
   registry: RegistryEndpoint;
   /** TLS (self-signed CA) + htpasswd basic auth registry on 127.0.0.1. */
   secureRegistry: SecureRegistryEndpoint;
-  /** A dockerd with its own data-root, exec-root and socket. */
+  /** A dockerd with its own data-root, exec-root and socket: Debian 12's (the same as `engines[0].docker`). */
   docker: DockerEndpoint;
+  /**
+   * Every engine set the image backends are tested on: Debian 12's own
+   * (`debian12`: Docker 20.10 with BuildKit 0.8, buildah 1.28) and the current
+   * ones from a bootstrapped Debian root (`current`: Docker 28 with BuildKit
+   * 0.25, buildah 1.43). Each dockerd holds the fixture images.
+   */
+  engines: EngineSet[];
   /** Reproducible busybox-static images with a `cnb` user (1000:1000). */
   fixtures: {
     build: FixtureImage;
@@ -43,6 +50,34 @@ export interface DockerEndpoint {
   socketPath: string;
   /** The docker CLI that matches the daemon (Debian's, not a newer one first in PATH). */
   cli: string;
+}
+
+export type EngineSetId = 'debian12' | 'current';
+
+export interface EngineSet {
+  id: EngineSetId;
+  /** `Docker 28.5.2+dfsg4 (API 1.51), buildah 1.43.2 (Debian sid root)`. */
+  description: string;
+  /** Where the engines come from: `bookworm` (the machine's packages), `sid` or `trixie` (a bootstrapped root). */
+  suite: string;
+  docker: EngineDocker;
+  buildah: {
+    /** The buildah to run: `/usr/bin/buildah`, or the root's through a wrapper script. */
+    executable: string;
+    /** `1.28.2`, `1.43.2`. */
+    version: string;
+  };
+  /** Directory whose `docker` and `buildah` are this set's (put it first in PATH to use them by hand). */
+  binDir?: string;
+}
+
+export interface EngineDocker extends DockerEndpoint {
+  /** Engine version (`20.10.24+dfsg1`, `28.5.2+dfsg4`). */
+  version: string;
+  /** Newest Engine API version the daemon speaks (`1.41`, `1.51`). */
+  apiVersion: string;
+  /** `_ping`'s `Builder-Version`: `2` where BuildKit is the daemon's default builder. */
+  builderVersion: string;
 }
 
 export interface FixtureImage {
