@@ -73,6 +73,11 @@ export interface ClientOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/** dockerd's builder-next worker: id `moby` (Docker ≤ 24), or a BuildKit version with moby's `-moby` suffix (Docker 25+). */
+export function isDockerdWorker(worker: WorkerRecord): boolean {
+  return worker.id === 'moby' || worker.buildkitVersion.endsWith('-moby') || Object.keys(worker.labels).some((k) => k.startsWith('org.mobyproject.buildkit.worker.moby.'));
+}
+
 export class BuildKitClient {
   readonly endpoint: Endpoint;
   readonly sessionTransport: SessionTransport;
@@ -97,7 +102,14 @@ export class BuildKitClient {
     return decodeListWorkersResponse(await unary(session, `${CONTROL}/ListWorkers`, Buffer.alloc(0), signal ? { signal } : {}));
   }
 
-  /** Workers, version and exporters of the daemon. */
+  /**
+   * Workers, version and exporters of the daemon. dockerd's embedded BuildKit is
+   * told apart from a standalone buildkitd by its worker: `moby` by id up to
+   * Docker 24, a BuildKit version ending in `-moby` from Docker 25 on (whose
+   * worker id is a UUID); it offers the `moby` exporter (into its image store),
+   * `tar` and `local`, and no `oci`/`image`/`docker` with the classic image store.
+   * Debian's builds report BuildKit `v0.0.0+unknown`: nothing here gates on it.
+   */
   async probe(signal?: AbortSignal): Promise<DaemonInfo> {
     const workers = await this.listWorkers(signal);
     let version = '';
@@ -107,9 +119,8 @@ export class BuildKitClient {
     } catch (err) {
       if (!(err instanceof GrpcError) || err.code !== GrpcStatus.unimplemented) throw err;
     }
-    const dockerWorker = workers.some((w) => w.id === 'moby');
-    // dockerd 20.10's BuildKit (no Info) has only moby/tar/local; a standalone buildkitd has image/oci/docker too.
-    const exporters = dockerWorker ? (version ? ['moby', 'image', 'oci', 'docker', 'tar', 'local'] : ['moby', 'tar', 'local']) : ['image', 'oci', 'docker', 'tar', 'local'];
+    const dockerWorker = workers.some(isDockerdWorker);
+    const exporters = dockerWorker ? ['moby', 'tar', 'local'] : ['image', 'oci', 'docker', 'tar', 'local'];
     return { workers, version, dockerWorker, exporters };
   }
 

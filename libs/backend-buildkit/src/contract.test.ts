@@ -2,12 +2,13 @@ import { inject } from 'vitest';
 import { runBackendContract } from '@cnb-extender/extender-core/testing';
 import { BuildKitBackend } from './index.ts';
 
-const docker = inject('testenv').docker;
-
-runBackendContract(() => new BuildKitBackend({ address: `docker://${docker.socketPath}` }), {
-  name: 'BuildKitBackend (dockerd /grpc + /session) passes the backend contract',
-});
-
-runBackendContract(() => new BuildKitBackend({ address: `docker://${docker.socketPath}`, sessionTransport: 'control' }), {
-  name: 'BuildKitBackend (dockerd /grpc + Control/Session) passes the backend contract',
-});
+// dockerd's embedded BuildKit on every engine set: Docker 20.10 (BuildKit 0.8) and a current Docker (BuildKit 0.25)
+for (const engineSet of inject('testenv').engines) {
+  const socket = engineSet.docker.socketPath;
+  runBackendContract(() => new BuildKitBackend({ address: `docker://${socket}` }), {
+    name: `BuildKitBackend (dockerd /grpc + /session) on ${engineSet.id} (Docker ${engineSet.docker.version}) passes the backend contract`,
+  });
+  runBackendContract(() => new BuildKitBackend({ address: `docker://${socket}`, sessionTransport: 'control' }), {
+    name: `BuildKitBackend (dockerd /grpc + Control/Session) on ${engineSet.id} (Docker ${engineSet.docker.version}) passes the backend contract`,
+  });
+}

@@ -2,9 +2,10 @@ import { runImageBackendScenarios } from '@cnb-extender/image-backend-kit/testin
 import { inject } from 'vitest';
 import { BuildKitBackend } from './index.ts';
 
-const docker = inject('testenv').docker;
-
-runImageBackendScenarios({
-  name: 'buildkit backend (dockerd /grpc + /session)',
-  makeBackend: ({ layerDir, registry }) => new BuildKitBackend({ address: `docker://${docker.socketPath}`, ...(layerDir ? { layerDir } : {}), ...(registry ? { registry } : {}) }),
-});
+for (const engineSet of inject('testenv').engines) {
+  const socket = engineSet.docker.socketPath;
+  runImageBackendScenarios({
+    name: `buildkit backend (dockerd /grpc + /session) on ${engineSet.id} (Docker ${engineSet.docker.version})`,
+    makeBackend: ({ layerDir, registry }) => new BuildKitBackend({ address: `docker://${socket}`, ...(layerDir ? { layerDir } : {}), ...(registry ? { registry } : {}) }),
+  });
+}

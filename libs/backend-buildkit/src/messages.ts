@@ -127,13 +127,15 @@ export interface WorkerRecord {
   id: string;
   labels: Record<string, string>;
   platforms: { os: string; architecture: string; variant: string }[];
+  /** `WorkerRecord.BuildkitVersion.Version` (BuildKit ≥ 0.11; dockerd's worker appends `-moby`); empty before. */
+  buildkitVersion: string;
 }
 
 export function decodeListWorkersResponse(buf: Buffer): WorkerRecord[] {
   const records: WorkerRecord[] = [];
   for (const f of fields(buf)) {
     if (f.field !== 1 || f.wire !== 2) continue;
-    const record: WorkerRecord = { id: '', labels: {}, platforms: [] };
+    const record: WorkerRecord = { id: '', labels: {}, platforms: [], buildkitVersion: '' };
     for (const g of fields(f.value)) {
       if (g.field === 1) record.id = asString(g);
       else if (g.field === 2 && g.wire === 2) {
@@ -147,6 +149,8 @@ export function decodeListWorkersResponse(buf: Buffer): WorkerRecord[] {
           else if (h.field === 3) p.variant = asString(h);
         }
         record.platforms.push(p);
+      } else if (g.field === 5 && g.wire === 2) {
+        for (const h of fields(g.value)) if (h.field === 2) record.buildkitVersion = asString(h);
       }
     }
     records.push(record);

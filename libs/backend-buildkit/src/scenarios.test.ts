@@ -1,6 +1,7 @@
 /**
- * Run-kind scenarios against dockerd's embedded BuildKit, through both session
- * transports: the filesystem the new layers produce is what the Dockerfile says.
+ * Run-kind scenarios against dockerd's embedded BuildKit on every engine set,
+ * through both session transports: the filesystem the new layers produce is
+ * what the Dockerfile says.
  */
 import { link, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,7 +11,7 @@ import { BuildKitBackend } from './index.ts';
 import { startForwarder, type Forwarder } from './forwarder.ts';
 import { applyDockerfile, flatten, type Applied, type FsNode } from './test-support.ts';
 
-const docker = inject('testenv').docker;
+const engineSets = inject('testenv').engines;
 
 const DOCKERFILE = `ARG base_image
 FROM \${base_image}
@@ -31,7 +32,11 @@ RUN id -u > /s/u/uid && echo mine > /s/u/owned
 
 type Route = 'docker /session' | 'docker Control/Session' | 'tcp forwarder Control/Session';
 
-describe.each<Route>(['docker /session', 'docker Control/Session', 'tcp forwarder Control/Session'])('run-kind scenarios through %s', (route) => {
+const cases = engineSets.flatMap((engineSet) =>
+  (['docker /session', 'docker Control/Session', 'tcp forwarder Control/Session'] as Route[]).map((route) => ({ route, docker: engineSet.docker, name: `${route} on ${engineSet.id} (Docker ${engineSet.docker.version})` })),
+);
+
+describe.each(cases)('run-kind scenarios through $name', ({ route, docker }) => {
   let forwarder: Forwarder | undefined;
   let contextDir: string;
   let applied: Applied;
