@@ -14,11 +14,8 @@
  * re-encoded, history per Dockerfile line.
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import {
   BackendInstructionError,
   type ApplyOptions,
@@ -28,13 +25,12 @@ import {
   type ExtenderBackend,
   type ImageDescription,
 } from '@cnb-extender/extender-core';
-import { assembleImage, defaultBlobDir, materializeBaseLayout, type BuiltImage } from '@cnb-extender/image-backend-kit';
-import { defaultKeychain, readTar, type Digest, type ImageConfig, type ImageManifest, type Keychain, type RegistryClient } from '@cnb-extender/oci';
+import { assembleImage, defaultBlobDir, materializeBaseLayout, readImageArchive, writeImageArchive, type BuiltImage } from '@cnb-extender/image-backend-kit';
+import { defaultKeychain, type ImageManifest, type Keychain, type RegistryClient } from '@cnb-extender/oci';
 import { BuildKitClient, type DaemonInfo, type NetworkMode, type SessionTransport } from './client.ts';
 import { GrpcError } from './grpc.ts';
 import type { CacheEntry, ExporterEntry, StatusResponse } from './messages.ts';
 import { readOciArchive } from './oci-archive.ts';
-import { tarEntries } from './tarwriter.ts';
 import { defaultAddress, engineRequest, parseAddress, readBody, type Endpoint, type TlsOptions } from './transport.ts';
 
 export interface BuildKitBackendOptions {
@@ -108,10 +104,6 @@ export function instructionFromError(message: string): string | undefined {
   const current = /process "\/bin\/sh -c (.*)" did not complete successfully/s.exec(message);
   if (current) return `RUN ${current[1]}`;
   return undefined;
-}
-
-async function streamToFile(source: AsyncIterable<Uint8Array>, path: string): Promise<void> {
-  await pipeline(Readable.from(source), createWriteStream(path));
 }
 
 export class BuildKitBackend implements ExtenderBackend {
@@ -274,7 +266,7 @@ export class BuildKitBackend implements ExtenderBackend {
     let built: BuiltImage;
     if (mode === 'moby' && engine) {
       this.createdImages.push(name);
-      built = await this.readDockerArchive(engine, name, base.layers.length, scratch, signal);
+      built = await this.readBack(engine, name, base.layers.length, scratch, signal);
     } else {
       built = await readOciArchive(exportFile, name, join(scratch, 'blobs'));
     }
@@ -307,15 +299,14 @@ export class BuildKitBackend implements ExtenderBackend {
     });
     const manifest = JSON.parse(materialized.manifestBytes.toString('utf8')) as ImageManifest;
     const tag = `cnb-extender-buildkit/${this.runId}:base-${counter}`;
-    const blob = (digest: string) => join(layoutDir, 'blobs', ...digest.split(':'));
-    const configName = `${manifest.config.digest.split(':')[1]}.json`;
-    const layerNames = manifest.layers.map((l) => `${l.digest.split(':')[1]}/layer.tar`);
-    const entries = [
-      { name: configName, data: materialized.configBytes },
-      ...manifest.layers.map((l, i) => ({ name: layerNames[i]!, size: l.size, open: () => createReadStream(blob(l.digest)) })),
-      { name: 'manifest.json', data: Buffer.from(JSON.stringify([{ Config: configName, RepoTags: [tag], Layers: layerNames }])) },
-    ];
-    const res = await engineRequest(engine, 'POST', '/images/load?quiet=1', { headers: { 'Content-Type': 'application/x-tar' }, body: tarEntries(entries), signal });
+    const archive = writeImageArchive({
+      config: materialized.configBytes,
+      configDigest: manifest.config.digest,
+      layers: manifest.layers.map((l) => ({ digest: l.digest, size: l.size, file: join(layoutDir, 'blobs', ...l.digest.split(':')) })),
+      tags: [tag],
+      signal,
+    });
+    const res = await engineRequest(engine, 'POST', '/images/load?quiet=1', { headers: { 'Content-Type': 'application/x-tar' }, body: archive, signal });
     const text = (await readBody(res)).toString('utf8');
     const failure = /"(?:errorDetail|error)"\s*:\s*(?:\{\s*"message"\s*:\s*)?"([^"]*)"/.exec(text)?.[1];
     if (res.statusCode !== 200 || failure !== undefined) {
@@ -326,50 +317,22 @@ export class BuildKitBackend implements ExtenderBackend {
     return tag;
   }
 
-  /** Reads the exported image back through the Engine API (`docker save` format). */
-  private async readDockerArchive(engine: Endpoint, name: string, baseCount: number, scratch: string, signal: AbortSignal): Promise<BuiltImage> {
+  /**
+   * Reads the exported image back through the Engine API (`docker save`: a
+   * docker-archive, or an OCI layout archive from Engine 25 on). The base's
+   * copies of its layers are not kept: the core keeps the base's own blobs.
+   */
+  private async readBack(engine: Endpoint, name: string, baseCount: number, scratch: string, signal: AbortSignal): Promise<BuiltImage> {
     const res = await engineRequest(engine, 'GET', `/images/${encodeURIComponent(name)}/get`, { signal });
     if (res.statusCode !== 200) {
       throw new Error(`reading back ${name} from the Docker Engine: HTTP ${res.statusCode}: ${(await readBody(res)).toString('utf8').trim()}`);
     }
-    const layersDir = join(scratch, 'layers');
-    await mkdir(layersDir);
-    const layerFiles = new Map<string, string>();
-    const links = new Map<string, string>();
-    const jsonFiles = new Map<string, Buffer>();
-    let n = 0;
-    for await (const entry of readTar(res)) {
-      if (entry.name.endsWith('/layer.tar') && entry.type === 'file') {
-        const path = join(layersDir, `${n++}.tar`);
-        await streamToFile(entry.body(), path);
-        layerFiles.set(entry.name, path);
-      } else if (entry.name.endsWith('/layer.tar') && entry.type === 'symlink') {
-        links.set(entry.name, join(entry.name, '..', entry.linkTarget).replace(/^\/+/, ''));
-      } else if (entry.name.endsWith('.json') && !entry.name.includes('/')) {
-        const chunks: Buffer[] = [];
-        for await (const c of entry.body()) chunks.push(c);
-        jsonFiles.set(entry.name, Buffer.concat(chunks));
-      }
+    try {
+      return await readImageArchive(res, { dir: join(scratch, 'layers'), signal, skipLayers: baseCount });
+    } catch (err) {
+      if (signal.aborted) throw err;
+      throw new Error(`reading back ${name} from the Docker Engine: ${(err as Error).message}`, { cause: err });
     }
-    const manifest = JSON.parse((jsonFiles.get('manifest.json') ?? Buffer.from('[]')).toString('utf8')) as { Config: string; Layers: string[] }[];
-    const entry = manifest[0];
-    const configBytes = entry ? jsonFiles.get(entry.Config) : undefined;
-    if (!entry || !configBytes) throw new Error(`reading back ${name} from the Docker Engine: the archive has no manifest or image config`);
-    const config = JSON.parse(configBytes.toString('utf8')) as ImageConfig;
-    const paths = entry.Layers.map((layerName) => layerFiles.get(layerName) ?? layerFiles.get(links.get(layerName) ?? ''));
-    // The base's copies are not needed: the core keeps the base's own blobs.
-    for (const path of paths.slice(0, baseCount)) if (path && !paths.slice(baseCount).includes(path)) await rm(path, { force: true });
-    return {
-      config,
-      layers: config.rootfs.diff_ids.map((diffId, i) => ({
-        diffId: diffId as Digest,
-        open: () => {
-          const path = paths[i];
-          if (!path) throw new Error(`reading back ${name}: layer ${i} is missing from the archive`);
-          return createReadStream(path);
-        },
-      })),
-    };
   }
 
   /** Sessions still open towards the daemon (0 whenever no apply is running). */

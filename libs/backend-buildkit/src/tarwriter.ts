@@ -1,6 +1,7 @@
 /**
- * A minimal ustar writer for the archives this package sends (the base image
- * as a docker-archive for `POST /images/load`): regular files only, short names.
+ * A minimal ustar writer (regular files only, short names) with which this
+ * package's tests build OCI tarballs. The archives sent to the Docker Engine
+ * are image-backend-kit's `writeImageArchive`.
  */
 import type { Readable } from 'node:stream';
 

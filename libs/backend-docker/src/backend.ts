@@ -3,8 +3,9 @@
  * docker-archive (`/images/load`) unless the daemon has it already, and then only
  * with the layers the daemon lacks; each Dockerfile is built with `/build` — the
  * classic builder or BuildKit (`version=2`) — from a context streamed as a tar,
- * and the result comes back through `/images/{name}/get` (docker-archive → layers
- * + config) for the kit to assemble. Build output is streamed as events.
+ * and the result comes back through `/images/{name}/get` (a docker-archive, or
+ * from Engine 25 on an OCI layout archive → layers + config; the base's copies
+ * are not kept) for the kit to assemble. Build output is streamed as events.
  */
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
@@ -28,10 +29,13 @@ import {
   layerInstructions,
   materializeBaseLayout,
   messageOf,
+  readImageArchive,
   stepInstruction,
+  writeImageArchive,
+  type ImageArchiveLayer,
 } from '@cnb-extender/image-backend-kit';
 import { defaultKeychain, parseReference, type RegistryClient } from '@cnb-extender/oci';
-import { contextTar, dockerArchive, readDockerArchive, type ArchiveLayer } from './archive.ts';
+import { contextTar } from './archive.ts';
 import { decodeStatus } from './buildkit-status.ts';
 import { DEFAULT_DOCKER_HOST, connect, describeConnectError, describeTls, dockerTlsFromEnv, type DockerConnection, type DockerEnv, type DockerTlsSettings } from './host.ts';
 
@@ -309,7 +313,7 @@ export class DockerBackend implements ExtenderBackend {
             ...(this.options.registry ? { registry: this.options.registry } : {}),
           })
         : undefined;
-    const layers: ArchiveLayer[] = base.layers.map((l, i) => ({
+    const layers: ImageArchiveLayer[] = base.layers.map((l, i) => ({
       digest: l.descriptor.digest,
       size: l.descriptor.size,
       ...(layout && i >= held ? { file: join(layout.layoutDir, 'blobs', ...l.descriptor.digest.split(':')) } : {}),
@@ -317,7 +321,7 @@ export class DockerBackend implements ExtenderBackend {
     this.#tags.add(tag);
     let failure: string | undefined;
     try {
-      const stream = await this.#client.loadImage(dockerArchive(configBytes, id, layers, tag), { quiet: true });
+      const stream = await this.#client.loadImage(writeImageArchive({ config: configBytes, configDigest: id, layers, tags: [tag], signal }), { quiet: true });
       await this.#follow(stream, (event) => {
         if (typeof event['error'] === 'string') failure = event['error'];
       }, signal);
@@ -416,7 +420,7 @@ export class DockerBackend implements ExtenderBackend {
       let built;
       try {
         const archive = await this.#client.getImage(resultTag).get();
-        built = await readDockerArchive(archive, outDir);
+        built = await readImageArchive(archive, { dir: outDir, signal, skipLayers: base.layers.length });
       } catch (err) {
         if (signal.aborted) throw err;
         throw new ImageBackendError(`exporting the built image ${resultTag} from the Docker daemon at ${this.host}: ${messageOf(err)}`, { cause: err });

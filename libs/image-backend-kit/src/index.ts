@@ -5,5 +5,6 @@ export { layerInstructions, allInstructions, attributeLayers, stepInstruction, t
 export { materializeBaseLayout, fetchBlob, type MaterializeBaseOptions, type MaterializedBase } from './base-layout.ts';
 export { assembleImage, defaultBlobDir, type AssembleOptions, type BuiltImage, type BuiltLayer } from './assemble.ts';
 export { readBuiltLayout } from './built-layout.ts';
+export { readImageArchive, writeImageArchive, type ReadImageArchiveOptions, type WriteImageArchiveOptions, type ImageArchiveLayer } from './archive.ts';
 export { runTool, type RunToolOptions, type ToolResult } from './tool.ts';
 export { publishBuildImage, type BuildImageTarget, type PublishBuildImageOptions, type PublishedBuildImage } from './publish.ts';
