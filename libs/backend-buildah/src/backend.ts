@@ -5,6 +5,9 @@
  * layers filtered and re-encoded), with a layer added for each WORKDIR whose
  * directory buildah did not create (workdirs.ts). Daemonless; `--isolation
  * chroot` by default.
+ *
+ * Works with buildah 1.23 and later; what differs between versions (RUN's
+ * resource limits, history texts, netavark) is handled where it is used.
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -29,6 +32,8 @@ import {
 } from '@cnb-extender/image-backend-kit';
 import { NORMALIZED_LAYER_TIME, type RegistryClient } from '@cnb-extender/oci';
 import { detectBuildah } from './detect.ts';
+import { withoutBuildMetadata } from './history.ts';
+import { pinnedUlimits, readLimitFacts } from './limits.ts';
 import { prepareStorage, removeStorage, storageArgs, type BuildahStorage, type StorageDriver } from './storage.ts';
 import { WorkdirOwnerError, addWorkdirLayers } from './workdirs.ts';
 
@@ -56,7 +61,7 @@ export interface BuildahBackendOptions {
   layerDir?: string;
   /** Registry client for base layers a sparse layout lacks. */
   registry?: RegistryClient;
-  /** Environment of the buildah processes (default `process.env`). */
+  /** Environment of the buildah processes (default `process.env`; `SOURCE_DATE_EPOCH` is read by the backend and not passed on). */
   env?: Readonly<Record<string, string | undefined>>;
 }
 
@@ -74,7 +79,9 @@ export class BuildahBackend implements ExtenderBackend {
   readonly options: BuildahBackendOptions;
   #buildah: string;
   #env: NodeJS.ProcessEnv;
-  #checked: Promise<void> | undefined;
+  /** The environment of the buildah processes. */
+  #toolEnv: NodeJS.ProcessEnv;
+  #checked: Promise<string> | undefined;
   #storage: BuildahStorage | undefined;
   #workDirs = new Set<string>();
   #count = 0;
@@ -83,6 +90,11 @@ export class BuildahBackend implements ExtenderBackend {
     this.options = options;
     this.#buildah = options.buildah ?? 'buildah';
     this.#env = { ...(options.env ?? process.env) } as NodeJS.ProcessEnv;
+    // SOURCE_DATE_EPOCH is read here and becomes `--timestamp`. buildah 1.41 and later read it
+    // too, as `--source-date-epoch` (created times only; file times stay), and refuse it together
+    // with `--timestamp`: buildah does not get it, whatever its version.
+    const { SOURCE_DATE_EPOCH: _, ...toolEnv } = this.#env;
+    this.#toolEnv = toolEnv;
   }
 
   get isolation(): BuildahIsolation {
@@ -101,12 +113,14 @@ export class BuildahBackend implements ExtenderBackend {
     return this.#storage?.driver;
   }
 
-  async #check(signal: AbortSignal): Promise<void> {
-    this.#checked ??= detectBuildah({ buildah: this.#buildah, env: this.#env, signal }).then((found) => {
+  /** Check buildah once; its version. */
+  async #check(signal: AbortSignal): Promise<string> {
+    this.#checked ??= detectBuildah({ buildah: this.#buildah, env: this.#toolEnv, signal }).then((found) => {
       if (!found.available) throw new ImageBackendError(`checking buildah: ${found.reason}; install buildah (Debian: apt-get install buildah) or choose another backend`);
+      return found.version!;
     });
     try {
-      await this.#checked;
+      return await this.#checked;
     } catch (err) {
       this.#checked = undefined;
       throw err;
@@ -116,13 +130,13 @@ export class BuildahBackend implements ExtenderBackend {
   async apply(dockerfile: DockerfileSpec, base: ImageDescription, options: ApplyOptions, context: BackendContext): Promise<ImageDescription> {
     const { signal, events, workDir } = context;
     signal.throwIfAborted();
-    await this.#check(signal);
+    const version = await this.#check(signal);
     const area = join(workDir, 'buildah');
     this.#workDirs.add(workDir);
     await mkdir(area, { recursive: true });
     if (!this.#storage) {
       const wanted = this.options.storageDriver ?? ((this.#env['CNB_BUILDAH_STORAGE_DRIVER'] as StorageDriver | undefined) || 'auto');
-      this.#storage = await prepareStorage(this.#buildah, join(area, 'storage'), wanted, this.#env, signal);
+      this.#storage = await prepareStorage(this.#buildah, join(area, 'storage'), wanted, this.#toolEnv, signal);
       events.emit({ type: 'debug', level: 'debug', message: `buildah: storage driver ${this.#storage.driver} in ${this.#storage.root}` });
     }
     const n = ++this.#count;
@@ -139,15 +153,27 @@ export class BuildahBackend implements ExtenderBackend {
       const dockerfilePath = join(area, `Dockerfile-${n}`);
       await writeFile(dockerfilePath, dockerfile.content);
       const args = [...storageArgs(this.#storage), 'build', '--isolation', this.isolation, '--pull-never', `--layers=${this.options.layers ?? true}`, '-f', dockerfilePath];
+      // RUN gets the host's network (as with the in-place backend, which runs in the container,
+      // and the docker backend). It is what chroot isolation gives and the only network it accepts;
+      // said explicitly so that the oci and rootless isolations, whose default is a network of
+      // their own, do the same. (buildah 1.4x still wants netavark installed for it.)
+      args.push('--network', 'host');
+      // buildah 1.35+ raises RUN's open files and processes to 1048576, which fails without
+      // CAP_SYS_RESOURCE; pinned to the extender's own limits then (limits.ts).
+      const ulimits = pinnedUlimits(version, await readLimitFacts());
+      if (ulimits.length > 0 && n === 1) events.emit({ type: 'debug', level: 'debug', message: `buildah ${version}: RUN limits pinned (${ulimits.filter((a) => a !== '--ulimit').join(', ')}): raising them to 1048576 needs CAP_SYS_RESOURCE` });
+      args.push(...ulimits);
       for (const arg of dockerfile.args) args.push('--build-arg', `${arg.name}=${arg.name === 'base_image' ? `oci:base-${n}:${layout.refName}` : arg.value}`);
       if (this.timestamp !== undefined) args.push('--timestamp', String(this.timestamp));
-      // Relative layout paths (run in the area): buildah names an `oci:` image after its path,
-      // and a path with upper-case letters is not a valid image name.
+      // Relative layout paths (run in the area): buildah up to 1.31 names an `oci:` image after its
+      // path (`localhost/base-1`), and a path with upper-case letters is not a valid image name.
+      // Later buildah (containers/common's libimage) names it after the ref name instead, the same
+      // `docker.io/library/base:latest` for every base: nothing here looks an image up by its name.
       args.push('-t', `oci:out-${n}:result`, options.buildContext);
       let step: string | undefined;
       let index = -1;
       const result = await runTool(this.#buildah, args, {
-        env: this.#env,
+        env: this.#toolEnv,
         cwd: area,
         signal,
         onLine: (line) => {
@@ -164,13 +190,14 @@ export class BuildahBackend implements ExtenderBackend {
       });
       if (result.code !== 0) {
         const output = result.tail.filter((l) => l.trim() !== '').slice(-8).join('\n');
-        const message = `buildah build exited with ${result.code ?? result.signal}: ${output}`;
+        let message = `buildah build exited with ${result.code ?? result.signal}: ${output}`;
+        if (/could not find "netavark"/.test(output)) message += `; buildah ${version} needs netavark to build, even for RUN on the host network: install it (Debian: apt-get install netavark)`;
         if (step !== undefined && !/^FROM\b/i.test(step)) throw new BackendInstructionError(step, message);
         throw new ImageBackendError(message);
       }
       if (step !== undefined) events.emit({ type: 'instruction-finished', level: 'debug', extensionId: dockerfile.extensionId, instruction: step, index });
       const workdirs = await addWorkdirLayers({
-        built: await readBuiltLayout(outDir, 'result'),
+        built: withoutBuildMetadata(await readBuiltLayout(outDir, 'result')),
         base,
         dockerfile,
         dir: workdirDir,
@@ -209,7 +236,7 @@ export class BuildahBackend implements ExtenderBackend {
   async cleanup(context: BackendContext): Promise<void> {
     const storage = this.#storage;
     this.#storage = undefined;
-    if (storage) await removeStorage(this.#buildah, storage, this.#env);
+    if (storage) await removeStorage(this.#buildah, storage, this.#toolEnv);
     for (const workDir of new Set([...this.#workDirs, context.workDir])) {
       await rm(join(workDir, 'buildah'), { recursive: true, force: true });
       await rm(defaultBlobDir(workDir, this.id), { recursive: true, force: true });

@@ -1,4 +1,8 @@
+import { describe } from 'vitest';
 import { runBackendContract } from '@cnb-extender/extender-core/testing';
 import { createBuildahBackend } from './index.ts';
+import { buildahExecutables } from './test-engines.ts';
 
-runBackendContract(() => createBuildahBackend(), { name: 'buildah backend passes the backend contract' });
+describe.each(buildahExecutables())('buildah $id ($buildah)', ({ buildah }) => {
+  runBackendContract(() => createBuildahBackend({ buildah }), { name: 'buildah backend passes the backend contract' });
+});

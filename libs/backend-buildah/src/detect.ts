@@ -12,7 +12,8 @@ export interface BuildahDetection {
   reason?: string;
 }
 
-function compareVersions(a: string, b: string): number {
+/** `1.43.2` vs `1.35.0`: positive, 0 or negative. */
+export function compareVersions(a: string, b: string): number {
   const pa = a.split('.').map((n) => parseInt(n, 10) || 0);
   const pb = b.split('.').map((n) => parseInt(n, 10) || 0);
   for (let i = 0; i < Math.max(pa.length, pb.length); i++) {

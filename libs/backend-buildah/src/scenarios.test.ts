@@ -1,7 +1,11 @@
+import { describe } from 'vitest';
 import { runImageBackendScenarios } from '@cnb-extender/image-backend-kit/testing';
 import { createBuildahBackend } from './index.ts';
+import { buildahExecutables } from './test-engines.ts';
 
-runImageBackendScenarios({
-  name: 'buildah backend',
-  makeBackend: ({ layerDir, registry }) => createBuildahBackend({ ...(layerDir ? { layerDir } : {}), ...(registry ? { registry } : {}) }),
+describe.each(buildahExecutables())('buildah $id ($buildah)', ({ buildah }) => {
+  runImageBackendScenarios({
+    name: 'buildah backend',
+    makeBackend: ({ layerDir, registry }) => createBuildahBackend({ buildah, ...(layerDir ? { layerDir } : {}), ...(registry ? { registry } : {}) }),
+  });
 });

@@ -11,6 +11,7 @@ import { ExtenderError, MemorySink, extend, readLayoutImage, type LayerDescripti
 import { createWorkspace, testEnv, type Workspace } from '@cnb-extender/extender-core/testing';
 import { decompressLayer, readTar, type Digest } from '@cnb-extender/oci';
 import { createBuildahBackend } from './index.ts';
+import { buildahExecutables } from './test-engines.ts';
 import { resolveOwner } from './workdirs.ts';
 
 const workspaces: Workspace[] = [];
@@ -21,7 +22,7 @@ afterAll(async () => {
 const TIMESTAMP = 1700000000;
 
 /** Extend the run image with one extension; the new layers' entries (`path type mode uid:gid mtime`) and history. */
-async function extendRun(dockerfile: string) {
+async function extendRun(buildah: string, dockerfile: string) {
   const run = testEnv().fixtures.run;
   const ws = await createWorkspace({
     runImage: run.registryRef,
@@ -30,7 +31,7 @@ async function extendRun(dockerfile: string) {
   });
   workspaces.push(ws);
   const events = new MemorySink();
-  const result = await extend({ kind: 'run', inputs: ws.inputs, backend: createBuildahBackend({ timestamp: TIMESTAMP }), events });
+  const result = await extend({ kind: 'run', inputs: ws.inputs, backend: createBuildahBackend({ buildah, timestamp: TIMESTAMP }), events });
   const out = (await readLayoutImage(result.outputDir!, 'out')).image;
   const baseCount = (await readLayoutImage(run.layoutDir, run.registryRef, run.manifestDigest as Digest)).image.layers.length;
   expect(out.layers.slice(0, baseCount).map((l) => l.diffId)).toEqual(out.config.rootfs.diff_ids.slice(0, baseCount));
@@ -46,9 +47,9 @@ async function entries(layer: LayerDescription): Promise<string[]> {
   return out;
 }
 
-describe('buildah backend: WORKDIR', () => {
+describe.each(buildahExecutables())('buildah backend on $id ($buildah): WORKDIR', ({ buildah }) => {
   it('creates the directories of a WORKDIR nothing uses, in a layer per WORKDIR named by its line, owned by the USER in effect', async () => {
-    const { image, layers, history, events } = await extendRun(`ARG base_image
+    const { image, layers, history, events } = await extendRun(buildah, `ARG base_image
 FROM \${base_image}
 USER root
 WORKDIR /home/cnb
@@ -77,7 +78,7 @@ USER 1000:1000
   });
 
   it('adds no layer for a WORKDIR a later RUN works in (buildah creates it there)', async () => {
-    const { layers, history } = await extendRun(`ARG base_image
+    const { layers, history } = await extendRun(buildah, `ARG base_image
 FROM \${base_image}
 USER root
 WORKDIR /srv/app
@@ -90,7 +91,7 @@ USER 1000:1000
   });
 
   it('fails on the WORKDIR line when its USER is not in the image', async () => {
-    const err = await extendRun('ARG base_image\nFROM ${base_image}\nUSER ghost\nWORKDIR /nowhere\n').then(
+    const err = await extendRun(buildah, 'ARG base_image\nFROM ${base_image}\nUSER ghost\nWORKDIR /nowhere\n').then(
       () => undefined,
       (e: unknown) => e,
     );

@@ -1,7 +1,7 @@
 /**
  * WORKDIR as Docker does it. The Dockerfile reference says a missing working
  * directory "will be created even if it's not used in any subsequent Dockerfile
- * instruction"; buildah (1.28) only records it in the config and creates it
+ * instruction"; buildah (1.28, still 1.43) only records it in the config and creates it
  * when a later RUN or COPY works in it, so a WORKDIR nothing uses leaves no
  * directory. After the build, each such WORKDIR gets a layer at its place with
  * the directories Docker would have created there (mode 755, owned by the USER
