@@ -28,10 +28,10 @@ import {
 import { assembleImage, defaultBlobDir, materializeBaseLayout, readImageArchive, writeImageArchive, type BuiltImage } from '@cnb-extender/image-backend-kit';
 import { defaultKeychain, type ImageManifest, type Keychain, type RegistryClient } from '@cnb-extender/oci';
 import { BuildKitClient, type DaemonInfo, type NetworkMode, type SessionTransport } from './client.ts';
-import { GrpcError } from './grpc.ts';
-import type { CacheEntry, ExporterEntry, StatusResponse } from './messages.ts';
+import { GrpcError } from '@cnb-extender/buildkit-session';
+import type { CacheEntry, ExporterEntry, StatusResponse } from '@cnb-extender/buildkit-session';
 import { readOciArchive } from './oci-archive.ts';
-import { defaultAddress, engineRequest, parseAddress, readBody, type Endpoint, type TlsOptions } from './transport.ts';
+import { defaultAddress, engineRequest, parseAddress, readBody, type Endpoint, type TlsOptions } from '@cnb-extender/buildkit-session';
 
 export interface BuildKitBackendOptions {
   /** BuildKit address (`docker://…`, `unix://…`, `tcp://…`); default `BUILDKIT_HOST`, else `docker://`. */

@@ -6,7 +6,7 @@
 import type http2 from 'node:http2';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Keychain } from '@cnb-extender/oci';
-import { ClientCall, GrpcError, GrpcStatus, unary } from './grpc.ts';
+import { ClientCall, GrpcError, GrpcStatus, unary } from '@cnb-extender/buildkit-session';
 import {
   decodeInfoResponse,
   decodeListWorkersResponse,
@@ -18,9 +18,9 @@ import {
   type ExporterEntry,
   type StatusResponse,
   type WorkerRecord,
-} from './messages.ts';
-import { BuildSession, tunnelDuplex, type SessionStats } from './session.ts';
-import { connectControl, dialHijack, parseAddress, type Endpoint, type TlsOptions } from './transport.ts';
+} from '@cnb-extender/buildkit-session';
+import { BuildSession, tunnelDuplex, type SessionStats } from '@cnb-extender/buildkit-session';
+import { connectControl, dialHijack, parseAddress, type Endpoint, type TlsOptions } from '@cnb-extender/buildkit-session';
 
 const CONTROL = '/moby.buildkit.v1.Control';
 

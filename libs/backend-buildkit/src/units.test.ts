@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { instructionFromError, instructionFromHistory, instructionFromVertex } from './backend.ts';
-import { encodeSolveRequest } from './messages.ts';
-import { ProtoWriter, fields, mapEntry } from './proto.ts';
-import { defaultAddress, parseAddress } from './transport.ts';
+import { encodeSolveRequest } from '@cnb-extender/buildkit-session';
+import { ProtoWriter, fields, mapEntry } from '@cnb-extender/buildkit-session';
+import { defaultAddress, parseAddress } from '@cnb-extender/buildkit-session';
 
 describe('protobuf codec', () => {
   it('round-trips varints (64-bit), strings, maps and nested messages', () => {

@@ -37,20 +37,22 @@ async function* walk(dir: string): AsyncGenerator<string> {
 /**
  * The build context as a tar: every file of `contextDir` (owners 0:0 as the docker
  * CLI sends them), plus the Dockerfile as `dockerfileName` and a `.dockerignore`
- * (the context's own, if any, with both names added) so that COPY never sees them.
+ * (the context's own with the Dockerfile's name added, else one naming both) so that
+ * COPY never sees the Dockerfile. Used for the classic builder; BuildKit reads the
+ * context through a session instead.
  * The context's `.dockerignore` is applied here, as the docker CLI does: the
  * daemon itself only hides the Dockerfile and `.dockerignore`.
  */
 export function contextTar(contextDir: string, dockerfileName: string, dockerfile: string): Readable {
   const pack = tar.pack();
   (async () => {
-    let ignore = '';
+    let ignore: string | undefined;
     try {
       ignore = await readFile(join(contextDir, '.dockerignore'), 'utf8');
     } catch {
       // none
     }
-    const rules = parseDockerignore(ignore);
+    const rules = parseDockerignore(ignore ?? '');
     for await (const path of walk(contextDir)) {
       const name = relative(contextDir, path).split(sep).join('/');
       if (name === '.dockerignore' || name === dockerfileName) continue;
@@ -63,7 +65,10 @@ export function contextTar(contextDir: string, dockerfileName: string, dockerfil
       } else if (st.isSymbolicLink()) await writeEntry(pack, { ...base, type: 'symlink', linkname: await readlink(path) });
       else if (st.isFile()) await writeEntry(pack, { ...base, type: 'file', size: st.size }, createReadStream(path));
     }
-    const ignored = `${ignore}${ignore.endsWith('\n') || ignore === '' ? '' : '\n'}${dockerfileName}\n.dockerignore\n`;
+    // As with Docker, the context's own .dockerignore reaches COPY unless it excludes
+    // itself; one we add only to hide the Dockerfile never does.
+    const hideSelf = ignore === undefined || isExcluded('.dockerignore', rules);
+    const ignored = `${ignore ?? ''}${ignore === undefined || ignore === '' || ignore.endsWith('\n') ? '' : '\n'}${dockerfileName}\n${hideSelf ? '.dockerignore\n' : ''}`;
     await writeEntry(pack, { name: '.dockerignore', mode: 0o644, uid: 0, gid: 0, mtime: new Date(0) }, Buffer.from(ignored));
     await writeEntry(pack, { name: dockerfileName, mode: 0o644, uid: 0, gid: 0, mtime: new Date(0) }, Buffer.from(dockerfile));
     pack.finalize();

@@ -87,25 +87,33 @@ describe('docker backend', () => {
     });
   }
 
-  it('keeps a context .dockerignore and hides its own Dockerfile from COPY', async () => {
-    const run = env.fixtures.run;
-    const { image: base } = await readLayoutImage(run.layoutDir, run.registryRef, run.manifestDigest as Digest);
-    const workDir = await temp('docker-work-');
-    const contextDir = await temp('docker-context-');
-    const { writeFile } = await import('node:fs/promises');
-    await writeFile(join(contextDir, 'kept.txt'), 'kept\n');
-    await writeFile(join(contextDir, 'secret.txt'), 'not sent\n');
-    await writeFile(join(contextDir, '.dockerignore'), 'secret.txt');
-    const backend = createDockerBackend({ host: env.docker.host });
-    const context = { signal: new AbortController().signal, events: new MemorySink(), workDir };
-    const content = 'ARG base_image\nFROM ${base_image}\nUSER root\nCOPY . /ctx/\n';
-    const spec: DockerfileSpec = { extensionId: 'test/ext', kind: 'run', path: join(contextDir, 'x'), content, args: [{ name: 'base_image', value: 'x' }], contextDir };
-    const result = await backend.apply(spec, base, { buildContext: contextDir, ignorePaths: [], cacheTtlMs: 0, extendDir: workDir }, context);
-    const { readLayerPaths } = await import('@cnb-extender/extender-core/testing');
-    const paths = await readLayerPaths(result.layers.at(-1)!.blob!);
-    expect(paths.filter((p) => p.startsWith('ctx/') && p !== 'ctx/')).toEqual(['ctx/kept.txt']);
-    await backend.cleanup(context);
-  });
+  for (const builder of ['classic', 'buildkit'] as const) {
+    it(`${builder}: applies a context .dockerignore as Docker does and never lets its own Dockerfile reach COPY`, async () => {
+      const run = env.fixtures.run;
+      const { image: base } = await readLayoutImage(run.layoutDir, run.registryRef, run.manifestDigest as Digest);
+      const { writeFile } = await import('node:fs/promises');
+      const { readLayerPaths } = await import('@cnb-extender/extender-core/testing');
+      // the .dockerignore reaches COPY unless it excludes itself (Docker's rule for both builders)
+      for (const [rules, expected] of [
+        ['secret.txt', ['ctx/.dockerignore', 'ctx/kept.txt']],
+        ['secret.txt\n.dockerignore\n', ['ctx/kept.txt']],
+      ] as const) {
+        const workDir = await temp('docker-work-');
+        const contextDir = await temp('docker-context-');
+        await writeFile(join(contextDir, 'kept.txt'), 'kept\n');
+        await writeFile(join(contextDir, 'secret.txt'), 'not sent\n');
+        await writeFile(join(contextDir, '.dockerignore'), rules);
+        const backend = createDockerBackend({ host: env.docker.host, builder });
+        const context = { signal: new AbortController().signal, events: new MemorySink(), workDir };
+        const content = 'ARG base_image\nFROM ${base_image}\nUSER root\nCOPY . /ctx/\n';
+        const spec: DockerfileSpec = { extensionId: 'test/ext', kind: 'run', path: join(contextDir, 'x'), content, args: [{ name: 'base_image', value: 'x' }], contextDir };
+        const result = await backend.apply(spec, base, { buildContext: contextDir, ignorePaths: [], cacheTtlMs: 0, extendDir: workDir }, context);
+        const paths = await readLayerPaths(result.layers.at(-1)!.blob!);
+        expect(paths.filter((p) => p.startsWith('ctx/') && p !== 'ctx/'), `${builder} with .dockerignore ${JSON.stringify(rules)}`).toEqual(expected);
+        await backend.cleanup(context);
+      }
+    });
+  }
 
   it('is created by the backend registry factory from the environment without connecting', () => {
     const backend = createBackend({ env: { DOCKER_HOST: 'unix:///x.sock', DOCKER_BUILDKIT: '1' } });

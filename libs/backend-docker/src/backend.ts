@@ -7,9 +7,10 @@
  * from Engine 25 on an OCI layout archive → layers + config; the base's copies
  * are not kept) for the kit to assemble. Build output is streamed as events.
  */
-import { randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Duplex, Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import {
   BackendInstructionError,
@@ -34,18 +35,26 @@ import {
   writeImageArchive,
   type ImageArchiveLayer,
 } from '@cnb-extender/image-backend-kit';
+import { BuildSession, dialHijack, type Endpoint } from '@cnb-extender/buildkit-session';
 import { defaultKeychain, parseReference, type RegistryClient } from '@cnb-extender/oci';
 import { contextTar } from './archive.ts';
 import { decodeStatus } from './buildkit-status.ts';
-import { DEFAULT_DOCKER_HOST, connect, describeConnectError, describeTls, dockerTlsFromEnv, type DockerConnection, type DockerEnv, type DockerTlsSettings } from './host.ts';
+import { BUILDKIT_API_VERSION_MIN, DEFAULT_DOCKER_HOST, negotiateApiVersion, type DaemonFacts, connect, describeConnectError, describeTls, dockerTlsFromEnv, type DockerConnection, type DockerEnv, type DockerTlsSettings } from './host.ts';
 
 export type DockerBuilder = 'classic' | 'buildkit';
 
 export interface DockerBackendOptions {
   /** Daemon address (default `DOCKER_HOST` from `env`, else `unix:///var/run/docker.sock`). */
   host?: string;
-  /** `classic` (default) or `buildkit` (`/build?version=2`); from `env`: `CNB_DOCKER_BUILDER`, or `DOCKER_BUILDKIT=1`. */
-  builder?: DockerBuilder;
+  /**
+   * `auto` (default): BuildKit (`/build?version=2`) wherever the daemon has it
+   * (Engine API 1.39+ on Linux; the daemons' own default from Engine 23 on), the
+   * classic builder only where it has not. `buildkit` or `classic` force one; a
+   * daemon without BuildKit then fails the build with a clear message. From
+   * `env`: `CNB_DOCKER_BUILDER` (`auto`, `buildkit`, `classic`), else
+   * `DOCKER_BUILDKIT` as the Docker CLI reads it (`1`/`true`: buildkit, `0`/`false`: classic).
+   */
+  builder?: DockerBuilder | 'auto';
   /** Network of RUN steps (default `host`; a daemon without a bridge needs `host` or `none`). */
   network?: string;
   /** Where new layer blobs are kept (default `<workDir>/docker-layers`, removed on cleanup); see backend-buildah. */
@@ -107,7 +116,10 @@ export class DockerBackend implements ExtenderBackend {
   };
   readonly options: DockerBackendOptions;
   readonly host: string;
-  readonly builder: DockerBuilder;
+  /** The builder asked for (`auto` until the daemon has been asked what it has). */
+  readonly requestedBuilder: DockerBuilder | 'auto';
+  /** What `_ping` told of the daemon, once reached. */
+  #facts: DaemonFacts | undefined;
   /** TLS to the daemon (from `DOCKER_TLS_VERIFY`, `DOCKER_TLS`, `DOCKER_CERT_PATH`); undefined for a socket or plain tcp. */
   readonly tls: DockerTlsSettings | undefined;
   readonly #env: DockerEnv;
@@ -133,8 +145,7 @@ export class DockerBackend implements ExtenderBackend {
     // as connect() decides: TLS only for tcp:// (and https://) daemons
     const tcp = /^(tcp|https):\/\//.test(this.host);
     this.tls = options.tls === false || !tcp ? undefined : (options.tls ?? dockerTlsFromEnv(env));
-    const fromEnv = env['CNB_DOCKER_BUILDER'] ?? (env['DOCKER_BUILDKIT'] === '1' ? 'buildkit' : undefined);
-    this.builder = options.builder ?? (fromEnv === 'buildkit' ? 'buildkit' : 'classic');
+    this.requestedBuilder = options.builder ?? builderFromEnv(env);
     this.pullBase = options.pullBase ?? env['CNB_DOCKER_PULL_BASE'] === '1';
   }
 
@@ -171,6 +182,17 @@ export class DockerBackend implements ExtenderBackend {
     return this.#connection.docker;
   }
 
+  /** The builder in use: the one asked for, or with `auto` the daemon's best (BuildKit where it has it). */
+  get builder(): DockerBuilder | 'auto' {
+    if (this.requestedBuilder !== 'auto') return this.requestedBuilder;
+    return this.#facts ? (this.#facts.buildkit ? 'buildkit' : 'classic') : 'auto';
+  }
+
+  /** What `_ping` told of the daemon (API version negotiated, BuildKit), once it has been reached. */
+  get daemon(): DaemonFacts | undefined {
+    return this.#facts;
+  }
+
   async #ping(): Promise<void> {
     const where = `connecting to the Docker daemon at ${this.host}${describeTls(this.tls)}`;
     let client: Docker;
@@ -179,12 +201,21 @@ export class DockerBackend implements ExtenderBackend {
     } catch (err) {
       throw new ImageBackendError(`${where}: ${messageOf(err)}`, { cause: err });
     }
+    let facts: DaemonFacts;
     try {
-      await client.ping();
+      facts = await negotiateApiVersion(this.#connection!);
     } catch (err) {
       const { message, tlsHandshake } = describeConnectError(err, this.#connection!);
-      throw new ImageBackendError(`${where}: ${message}${tlsHandshake ? '' : '; start dockerd or set DOCKER_HOST'}`, { cause: err });
+      const reached = /Engine API|Api-Version/.test(message);
+      throw new ImageBackendError(`${where}: ${message}${tlsHandshake || reached ? '' : '; start dockerd or set DOCKER_HOST'}`, { cause: err });
     }
+    if (this.requestedBuilder === 'buildkit' && !facts.buildkit) {
+      throw new ImageBackendError(
+        `${where}: the daemon (Engine API ${facts.apiVersion}, ${facts.osType}) has no BuildKit builder, which needs Engine API ${BUILDKIT_API_VERSION_MIN} or later on Linux; ` +
+          'leave CNB_DOCKER_BUILDER unset (or auto) to use its classic builder',
+      );
+    }
+    this.#facts = facts;
   }
 
   async #ensureReachable(): Promise<void> {
@@ -379,10 +410,57 @@ export class DockerBackend implements ExtenderBackend {
     return undefined;
   }
 
+  /** `POST /build` with an empty body and these query parameters; resolves with the progress stream. */
+  #postBuild(query: Record<string, unknown>): Promise<NodeJS.ReadableStream> {
+    return new Promise((resolve, reject) => {
+      this.#client.modem.dial(
+        { path: '/build?', method: 'POST', options: query, file: Readable.from([]), isStream: true, statusCodes: { 200: true, 400: 'bad parameter', 500: 'server error' } },
+        (err: unknown, stream: unknown) => (err ? reject(err) : resolve(stream as NodeJS.ReadableStream)),
+      );
+    });
+  }
+
+  /** The daemon as an endpoint to open a BuildKit session on (`/session`), with the connection's TLS. */
+  #sessionEndpoint(): Endpoint {
+    const host = this.host;
+    if (host.startsWith('unix://') || host.startsWith('/')) return { kind: 'docker', socketPath: host.startsWith('/') ? host : host.slice('unix://'.length), address: host };
+    const url = new URL(host.replace(/^tcp:/, 'http:'));
+    const port = Number(url.port) || (host.startsWith('https:') ? 2376 : 2375);
+    const tls = this.#connection?.tls;
+    return {
+      kind: 'docker',
+      host: url.hostname.replace(/^\[|\]$/g, ''),
+      port,
+      address: host,
+      ...(tls ? { tls: { ...(tls.verify ? { caFile: join(tls.certPath, 'ca.pem') } : { skipVerify: true }), ...(tls.clientCert ? { certFile: join(tls.certPath, 'cert.pem'), keyFile: join(tls.certPath, 'key.pem') } : {}) } } : {}),
+    };
+  }
+
+  /**
+   * BuildKit reads the context and the Dockerfile through a session, as the
+   * Docker CLI sends them (`remote=client-session`): the context's `.dockerignore`
+   * is applied by BuildKit itself, and the Dockerfile is not part of the context.
+   */
+  async #openSession(contextDir: string, dockerfileDir: string, signal: AbortSignal): Promise<BuildSession> {
+    const session = new BuildSession({ id: randomUUID(), name: 'cnb-extender', sharedKey: contextDir, dirs: { context: contextDir, dockerfile: dockerfileDir }, signal });
+    try {
+      const version = this.#facts ? `/v${this.#facts.negotiated}` : '';
+      const endpoint = this.#sessionEndpoint();
+      const socket = await dialHijack(endpoint, `${version}/session`, session.headers(), signal);
+      // node's HTTP/2 server reads a plain socket's handle directly; a TLS socket is served through its stream
+      session.attach('tls' in endpoint && endpoint.tls ? streamOf(socket) : socket);
+    } catch (err) {
+      await session.close();
+      throw new ImageBackendError(`opening a BuildKit session on the Docker daemon at ${this.host}: ${messageOf(err)}`, { cause: err });
+    }
+    return session;
+  }
+
   async apply(dockerfile: DockerfileSpec, base: ImageDescription, options: ApplyOptions, context: BackendContext): Promise<ImageDescription> {
     const { signal, events, workDir } = context;
     signal.throwIfAborted();
     await this.#ensureReachable();
+    const builder = this.builder;
     this.#workDirs.add(workDir);
     const area = join(workDir, 'docker');
     const n = ++this.#count;
@@ -396,23 +474,43 @@ export class DockerBackend implements ExtenderBackend {
       this.#tags.add(resultTag);
       const outcome: BuildOutcome = {};
       const seen = new Set<string>();
+      let session: BuildSession | undefined;
       try {
-        const stream = await this.#client.buildImage(contextTar(options.buildContext, DOCKERFILE_NAME, dockerfile.content) as unknown as NodeJS.ReadableStream, {
+        const buildOptions = {
           t: resultTag,
-          dockerfile: DOCKERFILE_NAME,
           buildargs,
           networkmode: this.options.network ?? 'host',
           rm: true,
           forcerm: true,
-          version: this.builder === 'buildkit' ? '2' : '1',
-        } as Docker.ImageBuildOptions);
+        };
+        let stream: NodeJS.ReadableStream;
+        if (builder === 'buildkit') {
+          const dockerfileDir = join(area, `dockerfile-${n}`);
+          await mkdir(dockerfileDir, { recursive: true });
+          await writeFile(join(dockerfileDir, 'Dockerfile'), dockerfile.content);
+          session = await this.#openSession(options.buildContext, dockerfileDir, signal);
+          // no context in the request body: BuildKit asks the session for it. Not through
+          // dockerode's buildImage, which opens a session of its own for version 2.
+          stream = await this.#postBuild({ ...buildOptions, dockerfile: 'Dockerfile', version: '2', remote: 'client-session', session: session.options.id });
+        } else {
+          stream = await this.#client.buildImage(contextTar(options.buildContext, DOCKERFILE_NAME, dockerfile.content) as unknown as NodeJS.ReadableStream, {
+            ...buildOptions,
+            dockerfile: DOCKERFILE_NAME,
+            version: '1',
+          } as Docker.ImageBuildOptions);
+        }
         await this.#follow(stream, (event) => this.#onBuildEvent(event, outcome, dockerfile, events, seen), signal);
       } catch (err) {
         if (signal.aborted) throw err;
         outcome.error ??= messageOf(err);
+      } finally {
+        if (session) {
+          if (session.error && outcome.error === undefined) outcome.error = `the build's session failed: ${session.error.message}`;
+          await session.close();
+        }
       }
       if (outcome.error !== undefined) {
-        const message = `docker build (${this.builder === 'buildkit' ? 'BuildKit' : 'classic builder'}) at ${this.host} failed: ${outcome.error.trim()}`;
+        const message = `docker build (${builder === 'buildkit' ? 'BuildKit' : 'classic builder'}) at ${this.host} failed: ${outcome.error.trim()}`;
         const instruction = outcome.failedStep ?? this.#instructionFromError(outcome.error, dockerfile) ?? outcome.step;
         if (instruction !== undefined && !/^FROM\b/i.test(instruction)) throw new BackendInstructionError(instruction, message);
         throw new ImageBackendError(message);
@@ -476,6 +574,44 @@ export class DockerBackend implements ExtenderBackend {
     this.#workDirs.clear();
     if (failed.length > 0) throw new ImageBackendError(`removing images from the Docker daemon at ${this.host}: ${failed.join('; ')}`);
   }
+}
+
+/** A duplex over `socket`'s decrypted stream (for a TLS socket handed to an HTTP/2 server). */
+function streamOf(socket: Duplex): Duplex {
+  const stream = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk: Buffer, _encoding, callback) {
+      socket.write(chunk, callback);
+    },
+    final(callback) {
+      socket.end();
+      callback();
+    },
+    destroy(err, callback) {
+      socket.destroy(err ?? undefined);
+      callback(err);
+    },
+  });
+  socket.on('data', (chunk: Buffer) => {
+    if (!stream.push(chunk)) socket.pause();
+  });
+  socket.on('end', () => stream.push(null));
+  socket.on('error', (err) => stream.destroy(err));
+  socket.on('close', () => stream.destroy());
+  return stream;
+}
+
+/** The builder `env` asks for: `CNB_DOCKER_BUILDER`, else `DOCKER_BUILDKIT` as the Docker CLI reads it, else `auto`. */
+export function builderFromEnv(env: DockerEnv): DockerBuilder | 'auto' {
+  const named = env['CNB_DOCKER_BUILDER']?.trim().toLowerCase();
+  if (named === 'buildkit' || named === 'classic' || named === 'auto') return named;
+  if (named) throw new ImageBackendError(`reading CNB_DOCKER_BUILDER=${env['CNB_DOCKER_BUILDER']}: expected auto, buildkit or classic`);
+  const legacy = env['DOCKER_BUILDKIT']?.trim().toLowerCase();
+  if (legacy === '1' || legacy === 'true') return 'buildkit';
+  if (legacy === '0' || legacy === 'false') return 'classic';
+  return 'auto';
 }
 
 /** Create the Docker Engine API backend. */

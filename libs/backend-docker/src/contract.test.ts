@@ -3,6 +3,10 @@ import type {} from '@cnb-extender/testenv';
 import { runBackendContract } from '@cnb-extender/extender-core/testing';
 import { createDockerBackend } from './index.ts';
 
-const host = inject('testenv').docker.host;
-runBackendContract(() => createDockerBackend({ host, builder: 'classic' }), { name: 'docker backend (classic builder) passes the backend contract' });
-runBackendContract(() => createDockerBackend({ host, builder: 'buildkit' }), { name: 'docker backend (BuildKit) passes the backend contract' });
+// every engine set: Docker 20.10 (BuildKit 0.8) and a current Docker (BuildKit 0.25, BuildKit its default builder)
+for (const engineSet of inject('testenv').engines) {
+  const { host, version } = engineSet.docker;
+  for (const builder of ['auto', 'classic', 'buildkit'] as const) {
+    runBackendContract(() => createDockerBackend({ host, builder }), { name: `docker backend (${builder} builder) on ${engineSet.id} (Docker ${version}) passes the backend contract` });
+  }
+}

@@ -8,6 +8,7 @@
  * They apply to `tcp://` hosts (and `https://`), not to sockets, as with the CLI.
  */
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -236,4 +237,103 @@ export async function isDockerReachable(hostOrOptions?: string | ReachableOption
   } catch {
     return false;
   }
+}
+
+/** Newest Engine API version this backend speaks (Docker Engine 28.5); newer daemons are asked for this one. */
+export const API_VERSION_MAX = '1.51';
+/** Oldest Engine API version the calls this backend makes exist in (`/build`, `/images/load`, `/images/{name}/get`). */
+export const API_VERSION_MIN = '1.24';
+/** BuildKit builds (`/build?version=2` with a `/session`) came with Engine API 1.39 (Docker 18.09), on Linux daemons. */
+export const BUILDKIT_API_VERSION_MIN = '1.39';
+
+/** What `GET /_ping` tells of the daemon, and the API version this backend then uses. */
+export interface DaemonFacts {
+  /** The daemon's newest API version (`Api-Version`). */
+  apiVersion: string;
+  /** The version every later request is made with: the older of the daemon's and API_VERSION_MAX. */
+  negotiated: string;
+  /** `Builder-Version`: `2` where BuildKit is the daemon's default builder (Engine 23+), `1` before. */
+  builderVersion: string;
+  /** `OSType` (`linux`, `windows`). */
+  osType: string;
+  /** Whether the daemon can build with BuildKit (API 1.39+, Linux). */
+  buildkit: boolean;
+}
+
+/** Compares dotted API versions numerically (`1.9` < `1.10`). */
+export function compareApiVersions(a: string, b: string): number {
+  const pa = a.split('.').map(Number);
+  const pb = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+interface ModemFields {
+  socketPath?: string;
+  host?: string;
+  port?: number;
+  protocol?: string;
+  agent?: https.Agent;
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+  timeout?: number;
+  version?: string;
+}
+
+/** `GET /_ping` without an API version prefix (as the Docker CLI negotiates), resolving with its headers. */
+function pingHeaders(connection: DockerConnection, signal?: AbortSignal): Promise<Record<string, string | string[] | undefined>> {
+  const modem = connection.docker.modem as unknown as ModemFields;
+  const options: https.RequestOptions = {
+    path: '/_ping',
+    method: 'GET',
+    timeout: modem.timeout ?? 30_000,
+    ...(signal ? { signal } : {}),
+    ...(modem.socketPath
+      ? { socketPath: modem.socketPath }
+      : { host: modem.host, port: modem.port, ...(modem.agent ? { agent: modem.agent } : {}), ...(modem.ca ? { ca: modem.ca } : {}), ...(modem.cert ? { cert: modem.cert, key: modem.key } : {}) }),
+  };
+  const request = modem.protocol === 'https' ? https.request : http.request;
+  return new Promise((resolve, reject) => {
+    const req = request(options, (res) => {
+      res.resume();
+      res.on('end', () => {
+        if (res.statusCode === 200) resolve(res.headers);
+        else reject(new Error(`GET /_ping answered HTTP ${res.statusCode}`));
+      });
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('GET /_ping: no answer in time')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * Negotiates the Engine API version as the Docker CLI does: asks `_ping` for the
+ * daemon's, uses the older of it and API_VERSION_MAX for every later request of
+ * `connection`, and refuses a daemon older than API_VERSION_MIN. A daemon that
+ * names no version (very old ones) is refused too.
+ */
+export async function negotiateApiVersion(connection: DockerConnection, signal?: AbortSignal): Promise<DaemonFacts> {
+  const headers = await pingHeaders(connection, signal);
+  const header = (name: string): string => String(headers[name] ?? '');
+  const apiVersion = header('api-version');
+  if (!/^\d+\.\d+$/.test(apiVersion)) throw new Error(`the daemon's _ping names no Engine API version (Api-Version: ${JSON.stringify(apiVersion)}); Docker Engine 1.12 or later is needed`);
+  if (compareApiVersions(apiVersion, API_VERSION_MIN) < 0) {
+    throw new Error(`the daemon speaks Engine API ${apiVersion}, older than the ${API_VERSION_MIN} this backend needs`);
+  }
+  const negotiated = compareApiVersions(apiVersion, API_VERSION_MAX) < 0 ? apiVersion : API_VERSION_MAX;
+  (connection.docker.modem as unknown as ModemFields).version = `v${negotiated}`;
+  const osType = header('ostype').toLowerCase() || 'linux';
+  return {
+    apiVersion,
+    negotiated,
+    builderVersion: header('builder-version') || '1',
+    osType,
+    buildkit: osType === 'linux' && compareApiVersions(apiVersion, BUILDKIT_API_VERSION_MIN) >= 0,
+  };
 }

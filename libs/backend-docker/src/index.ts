@@ -1,9 +1,15 @@
-export { DockerBackend, createDockerBackend, createBackend, type DockerBackendOptions, type DockerBuilder } from './backend.ts';
+export { DockerBackend, createDockerBackend, createBackend, builderFromEnv, type DockerBackendOptions, type DockerBuilder } from './backend.ts';
 export {
   isDockerReachable,
   connect,
   dockerTlsFromEnv,
   DEFAULT_DOCKER_HOST,
+  negotiateApiVersion,
+  compareApiVersions,
+  API_VERSION_MAX,
+  API_VERSION_MIN,
+  BUILDKIT_API_VERSION_MIN,
+  type DaemonFacts,
   type ConnectOptions,
   type DockerConnection,
   type DockerEnv,

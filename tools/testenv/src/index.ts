@@ -6,4 +6,5 @@ export { buildFixtureLayouts, defaultCacheRoot, type FixtureLayouts, type Layout
 export { describeEnv, testEnvFromProcess, TESTENV_VARIABLE } from './describe.ts';
 export { ensureDebianImages, ensureDebianLayouts, type DebianImages, type DebianImagesOptions, type DebianLayouts } from './debian.ts';
 export { publishImage } from './publish.ts';
+export { startDockerd, type RunningDockerd, type DockerdEngine } from './dockerd.ts';
 export { makeTestPki, startSocketForwarder, type TestPki, type ForwarderTls, type SocketForwarder } from './tls.ts';

@@ -23,6 +23,8 @@ export interface TlsOptions {
   keyFile?: string;
   /** Name to verify the daemon's certificate against (default the host). */
   serverName?: string;
+  /** Do not verify the daemon's certificate (the Docker CLI's `DOCKER_TLS` without `DOCKER_TLS_VERIFY`). */
+  skipVerify?: boolean;
 }
 
 export type Endpoint =
@@ -113,6 +115,7 @@ function secureContextOptions(options: TlsOptions): tls.ConnectionOptions {
     ...(options.certFile ? { cert: readFileSync(options.certFile) } : {}),
     ...(options.keyFile ? { key: readFileSync(options.keyFile) } : {}),
     ...(options.serverName ? { servername: options.serverName } : {}),
+    ...(options.skipVerify ? { rejectUnauthorized: false } : {}),
   };
 }
 
