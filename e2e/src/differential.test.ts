@@ -173,7 +173,10 @@ const EXPECTED_DIFFERENCES: Record<string, Record<string, string[]>> = {
 const ALL_SCOPES = CASES.flatMap((c) => c.scopes);
 
 interface BackendSpec {
+  /** `<kind> (<engine set>)`, e.g. `docker-buildkit (current)`; the reference is `inplace`. */
   id: string;
+  /** The backend as EXPECTED_DIFFERENCES names it (`docker-classic`), whatever the engine. */
+  kind: string;
   make: () => ExtenderBackend;
 }
 
@@ -187,14 +190,21 @@ interface Outcome {
 }
 
 const env = inject('testenv');
+/** Every image backend on every engine set (Debian 12's Docker 20.10 and buildah 1.28, the current Docker 28 and buildah 1.43). */
 const BACKENDS: BackendSpec[] = [
-  { id: 'inplace', make: () => createInplaceBackend({ root: 'unpack', network: false }) },
-  { id: 'buildah', make: () => createBuildahBackend({}) },
-  { id: 'docker-classic', make: () => createDockerBackend({ host: env.docker.host, builder: 'classic' }) },
-  { id: 'docker-buildkit', make: () => createDockerBackend({ host: env.docker.host, builder: 'buildkit' }) },
-  { id: 'buildkit', make: () => new BuildKitBackend({ address: `docker://${env.docker.socketPath}` }) },
-  // the session tunnelled through Control/Session, as with a standalone buildkitd
-  { id: 'buildkit-control', make: () => new BuildKitBackend({ address: `docker://${env.docker.socketPath}`, sessionTransport: 'control' }) },
+  { id: 'inplace', kind: 'inplace', make: () => createInplaceBackend({ root: 'unpack', network: false }) },
+  ...env.engines.flatMap((engineSet): BackendSpec[] => {
+    const { docker } = engineSet;
+    const spec = (kind: string, make: () => ExtenderBackend): BackendSpec => ({ id: `${kind} (${engineSet.id})`, kind, make });
+    return [
+      spec('buildah', () => createBuildahBackend({ buildah: engineSet.buildah.executable })),
+      spec('docker-classic', () => createDockerBackend({ host: docker.host, builder: 'classic' })),
+      spec('docker-buildkit', () => createDockerBackend({ host: docker.host, builder: 'buildkit' })),
+      spec('buildkit', () => new BuildKitBackend({ address: `docker://${docker.socketPath}` })),
+      // the session tunnelled through Control/Session, as with a standalone buildkitd
+      spec('buildkit-control', () => new BuildKitBackend({ address: `docker://${docker.socketPath}`, sessionTransport: 'control' })),
+    ];
+  }),
 ];
 const REFERENCE = 'inplace';
 
@@ -253,7 +263,7 @@ afterAll(async () => {
   const lines = [`cross-backend differential (reference ${REFERENCE}; ${CASES.length} Dockerfiles):`];
   for (const spec of BACKENDS) {
     const o = outcomes.get(spec.id);
-    lines.push(`  ${spec.id.padEnd(16)} ${o ? `${String(o.layers).padStart(3)} new layers, ${String(o.tree.length).padStart(5)} paths, ${(o.ms / 1000).toFixed(1).padStart(5)} s; runtime paths left out: ${o.dropped.map((l) => l.split(' ', 1)[0]).join(', ') || 'none'}` : 'no result'}`);
+    lines.push(`  ${spec.id.padEnd(28)} ${o ? `${String(o.layers).padStart(3)} new layers, ${String(o.tree.length).padStart(5)} paths, ${(o.ms / 1000).toFixed(1).padStart(5)} s; runtime paths left out: ${o.dropped.map((l) => l.split(' ', 1)[0]).join(', ') || 'none'}` : 'no result'}`);
   }
   lines.push(...summary);
   console.log(lines.join('\n'));
@@ -266,12 +276,12 @@ function outcome(id: string): Outcome {
 }
 
 describe.each(CASES)('Dockerfile $name', (c) => {
-  it.each(BACKENDS.filter((b) => b.id !== REFERENCE))(`gives the ${REFERENCE} tree through $id`, ({ id }) => {
+  it.each(BACKENDS.filter((b) => b.id !== REFERENCE))(`gives the ${REFERENCE} tree through $id`, ({ id, kind }) => {
     const expected = treeScope(outcome(REFERENCE).tree, c.scopes);
     const actual = treeScope(outcome(id).tree, c.scopes);
     const diff = treeDiff(expected, actual);
-    summary.push(`  ${c.name.padEnd(12)} × ${id.padEnd(16)} ${diff.length === 0 ? `equal (${actual.length} paths)` : `DIFFERENT (${diff.length} lines)`}`);
-    const allowed = EXPECTED_DIFFERENCES[c.name]?.[id] ?? [];
+    summary.push(`  ${c.name.padEnd(12)} × ${id.padEnd(28)} ${diff.length === 0 ? `equal (${actual.length} paths)` : `DIFFERENT (${diff.length} lines)`}`);
+    const allowed = EXPECTED_DIFFERENCES[c.name]?.[kind] ?? [];
     if (allowed.length > 0 && diff.length > 0) summary[summary.length - 1] += ' (the stated difference)';
     expect(diff, `${c.name} through ${id} vs ${REFERENCE}`).toEqual(allowed);
     expect(expected.length).toBeGreaterThan(0);
@@ -302,13 +312,13 @@ describe('whole image', () => {
   it.each(BACKENDS.filter((b) => b.id !== REFERENCE))(`everything outside the Dockerfiles' paths is the base, as with ${REFERENCE}: $id`, ({ id }) => {
     const outside = (tree: string[]) => tree.filter((l) => !ALL_SCOPES.some((s) => l.startsWith(`${s} `) || l.startsWith(`${s}/`)));
     const diff = treeDiff(outside(outcome(REFERENCE).tree), outside(outcome(id).tree));
-    summary.push(`  ${'(rest)'.padEnd(12)} × ${id.padEnd(16)} ${diff.length === 0 ? 'equal' : `DIFFERENT (${diff.length} lines)`}`);
+    summary.push(`  ${'(rest)'.padEnd(12)} × ${id.padEnd(28)} ${diff.length === 0 ? 'equal' : `DIFFERENT (${diff.length} lines)`}`);
     expect(diff).toEqual([]);
   });
 
   it.each(BACKENDS.filter((b) => b.id !== REFERENCE))(`the config (Env, User, WorkingDir, Labels, Entrypoint, Cmd) equals ${REFERENCE}'s: $id`, ({ id }) => {
     const equal = JSON.stringify(outcome(id).config) === JSON.stringify(outcome(REFERENCE).config);
-    summary.push(`  ${'(config)'.padEnd(12)} × ${id.padEnd(16)} ${equal ? 'equal' : 'DIFFERENT'}`);
+    summary.push(`  ${'(config)'.padEnd(12)} × ${id.padEnd(28)} ${equal ? 'equal' : 'DIFFERENT'}`);
     expect(outcome(id).config).toEqual(outcome(REFERENCE).config);
   });
 

@@ -7,8 +7,10 @@
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as tar from 'tar-stream';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { ensureEngineRoot, startDockerd, writeEngineTools, type RunningDockerd } from '@cnb-extender/testenv';
 import { ExtenderError, MemorySink, extend, readLayoutImage, type DockerfileSpec } from '@cnb-extender/extender-core';
@@ -21,7 +23,10 @@ const temps: string[] = [];
 const workspaces: Workspace[] = [];
 const servers: Server[] = [];
 afterAll(async () => {
-  for (const server of servers) await new Promise((resolve) => server.close(resolve));
+  for (const server of servers) {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
   for (const ws of workspaces) await ws.remove();
   for (const dir of temps) await rm(dir, { recursive: true, force: true });
 });
@@ -93,8 +98,9 @@ describe('choosing the builder', () => {
 /**
  * A daemon of an older Engine in front of a real one: `_ping` names `apiVersion`
  * and, as such a daemon does, a request for a newer version is refused (HTTP 400).
+ * With `imageArchive`, every `GET /images/{name}/get` answers that tar instead.
  */
-async function olderEngine(apiVersion: string, socketPath: string): Promise<string> {
+async function olderEngine(apiVersion: string, socketPath: string, imageArchive?: Buffer): Promise<string> {
   const dir = await temp('docker-older-');
   const front = join(dir, 'docker.sock');
   const server = createServer((req, res) => {
@@ -102,6 +108,12 @@ async function olderEngine(apiVersion: string, socketPath: string): Promise<stri
     if (asked && compareApiVersions(asked, apiVersion) > 0) {
       res.writeHead(400, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify({ message: `client version ${asked} is too new. Maximum supported API version is ${apiVersion}` }));
+      return;
+    }
+    if (imageArchive && req.method === 'GET' && /\/images\/[^?]+\/get(\?|$)/.test(req.url ?? '')) {
+      req.resume();
+      res.writeHead(200, { 'Content-Type': 'application/x-tar' });
+      res.end(imageArchive);
       return;
     }
     const upstream = request({ socketPath, path: req.url, method: req.method, headers: req.headers }, (answer: IncomingMessage) => {
@@ -115,6 +127,19 @@ async function olderEngine(apiVersion: string, socketPath: string): Promise<stri
     });
     upstream.on('error', (err) => res.destroy(err));
     req.pipe(upstream);
+  });
+  // BuildKit's session (`/session`, an HTTP upgrade) goes through untouched
+  server.on('upgrade', (req: IncomingMessage, client: Socket, head: Buffer) => {
+    const upstream = connect({ path: socketPath }, () => {
+      const lines = [`${req.method} ${req.url} HTTP/1.1`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+      upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
+      if (head.length > 0) upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
   });
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(front, resolve));
@@ -152,6 +177,34 @@ describe('an engine too old for what is asked', () => {
     expect((err as Error).message).toBe(
       `failed to extend run image: applying Dockerfile for test/ext: connecting to the Docker daemon at ${host}: the daemon speaks Engine API 1.23, older than the 1.24 this backend needs`,
     );
+    expect(existsSync(join(ws.extendedDir, 'run'))).toBe(false);
+  });
+});
+
+describe('an image archive from the daemon with an entry that escapes its root', () => {
+  it('fails extend() with exit 102 naming the entry, and writes nothing outside or as output', async () => {
+    const current = env.engines.find((e) => e.id === 'current')!;
+    const outside = join(await temp('docker-escape-'), 'escaped');
+    const pack = tar.pack();
+    pack.entry({ name: 'manifest.json' }, JSON.stringify([{ Config: 'c.json', Layers: ['l/layer.tar'] }]));
+    pack.entry({ name: `../../../../../../../..${outside}` }, 'escaped\n');
+    pack.entry({ name: 'c.json' }, '{"rootfs":{"type":"layers","diff_ids":[]}}');
+    pack.finalize();
+    const chunks: Buffer[] = [];
+    for await (const chunk of pack as AsyncIterable<Buffer>) chunks.push(chunk);
+    const host = await olderEngine(current.docker.apiVersion, current.docker.socketPath, Buffer.concat(chunks));
+    const run = env.fixtures.run;
+    const ws = await createWorkspace({
+      runImage: run.registryRef,
+      baseLayout: { from: run.layoutDir, digest: run.manifestDigest as Digest, mode: 'full' },
+      extensions: [{ id: 'test/ext', run: 'ARG base_image\nFROM ${base_image}\nUSER root\nRUN echo x > /x\n' }],
+    });
+    workspaces.push(ws);
+    const err = await extend({ kind: 'run', inputs: ws.inputs, backend: createDockerBackend({ host }) }).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(ExtenderError);
+    expect((err as ExtenderError).exitCode).toBe(102);
+    expect((err as Error).message).toMatch(/^failed to extend run image: applying Dockerfile for test\/ext: exporting the built image .* from the Docker daemon at unix:\/\/.*: .*escapes the archive root/);
+    expect(existsSync(outside)).toBe(false);
     expect(existsSync(join(ws.extendedDir, 'run'))).toBe(false);
   });
 });
