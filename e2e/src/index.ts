@@ -22,6 +22,24 @@ export const RUNTIME_PATHS: readonly string[] = ['etc/hosts', 'etc/hostname', 'e
  */
 export const BUILDER_LABELS: readonly string[] = ['io.buildah.version'];
 
+/**
+ * Differences Docker's own builders show between each other, stated rather than
+ * normalised away: `treeDiff(reference, backend)` lines a test allows, with why.
+ */
+export const STATED_DIFFERENCES = {
+  /**
+   * `COPY --chmod=0751 tool.sh /opt/tool/tool.sh` creates the missing parents
+   * /opt and /opt/tool. BuildKit (0.8 through 0.25) gives them the --chmod mode;
+   * buildah, kaniko and the in-place backend create them 0755, as the classic
+   * builder creates every implicit parent. Docker's documentation says --chmod
+   * sets the mode of the copied files and leaves implicit parents unspecified:
+   * both are Docker behaviour, and BuildKit is the odd one out. Applies to the
+   * backends that build with BuildKit (docker with BuildKit, buildkit).
+   */
+  buildkitChmodParents: (parents: readonly string[], mode: string): string[] =>
+    parents.flatMap((p) => [`+ ${p} directory ${mode} 0:0`, `- ${p} directory 755 0:0`]),
+} as const;
+
 /** The path of one `describeTree` line (first field), without a trailing `/`. */
 export function linePath(line: string): string {
   const path = line.split(' ', 1)[0] ?? '';
