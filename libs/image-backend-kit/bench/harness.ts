@@ -10,7 +10,7 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { extend, type ExtenderBackend } from '@cnb-extender/extender-core';
-import { startTestEnv, stopTestEnv, testEnvFromProcess, TESTENV_VARIABLE, type TestEnv, type TestEnvHandle } from '@cnb-extender/testenv';
+import { startTestEnv, stopTestEnv, testEnvFromProcess, TESTENV_VARIABLE, type EngineSet, type TestEnv, type TestEnvHandle } from '@cnb-extender/testenv';
 
 export const WORKLOAD = `ARG base_image
 FROM \${base_image}
@@ -25,6 +25,8 @@ USER 1000:1000
 
 export interface BenchResult {
   backend: string;
+  /** The engine set it ran on (`debian12`, `current`); absent where no engine is involved (in-place) or none was named. */
+  engine?: string;
   runs: number;
   medianMs: number;
   timesMs: number[];
@@ -33,6 +35,26 @@ export interface BenchResult {
 export function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
+}
+
+/** The value after `name` in this process's arguments (`--runs 3` → `'3'`). */
+export function benchArg(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+}
+
+/**
+ * The engine set a benchmark runs on: `--engine <id>` (`debian12`, `current`) from
+ * `env.engines`; undefined without the argument (the benchmark keeps its default,
+ * Debian 12's `env.docker` and the `buildah` in PATH). An id the environment does
+ * not have fails naming the ones it has.
+ */
+export function benchEngine(env: TestEnv): EngineSet | undefined {
+  const id = benchArg('--engine');
+  if (id === undefined) return undefined;
+  const engine = env.engines.find((e) => e.id === id);
+  if (!engine) throw new Error(`choosing the engine set: --engine ${id} is not in the test environment (it has ${env.engines.map((e) => e.id).join(', ') || 'none'})`);
+  return engine;
 }
 
 /** The test environment of a parent process (CNB_TESTENV), else a fresh one (stopped by `release`). */
