@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tar from 'tar-stream';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { ensureEngineRoot, startDockerd, writeEngineTools, type RunningDockerd } from '@cnb-extender/testenv';
+import { ensureCurrentEngineRoot, startDockerd, writeEngineTools, type RunningDockerd } from '@cnb-extender/testenv';
 import { ExtenderError, MemorySink, extend, readLayoutImage, type DockerfileSpec } from '@cnb-extender/extender-core';
 import { createWorkspace, readLayerPaths, type Workspace } from '@cnb-extender/extender-core/testing';
 import type { Digest } from '@cnb-extender/oci';
@@ -212,7 +212,7 @@ describe('an image archive from the daemon with an entry that escapes its root',
 describe('a daemon that goes away mid-build', () => {
   it('fails extend() with exit 102 naming the daemon, and writes nothing', async () => {
     // a dockerd of its own (the current engines), stopped while a RUN is running
-    const root = await ensureEngineRoot();
+    const root = await ensureCurrentEngineRoot();
     const dir = await temp('docker-dying-');
     const tools = await writeEngineTools(root.root, join(dir, 'engine'));
     let dockerd: RunningDockerd | undefined = await startDockerd(join(dir, 'd'), { enter: tools.enter, label: 'dying' });

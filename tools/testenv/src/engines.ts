@@ -53,6 +53,10 @@ export interface EngineRoot {
 export function engineSuiteFromEnv(env: NodeJS.ProcessEnv = process.env): EngineSuite {
   const value = env['CNB_TESTENV_ENGINE_SUITE'];
   if (value === undefined || value === '') return 'sid';
+  return checkedSuite(value);
+}
+
+function checkedSuite(value: string): EngineSuite {
   if ((ENGINE_SUITES as readonly string[]).includes(value)) return value as EngineSuite;
   throw new Error(`CNB_TESTENV_ENGINE_SUITE=${value}: expected one of ${ENGINE_SUITES.join(', ')}`);
 }
@@ -106,10 +110,28 @@ async function bootstrap(tmp: string, suite: EngineSuite, mirror: string): Promi
   await writeFile(join(tmp, 'versions.json'), `${JSON.stringify(packages, null, 2)}\n`);
 }
 
-/** Removes roots of earlier inputs (each is a few hundred MB). */
-async function pruneOthers(parent: string, keep: string): Promise<void> {
+/** Removes roots of earlier inputs of the same suite (each is a few hundred MB). */
+async function pruneOthers(parent: string, keep: string, suite: EngineSuite): Promise<void> {
   for (const entry of await readdir(parent).catch(() => [] as string[])) {
-    if (entry !== keep && !entry.includes('.tmp-') && !entry.endsWith('.lock')) await rm(join(parent, entry), { recursive: true, force: true });
+    if (entry.startsWith(`${suite}-`) && entry !== keep && !entry.includes('.tmp-') && !entry.endsWith('.lock')) await rm(join(parent, entry), { recursive: true, force: true });
+  }
+}
+
+/**
+ * The engine root of the suite `CNB_TESTENV_ENGINE_SUITE` names, or by default
+ * sid's, falling back to trixie's when sid's cannot be bootstrapped (sid is
+ * unstable: a transition can leave it uninstallable for a day). The fallback is
+ * logged; a suite named explicitly has none.
+ */
+export async function ensureCurrentEngineRoot(options: { cacheRoot?: string; log?: (line: string) => void; env?: NodeJS.ProcessEnv } = {}): Promise<EngineRoot> {
+  const named = (options.env ?? process.env)['CNB_TESTENV_ENGINE_SUITE'];
+  const base = { ...(options.cacheRoot ? { cacheRoot: options.cacheRoot } : {}), ...(options.log ? { log: options.log } : {}) };
+  if (named) return ensureEngineRoot({ ...base, suite: checkedSuite(named) });
+  try {
+    return await ensureEngineRoot({ ...base, suite: 'sid' });
+  } catch (error) {
+    options.log?.(`testenv: ${(error as Error).message}; falling back to Debian trixie's engines (set CNB_TESTENV_ENGINE_SUITE=sid to insist)`);
+    return ensureEngineRoot({ ...base, suite: 'trixie' });
   }
 }
 
@@ -130,7 +152,7 @@ export async function ensureEngineRoot(options: { suite?: EngineSuite; cacheRoot
       if (await present()) return;
       options.log?.(`testenv: bootstrapping a Debian ${suite} root with the current container engines into ${dir} (mmdebstrap, about a minute)`);
       await buildAtomically(dir, (tmp) => bootstrap(tmp, suite, mirror));
-      await pruneOthers(parent, key);
+      await pruneOthers(parent, key, suite);
     }).catch((error: unknown) => {
       throw chainError(`bootstrapping the Debian ${suite} engine root into ${dir}`, error);
     });

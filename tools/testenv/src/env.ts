@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile, copyFile } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DOCKER_CLI, startDockerd, type RunningDockerd } from './dockerd.ts';
-import { buildahVersion, ensureEngineRoot, writeEngineTools } from './engines.ts';
+import { buildahVersion, ensureCurrentEngineRoot, writeEngineTools } from './engines.ts';
 import { buildFixtureLayouts } from './fixtures.ts';
 import { publishImage } from './publish.ts';
 import { ensurePackages } from './install.ts';
@@ -211,7 +211,7 @@ export async function startTestEnv(options: StartTestEnvOptions = {}): Promise<T
  * wrappers in the state directory, and its dockerd on a socket of its own.
  */
 async function startCurrentEngines(stateDir: string, state: Internals, options: StartTestEnvOptions): Promise<EngineSet> {
-  const root = await ensureEngineRoot({ ...(options.cacheRoot ? { cacheRoot: options.cacheRoot } : {}), ...(options.log ? { log: options.log } : {}) });
+  const root = await ensureCurrentEngineRoot({ ...(options.cacheRoot ? { cacheRoot: options.cacheRoot } : {}), ...(options.log ? { log: options.log } : {}) });
   const tools = await writeEngineTools(root.root, join(stateDir, 'engines', 'current'));
   const dockerd = await startDockerd(join(stateDir, 'docker-current'), { enter: tools.enter, label: `Debian ${root.suite}` });
   state.currentDockerd = dockerd;

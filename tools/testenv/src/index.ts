@@ -1,5 +1,5 @@
 export type { TestEnv, RegistryEndpoint, SecureRegistryEndpoint, DockerEndpoint, FixtureImage, EngineSet, EngineSetId, EngineDocker } from './types.ts';
-export { ensureEngineRoot, engineSuiteFromEnv, writeEngineTools, ENGINE_SUITES, type EngineRoot, type EngineSuite, type EngineTools } from './engines.ts';
+export { ensureEngineRoot, ensureCurrentEngineRoot, engineSuiteFromEnv, writeEngineTools, ENGINE_SUITES, type EngineRoot, type EngineSuite, type EngineTools } from './engines.ts';
 export { startTestEnv, stopTestEnv, type StartTestEnvOptions, type TestEnvHandle } from './env.ts';
 export { ensurePackages, missingPackages, REQUIRED_PACKAGES } from './install.ts';
 export { buildFixtureLayouts, defaultCacheRoot, type FixtureLayouts, type LayoutImage } from './fixtures.ts';
