@@ -73,9 +73,18 @@ export interface ClientOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** dockerd's builder-next worker: id `moby` (Docker ≤ 24), or a BuildKit version with moby's `-moby` suffix (Docker 25+). */
+/**
+ * dockerd's builder-next worker: id `moby` (Docker ≤ 24), a BuildKit version
+ * with moby's `-moby` suffix (Docker 25+, classic image store), or a containerd
+ * worker in dockerd's containerd namespace `moby` (the containerd image store).
+ */
 export function isDockerdWorker(worker: WorkerRecord): boolean {
-  return worker.id === 'moby' || worker.buildkitVersion.endsWith('-moby') || Object.keys(worker.labels).some((k) => k.startsWith('org.mobyproject.buildkit.worker.moby.'));
+  return (
+    worker.id === 'moby' ||
+    worker.buildkitVersion.endsWith('-moby') ||
+    worker.labels['org.mobyproject.buildkit.worker.containerd.namespace'] === 'moby' ||
+    Object.keys(worker.labels).some((k) => k.startsWith('org.mobyproject.buildkit.worker.moby.'))
+  );
 }
 
 export class BuildKitClient {
@@ -119,8 +128,11 @@ export class BuildKitClient {
     } catch (err) {
       if (!(err instanceof GrpcError) || err.code !== GrpcStatus.unimplemented) throw err;
     }
-    const dockerWorker = workers.some(isDockerdWorker);
-    const exporters = dockerWorker ? ['moby', 'tar', 'local'] : ['image', 'oci', 'docker', 'tar', 'local'];
+    // a docker:// address is dockerd's BuildKit whatever its worker looks like
+    const dockerWorker = this.endpoint.kind === 'docker' || workers.some(isDockerdWorker);
+    // with the containerd image store dockerd's worker is a containerd worker, which has the image exporters too
+    const containerdStore = workers.some((w) => w.labels['org.mobyproject.buildkit.worker.executor'] === 'containerd');
+    const exporters = dockerWorker ? ['moby', ...(containerdStore ? ['image', 'oci', 'docker'] : []), 'tar', 'local'] : ['image', 'oci', 'docker', 'tar', 'local'];
     return { workers, version, dockerWorker, exporters };
   }
 

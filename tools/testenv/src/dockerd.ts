@@ -66,6 +66,11 @@ export interface DockerdEngine {
   enter?: string;
   /** A name for messages and the log file (`debian12`, `current`). */
   label?: string;
+  /**
+   * The containerd image store (Engine 24+; the default for new installs from
+   * Engine 29): images in containerd's `overlayfs` snapshotter, OCI image export.
+   */
+  containerdStore?: boolean;
 }
 
 async function startWith(dir: string, storageDriver: string, engineOf: DockerdEngine): Promise<RunningDockerd> {
@@ -75,7 +80,7 @@ async function startWith(dir: string, storageDriver: string, engineOf: DockerdEn
   const configFile = join(dir, 'daemon.json');
   await mkdir(dataRoot, { recursive: true });
   await mkdir(execRoot, { recursive: true });
-  await writeFile(configFile, '{}\n');
+  await writeFile(configFile, engineOf.containerdStore ? `${JSON.stringify({ features: { 'containerd-snapshotter': true } })}\n` : '{}\n');
   const dockerdArgs = [
       '--config-file', configFile,
       '--data-root', dataRoot,
@@ -143,7 +148,7 @@ async function startWith(dir: string, storageDriver: string, engineOf: DockerdEn
  */
 export async function startDockerd(dir: string, engineOf: DockerdEngine = {}): Promise<RunningDockerd> {
   try {
-    return await startWith(dir, 'overlay2', engineOf);
+    return await startWith(dir, engineOf.containerdStore ? 'overlayfs' : 'overlay2', engineOf);
   } catch (overlayError) {
     await rm(join(dir, 'data'), { recursive: true, force: true });
     await rm(join(dir, 'exec'), { recursive: true, force: true });
