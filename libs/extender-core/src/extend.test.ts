@@ -413,6 +413,19 @@ describe('extend', () => {
       expect(err.code).toBe('BACKEND_UNSUPPORTED');
     });
 
+    it('finds a bad second Dockerfile before the first is applied, naming it (exit 102)', async () => {
+      const ws = await workspace({ extensions: [{ id: 'good', run: `${header}RUN echo a > /a\n` }, { id: 'bad', run: `${header}FROM \${base_image}\n` }] });
+      const backend = new FakeBackend();
+      const err = (await extend({ kind: 'run', inputs: ws.inputs, backend }).catch((e: unknown) => e)) as ExtenderError;
+      expect(err.code).toBe('DOCKERFILE_INVALID');
+      expect(err.exitCode).toBe(102);
+      expect(err.extensionId).toBe('bad');
+      expect(err.message).toMatch(/^failed to extend run image: applying Dockerfile for bad: .*multistage/);
+      // nothing was applied, not even the good first one
+      expect(backend.calls).toEqual([]);
+      await expect(readdir(join(ws.extendedDir, 'run'))).rejects.toThrow(/ENOENT/);
+    });
+
     it('rejects multi-stage Dockerfiles (extension rules) with exit 102', async () => {
       const ws = await workspace({ extensions: [{ id: 'A', run: `${header}FROM \${base_image}\n` }] });
       const err = (await extend({ kind: 'run', inputs: ws.inputs, backend: new FakeBackend() }).catch((e: unknown) => e)) as ExtenderError;

@@ -258,6 +258,20 @@ async function extendWith(
   analyzedImage: AnalyzedImage | undefined,
 ): Promise<Omit<ExtendResult, 'workDir'>> {
   const { events, signal } = context;
+  // Every Dockerfile is checked before anything is applied: a bad second one must not
+  // be found after the first has changed the image (in place: the live root filesystem).
+  for (const dockerfile of dockerfiles) {
+    const validation = checkExtensionDockerfile(dockerfile.content, kind, dockerfile.path);
+    for (const warning of validation.warnings) {
+      events.emit({ type: 'warning', level: 'warn', code: 'dockerfile-rule', message: `${dockerfile.path}: ${warning}`, extensionId: dockerfile.extensionId });
+    }
+    if (validation.errors.length > 0) {
+      throw new ExtenderError('DOCKERFILE_INVALID', `applying Dockerfile for ${dockerfile.extensionId}: ${dockerfile.path}: ${validation.errors.join('; ')}`, {
+        path: dockerfile.path,
+        extensionId: dockerfile.extensionId,
+      });
+    }
+  }
   const platform = inputs.platform ?? platformFromAnalyzed(analyzedImage);
   const base = await measure(events, 'resolve-base', async () => {
     return resolveBaseImage({
@@ -286,16 +300,6 @@ async function extendWith(
   for (const [position, dockerfile] of dockerfiles.entries()) {
     signal.throwIfAborted();
     const action = `applying Dockerfile for ${dockerfile.extensionId}`;
-    const validation = checkExtensionDockerfile(dockerfile.content, kind, dockerfile.path);
-    for (const warning of validation.warnings) {
-      events.emit({ type: 'warning', level: 'warn', code: 'dockerfile-rule', message: `${dockerfile.path}: ${warning}`, extensionId: dockerfile.extensionId });
-    }
-    if (validation.errors.length > 0) {
-      throw new ExtenderError('DOCKERFILE_INVALID', `${action}: ${dockerfile.path}: ${validation.errors.join('; ')}`, {
-        path: dockerfile.path,
-        extensionId: dockerfile.extensionId,
-      });
-    }
     // The first Dockerfile extends the analyzed reference; later ones an intermediate image
     // that exists nowhere else, named by the digest of its manifest.
     const intermediateRef = position === 0 ? (base.reference ?? reference) : `${repositoryOf(reference)}@${serializeImage(current).manifestDigest}`;
