@@ -1,30 +1,34 @@
 /**
- * Against a real standalone buildkitd, when `BUILDKIT_HOST` names one (with
- * TLS files in the address query when it needs them). None exists on the
- * project's machines, so without it these tests are reported as skipped, by
- * name, with the reason in the name and in a line printed at collection time.
+ * Against a real standalone buildkitd: the test environment's (BuildKit as
+ * Docker Engine 28 vendors it, OCI worker on runc), reached on its unix socket
+ * and on its loopback TCP port with mutual TLS.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runBackendContract } from '@cnb-extender/extender-core/testing';
-import { describe, expect, it } from 'vitest';
-import { BuildKitBackend, BuildKitClient } from './index.ts';
+import { describe, expect, inject, it } from 'vitest';
+import { BuildKitBackend, BuildKitClient, type TlsOptions } from './index.ts';
 import { applyDockerfile, flatten } from './test-support.ts';
 
-const host = process.env['BUILDKIT_HOST'];
-const standalone = host !== undefined && host !== '' && !host.startsWith('docker://');
-const reason = 'not run: BUILDKIT_HOST does not name a standalone buildkitd';
-const names = [
-  'probes a standalone buildkitd (Control/Info, oci exporter)',
-  'applies a Dockerfile through the oci exporter and reads the layers back',
-  'BuildKitBackend (standalone buildkitd) passes the backend contract',
-];
-if (!standalone) console.log(`backend-buildkit: ${names.length} test groups ${reason}: ${names.join('; ')}`);
+const buildkitd = inject('testenv').buildkitd;
 
-describe(`standalone buildkitd at ${standalone ? host : '(none)'}`, () => {
-  it.skipIf(!standalone)(`${names[0]}${standalone ? '' : ` (${reason})`}`, async () => {
-    const client = new BuildKitClient(host!);
+interface Endpoint {
+  kind: string;
+  address: string;
+  tls?: TlsOptions;
+}
+
+const endpoints: Endpoint[] = [
+  { kind: 'unix socket', address: buildkitd.unixAddress },
+  { kind: 'TCP with mutual TLS', address: buildkitd.tcpAddress, tls: { ...buildkitd.tls } },
+];
+
+const withTls = (e: Endpoint) => (e.tls ? { tls: e.tls } : {});
+
+describe.each(endpoints)(`standalone buildkitd ${buildkitd.version} over a $kind ($address)`, (endpoint) => {
+  it('probes a standalone buildkitd (Control/Info, oci exporter)', async () => {
+    const client = new BuildKitClient(endpoint.address, withTls(endpoint));
     try {
       const info = await client.probe();
       expect(info.dockerWorker).toBe(false);
@@ -35,11 +39,11 @@ describe(`standalone buildkitd at ${standalone ? host : '(none)'}`, () => {
     }
   });
 
-  it.skipIf(!standalone)(`${names[1]}${standalone ? '' : ` (${reason})`}`, async () => {
+  it('applies a Dockerfile through the oci exporter and reads the layers back', async () => {
     const ctx = await mkdtemp(join(tmpdir(), 'bk-standalone-'));
     await writeFile(join(ctx, 'hello.txt'), 'hello buildkitd\n');
     const applied = await applyDockerfile(
-      new BuildKitBackend({ address: host! }),
+      new BuildKitBackend({ address: endpoint.address, ...withTls(endpoint) }),
       'ARG base_image\nFROM ${base_image}\nUSER root\nCOPY hello.txt /t/hello.txt\nRUN mkdir -p /workspace && echo no > /workspace/x && echo yes > /t/ran\n',
       ctx,
     );
@@ -55,10 +59,19 @@ describe(`standalone buildkitd at ${standalone ? host : '(none)'}`, () => {
   }, 120_000);
 });
 
-if (standalone) {
-  runBackendContract(() => new BuildKitBackend({ address: host }), { name: names[2] });
-} else {
-  describe(names[2]!, () => {
-    it.skip(`the contract suite (${reason})`, () => undefined);
+describe('standalone buildkitd over TCP', () => {
+  it('is refused without a client certificate', async () => {
+    const client = new BuildKitClient(buildkitd.tcpAddress, { tls: { caFile: buildkitd.tls.caFile, serverName: buildkitd.tls.serverName } });
+    try {
+      await expect(client.listWorkers()).rejects.toThrow(/BuildKit|grpc|socket|alert|certificate|closed/i);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+for (const endpoint of endpoints) {
+  runBackendContract(() => new BuildKitBackend({ address: endpoint.address, ...withTls(endpoint) }), {
+    name: `BuildKitBackend (standalone buildkitd ${buildkitd.version} over a ${endpoint.kind}) passes the backend contract`,
   });
 }

@@ -1,6 +1,7 @@
 /**
  * Starting and stopping a whole test environment: packages, the two loopback
- * registries, dockerd and the fixture images in both. Usable from vitest's
+ * registries, dockerd and the fixture images in both, the current engines and
+ * a standalone buildkitd. Usable from vitest's
  * global setup, benchmarks and scripts alike.
  */
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile, copyFile } from 'node:fs/promises';
@@ -8,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DOCKER_CLI, startDockerd, type RunningDockerd } from './dockerd.ts';
 import { buildahVersion, ensureCurrentEngineRoot, writeEngineTools } from './engines.ts';
+import { ensureBuildkitBinaries, startBuildkitd, type RunningBuildkitd } from './buildkitd.ts';
+import { makeTestPki } from './tls.ts';
 import { buildFixtureLayouts } from './fixtures.ts';
 import { publishImage } from './publish.ts';
 import { ensurePackages } from './install.ts';
@@ -50,6 +53,8 @@ interface Internals {
   dockerd?: RunningDockerd;
   /** The current engines' dockerd. */
   currentDockerd?: RunningDockerd;
+  /** The standalone buildkitd. */
+  buildkitd?: RunningBuildkitd;
   stopped?: Promise<void>;
 }
 
@@ -66,7 +71,7 @@ function installExitHook(): void {
   exitHookInstalled = true;
   process.on('exit', () => {
     for (const state of live) {
-      for (const daemon of [state.dockerd?.daemon, state.currentDockerd?.daemon, ...state.registries.map((r) => r.daemon)]) {
+      for (const daemon of [state.dockerd?.daemon, state.currentDockerd?.daemon, state.buildkitd?.daemon, ...state.registries.map((r) => r.daemon)]) {
         if (daemon?.alive()) daemon.child.kill('SIGTERM');
       }
     }
@@ -134,7 +139,7 @@ export async function startTestEnv(options: StartTestEnvOptions = {}): Promise<T
   try {
     const secureDir = join(stateDir, 'secure-registry');
     const wantCurrent = (options.engines ?? ['debian12', 'current']).includes('current');
-    const [registry, secure, dockerd, layouts, current] = await allSettledOrThrow([
+    const [registry, secure, dockerd, layouts, current, buildkitd] = await allSettledOrThrow([
       startRegistry({ dir: join(stateDir, 'registry') }).then((r) => {
         state.registries.push(r);
         return r;
@@ -151,6 +156,7 @@ export async function startTestEnv(options: StartTestEnvOptions = {}): Promise<T
       }),
       buildFixtureLayouts({ cacheRoot: options.cacheRoot }),
       wantCurrent ? startCurrentEngines(stateDir, state, options) : Promise.resolve(undefined),
+      startStandaloneBuildkitd(stateDir, state, options),
     ]);
 
     const certsDir = join(stateDir, 'certs.d');
@@ -191,12 +197,20 @@ export async function startTestEnv(options: StartTestEnvOptions = {}): Promise<T
       },
       docker: target.docker,
       engines,
+      buildkitd: {
+        version: buildkitd.version,
+        unixAddress: buildkitd.unixAddress,
+        socketPath: buildkitd.socketPath,
+        tcpAddress: buildkitd.tcpAddress,
+        tls: buildkitd.tls,
+        buildctl: buildkitd.buildctl,
+      },
       fixtures: { build, run: runImage },
     };
     const handle: TestEnvHandle = {
       env,
-      pids: [registry.daemon.pid, secure.registry.daemon.pid, dockerd.daemon.pid, ...(state.currentDockerd ? [state.currentDockerd.daemon.pid] : [])],
-      ports: [registry.port, secure.registry.port],
+      pids: [registry.daemon.pid, secure.registry.daemon.pid, dockerd.daemon.pid, ...(state.currentDockerd ? [state.currentDockerd.daemon.pid] : []), buildkitd.daemon.pid],
+      ports: [registry.port, secure.registry.port, buildkitd.port],
     };
     Object.defineProperty(handle, STATE, { value: state, enumerable: false });
     return handle;
@@ -226,6 +240,22 @@ async function startCurrentEngines(stateDir: string, state: Internals, options: 
   };
 }
 
+/**
+ * The standalone buildkitd: its binaries (built once from Debian sid's BuildKit
+ * sources, then cached), a test PKI for its TCP port, and the daemon.
+ */
+async function startStandaloneBuildkitd(stateDir: string, state: Internals, options: StartTestEnvOptions): Promise<RunningBuildkitd> {
+  const dir = join(stateDir, 'buildkitd');
+  const pkiDir = join(dir, 'pki');
+  await mkdir(pkiDir, { recursive: true });
+  const [binaries, pki] = await Promise.all([
+    ensureBuildkitBinaries({ ...(options.cacheRoot ? { cacheRoot: options.cacheRoot } : {}), ...(options.log ? { log: options.log } : {}) }),
+    makeTestPki(pkiDir),
+  ]);
+  state.buildkitd = await startBuildkitd(dir, { pki, binaries });
+  return state.buildkitd;
+}
+
 async function stopState(state: Internals): Promise<void> {
   state.stopped ??= (async () => {
     const problems: string[] = [];
@@ -236,6 +266,9 @@ async function stopState(state: Internals): Promise<void> {
       }),
       state.currentDockerd?.stop().catch((error: unknown) => {
         problems.push(`stopping the current dockerd: ${(error as Error).message}`);
+      }),
+      state.buildkitd?.stop().catch((error: unknown) => {
+        problems.push(`stopping buildkitd: ${(error as Error).message}`);
       }),
     ]);
     // Whatever is left (a dockerd that was still starting, containerd, shims, mounts) goes with the directory.

@@ -1,4 +1,4 @@
-export type { TestEnv, RegistryEndpoint, SecureRegistryEndpoint, DockerEndpoint, FixtureImage, EngineSet, EngineSetId, EngineDocker } from './types.ts';
+export type { TestEnv, RegistryEndpoint, SecureRegistryEndpoint, DockerEndpoint, FixtureImage, EngineSet, EngineSetId, EngineDocker, BuildkitdEndpoint } from './types.ts';
 export { ensureEngineRoot, ensureCurrentEngineRoot, engineSuiteFromEnv, writeEngineTools, ENGINE_SUITES, type EngineRoot, type EngineSuite, type EngineTools } from './engines.ts';
 export { startTestEnv, stopTestEnv, type StartTestEnvOptions, type TestEnvHandle } from './env.ts';
 export { ensurePackages, missingPackages, REQUIRED_PACKAGES } from './install.ts';
@@ -8,3 +8,4 @@ export { ensureDebianImages, ensureDebianLayouts, type DebianImages, type Debian
 export { publishImage } from './publish.ts';
 export { startDockerd, type RunningDockerd, type DockerdEngine } from './dockerd.ts';
 export { makeTestPki, startSocketForwarder, type TestPki, type ForwarderTls, type SocketForwarder } from './tls.ts';
+export { ensureBuildkitBinaries, startBuildkitd, buildctlTlsArgs, type BuildkitBinaries, type RunningBuildkitd, type BuildkitdTls } from './buildkitd.ts';

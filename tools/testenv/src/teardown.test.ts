@@ -34,6 +34,7 @@ describe('stopping an environment', () => {
       expect(existsSync(env.stateDir)).toBe(false);
       expect(existsSync(env.docker.socketPath)).toBe(false);
       expect(existsSync(current!.docker.socketPath)).toBe(false);
+      expect(existsSync(env.buildkitd.socketPath)).toBe(false);
       // Stopping again is harmless.
       await stopTestEnv(handle);
     } finally {

@@ -21,6 +21,12 @@ export interface TestEnv {
    * 0.25, buildah 1.43). Each dockerd holds the fixture images.
    */
   engines: EngineSet[];
+  /**
+   * A standalone buildkitd (BuildKit as Docker Engine 28 vendors it, built from
+   * Debian sid's sources): OCI worker with runc, GC off, on a unix socket and on
+   * a loopback TCP port with mutual TLS.
+   */
+  buildkitd: BuildkitdEndpoint;
   /** Reproducible busybox-static images with a `cnb` user (1000:1000). */
   fixtures: {
     build: FixtureImage;
@@ -78,6 +84,26 @@ export interface EngineDocker extends DockerEndpoint {
   apiVersion: string;
   /** `_ping`'s `Builder-Version`: `2` where BuildKit is the daemon's default builder. */
   builderVersion: string;
+}
+
+export interface BuildkitdEndpoint {
+  /** BuildKit version (`v0.25.2`). */
+  version: string;
+  /** `unix://…/buildkitd.sock`: no TLS (the socket is root's). */
+  unixAddress: string;
+  socketPath: string;
+  /** `tcp://127.0.0.1:<port>`: mutual TLS only, with `tls`. */
+  tcpAddress: string;
+  /** What a client needs for `tcpAddress`: the test CA and a client certificate it signed. */
+  tls: {
+    caFile: string;
+    certFile: string;
+    keyFile: string;
+    /** The name the daemon's certificate is for (`localhost`; it also holds `IP:127.0.0.1`). */
+    serverName: string;
+  };
+  /** The buildctl built with it (`buildctl --addr … debug workers`). */
+  buildctl: string;
 }
 
 export interface FixtureImage {
