@@ -10,8 +10,9 @@ import { runBackendContract } from '@cnb-extender/extender-core/testing';
 import { describe, expect, inject, it } from 'vitest';
 import { BuildKitBackend, BuildKitClient, type TlsOptions } from './index.ts';
 import { applyDockerfile, flatten } from './test-support.ts';
+import { requireBuildkitd } from '@cnb-extender/testenv';
 
-const buildkitd = inject('testenv').buildkitd;
+const buildkitd = requireBuildkitd(inject('testenv'));
 
 interface Endpoint {
   kind: string;

@@ -30,8 +30,8 @@ function runExtender(env: NodeJS.ProcessEnv): Promise<number> {
   });
 }
 
-// the example uses Debian 12's dockerd only; the current engines are for the tests
-const handle = await startTestEnv({ engines: ['debian12'], log: (line) => process.stderr.write(`${line}\n`) });
+// the example uses Debian 12's dockerd only; the current engines and buildkitd are for the tests
+const handle = await startTestEnv({ engines: ['debian12'], buildkitd: false, log: (line) => process.stderr.write(`${line}\n`) });
 let exitCode = 1;
 try {
   const { env } = handle;

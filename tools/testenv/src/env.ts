@@ -37,6 +37,11 @@ export interface StartTestEnvOptions {
    * bootstrapped Debian root (about a minute the first time on a machine).
    */
   engines?: readonly EngineSetId[];
+  /**
+   * Start the standalone buildkitd (default true). Its binaries are built once
+   * per machine (about 8 minutes the first time); the example job leaves it out.
+   */
+  buildkitd?: boolean;
 }
 
 export interface TestEnvHandle {
@@ -156,7 +161,7 @@ export async function startTestEnv(options: StartTestEnvOptions = {}): Promise<T
       }),
       buildFixtureLayouts({ cacheRoot: options.cacheRoot }),
       wantCurrent ? startCurrentEngines(stateDir, state, options) : Promise.resolve(undefined),
-      startStandaloneBuildkitd(stateDir, state, options),
+      options.buildkitd === false ? Promise.resolve(undefined) : startStandaloneBuildkitd(stateDir, state, options),
     ]);
 
     const certsDir = join(stateDir, 'certs.d');
@@ -197,20 +202,24 @@ export async function startTestEnv(options: StartTestEnvOptions = {}): Promise<T
       },
       docker: target.docker,
       engines,
-      buildkitd: {
-        version: buildkitd.version,
-        unixAddress: buildkitd.unixAddress,
-        socketPath: buildkitd.socketPath,
-        tcpAddress: buildkitd.tcpAddress,
-        tls: buildkitd.tls,
-        buildctl: buildkitd.buildctl,
-      },
+      ...(buildkitd
+        ? {
+            buildkitd: {
+              version: buildkitd.version,
+              unixAddress: buildkitd.unixAddress,
+              socketPath: buildkitd.socketPath,
+              tcpAddress: buildkitd.tcpAddress,
+              tls: buildkitd.tls,
+              buildctl: buildkitd.buildctl,
+            },
+          }
+        : {}),
       fixtures: { build, run: runImage },
     };
     const handle: TestEnvHandle = {
       env,
-      pids: [registry.daemon.pid, secure.registry.daemon.pid, dockerd.daemon.pid, ...(state.currentDockerd ? [state.currentDockerd.daemon.pid] : []), buildkitd.daemon.pid],
-      ports: [registry.port, secure.registry.port, buildkitd.port],
+      pids: [registry.daemon.pid, secure.registry.daemon.pid, dockerd.daemon.pid, ...(state.currentDockerd ? [state.currentDockerd.daemon.pid] : []), ...(buildkitd ? [buildkitd.daemon.pid] : [])],
+      ports: [registry.port, secure.registry.port, ...(buildkitd ? [buildkitd.port] : [])],
     };
     Object.defineProperty(handle, STATE, { value: state, enumerable: false });
     return handle;

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { startTestEnv, stopTestEnv } from './env.ts';
 import { mountsUnder } from './mounts.ts';
 import { acceptsConnections, pidAlive, processesUsing, run } from './proc.ts';
+import { requireBuildkitd } from './types.ts';
 
 describe('stopping an environment', () => {
   it('leaves nothing listening, running or mounted, even with a container still running', async () => {
@@ -34,7 +35,7 @@ describe('stopping an environment', () => {
       expect(existsSync(env.stateDir)).toBe(false);
       expect(existsSync(env.docker.socketPath)).toBe(false);
       expect(existsSync(current!.docker.socketPath)).toBe(false);
-      expect(existsSync(env.buildkitd.socketPath)).toBe(false);
+      expect(existsSync(requireBuildkitd(env).socketPath)).toBe(false);
       // Stopping again is harmless.
       await stopTestEnv(handle);
     } finally {

@@ -24,9 +24,11 @@ export interface TestEnv {
   /**
    * A standalone buildkitd (BuildKit as Docker Engine 28 vendors it, built from
    * Debian sid's sources): OCI worker with runc, GC off, on a unix socket and on
-   * a loopback TCP port with mutual TLS.
+   * a loopback TCP port with mutual TLS. Absent only where the environment was
+   * started with `buildkitd: false` (the example job); tests read it with
+   * `requireBuildkitd(env)`, which fails clearly when it is absent.
    */
-  buildkitd: BuildkitdEndpoint;
+  buildkitd?: BuildkitdEndpoint;
   /** Reproducible busybox-static images with a `cnb` user (1000:1000). */
   fixtures: {
     build: FixtureImage;
@@ -123,4 +125,10 @@ declare module 'vitest' {
   export interface ProvidedContext {
     testenv: TestEnv;
   }
+}
+
+/** The environment's standalone buildkitd; throws (never skips) when it was not started. */
+export function requireBuildkitd(env: TestEnv): BuildkitdEndpoint {
+  if (!env.buildkitd) throw new Error('the test environment has no standalone buildkitd (it was started with buildkitd: false)');
+  return env.buildkitd;
 }
