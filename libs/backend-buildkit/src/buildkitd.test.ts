@@ -10,9 +10,10 @@ import { runBackendContract } from '@cnb-extender/extender-core/testing';
 import { describe, expect, inject, it } from 'vitest';
 import { BuildKitBackend, BuildKitClient, type TlsOptions } from './index.ts';
 import { applyDockerfile, flatten } from './test-support.ts';
-import { requireBuildkitd } from '@cnb-extender/testenv';
+import { waitForBuildkitd } from '@cnb-extender/testenv';
 
-const buildkitd = requireBuildkitd(inject('testenv'));
+// waits while the environment builds and starts it (minutes on a new machine)
+const buildkitd = await waitForBuildkitd(inject('testenv'));
 
 interface Endpoint {
   kind: string;

@@ -4,11 +4,14 @@
  */
 import { describeEnv } from './describe.ts';
 import { startTestEnv, stopTestEnv } from './env.ts';
+import { waitForBuildkitd } from './types.ts';
 
 const usage = 'usage: node tools/testenv/src/cli.ts up';
 
 async function up(): Promise<void> {
   const handle = await startTestEnv({ log: (line) => process.stderr.write(`${line}\n`) });
+  // a person wants the whole environment: wait for the background buildkitd
+  if (handle.env.buildkitd) handle.env.buildkitd.endpoint = await waitForBuildkitd(handle.env);
   process.stderr.write(`${describeEnv(handle.env)}\n`);
   process.stdout.write(`${JSON.stringify(handle.env, null, 2)}\n`);
   process.stderr.write('testenv: running; stop with SIGINT (Ctrl-C) or SIGTERM\n');

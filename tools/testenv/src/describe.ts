@@ -9,7 +9,7 @@ export function describeEnv(env: TestEnv): string {
     `testenv: node ${env.nodeVersion}; registry ${env.registry.url}; ` +
     `secure registry ${env.secureRegistry.url} (TLS, basic auth); dockerd ${env.docker.host}; ` +
     `engines: ${env.engines.map((e) => `${e.id}: ${e.description}`).join('; ')}; ` +
-    (env.buildkitd ? `buildkitd ${env.buildkitd.version} ${env.buildkitd.unixAddress}, ${env.buildkitd.tcpAddress} (mutual TLS); ` : '') +
+    (env.buildkitd ? (env.buildkitd.endpoint ? `buildkitd ${env.buildkitd.endpoint.version} ${env.buildkitd.endpoint.unixAddress}, ${env.buildkitd.endpoint.tcpAddress} (mutual TLS); ` : 'buildkitd starting in the background; ') : '') +
     `fixtures build ${env.fixtures.build.manifestDigest.slice(0, 19)}…, run ${env.fixtures.run.manifestDigest.slice(0, 19)}…`
   );
 }

@@ -4,7 +4,7 @@
  * a standalone buildkitd. Usable from vitest's
  * global setup, benchmarks and scripts alike.
  */
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile, copyFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile, copyFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DOCKER_CLI, startDockerd, type RunningDockerd } from './dockerd.ts';
@@ -18,7 +18,7 @@ import { mountsUnder, unmountAll } from './mounts.ts';
 import { chainError, killPid, pidAlive, processesUsing, stopDaemon } from './proc.ts';
 import { createSecureMaterial, startRegistry, type RunningRegistry } from './registry.ts';
 import { pullIntoDocker } from './publish.ts';
-import type { EngineSet, EngineSetId, FixtureImage, TestEnv } from './types.ts';
+import type { BuildkitdEndpoint, BuildkitdHandle, EngineSet, EngineSetId, FixtureImage, TestEnv } from './types.ts';
 
 export const STATE_DIR_PREFIX = 'cnb-testenv-';
 
@@ -58,8 +58,10 @@ interface Internals {
   dockerd?: RunningDockerd;
   /** The current engines' dockerd. */
   currentDockerd?: RunningDockerd;
-  /** The standalone buildkitd. */
+  /** The standalone buildkitd, once it answers. */
   buildkitd?: RunningBuildkitd;
+  /** Its start (building the binaries first when the cache has none), running in the background. */
+  buildkitdStarting?: Promise<void>;
   stopped?: Promise<void>;
 }
 
@@ -144,7 +146,27 @@ export async function startTestEnv(options: StartTestEnvOptions = {}): Promise<T
   try {
     const secureDir = join(stateDir, 'secure-registry');
     const wantCurrent = (options.engines ?? ['debian12', 'current']).includes('current');
-    const [registry, secure, dockerd, layouts, current, buildkitd] = await allSettledOrThrow([
+    // The standalone buildkitd starts in the background: building its binaries takes
+    // minutes on a new machine, and only the tests that use it wait for it.
+    let buildkitdHandle: BuildkitdHandle | undefined;
+    if (options.buildkitd !== false) {
+      const statusFile = join(stateDir, 'buildkitd-status.json');
+      buildkitdHandle = { statusFile };
+      state.buildkitdStarting = startStandaloneBuildkitd(stateDir, state, options).then(
+        async (running) => {
+          const endpoint: BuildkitdEndpoint = { version: running.version, unixAddress: running.unixAddress, socketPath: running.socketPath, tcpAddress: running.tcpAddress, tls: running.tls, buildctl: running.buildctl };
+          await writeFile(`${statusFile}.tmp`, `${JSON.stringify({ endpoint })}\n`);
+          await rename(`${statusFile}.tmp`, statusFile);
+        },
+        async (error: unknown) => {
+          const message = chainError('starting the standalone buildkitd', error).message;
+          options.log?.(`testenv: ${message}`);
+          await writeFile(`${statusFile}.tmp`, `${JSON.stringify({ error: message })}\n`).catch(() => undefined);
+          await rename(`${statusFile}.tmp`, statusFile).catch(() => undefined);
+        },
+      );
+    }
+    const [registry, secure, dockerd, layouts, current] = await allSettledOrThrow([
       startRegistry({ dir: join(stateDir, 'registry') }).then((r) => {
         state.registries.push(r);
         return r;
@@ -161,7 +183,6 @@ export async function startTestEnv(options: StartTestEnvOptions = {}): Promise<T
       }),
       buildFixtureLayouts({ cacheRoot: options.cacheRoot }),
       wantCurrent ? startCurrentEngines(stateDir, state, options) : Promise.resolve(undefined),
-      options.buildkitd === false ? Promise.resolve(undefined) : startStandaloneBuildkitd(stateDir, state, options),
     ]);
 
     const certsDir = join(stateDir, 'certs.d');
@@ -202,24 +223,13 @@ export async function startTestEnv(options: StartTestEnvOptions = {}): Promise<T
       },
       docker: target.docker,
       engines,
-      ...(buildkitd
-        ? {
-            buildkitd: {
-              version: buildkitd.version,
-              unixAddress: buildkitd.unixAddress,
-              socketPath: buildkitd.socketPath,
-              tcpAddress: buildkitd.tcpAddress,
-              tls: buildkitd.tls,
-              buildctl: buildkitd.buildctl,
-            },
-          }
-        : {}),
+      ...(buildkitdHandle ? { buildkitd: buildkitdHandle } : {}),
       fixtures: { build, run: runImage },
     };
     const handle: TestEnvHandle = {
       env,
-      pids: [registry.daemon.pid, secure.registry.daemon.pid, dockerd.daemon.pid, ...(state.currentDockerd ? [state.currentDockerd.daemon.pid] : []), ...(buildkitd ? [buildkitd.daemon.pid] : [])],
-      ports: [registry.port, secure.registry.port, ...(buildkitd ? [buildkitd.port] : [])],
+      pids: [registry.daemon.pid, secure.registry.daemon.pid, dockerd.daemon.pid, ...(state.currentDockerd ? [state.currentDockerd.daemon.pid] : [])],
+      ports: [registry.port, secure.registry.port],
     };
     Object.defineProperty(handle, STATE, { value: state, enumerable: false });
     return handle;
@@ -276,7 +286,8 @@ async function stopState(state: Internals): Promise<void> {
       state.currentDockerd?.stop().catch((error: unknown) => {
         problems.push(`stopping the current dockerd: ${(error as Error).message}`);
       }),
-      state.buildkitd?.stop().catch((error: unknown) => {
+      // a buildkitd still being built is waited for (its binaries land in the cache), then stopped
+      (state.buildkitdStarting ?? Promise.resolve()).then(() => state.buildkitd?.stop()).catch((error: unknown) => {
         problems.push(`stopping buildkitd: ${(error as Error).message}`);
       }),
     ]);

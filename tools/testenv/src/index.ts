@@ -1,5 +1,5 @@
-export type { TestEnv, RegistryEndpoint, SecureRegistryEndpoint, DockerEndpoint, FixtureImage, EngineSet, EngineSetId, EngineDocker, BuildkitdEndpoint } from './types.ts';
-export { requireBuildkitd } from './types.ts';
+export type { TestEnv, RegistryEndpoint, SecureRegistryEndpoint, DockerEndpoint, FixtureImage, EngineSet, EngineSetId, EngineDocker, BuildkitdEndpoint, BuildkitdHandle } from './types.ts';
+export { waitForBuildkitd } from './types.ts';
 export { ensureEngineRoot, ensureCurrentEngineRoot, engineSuiteFromEnv, writeEngineTools, ENGINE_SUITES, type EngineRoot, type EngineSuite, type EngineTools } from './engines.ts';
 export { startTestEnv, stopTestEnv, type StartTestEnvOptions, type TestEnvHandle } from './env.ts';
 export { ensurePackages, missingPackages, REQUIRED_PACKAGES } from './install.ts';

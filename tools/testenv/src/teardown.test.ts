@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { startTestEnv, stopTestEnv } from './env.ts';
 import { mountsUnder } from './mounts.ts';
 import { acceptsConnections, pidAlive, processesUsing, run } from './proc.ts';
-import { requireBuildkitd } from './types.ts';
+import { waitForBuildkitd } from './types.ts';
 
 describe('stopping an environment', () => {
   it('leaves nothing listening, running or mounted, even with a container still running', async () => {
@@ -11,6 +11,9 @@ describe('stopping an environment', () => {
     const { env } = handle;
     let stopped = false;
     try {
+      // the background buildkitd is up (its binaries are in the cache by now) and answers on its port
+      const buildkitd = await waitForBuildkitd(env);
+      expect(await acceptsConnections(Number(new URL(buildkitd.tcpAddress).port))).toBe(true);
       for (const port of handle.ports) expect(await acceptsConnections(port)).toBe(true);
       // A running container gives dockerd overlay, shm and nsfs mounts and a shim to clean up.
       await run(env.docker.cli, [
@@ -35,7 +38,8 @@ describe('stopping an environment', () => {
       expect(existsSync(env.stateDir)).toBe(false);
       expect(existsSync(env.docker.socketPath)).toBe(false);
       expect(existsSync(current!.docker.socketPath)).toBe(false);
-      expect(existsSync(requireBuildkitd(env).socketPath)).toBe(false);
+      expect(existsSync(buildkitd.socketPath)).toBe(false);
+      expect(await acceptsConnections(Number(new URL(buildkitd.tcpAddress).port))).toBe(false);
       // Stopping again is harmless.
       await stopTestEnv(handle);
     } finally {

@@ -24,11 +24,12 @@ export interface TestEnv {
   /**
    * A standalone buildkitd (BuildKit as Docker Engine 28 vendors it, built from
    * Debian sid's sources): OCI worker with runc, GC off, on a unix socket and on
-   * a loopback TCP port with mutual TLS. Absent only where the environment was
-   * started with `buildkitd: false` (the example job); tests read it with
-   * `requireBuildkitd(env)`, which fails clearly when it is absent.
+   * a loopback TCP port with mutual TLS. It starts in the background (its
+   * binaries are built once per machine, for minutes): tests get its endpoint
+   * with `await waitForBuildkitd(env)`, which fails clearly when it could not be
+   * started. Absent only where the environment was started with `buildkitd: false`.
    */
-  buildkitd?: BuildkitdEndpoint;
+  buildkitd?: BuildkitdHandle;
   /** Reproducible busybox-static images with a `cnb` user (1000:1000). */
   fixtures: {
     build: FixtureImage;
@@ -88,6 +89,13 @@ export interface EngineDocker extends DockerEndpoint {
   builderVersion: string;
 }
 
+export interface BuildkitdHandle {
+  /** Written once the daemon answers (`{ "endpoint": … }`) or could not be started (`{ "error": "…" }`). */
+  statusFile: string;
+  /** The endpoint, where the environment has waited for it (the `up` command does). */
+  endpoint?: BuildkitdEndpoint;
+}
+
 export interface BuildkitdEndpoint {
   /** BuildKit version (`v0.25.2`). */
   version: string;
@@ -127,8 +135,24 @@ declare module 'vitest' {
   }
 }
 
-/** The environment's standalone buildkitd; throws (never skips) when it was not started. */
-export function requireBuildkitd(env: TestEnv): BuildkitdEndpoint {
-  if (!env.buildkitd) throw new Error('the test environment has no standalone buildkitd (it was started with buildkitd: false)');
-  return env.buildkitd;
+/**
+ * The environment's standalone buildkitd, once it answers (waiting while its
+ * binaries are built). Throws, never skips, when it was not started or failed.
+ */
+export async function waitForBuildkitd(env: TestEnv, timeoutMs = 30 * 60_000): Promise<BuildkitdEndpoint> {
+  const handle = env.buildkitd;
+  if (!handle) throw new Error('the test environment has no standalone buildkitd (it was started with buildkitd: false)');
+  if (handle.endpoint) return handle.endpoint;
+  const { readFile } = await import('node:fs/promises');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = await readFile(handle.statusFile, 'utf8').catch(() => undefined);
+    if (text !== undefined) {
+      const status = JSON.parse(text) as { endpoint?: BuildkitdEndpoint; error?: string };
+      if (status.endpoint) return status.endpoint;
+      throw new Error(`the test environment's standalone buildkitd is not available: ${status.error ?? 'no reason given'}`);
+    }
+    if (Date.now() > deadline) throw new Error(`the test environment's standalone buildkitd did not start within ${Math.round(timeoutMs / 60_000)} minutes (${handle.statusFile})`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
 }
