@@ -14,6 +14,7 @@
  * re-encoded, history per Dockerfile line.
  */
 import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -30,7 +31,6 @@ import { defaultKeychain, type ImageManifest, type Keychain, type RegistryClient
 import { BuildKitClient, type DaemonInfo, type NetworkMode, type SessionTransport } from './client.ts';
 import { GrpcError } from '@cnb-extender/buildkit-session';
 import type { CacheEntry, ExporterEntry, StatusResponse } from '@cnb-extender/buildkit-session';
-import { readOciArchive } from './oci-archive.ts';
 import { defaultAddress, engineRequest, parseAddress, readBody, type Endpoint, type TlsOptions } from '@cnb-extender/buildkit-session';
 
 export interface BuildKitBackendOptions {
@@ -268,7 +268,14 @@ export class BuildKitBackend implements ExtenderBackend {
       this.createdImages.push(name);
       built = await this.readBack(engine, name, base.layers.length, scratch, signal);
     } else {
-      built = await readOciArchive(exportFile, name, join(scratch, 'blobs'));
+      try {
+        built = await readImageArchive(createReadStream(exportFile), { dir: join(scratch, 'blobs'), signal });
+      } catch (err) {
+        if (signal.aborted) throw err;
+        throw new Error(`reading the oci export of ${name}: ${(err as Error).message}`, { cause: err });
+      } finally {
+        await rm(exportFile, { force: true });
+      }
     }
     const image = await assembleImage({
       base,

@@ -152,6 +152,30 @@ describe('readImageArchive', () => {
     expect(await filesUnder(dir)).toEqual([`sha256/${hex(layerA)}`, `sha256/${hex(layerB)}`].sort());
   });
 
+  it("reads a plain OCI layout through index.json (BuildKit's oci exporter): the image beside an attestation in a nested index", async () => {
+    const configBytes = Buffer.from(config);
+    const descriptor = (bytes: Buffer | string) => ({ digest: digest(bytes), size: Buffer.byteLength(bytes) });
+    const image = JSON.stringify({ schemaVersion: 2, config: descriptor(configBytes), layers: layers.map(descriptor) });
+    const attestation = JSON.stringify({ schemaVersion: 2, config: descriptor('{}'), layers: [] });
+    const nested = JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        { ...descriptor(attestation), platform: { os: 'unknown', architecture: 'unknown' } },
+        { ...descriptor(image), platform: { os: 'linux', architecture: 'amd64' } },
+      ],
+    });
+    const blobs = [configBytes, Buffer.from('{}'), Buffer.from(image), Buffer.from(attestation), Buffer.from(nested), layerA, layerB];
+    const archive = await tarOf([
+      { name: 'oci-layout', body: '{"imageLayoutVersion":"1.0.0"}' },
+      { name: 'index.json', body: JSON.stringify({ schemaVersion: 2, manifests: [descriptor(nested)] }) },
+      ...blobs.map((b) => ({ name: `blobs/sha256/${hex(b)}`, body: b })),
+    ]);
+    const dir = join(await temp('kit-archive-'), 'out');
+    const built = await readImageArchive(streamOf(archive), { dir });
+    expect(built.config.rootfs.diff_ids).toEqual(layers.map((l) => digest(l)));
+    for (const [i, layer] of layers.entries()) expect((await bytesOf(built, i)).equals(layer)).toBe(true);
+  });
+
   it('with skipLayers does not keep the bottom layers (a blob a kept layer lists stays) and refuses to open them', async () => {
     for (const archive of [await oldArchive(), await ociArchive()]) {
       const dir = join(await temp('kit-archive-'), 'out');
@@ -178,7 +202,8 @@ describe('readImageArchive', () => {
 
   it('says what is missing: no manifest.json, a layer not in the archive, a blob whose bytes do not match its name', async () => {
     const dir = join(await temp('kit-archive-'), 'out');
-    await expect(readImageArchive(streamOf(await tarOf([{ name: 'index.json', body: '{}' }])), { dir })).rejects.toThrow(/image archive has no manifest\.json \(it has an OCI index\.json/);
+    await expect(readImageArchive(streamOf(await tarOf([{ name: 'oci-layout', body: '{}' }])), { dir })).rejects.toThrow('image archive has neither a manifest.json nor an OCI index.json');
+    await expect(readImageArchive(streamOf(await tarOf([{ name: 'index.json', body: '{}' }])), { dir })).rejects.toThrow('image archive index.json: manifest: undefined is not a sha256 digest');
     const missing = await tarOf([
       { name: 'c.json', body: config },
       { name: 'manifest.json', body: JSON.stringify([{ Config: 'c.json', Layers: ['a/layer.tar', 'b/layer.tar', 'c/layer.tar'] }]) },

@@ -7,7 +7,10 @@
  * symlinks) and the OCI image layout of Engine 25 and later (`blobs/sha256/…`,
  * `index.json`, `oci-layout`, and a `manifest.json` pointing into `blobs/`; one
  * blob may stand for several layers). Either way `manifest.json` (its first
- * image) names the config and the layers. The archive is read as a stream and
+ * image) names the config and the layers. A plain OCI layout without it (what
+ * BuildKit's `oci` exporter streams) is read through `index.json`: its first
+ * manifest, or in a nested index the first one for a real platform (BuildKit
+ * puts attestations beside the image under `unknown/unknown`). The archive is read as a stream and
  * never extracted: entry names only ever key an in-memory view of the archive,
  * so nothing is written outside `dir`, and names, symlinks or manifest paths
  * that lead outside the archive are refused.
@@ -269,6 +272,41 @@ function parseManifest(bytes: Buffer): ManifestEntry {
   return { Config: first.Config, Layers: first.Layers };
 }
 
+interface OciDescriptor {
+  digest?: string;
+  platform?: { os?: string };
+}
+
+/** A JSON blob of the archive named by its digest, as `blobs/sha256/<hex>`. */
+async function ociJson<T>(view: ArchiveView, digest: string | undefined, what: string): Promise<T> {
+  let path = 'index.json';
+  if (digest !== 'index.json') {
+    const parsed = typeof digest === 'string' ? /^sha256:([0-9a-f]{64})$/.exec(digest) : null;
+    if (!parsed) throw new ImageBackendError(`image archive ${what}: ${JSON.stringify(digest)} is not a sha256 digest`);
+    path = `blobs/sha256/${parsed[1]}`;
+  }
+  const blob = view.file(path, `image archive ${what}`);
+  if (!blob) throw new ImageBackendError(`image archive ${what}: ${path} is not in the archive`);
+  try {
+    return JSON.parse((await bytesOf(blob)).toString('utf8')) as T;
+  } catch (err) {
+    throw new ImageBackendError(`image archive ${what} ${path} is not JSON: ${messageOf(err)}`, { cause: err });
+  }
+}
+
+/** The image of a plain OCI layout, as a manifest.json entry would name it (see module doc). */
+async function fromOciIndex(view: ArchiveView): Promise<ManifestEntry> {
+  const index = await ociJson<{ manifests?: OciDescriptor[] }>(view, 'index.json', 'index.json');
+  let manifest = await ociJson<{ manifests?: OciDescriptor[]; config?: OciDescriptor; layers?: OciDescriptor[] }>(view, index.manifests?.[0]?.digest, 'index.json: manifest');
+  if (manifest.manifests) {
+    const image = manifest.manifests.find((m) => m.platform?.os !== 'unknown');
+    manifest = await ociJson(view, image?.digest, 'nested index: image manifest');
+  }
+  if (!manifest.config || !Array.isArray(manifest.layers)) throw new ImageBackendError('image archive index.json names no image manifest (no config and layers)');
+  const path = (d: OciDescriptor) => `blobs/sha256/${(d.digest ?? '').replace(/^sha256:/, '')}`;
+  return { Config: path(manifest.config), Layers: manifest.layers.map(path) };
+}
+
 /** See module doc. */
 export async function readImageArchive(archive: AsyncIterable<Uint8Array> | NodeJS.ReadableStream, options: ReadImageArchiveOptions): Promise<BuiltImage> {
   const { signal } = options;
@@ -304,11 +342,10 @@ export async function readImageArchive(archive: AsyncIterable<Uint8Array> | Node
     }
 
     const manifestBlob = view.file('manifest.json', 'image archive');
-    if (!manifestBlob) {
-      const oci = view.nodes.has('index.json') ? " (it has an OCI index.json, but Docker's manifest.json is what names the image)" : '';
-      throw new ImageBackendError(`image archive has no manifest.json${oci}`);
-    }
-    const manifest = parseManifest(await bytesOf(manifestBlob));
+    let manifest: ManifestEntry;
+    if (manifestBlob) manifest = parseManifest(await bytesOf(manifestBlob));
+    else if (view.nodes.has('index.json')) manifest = await fromOciIndex(view);
+    else throw new ImageBackendError('image archive has neither a manifest.json nor an OCI index.json');
     const configBlob = view.file(manifest.Config, 'image archive manifest.json: config');
     if (!configBlob) throw new ImageBackendError(`image archive manifest.json: config ${shown(manifest.Config)} is not in the archive`);
     let config: ImageConfig;
