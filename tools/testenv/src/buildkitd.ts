@@ -21,7 +21,7 @@ import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile 
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
-import { debianMirror } from './engines.ts';
+import { bootstrapDebianRoot, debianMirror, mmdebstrapVersion } from './engines.ts';
 import { defaultCacheRoot, inputsKey, ociArchitecture } from './fixtures.ts';
 import { buildAtomically, withLock } from './layout.ts';
 import { unmountAll } from './mounts.ts';
@@ -303,8 +303,7 @@ function inRoot(root: string, argv: readonly string[], options: { env?: Record<s
 }
 
 async function buildInputs(mirror: string): Promise<Record<string, unknown>> {
-  const mmdebstrap = (await run('mmdebstrap', ['--version']).then((r) => r.stdout, () => '')).trim();
-  return { recipe: BUILDKIT_RECIPE_VERSION, suite: BUILDKIT_SOURCE_SUITE, mirror, packages: BUILDKIT_BUILD_PACKAGES, architecture: ociArchitecture(), mmdebstrap };
+  return { recipe: BUILDKIT_RECIPE_VERSION, suite: BUILDKIT_SOURCE_SUITE, mirror, packages: BUILDKIT_BUILD_PACKAGES, architecture: ociArchitecture(), mmdebstrap: await mmdebstrapVersion() };
 }
 
 async function filesUnder(dir: string): Promise<string[]> {
@@ -315,22 +314,7 @@ async function buildBinaries(tmp: string, mirror: string, log?: (line: string) =
   const root = join(tmp, 'root');
   const started = Date.now();
   const step = (what: string) => log?.(`testenv: buildkit: ${what} (${Math.round((Date.now() - started) / 1000)} s)`);
-  const sources = `deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${mirror} ${BUILDKIT_SOURCE_SUITE} main`;
-  await run(
-    'mmdebstrap',
-    [
-      '--quiet',
-      '--variant=minbase',
-      // mmdebstrap does not read the machine's apt.conf.d; the archive's Release files look expired to some clocks
-      '--aptopt=Apt::Install-Recommends "false"',
-      '--aptopt=Acquire::Check-Valid-Until "false"',
-      `--include=${BUILDKIT_BUILD_PACKAGES.join(',')}`,
-      BUILDKIT_SOURCE_SUITE,
-      root,
-      sources,
-    ],
-    { timeoutMs: 30 * 60_000 },
-  );
+  await bootstrapDebianRoot(root, { suite: BUILDKIT_SOURCE_SUITE, mirror, packages: BUILDKIT_BUILD_PACKAGES, timeoutMs: 30 * 60_000 });
   step(`bootstrapped the ${BUILDKIT_SOURCE_SUITE} build root`);
   try {
     await buildInRoot(root, tmp, mirror, step);

@@ -78,13 +78,13 @@ export async function debianMirror(): Promise<string> {
   return 'http://deb.debian.org/debian';
 }
 
-async function rootInputs(suite: EngineSuite, mirror: string): Promise<Record<string, unknown>> {
-  const mmdebstrap = (await run('mmdebstrap', ['--version']).then((r) => r.stdout, () => '')).trim();
-  return { recipe: ENGINE_ROOT_RECIPE_VERSION, suite, mirror, packages: ENGINE_PACKAGES, architecture: ociArchitecture(), mmdebstrap };
+/** `mmdebstrap --version`, part of a cached root's inputs. */
+export async function mmdebstrapVersion(): Promise<string> {
+  return (await run('mmdebstrap', ['--version']).then((r) => r.stdout, () => '')).trim();
 }
 
-async function bootstrap(tmp: string, suite: EngineSuite, mirror: string): Promise<void> {
-  const root = join(tmp, 'root');
+/** A minbase root of `suite` from `mirror` with `packages` (no recommends) in `root`. */
+export async function bootstrapDebianRoot(root: string, options: { suite: string; mirror: string; packages: readonly string[]; timeoutMs: number }): Promise<void> {
   await run(
     'mmdebstrap',
     [
@@ -93,13 +93,22 @@ async function bootstrap(tmp: string, suite: EngineSuite, mirror: string): Promi
       // mmdebstrap does not read the machine's apt.conf.d; the archive's Release files look expired to some clocks
       '--aptopt=Apt::Install-Recommends "false"',
       '--aptopt=Acquire::Check-Valid-Until "false"',
-      `--include=${ENGINE_PACKAGES.join(',')}`,
-      suite,
+      `--include=${options.packages.join(',')}`,
+      options.suite,
       root,
-      `deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${mirror} ${suite} main`,
+      `deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${options.mirror} ${options.suite} main`,
     ],
-    { timeoutMs: 15 * 60_000 },
+    { timeoutMs: options.timeoutMs },
   );
+}
+
+async function rootInputs(suite: EngineSuite, mirror: string): Promise<Record<string, unknown>> {
+  return { recipe: ENGINE_ROOT_RECIPE_VERSION, suite, mirror, packages: ENGINE_PACKAGES, architecture: ociArchitecture(), mmdebstrap: await mmdebstrapVersion() };
+}
+
+async function bootstrap(tmp: string, suite: EngineSuite, mirror: string): Promise<void> {
+  const root = join(tmp, 'root');
+  await bootstrapDebianRoot(root, { suite, mirror, packages: ENGINE_PACKAGES, timeoutMs: 15 * 60_000 });
   const { stdout } = await run('dpkg-query', [`--admindir=${join(root, 'var/lib/dpkg')}`, '-W', '-f=${Package}\t${Version}\n', ...REPORTED_PACKAGES]);
   const packages: Record<string, string> = {};
   for (const line of stdout.split('\n')) {
