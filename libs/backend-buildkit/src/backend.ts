@@ -15,7 +15,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   BackendInstructionError,
@@ -26,10 +26,11 @@ import {
   type ExtenderBackend,
   type ImageDescription,
 } from '@cnb-extender/extender-core';
-import { assembleImage, defaultBlobDir, materializeBaseLayout, readImageArchive, writeImageArchive, type BuiltImage } from '@cnb-extender/image-backend-kit';
-import { defaultKeychain, type ImageManifest, type Keychain, type RegistryClient } from '@cnb-extender/oci';
+import { assembleImage, defaultBlobDir, materializeBaseLayout, readBuiltLayout, readImageArchive, writeImageArchive, type BuiltImage } from '@cnb-extender/image-backend-kit';
+import { MediaType, canonicalJson, defaultKeychain, type Descriptor, type Digest, type ImageManifest, type Keychain, type RegistryClient } from '@cnb-extender/oci';
 import { BuildKitClient, type DaemonInfo, type NetworkMode, type SessionTransport } from './client.ts';
-import { GrpcError } from '@cnb-extender/buildkit-session';
+import { GrpcError, LayoutContentStore } from '@cnb-extender/buildkit-session';
+import { BASE_STORE, LAYOUT_CONTEXT_MIN_VERSION, layoutContext, namedContextKeys, registryOf, scopedKeychain, takesLayoutContexts } from './base-context.ts';
 import type { CacheEntry, ExporterEntry, StatusResponse } from '@cnb-extender/buildkit-session';
 import { defaultAddress, engineRequest, parseAddress, readBody, type Endpoint, type TlsOptions } from '@cnb-extender/buildkit-session';
 
@@ -51,6 +52,12 @@ export interface BuildKitBackendOptions {
   intermediateRepository?: string;
   /** For `docker://`: the session through `/session` (default) or `Control/Session`. */
   sessionTransport?: SessionTransport;
+  /**
+   * Where a standalone buildkitd gets the base: `session` (default) serves it from the extender as an OCI-layout
+   * named context, so the daemon needs no route or credentials to the base's registry (BuildKit v0.11+; older
+   * daemons fall back to `registry` with a warning); `registry` lets the daemon pull it itself.
+   */
+  baseFrom?: 'session' | 'registry';
   /** Network for RUN: `none` unless the operator allows more. */
   network?: NetworkMode;
   /** `os/arch[/variant]` to build for (default: the daemon's). */
@@ -106,6 +113,52 @@ export function instructionFromError(message: string): string | undefined {
   return undefined;
 }
 
+export type ExportMode = 'moby' | 'store' | 'tar';
+
+/**
+ * How this daemon gets the base and gives the result back:
+ * - `moby`: dockerd's BuildKit; the base is loaded into the Docker image store, the result read back through the Engine API;
+ * - `store`: BuildKit v0.11+; the base is an OCI-layout named context served by the session, the `oci` export written
+ *   into the same session store (only new blobs cross);
+ * - `tar`: older daemons, or `baseFrom: 'registry'`; the daemon pulls `base_image` from its registry and streams an
+ *   `oci` tarball back.
+ */
+export function chooseExportMode(info: DaemonInfo, haveEngine: boolean, baseFrom: 'session' | 'registry'): { mode: ExportMode; warning?: string } | { error: string } {
+  if (info.exporters.includes('moby') && haveEngine) return { mode: 'moby' };
+  if (!info.exporters.includes('oci')) {
+    return { error: `this daemon has neither the oci exporter nor a Docker Engine to read the moby export back (set the engine option); exporters here: ${info.exporters.join(', ')}` };
+  }
+  if (baseFrom === 'registry') return { mode: 'tar' };
+  if (takesLayoutContexts(info.version)) return { mode: 'store' };
+  return {
+    mode: 'tar',
+    warning: `this BuildKit is older than v${LAYOUT_CONTEXT_MIN_VERSION} (it has no Control/Info), so it cannot take the base from the extender: it pulls the base image from its registry itself, and needs a route and credentials to it`,
+  };
+}
+
+/**
+ * The image an `oci` export (tar=false) wrote into the session store: the
+ * exporter names its descriptor in the solve response; an index.json naming it
+ * makes the store an ordinary layout to read.
+ */
+async function readStoreExport(dir: string, exporterResponse: Record<string, string>, name: string): Promise<BuiltImage> {
+  const encoded = exporterResponse['containerimage.descriptor'];
+  const digest = exporterResponse['containerimage.digest'];
+  let descriptor: Descriptor;
+  if (encoded) {
+    descriptor = JSON.parse(Buffer.from(encoded, 'base64').toString('utf8')) as Descriptor;
+  } else if (digest) {
+    const bytes = await readFile(join(dir, 'blobs', ...digest.split(':')));
+    const mediaType = (JSON.parse(bytes.toString('utf8')) as { mediaType?: string }).mediaType ?? MediaType.ociManifest;
+    descriptor = { mediaType, digest: digest as Digest, size: bytes.length };
+  } else {
+    throw new Error(`reading the oci export of ${name}: the daemon named no image in its response (keys: ${Object.keys(exporterResponse).join(', ') || 'none'})`);
+  }
+  const index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [{ ...descriptor, annotations: { 'org.opencontainers.image.ref.name': 'result' } }] };
+  await writeFile(join(dir, 'index.json'), canonicalJson(index));
+  return readBuiltLayout(dir, 'result');
+}
+
 export class BuildKitBackend implements ExtenderBackend {
   readonly id = 'buildkit';
   readonly capabilities: BackendCapabilities = {
@@ -120,6 +173,7 @@ export class BuildKitBackend implements ExtenderBackend {
   private info: DaemonInfo | undefined;
   private readonly runId = randomBytes(6).toString('hex');
   private counter = 0;
+  private warnedRegistryBase = false;
   /** Standalone buildkitd: pushed intermediates by the diff_ids of the image they hold. */
   private readonly intermediates = new Map<string, string>();
   private readonly createdImages: string[] = [];
@@ -156,13 +210,7 @@ export class BuildKitBackend implements ExtenderBackend {
     signal.throwIfAborted();
     const { client, info } = await this.connect(signal);
     const engine = this.engine();
-    // dockerd's BuildKit: `moby` export + Engine API read-back. A standalone buildkitd: `oci` tar over FileSend.
-    const mode: 'moby' | 'oci' = info.exporters.includes('moby') && engine !== undefined ? 'moby' : 'oci';
-    if (mode === 'oci' && !info.exporters.includes('oci')) {
-      throw new Error(
-        `applying ${dockerfile.path} with BuildKit at ${this.address}: this daemon has neither the oci exporter nor a Docker Engine to read the moby export back (set the engine option); exporters here: ${info.exporters.join(', ')}`,
-      );
-    }
+    const mode = this.exportMode(info, engine !== undefined, dockerfile, context);
     const scratch = await mkdtemp(join(context.workDir, 'buildkit-'));
     this.scratchDirs.push(scratch);
     const dockerfileDir = join(scratch, 'dockerfile');
@@ -170,25 +218,43 @@ export class BuildKitBackend implements ExtenderBackend {
     await writeFile(join(dockerfileDir, 'Dockerfile'), dockerfile.content);
 
     const counter = ++this.counter;
+    const fetchedBlobDir = join(context.workDir, 'buildkit-fetched');
+    const baseArg = dockerfile.args.find((a) => a.name === 'base_image')?.value;
     let baseName: string | undefined;
+    let store: { dir: string; contexts: Record<string, string>; stores: Record<string, LayoutContentStore> } | undefined;
     if (mode === 'moby' && engine) {
-      baseName = await this.loadBase(engine, base, scratch, join(context.workDir, 'buildkit-fetched'), counter, signal);
+      baseName = await this.loadBase(engine, base, scratch, fetchedBlobDir, counter, signal);
+    } else if (mode === 'store') {
+      // The base as a layout the session serves: read as `oci:<store>`, and the export lands in the same blobs,
+      // so the base's layers are never sent back.
+      const dir = join(scratch, 'store');
+      const materialized = await materializeBaseLayout(base, { dir, fetchedBlobDir, ...(this.options.registry ? { registry: this.options.registry } : {}), signal });
+      const contexts: Record<string, string> = {};
+      for (const key of namedContextKeys(baseArg ?? '')) contexts[key] = layoutContext(materialized.manifestDigest);
+      store = {
+        dir,
+        contexts,
+        stores: {
+          [`oci:${BASE_STORE}`]: new LayoutContentStore({ dirs: [dir] }),
+          export: new LayoutContentStore({ dirs: [dir], writable: true }),
+        },
+      };
     } else {
       baseName = this.intermediates.get(base.config.rootfs.diff_ids.join(','));
     }
     const args = dockerfile.args.map((a) => (a.name === 'base_image' && baseName !== undefined ? { name: a.name, value: baseName } : a));
     const name =
-      mode === 'oci' && this.options.intermediateRepository
+      mode !== 'moby' && this.options.intermediateRepository
         ? `${this.options.intermediateRepository}:${this.runId}-${counter}`
         : `cnb-extender-buildkit/${this.runId}:${counter}`;
     const exportFile = join(scratch, 'export.tar');
+    const push = mode !== 'moby' && this.options.intermediateRepository ? [{ type: 'image', attrs: { name, push: 'true' } }] : [];
     const exporters: ExporterEntry[] =
       mode === 'moby'
         ? [{ type: 'moby', attrs: { name } }]
-        : [
-            { type: 'oci', attrs: { name, tar: 'true' } },
-            ...(this.options.intermediateRepository ? [{ type: 'image', attrs: { name, push: 'true' } }] : []),
-          ];
+        : mode === 'store'
+          ? [{ type: 'oci', attrs: { name, tar: 'false' } }, ...push]
+          : [{ type: 'oci', attrs: { name, tar: 'true' } }, ...push];
 
     // dockerd 20.10's BuildKit (no Control/Info) exports only the inline cache; other cache types are left out with a warning.
     const supportedCache = (entries: CacheEntry[] | undefined, direction: 'export' | 'import'): CacheEntry[] | undefined => {
@@ -239,8 +305,9 @@ export class BuildKitBackend implements ExtenderBackend {
       }
     };
 
+    let exporterResponse: Record<string, string> = {};
     try {
-      await client.solve({
+      ({ exporterResponse } = await client.solve({
         dockerfileDir,
         contextDir: dockerfile.contextDir,
         buildArgs: args,
@@ -250,12 +317,13 @@ export class BuildKitBackend implements ExtenderBackend {
         ...(this.options.noCache ? { noCache: true } : {}),
         ...(cacheImports ? { cacheImports } : {}),
         ...(cacheExports ? { cacheExports } : {}),
-        ...(this.options.keychain === false ? {} : { keychain: this.options.keychain ?? defaultKeychain(this.options.env ?? process.env) }),
+        ...(this.sessionKeychain(mode, baseArg, cacheImports, cacheExports)),
         exporters,
-        ...(mode === 'oci' ? { exportFile } : {}),
+        ...(mode === 'tar' ? { exportFile } : {}),
+        ...(store ? { contexts: store.contexts, contentStores: store.stores } : {}),
         signal,
         onStatus,
-      });
+      }));
     } catch (err) {
       if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : err;
       const message = err instanceof GrpcError ? err.details || err.message : (err as Error).message;
@@ -267,6 +335,14 @@ export class BuildKitBackend implements ExtenderBackend {
     if (mode === 'moby' && engine) {
       this.createdImages.push(name);
       built = await this.readBack(engine, name, base.layers.length, scratch, signal);
+    } else if (store) {
+      const exported = store.stores['export']!.stats;
+      events.emit({
+        type: 'debug',
+        level: 'debug',
+        message: `BuildKit export of ${dockerfile.extensionId}: ${exported.written.length} blobs (${exported.written.reduce((n, b) => n + b.size, 0)} bytes) written into the session store, ${exported.skipped.length} already there`,
+      });
+      built = await readStoreExport(store.dir, exporterResponse, name);
     } else {
       try {
         built = await readImageArchive(createReadStream(exportFile), { dir: join(scratch, 'blobs'), signal });
@@ -286,8 +362,43 @@ export class BuildKitBackend implements ExtenderBackend {
       events,
       signal,
     });
-    if (mode === 'oci' && this.options.intermediateRepository) this.intermediates.set(image.config.rootfs.diff_ids.join(','), name);
+    if (mode === 'tar' && this.options.intermediateRepository) this.intermediates.set(image.config.rootfs.diff_ids.join(','), name);
     return image;
+  }
+
+  /**
+   * How this daemon gets the base and gives the result back:
+   * - `moby`: dockerd's BuildKit; the base is loaded into the Docker image store, the result read back through the Engine API;
+   * - `store`: BuildKit v0.11+; the base is an OCI-layout named context served by the session, the `oci` export written
+   *   into the same session store (only new blobs cross);
+   * - `tar`: older daemons; the daemon pulls `base_image` from its registry and streams an `oci` tarball back.
+   */
+  private exportMode(info: DaemonInfo, haveEngine: boolean, dockerfile: DockerfileSpec, context: BackendContext): ExportMode {
+    const choice = chooseExportMode(info, haveEngine, this.options.baseFrom ?? 'session');
+    if ('error' in choice) throw new Error(`applying ${dockerfile.path} with BuildKit at ${this.address}: ${choice.error}`);
+    if (choice.warning && !this.warnedRegistryBase) {
+      this.warnedRegistryBase = true;
+      context.events.emit({ type: 'warning', level: 'warn', code: 'buildkit-base-from-registry', message: choice.warning, extensionId: dockerfile.extensionId });
+    }
+    return choice.mode;
+  }
+
+  /**
+   * Credentials the session may hand the daemon: only for the registries this build talks to (the intermediate
+   * repository, registry caches, and the base's registry when the daemon pulls it), never the whole keychain.
+   */
+  private sessionKeychain(mode: ExportMode, baseImage: string | undefined, imports: CacheEntry[] | undefined, exports: CacheEntry[] | undefined): { keychain?: Keychain } {
+    if (this.options.keychain === false) return {};
+    const registries = new Set<string>();
+    const add = (reference: string | undefined) => {
+      const host = reference === undefined ? undefined : registryOf(reference);
+      if (host) registries.add(host);
+    };
+    if (mode !== 'store') add(baseImage);
+    if (mode !== 'moby') add(this.options.intermediateRepository);
+    for (const entry of [...(imports ?? []), ...(exports ?? [])]) if (entry.type === 'registry') add(entry.attrs['ref']);
+    if (registries.size === 0) return {};
+    return { keychain: scopedKeychain(this.options.keychain ?? defaultKeychain(this.options.env ?? process.env), registries) };
   }
 
   /**

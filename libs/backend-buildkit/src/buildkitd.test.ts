@@ -3,17 +3,23 @@
  * Docker Engine 28 vendors it, OCI worker on runc), reached on its unix socket
  * and on its loopback TCP port with mutual TLS.
  */
+import { readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runBackendContract } from '@cnb-extender/extender-core/testing';
+import { MemorySink, extend, readLayoutImage } from '@cnb-extender/extender-core';
+import { createWorkspace, readLayerFiles, runBackendContract } from '@cnb-extender/extender-core/testing';
+import type { Digest } from '@cnb-extender/oci';
 import { describe, expect, inject, it } from 'vitest';
 import { BuildKitBackend, BuildKitClient, type TlsOptions } from './index.ts';
-import { applyDockerfile, flatten } from './test-support.ts';
+import { applyDockerfile, flatten, runBase } from './test-support.ts';
 import { waitForBuildkitd } from '@cnb-extender/testenv';
 
 // waits while the environment builds and starts it (minutes on a new machine)
-const buildkitd = await waitForBuildkitd(inject('testenv'));
+const env = inject('testenv');
+const buildkitd = await waitForBuildkitd(env);
+/** A registry address nothing listens on: the daemon must never need the base's registry. */
+const NO_ROUTE = '127.0.0.1:2';
 
 interface Endpoint {
   kind: string;
@@ -59,6 +65,73 @@ describe.each(endpoints)(`standalone buildkitd ${buildkitd.version} over a $kind
       await rm(ctx, { recursive: true, force: true });
     }
   }, 120_000);
+
+  it('takes the base from the extender as an OCI-layout named context: no route to its registry, base layers never sent back', async () => {
+    const ctx = await mkdtemp(join(tmpdir(), 'bk-standalone-'));
+    const fixture = await runBase();
+    const digest = fixture.reference!.split('@')[1]!;
+    const base = { ...fixture, reference: `${NO_ROUTE}/unreachable/run@${digest}` };
+    const events = new MemorySink();
+    const applied = await applyDockerfile(
+      new BuildKitBackend({ address: endpoint.address, ...withTls(endpoint) }),
+      'ARG base_image\nFROM ${base_image}\nUSER root\nRUN echo from-layout > /t-layout\n',
+      ctx,
+      { base, events },
+    );
+    try {
+      expect((await flatten(applied.newLayers)).get('t-layout')?.content.toString()).toBe('from-layout\n');
+      const exported = events.events.find((e) => e.type === 'debug' && /written into the session store/.test(e.message));
+      expect(exported?.type === 'debug' && exported.message).toMatch(new RegExp(`, ${base.layers.length} already there$`));
+      expect(events.events.some((e) => e.type === 'warning')).toBe(false);
+    } finally {
+      await applied.dispose();
+      await rm(ctx, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('lets the daemon pull the base from its registry when the operator asks (baseFrom: registry), reading an oci tarball back', async () => {
+    const ctx = await mkdtemp(join(tmpdir(), 'bk-standalone-'));
+    const events = new MemorySink();
+    const applied = await applyDockerfile(
+      new BuildKitBackend({ address: endpoint.address, ...withTls(endpoint), baseFrom: 'registry' }),
+      'ARG base_image\nFROM ${base_image}\nUSER root\nRUN echo pulled > /t-pulled\n',
+      ctx,
+      { events },
+    );
+    try {
+      expect((await flatten(applied.newLayers)).get('t-pulled')?.content.toString()).toBe('pulled\n');
+      expect(events.events.some((e) => e.type === 'debug' && /written into the session store/.test(e.message))).toBe(false);
+    } finally {
+      await applied.dispose();
+      await rm(ctx, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('applies a group of Dockerfiles through the core with the base only in the extend directory', async () => {
+    const run = env.fixtures.run;
+    const ws = await createWorkspace({
+      platformApi: '0.13',
+      runImage: `${NO_ROUTE}/unreachable/run@${run.manifestDigest}`,
+      baseLayout: { from: run.layoutDir, digest: run.manifestDigest as Digest, mode: 'full' },
+      extensions: [
+        { id: 'first', run: 'ARG base_image\nFROM ${base_image}\nUSER root\nRUN echo a > /opt-a\nUSER 1000:1000\n' },
+        { id: 'second', run: 'ARG base_image\nFROM ${base_image}\nUSER root\nRUN cat /opt-a > /opt-b\nUSER 1000:1000\n' },
+      ],
+    });
+    try {
+      const backend = new BuildKitBackend({ address: endpoint.address, ...withTls(endpoint) });
+      const result = await extend({ kind: 'run', inputs: ws.inputs, backend, events: new MemorySink() });
+      const out = readdirSync(join(ws.extendedDir, 'run'));
+      expect(out).toHaveLength(1);
+      const image = (await readLayoutImage(join(ws.extendedDir, 'run', out[0]!), 'out')).image;
+      const added = image.layers.slice(image.layers.length - 2);
+      expect((await readLayerFiles(added[1]!.blob!)).get('opt-b')?.toString()).toBe('a\n');
+      expect(result.user).toBe('1000:1000');
+      expect(backend.openSessions).toBe(0);
+    } finally {
+      await ws.remove();
+    }
+  }, 180_000);
 });
 
 describe('standalone buildkitd over TCP', () => {

@@ -19,7 +19,7 @@ import {
   type StatusResponse,
   type WorkerRecord,
 } from '@cnb-extender/buildkit-session';
-import { BuildSession, tunnelDuplex, type SessionStats } from '@cnb-extender/buildkit-session';
+import { BuildSession, tunnelDuplex, type LayoutContentStore, type SessionStats } from '@cnb-extender/buildkit-session';
 import { connectControl, dialHijack, parseAddress, type Endpoint, type TlsOptions } from '@cnb-extender/buildkit-session';
 
 const CONTROL = '/moby.buildkit.v1.Control';
@@ -53,6 +53,10 @@ export interface SolveOptions {
   exporters?: ExporterEntry[];
   /** Where a `tar`/`oci` export streamed over the session is written. */
   exportFile?: string;
+  /** Named contexts (`context:<name>` frontend attrs), e.g. `oci-layout://<store>@sha256:…`. */
+  contexts?: Record<string, string>;
+  /** Content stores served on the session by store id (`oci:<store>`, `export`, `local:<dir>`). */
+  contentStores?: Record<string, LayoutContentStore>;
   cacheImports?: CacheEntry[];
   cacheExports?: CacheEntry[];
   keychain?: Keychain;
@@ -165,6 +169,7 @@ export class BuildKitClient {
       dirs: { context: options.contextDir, dockerfile: options.dockerfileDir },
       ...(options.keychain ? { keychain: options.keychain } : {}),
       ...(options.exportFile ? { exportFile: options.exportFile } : {}),
+      ...(options.contentStores ? { contentStores: options.contentStores } : {}),
       ...(signal ? { signal } : {}),
     });
     this.sessions.add(session);
@@ -191,6 +196,7 @@ export class BuildKitClient {
       if (options.platform) frontendAttrs['platform'] = options.platform;
       if (options.noCache) frontendAttrs['no-cache'] = '';
       if (options.target) frontendAttrs['target'] = options.target;
+      for (const [name, value] of Object.entries(options.contexts ?? {})) frontendAttrs[`context:${name}`] = value;
       const network = options.network ?? 'none';
       if (network !== 'default') frontendAttrs['force-network-mode'] = network;
       const request = encodeSolveRequest({

@@ -69,9 +69,9 @@ export async function applyDockerfile(
   backend: ExtenderBackend,
   content: string,
   contextDir: string,
-  options: { signal?: AbortSignal; args?: { name: string; value: string }[]; events?: MemorySink; workDir?: string } = {},
+  options: { signal?: AbortSignal; args?: { name: string; value: string }[]; events?: MemorySink; workDir?: string; base?: ImageDescription } = {},
 ): Promise<Applied> {
-  const base = await runBase();
+  const base = options.base ?? (await runBase());
   const workDir = options.workDir ?? (await mkdtemp(join(tmpdir(), 'bk-work-')));
   const extendDir = await mkdtemp(join(tmpdir(), 'bk-extend-'));
   const events = options.events ?? new MemorySink();

@@ -1,8 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { instructionFromError, instructionFromHistory, instructionFromVertex } from './backend.ts';
+import { chooseExportMode, instructionFromError, instructionFromHistory, instructionFromVertex } from './backend.ts';
+import type { DaemonInfo } from './client.ts';
 import { encodeSolveRequest } from '@cnb-extender/buildkit-session';
 import { ProtoWriter, fields, mapEntry } from '@cnb-extender/buildkit-session';
 import { defaultAddress, parseAddress } from '@cnb-extender/buildkit-session';
+import { staticKeychain } from '@cnb-extender/oci';
+import { layoutContext, namedContextKeys, registryOf, scopedKeychain, takesLayoutContexts } from './base-context.ts';
 
 describe('protobuf codec', () => {
   it('round-trips varints (64-bit), strings, maps and nested messages', () => {
@@ -59,5 +62,56 @@ describe('addresses', () => {
     expect(() => parseAddress('ssh://host')).toThrow(/unsupported scheme ssh/);
     expect(defaultAddress({ BUILDKIT_HOST: 'tcp://b:1' })).toBe('tcp://b:1');
     expect(defaultAddress({})).toBe('docker://');
+  });
+});
+
+describe('the base as a named context, and scoped credentials', () => {
+  it('looks the base up by the reference as written and by its familiar form', () => {
+    const digest = `sha256:${'a'.repeat(64)}`;
+    expect(namedContextKeys(`127.0.0.1:5000/fixtures/run@${digest}`)).toEqual([`127.0.0.1:5000/fixtures/run@${digest}`]);
+    expect(namedContextKeys('docker.io/library/busybox:latest')).toEqual(['docker.io/library/busybox:latest', 'busybox']);
+    expect(namedContextKeys(`index.docker.io/paketobuildpacks/run:base@${digest}`)).toEqual([
+      `index.docker.io/paketobuildpacks/run:base@${digest}`,
+      `paketobuildpacks/run:base@${digest}`,
+    ]);
+    expect(layoutContext(digest)).toBe(`oci-layout://cnb-extender-base@${digest}`);
+  });
+
+  it('takes layout contexts from daemons with Control/Info (v0.11 on), not from older ones', () => {
+    expect(takesLayoutContexts('')).toBe(false);
+    expect(takesLayoutContexts('v0.10.6')).toBe(false);
+    expect(takesLayoutContexts('v0.11.0')).toBe(true);
+    expect(takesLayoutContexts('v0.25.2')).toBe(true);
+    expect(takesLayoutContexts('v0.0.0+unknown')).toBe(true);
+  });
+
+  it('answers credentials only for the registries the build uses', async () => {
+    const keychain = staticKeychain({
+      '127.0.0.1:5000': { kind: 'basic', username: 'u', password: 'p' },
+      'secret.example': { kind: 'basic', username: 'x', password: 'y' },
+      'https://index.docker.io/v1/': { kind: 'basic', username: 'hub', password: 'h' },
+    });
+    const scoped = scopedKeychain(keychain, [registryOf('127.0.0.1:5000/cache:run')!, registryOf('busybox')!]);
+    expect(await scoped.resolve('127.0.0.1:5000')).toMatchObject({ username: 'u' });
+    expect(await scoped.resolve('secret.example')).toBeUndefined();
+    expect([...scoped.registries]).toEqual(['127.0.0.1:5000', 'docker.io']);
+    expect(registryOf('not a reference')).toBeUndefined();
+  });
+});
+
+describe('how the base reaches the daemon', () => {
+  const standalone = (version: string): DaemonInfo => ({ workers: [], version, dockerWorker: false, exporters: ['image', 'oci', 'docker', 'tar', 'local'] });
+  it('serves the base through the session to BuildKit v0.11 and later, unless the operator asks for the registry', () => {
+    expect(chooseExportMode(standalone('v0.25.2'), false, 'session')).toEqual({ mode: 'store' });
+    expect(chooseExportMode(standalone('v0.25.2'), false, 'registry')).toEqual({ mode: 'tar' });
+  });
+  it('falls back to the registry on older daemons, saying so', () => {
+    const choice = chooseExportMode(standalone(''), false, 'session');
+    expect(choice).toMatchObject({ mode: 'tar', warning: expect.stringMatching(/older than v0\.11\.0 .* pulls the base image from its registry itself/) });
+  });
+  it("uses dockerd's image store when it has an engine, and refuses a daemon with no way to give the result back", () => {
+    const dockerd: DaemonInfo = { workers: [], version: '', dockerWorker: true, exporters: ['moby', 'tar', 'local'] };
+    expect(chooseExportMode(dockerd, true, 'session')).toEqual({ mode: 'moby' });
+    expect(chooseExportMode(dockerd, false, 'session')).toMatchObject({ error: expect.stringMatching(/neither the oci exporter nor a Docker Engine/) });
   });
 });

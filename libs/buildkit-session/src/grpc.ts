@@ -137,6 +137,10 @@ export class ClientCall {
         this.stream.close(http2.constants.NGHTTP2_PROTOCOL_ERROR);
       }
     });
+    // The server's status ends the call even while our side is still open (a trailers-only error to a bidi call).
+    this.stream.on('end', () => {
+      if (this.status !== undefined) this.queue.close(this.status.code === 0 ? undefined : new GrpcError(method, this.status.code, this.status.message));
+    });
     this.stream.on('error', (err) => this.queue.close(new GrpcError(method, GrpcStatus.unavailable, err.message, { cause: err })));
     this.stream.on('close', () => {
       options.signal?.removeEventListener('abort', this.onAbort);

@@ -4,3 +4,4 @@ export { ClientCall, GrpcError, GrpcStatus, ServerCall, unary } from './grpc.ts'
 export { ProtoWriter, ProtoDecodeError, fields, mapEntry, asString, asNumber, type ProtoField } from './proto.ts';
 export * from './messages.ts';
 export { parseAddress, defaultAddress, tlsFromDir, dialHijack, connectControl, engineRequest, readBody, EndpointError, type Endpoint, type TlsOptions } from './transport.ts';
+export { ContentService, ContentMethod, ContentError, LayoutContentStore, STORE_ID_HEADER, type ContentInfo, type ContentStoreOptions, type ContentStoreStats } from './content.ts';

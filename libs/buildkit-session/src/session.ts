@@ -10,6 +10,7 @@ import { Duplex } from 'node:stream';
 import type { Keychain } from '@cnb-extender/oci';
 import { ClientCall, GrpcStatus, ServerCall } from './grpc.ts';
 import { sendDiffCopy } from './filesync.ts';
+import { ContentService, type LayoutContentStore } from './content.ts';
 import { HEALTH_SERVING, decodeBytesMessage, decodeCredentialsRequest, encodeBytesMessage, encodeCredentialsResponse, encodeHealthResponse } from './messages.ts';
 
 export const SessionMethod = {
@@ -29,6 +30,12 @@ export interface SessionOptions {
   keychain?: Keychain;
   /** Where a `tar` export is written (FileSend). */
   exportFile?: string;
+  /**
+   * Content stores the daemon may read or write by store id: `oci:<name>` for
+   * `oci-layout://` named contexts, `export` for an `oci` export without tar,
+   * `local:<dir>` for a local cache.
+   */
+  contentStores?: Record<string, LayoutContentStore>;
   signal?: AbortSignal;
 }
 
@@ -45,11 +52,13 @@ export class BuildSession {
   private readonly connections: Duplex[] = [];
   private readonly active = new Set<Promise<void>>();
   private readonly openFiles = new Set<WriteStream>();
+  private readonly content: ContentService | undefined;
   /** The first error a session service hit (surfaced by the solve). */
   error: Error | undefined;
 
   constructor(options: SessionOptions) {
     this.options = options;
+    this.content = options.contentStores && Object.keys(options.contentStores).length > 0 ? new ContentService(options.contentStores) : undefined;
     this.server = http2.createServer();
     this.server.on('stream', (stream, headers, _flags, rawHeaders) => {
       const call = new ServerCall(stream, headers, rawHeaders);
@@ -69,6 +78,7 @@ export class BuildSession {
     const methods: string[] = [SessionMethod.health, SessionMethod.fileSync];
     if (this.options.exportFile) methods.push(SessionMethod.fileSend);
     if (this.options.keychain) methods.push(SessionMethod.credentials);
+    if (this.content) methods.push(...ContentService.methods());
     return methods;
   }
 
@@ -150,6 +160,7 @@ export class BuildSession {
         return;
       }
       default:
+        if (this.content && ContentService.methods().includes(call.method)) return this.content.handle(call);
         call.finish(GrpcStatus.unimplemented, `unknown method ${call.method}`);
     }
   }
