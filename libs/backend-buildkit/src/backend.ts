@@ -30,6 +30,7 @@ import { assembleImage, defaultBlobDir, materializeBaseLayout, readBuiltLayout, 
 import { MediaType, canonicalJson, defaultKeychain, type Descriptor, type Digest, type ImageManifest, type Keychain, type RegistryClient } from '@cnb-extender/oci';
 import { BuildKitClient, type DaemonInfo, type NetworkMode, type SessionTransport } from './client.ts';
 import { GrpcError, LayoutContentStore } from '@cnb-extender/buildkit-session';
+import { planLocalCache, tagLocalCache } from './local-cache.ts';
 import { BASE_STORE, LAYOUT_CONTEXT_MIN_VERSION, layoutContext, namedContextKeys, registryOf, scopedKeychain, takesLayoutContexts } from './base-context.ts';
 import type { CacheEntry, ExporterEntry, StatusResponse } from '@cnb-extender/buildkit-session';
 import { defaultAddress, engineRequest, parseAddress, readBody, type Endpoint, type TlsOptions } from '@cnb-extender/buildkit-session';
@@ -271,8 +272,12 @@ export class BuildKitBackend implements ExtenderBackend {
       }
       return entries.filter((c) => allowed.includes(c.type));
     };
-    const cacheImports = supportedCache(this.options.cacheImports, 'import');
-    const cacheExports = supportedCache(this.options.cacheExports, 'export');
+    const localCache = await planLocalCache(supportedCache(this.options.cacheImports, 'import') ?? [], supportedCache(this.options.cacheExports, 'export') ?? [], options.extendDir);
+    for (const dir of localCache.missing) {
+      events.emit({ type: 'debug', level: 'debug', message: `BuildKit cache import from ${dir}: no cache there yet` });
+    }
+    const cacheImports = localCache.imports;
+    const cacheExports = localCache.exports;
 
     const vertexes = new Map<string, { name: string; started: boolean; done: boolean }>();
     let failed: string | undefined;
@@ -315,12 +320,13 @@ export class BuildKitBackend implements ExtenderBackend {
         ...(this.options.platform ? { platform: this.options.platform } : {}),
         ...(this.options.labels ? { labels: this.options.labels } : {}),
         ...(this.options.noCache ? { noCache: true } : {}),
-        ...(cacheImports ? { cacheImports } : {}),
-        ...(cacheExports ? { cacheExports } : {}),
-        ...(this.sessionKeychain(mode, baseArg, cacheImports, cacheExports)),
+        cacheImports,
+        cacheExports,
+        ...this.sessionKeychain(mode, baseArg, cacheImports, cacheExports),
         exporters,
         ...(mode === 'tar' ? { exportFile } : {}),
-        ...(store ? { contexts: store.contexts, contentStores: store.stores } : {}),
+        ...(store ? { contexts: store.contexts } : {}),
+        contentStores: { ...localCache.stores, ...store?.stores },
         signal,
         onStatus,
       }));
@@ -331,6 +337,7 @@ export class BuildKitBackend implements ExtenderBackend {
       if (instruction !== undefined) throw new BackendInstructionError(instruction, message, { cause: err });
       throw new Error(`building ${dockerfile.path} with BuildKit at ${this.address}: ${message}`, { cause: err });
     }
+    await tagLocalCache(localCache, exporterResponse);
     let built: BuiltImage;
     if (mode === 'moby' && engine) {
       this.createdImages.push(name);
@@ -387,7 +394,7 @@ export class BuildKitBackend implements ExtenderBackend {
    * Credentials the session may hand the daemon: only for the registries this build talks to (the intermediate
    * repository, registry caches, and the base's registry when the daemon pulls it), never the whole keychain.
    */
-  private sessionKeychain(mode: ExportMode, baseImage: string | undefined, imports: CacheEntry[] | undefined, exports: CacheEntry[] | undefined): { keychain?: Keychain } {
+  private sessionKeychain(mode: ExportMode, baseImage: string | undefined, imports: readonly CacheEntry[], exports: readonly CacheEntry[]): { keychain?: Keychain } {
     if (this.options.keychain === false) return {};
     const registries = new Set<string>();
     const add = (reference: string | undefined) => {
@@ -396,7 +403,7 @@ export class BuildKitBackend implements ExtenderBackend {
     };
     if (mode !== 'store') add(baseImage);
     if (mode !== 'moby') add(this.options.intermediateRepository);
-    for (const entry of [...(imports ?? []), ...(exports ?? [])]) if (entry.type === 'registry') add(entry.attrs['ref']);
+    for (const entry of [...imports, ...exports]) if (entry.type === 'registry') add(entry.attrs['ref']);
     if (registries.size === 0) return {};
     return { keychain: scopedKeychain(this.options.keychain ?? defaultKeychain(this.options.env ?? process.env), registries) };
   }

@@ -3,7 +3,9 @@
  * Docker Engine 28 vendors it, OCI worker on runc), reached on its unix socket
  * and on its loopback TCP port with mutual TLS.
  */
-import { readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -130,6 +132,46 @@ describe.each(endpoints)(`standalone buildkitd ${buildkitd.version} over a $kind
       expect(backend.openSessions).toBe(0);
     } finally {
       await ws.remove();
+    }
+  }, 180_000);
+});
+
+describe('BuildKit cache export and import through the standalone daemon', () => {
+  const prune = () => execFileSync(buildkitd.buildctl, ['--addr', buildkitd.unixAddress, 'prune', '--all'], { stdio: 'ignore' });
+  const cases = [
+    { kind: 'type=local into the extend directory', endpoint: endpoints[0]!, exports: [{ type: 'local', attrs: {} }], imports: [{ type: 'local', attrs: {} }] },
+    {
+      kind: 'type=registry to the loopback registry',
+      endpoint: endpoints[1]!,
+      exports: [{ type: 'registry', attrs: { ref: `${env.registry.host}/cache/buildkit:${randomBytes(4).toString('hex')}`, mode: 'max' } }],
+      imports: [] as { type: string; attrs: Record<string, string> }[],
+    },
+  ];
+  it.each(cases)('$kind: a second run on a pruned daemon is served from the cache', async ({ endpoint, exports, imports }) => {
+    const extendDir = await mkdtemp(join(tmpdir(), 'bk-cache-extend-'));
+    const ctx = await mkdtemp(join(tmpdir(), 'bk-cache-ctx-'));
+    const token = randomBytes(8).toString('hex');
+    const dockerfile = `ARG base_image\nFROM \${base_image}\nUSER root\nRUN echo ${token} > /cached && sleep 1\n`;
+    const importsFor = imports.length > 0 ? imports : exports.map((e) => ({ type: e.type, attrs: { ref: e.attrs['ref']! } }));
+    try {
+      const first = await applyDockerfile(new BuildKitBackend({ address: endpoint.address, ...withTls(endpoint), cacheExports: exports }), dockerfile, ctx, { extendDir });
+      await first.dispose();
+      if (exports[0]!.type === 'local') {
+        const index = JSON.parse(readFileSync(join(extendDir, 'cache', 'buildkit', 'index.json'), 'utf8')) as { manifests: { annotations: Record<string, string> }[] };
+        expect(index.manifests.map((m) => m.annotations['org.opencontainers.image.ref.name'])).toEqual(['latest']);
+      }
+      prune();
+      const events = new MemorySink();
+      const second = await applyDockerfile(new BuildKitBackend({ address: endpoint.address, ...withTls(endpoint), cacheImports: importsFor }), dockerfile, ctx, { extendDir, events });
+      try {
+        expect(events.events.filter((e) => e.type === 'cache-hit').map((e) => (e.type === 'cache-hit' ? e.instruction : ''))).toContain(`RUN echo ${token} > /cached && sleep 1`);
+        expect((await flatten(second.newLayers)).get('cached')?.content.toString()).toBe(`${token}\n`);
+      } finally {
+        await second.dispose();
+      }
+    } finally {
+      await rm(extendDir, { recursive: true, force: true });
+      await rm(ctx, { recursive: true, force: true });
     }
   }, 180_000);
 });

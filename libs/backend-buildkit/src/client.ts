@@ -197,6 +197,8 @@ export class BuildKitClient {
       if (options.noCache) frontendAttrs['no-cache'] = '';
       if (options.target) frontendAttrs['target'] = options.target;
       for (const [name, value] of Object.entries(options.contexts ?? {})) frontendAttrs[`context:${name}`] = value;
+      // the dockerfile frontend resolves its steps against these itself (buildctl sets the same attr)
+      if ((options.cacheImports ?? []).length > 0) frontendAttrs['cache-imports'] = JSON.stringify(options.cacheImports!.map((e) => ({ Type: e.type, Attrs: e.attrs })));
       const network = options.network ?? 'none';
       if (network !== 'default') frontendAttrs['force-network-mode'] = network;
       const request = encodeSolveRequest({

@@ -69,11 +69,11 @@ export async function applyDockerfile(
   backend: ExtenderBackend,
   content: string,
   contextDir: string,
-  options: { signal?: AbortSignal; args?: { name: string; value: string }[]; events?: MemorySink; workDir?: string; base?: ImageDescription } = {},
+  options: { signal?: AbortSignal; args?: { name: string; value: string }[]; events?: MemorySink; workDir?: string; base?: ImageDescription; extendDir?: string } = {},
 ): Promise<Applied> {
   const base = options.base ?? (await runBase());
   const workDir = options.workDir ?? (await mkdtemp(join(tmpdir(), 'bk-work-')));
-  const extendDir = await mkdtemp(join(tmpdir(), 'bk-extend-'));
+  const extendDir = options.extendDir ?? (await mkdtemp(join(tmpdir(), 'bk-extend-')));
   const events = options.events ?? new MemorySink();
   const context: BackendContext = { signal: options.signal ?? new AbortController().signal, events, workDir };
   const spec: DockerfileSpec = {
@@ -93,7 +93,7 @@ export async function applyDockerfile(
   const dispose = async () => {
     await backend.cleanup({ ...context, signal: new AbortController().signal });
     await rm(workDir, { recursive: true, force: true });
-    await rm(extendDir, { recursive: true, force: true });
+    if (!options.extendDir) await rm(extendDir, { recursive: true, force: true });
   };
   try {
     const result = await backend.apply(spec, base, { buildContext: contextDir, ignorePaths: ['/workspace', workDir], cacheTtlMs: 60_000, extendDir }, context);
