@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmod, link, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, link, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -44,6 +44,17 @@ describe('walkContext (fsutil sender order and stats)', () => {
   it('walks like Go filepath.Walk: names in byte order per directory, directory before its children', async () => {
     const paths = (await walk()).map((e) => e.path);
     expect(paths).toEqual(['B', 'Dockerfile', 'a', 'a/x', 'a.txt', 'ab', 'ab/y', 'first', 'logs', 'logs/a.log', 'logs/keep.log', 'outside', 'pipe', 'real', 'real/Dockerfile', 'second', 'suid']);
+  });
+
+  it("sends every entry as root's, whoever owns it here (as buildctl does), so COPY without --chown gives 0:0", async () => {
+    const owned = join(root, 'a', 'x');
+    await chown(owned, 1000, 1000);
+    try {
+      const byPath = new Map((await walk()).map((e) => [e.path, e]));
+      expect(byPath.get('a/x')?.stat).toMatchObject({ uid: 0, gid: 0 });
+    } finally {
+      await chown(owned, 0, 0);
+    }
   });
 
   it('sends Go os.FileMode bits', async () => {

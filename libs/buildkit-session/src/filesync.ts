@@ -221,8 +221,10 @@ function toStat(path: string, st: BigIntStats, linkname: string): FsStat {
   return {
     path,
     mode: goFileMode(mode),
-    uid: Number(st.uid),
-    gid: Number(st.gid),
+    // Sent as root's, as buildctl and buildx do (their resetUIDAndGID map): ownership in the image comes from
+    // the Dockerfile (COPY --chown), never from who owns the files on the client.
+    uid: 0,
+    gid: 0,
     size: isDir || isLink ? 0 : Number(st.size),
     modTime: st.mtimeNs,
     linkname,
