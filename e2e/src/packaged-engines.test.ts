@@ -14,10 +14,12 @@
  * docker backend must build with BuildKit there by default.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, cp, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type {} from '@cnb-extender/testenv';
+import { makeTestPki, startBuildkitd, waitForBuildkitd, type BuildkitdEndpoint } from '@cnb-extender/testenv';
 import { extend, readLayoutImage, type ImageDescription } from '@cnb-extender/extender-core';
 import { createWorkspace, type Workspace, type WorkspaceExtension } from '@cnb-extender/extender-core/testing';
 import { applyLayer, type Digest } from '@cnb-extender/oci';
@@ -89,16 +91,35 @@ interface CliRun {
   stderr: string;
 }
 
+interface RunAs {
+  uid?: number;
+  gid?: number;
+  executable?: string;
+  /** Sees the output as it arrives (stdout and stderr). */
+  onOutput?: (text: string) => void;
+}
+
 /** The packaged extender, run kind, on `ws` with `-backend <backend>` and `vars` added to a clean environment. */
-function runExtender(ws: Workspace, backend: string, vars: Record<string, string>): Promise<CliRun> {
+function runExtender(ws: Workspace, backend: string, vars: Record<string, string>, as: RunAs = {}): Promise<CliRun> {
   const args = ['-kind', 'run', '-backend', backend, '-layers', ws.layersDir, '-app', ws.appDir, '-platform', ws.platformDir, '-extend-dir', ws.extendDir, '-log-level', 'debug', '-no-color'];
   const childEnv = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: scratch, CNB_PLATFORM_API: '0.13', ...vars };
   return new Promise((resolve, reject) => {
-    const child = spawn(extender, args, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(as.executable ?? extender, args, {
+      env: childEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(as.uid !== undefined ? { uid: as.uid } : {}),
+      ...(as.gid !== undefined ? { gid: as.gid } : {}),
+    });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.stdout.setEncoding('utf8').on('data', (c: string) => {
+      stdout += c;
+      as.onOutput?.(c);
+    });
+    child.stderr.setEncoding('utf8').on('data', (c: string) => {
+      stderr += c;
+      as.onOutput?.(c);
+    });
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
@@ -165,3 +186,153 @@ describe(`the release build's extender on ${current ? current.description : 'the
     if (backend === 'docker') expect(output).not.toMatch(/classic builder/);
   });
 });
+
+/**
+ * The release build's extender against a standalone buildkitd, as a platform
+ * runs it on Kubernetes: as uid 1000 with no capabilities, over TCP with mutual
+ * TLS (BUILDKIT_HOST with `?tlsdir=`), and with analyzed.toml naming a run image
+ * whose registry nothing answers for: the base is only in the extend
+ * directory's layout, so the daemon must take it from the extender.
+ */
+const NO_ROUTE = '127.0.0.1:2';
+const CNB_UID = 1000;
+
+describe("the release build's extender against a standalone buildkitd", () => {
+  let open = '';
+  let openExtender = '';
+  let buildkitd: BuildkitdEndpoint;
+
+  beforeAll(async () => {
+    buildkitd = await waitForBuildkitd(env);
+    // everything uid 1000 touches lives outside the checkout, which may be under a 0700 home
+    open = await mkdtemp(join(tmpdir(), 'e2e-standalone-'));
+    await chmod(open, 0o755);
+    await cp(dirname(extender), join(open, 'extender'), { recursive: true });
+    openExtender = join(open, 'extender', 'extender');
+  });
+
+  afterAll(async () => {
+    if (open) await rm(open, { recursive: true, force: true });
+  });
+
+  /** A workspace owned by uid 1000, the base only in its extend directory. */
+  async function unprivilegedWorkspace(): Promise<Workspace> {
+    const run = env.fixtures.run;
+    const ws = await createWorkspace({
+      platformApi: '0.13',
+      runImage: `${NO_ROUTE}/unreachable/run@${run.manifestDigest}`,
+      baseLayout: { from: run.layoutDir, digest: run.manifestDigest as Digest, mode: 'full' },
+      extensions: EXTENSIONS,
+      tempRoot: open,
+    });
+    workspaces.push(ws);
+    await chownTree(ws.root, CNB_UID);
+    return ws;
+  }
+
+  /** `?tlsdir=` contents readable by uid 1000 only: ca.pem, cert.pem, key.pem. */
+  async function tlsDir(name: string, files: { ca: string; cert: string; key: string }): Promise<string> {
+    const dir = join(open, name);
+    await mkdir(dir, { mode: 0o700 });
+    await cp(files.ca, join(dir, 'ca.pem'));
+    await cp(files.cert, join(dir, 'cert.pem'));
+    await cp(files.key, join(dir, 'key.pem'));
+    await chownTree(dir, CNB_UID);
+    return dir;
+  }
+
+  function runAsCnb(ws: Workspace, buildkitHost: string): Promise<CliRun> {
+    return runExtender(ws, 'buildkit', { BUILDKIT_HOST: buildkitHost, HOME: ws.root }, { uid: CNB_UID, gid: CNB_UID, executable: openExtender });
+  }
+
+  /** Nothing of a run is left: no output layout, nothing but the layer cache in the extend directory. */
+  async function expectNothingLeft(ws: Workspace, output: string): Promise<void> {
+    expect(await readdir(join(ws.extendedDir, 'run')).catch(() => []), output).toEqual([]);
+    expect((await readdir(ws.extendDir)).filter((e) => e !== 'cache' && e !== 'cache.lock'), output).toEqual([]);
+    expect((await readdir(join(ws.extendDir, 'cache'))).filter((e) => e !== 'base'), output).toEqual([]);
+  }
+
+  it('as uid 1000 with no capabilities, over mutual TLS, with no route to the base registry: the in-place result', async () => {
+    const ws = await unprivilegedWorkspace();
+    const tls = await tlsDir('tls-good', { ca: buildkitd.tls.caFile, cert: buildkitd.tls.certFile, key: buildkitd.tls.keyFile });
+    const result = await runAsCnb(ws, `${buildkitd.tcpAddress}?tlsdir=${tls}`);
+    const output = `${result.stdout}\n${result.stderr}`;
+    expect(result.code, output).toBe(0);
+    const entries = await readdir(join(ws.extendedDir, 'run'));
+    expect(entries, output).toHaveLength(1);
+    const outcome = await outcomeOf(join(ws.extendedDir, 'run', entries[0]!), 'buildkit-standalone');
+    expect(treeDiff(reference.tree, outcome.tree), 'standalone buildkitd vs inplace').toEqual(BUILDKIT_DIFFERENCES);
+    expect(outcome.config).toEqual(reference.config);
+    expect((await readdir(ws.extendDir)).filter((e) => e !== 'cache' && e !== 'cache.lock'), output).toEqual([]);
+    expect(output).not.toMatch(/pulls the base image from its registry/);
+  });
+
+  const failures = [
+    {
+      name: 'an unreachable address',
+      host: async () => `tcp://127.0.0.1:${await closedPort()}?tlsdir=${await tlsDir('tls-unreachable', { ca: buildkitd.tls.caFile, cert: buildkitd.tls.certFile, key: buildkitd.tls.keyFile })}`,
+      message: /applying Dockerfile for e2e\/chmod: connecting to BuildKit at tcp:\/\/127\.0\.0\.1:\d+\?tlsdir=[^:]+: connect ECONNREFUSED/,
+    },
+    {
+      name: 'a daemon certificate for another name',
+      host: async () => `${buildkitd.tcpAddress}?tlsdir=${await tlsDir('tls-name', { ca: buildkitd.tls.caFile, cert: buildkitd.tls.certFile, key: buildkitd.tls.keyFile })}&servername=buildkitd.elsewhere.example`,
+      message: /connecting to BuildKit at tcp:\S+: the daemon certificate is for another name .*buildkitd\.elsewhere\.example/,
+    },
+    {
+      name: 'a CA that did not sign the daemon certificate',
+      host: async () => {
+        const pki = await makeTestPki(await mkdtemp(join(open, 'pki-')));
+        return `${buildkitd.tcpAddress}?tlsdir=${await tlsDir('tls-ca', { ca: pki.otherCaFile, cert: buildkitd.tls.certFile, key: buildkitd.tls.keyFile })}`;
+      },
+      message: /connecting to BuildKit at tcp:\S+: the daemon certificate is not signed by the CA the client trusts/,
+    },
+  ];
+
+  it.each(failures)('$name ends with exit 102, a clear error and nothing left', async ({ host, message }) => {
+    const ws = await unprivilegedWorkspace();
+    const result = await runAsCnb(ws, await host());
+    const output = `${result.stdout}\n${result.stderr}`;
+    expect(result.code, output).toBe(102);
+    expect(output).toMatch(/ERROR: failed to extend run image: /);
+    expect(output).toMatch(message);
+    expect(output).not.toMatch(/connecting to BuildKit at .*connecting to BuildKit at/);
+    await expectNothingLeft(ws, output);
+  });
+
+  it('a daemon that dies mid-solve ends with exit 102, a clear error and nothing left', async () => {
+    const dir = await mkdtemp(join(open, 'dying-'));
+    const daemon = await startBuildkitd(dir, { pki: await makeTestPki(await mkdtemp(join(open, 'pki-'))) });
+    try {
+      const ws = await createWorkspace({
+        platformApi: '0.13',
+        runImage: `${NO_ROUTE}/unreachable/run@${env.fixtures.run.manifestDigest}`,
+        baseLayout: { from: env.fixtures.run.layoutDir, digest: env.fixtures.run.manifestDigest as Digest, mode: 'full' },
+        extensions: [{ id: 'e2e/slow', run: `${HEAD}RUN echo started && sleep 60\n` }],
+      });
+      workspaces.push(ws);
+      const running = runExtender(ws, 'buildkit', { BUILDKIT_HOST: daemon.unixAddress }, { executable: extender, onOutput: (text) => /started/.test(text) && daemon.daemon.child.kill('SIGKILL') });
+      const result = await running;
+      const output = `${result.stdout}\n${result.stderr}`;
+      expect(result.code, output).toBe(102);
+      expect(output).toMatch(/ERROR: failed to extend run image: applying Dockerfile for e2e\/slow: building \S+ with BuildKit at unix:\S+: lost the connection to the daemon during the build/);
+      await expectNothingLeft(ws, output);
+    } finally {
+      await daemon.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
+
+async function chownTree(path: string, id: number): Promise<void> {
+  const done = spawnSync('chown', ['-R', `${id}:${id}`, path], { encoding: 'utf8' });
+  if (done.status !== 0) throw new Error(`chown -R ${id}:${id} ${path}: ${done.stderr}`);
+}
+
+/** A loopback port nothing listens on (taken, then released). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}

@@ -29,7 +29,7 @@ import {
 import { assembleImage, defaultBlobDir, materializeBaseLayout, readBuiltLayout, readImageArchive, writeImageArchive, type BuiltImage } from '@cnb-extender/image-backend-kit';
 import { MediaType, canonicalJson, defaultKeychain, type Descriptor, type Digest, type ImageManifest, type Keychain, type RegistryClient } from '@cnb-extender/oci';
 import { BuildKitClient, type DaemonInfo, type NetworkMode, type SessionTransport } from './client.ts';
-import { GrpcError, LayoutContentStore } from '@cnb-extender/buildkit-session';
+import { EndpointError, GrpcError, GrpcStatus, LayoutContentStore } from '@cnb-extender/buildkit-session';
 import { planLocalCache, tagLocalCache } from './local-cache.ts';
 import { BASE_STORE, LAYOUT_CONTEXT_MIN_VERSION, layoutContext, namedContextKeys, registryOf, scopedKeychain, takesLayoutContexts } from './base-context.ts';
 import type { CacheEntry, ExporterEntry, StatusResponse } from '@cnb-extender/buildkit-session';
@@ -201,6 +201,7 @@ export class BuildKitBackend implements ExtenderBackend {
       this.info ??= await this.client.probe(signal);
     } catch (err) {
       if (signal.aborted) throw err;
+      if (err instanceof EndpointError) throw err; // already names the address
       throw new Error(`connecting to BuildKit at ${this.address}: ${(err as Error).message}`, { cause: err });
     }
     return { client: this.client, info: this.info };
@@ -332,6 +333,10 @@ export class BuildKitBackend implements ExtenderBackend {
       }));
     } catch (err) {
       if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : err;
+      if (err instanceof GrpcError && err.code === GrpcStatus.unavailable) {
+        // the daemon went away mid-build (stopped, restarted, or the connection broke)
+        throw new Error(`building ${dockerfile.path} with BuildKit at ${this.address}: lost the connection to the daemon during the build (${err.details})`, { cause: err });
+      }
       const message = err instanceof GrpcError ? err.details || err.message : (err as Error).message;
       const instruction = failed ?? instructionFromError(message);
       if (instruction !== undefined) throw new BackendInstructionError(instruction, message, { cause: err });

@@ -138,13 +138,14 @@ describe.each(endpoints)(`standalone buildkitd ${buildkitd.version} over a $kind
 
 describe('BuildKit cache export and import through the standalone daemon', () => {
   const prune = () => execFileSync(buildkitd.buildctl, ['--addr', buildkitd.unixAddress, 'prune', '--all'], { stdio: 'ignore' });
-  const cases = [
+  type Entry = { type: string; attrs: Record<string, string> };
+  const cases: { kind: string; endpoint: Endpoint; exports: Entry[]; imports: Entry[] }[] = [
     { kind: 'type=local into the extend directory', endpoint: endpoints[0]!, exports: [{ type: 'local', attrs: {} }], imports: [{ type: 'local', attrs: {} }] },
     {
       kind: 'type=registry to the loopback registry',
       endpoint: endpoints[1]!,
       exports: [{ type: 'registry', attrs: { ref: `${env.registry.host}/cache/buildkit:${randomBytes(4).toString('hex')}`, mode: 'max' } }],
-      imports: [] as { type: string; attrs: Record<string, string> }[],
+      imports: [],
     },
   ];
   it.each(cases)('$kind: a second run on a pruned daemon is served from the cache', async ({ endpoint, exports, imports }) => {

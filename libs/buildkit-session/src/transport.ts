@@ -128,13 +128,31 @@ export function dialRaw(endpoint: Endpoint, alpn: string[]): net.Socket {
   return net.connect({ host: endpoint.host, port: endpoint.port });
 }
 
+/** TLS failures in the operator's terms: which side's certificate is wrong, not Node's advice. */
+const TLS_REASONS: Record<string, string> = {
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'the daemon certificate is not signed by the CA the client trusts (check the ca file)',
+  UNABLE_TO_GET_ISSUER_CERT: 'the daemon certificate is not signed by the CA the client trusts (check the ca file)',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'the daemon certificate is not signed by the CA the client trusts (check the ca file)',
+  SELF_SIGNED_CERT_IN_CHAIN: 'the daemon certificate chain ends in a CA the client does not trust (check the ca file)',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'the daemon certificate is self-signed and not trusted (check the ca file)',
+  CERT_HAS_EXPIRED: 'the daemon certificate has expired',
+  CERT_NOT_YET_VALID: 'the daemon certificate is not valid yet',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'the daemon certificate is for another name (check the address, or servername)',
+};
+
+function describeConnectError(err: Error): string {
+  const reason = TLS_REASONS[(err as NodeJS.ErrnoException).code ?? ''];
+  const detail = err.message.replace(/; if the root CA is installed locally, try running Node\.js with --use-system-ca$/, '');
+  return reason ? `${reason}: ${detail}` : detail;
+}
+
 function connected(socket: net.Socket, endpoint: Endpoint, signal?: AbortSignal): Promise<void> {
   const event = socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect';
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => {
       cleanup();
       socket.destroy();
-      reject(new EndpointError(`connecting to BuildKit at ${endpoint.address}: ${err.message}`, { cause: err }));
+      reject(new EndpointError(`connecting to BuildKit at ${endpoint.address}: ${describeConnectError(err)}`, { cause: err }));
     };
     const onAbort = () => onError(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
     const onReady = () => {
