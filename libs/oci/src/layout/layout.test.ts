@@ -371,4 +371,23 @@ describe('OciLayout and OciLayoutWriter', () => {
     await writeFile(layout.blobPath(image.manifest.config.digest), '{"tampered":true}');
     await expect(layout.image({ refName: 'c' })).rejects.toThrow(/content has digest/);
   });
+
+  it('names the document and the field when a manifest, config or index is malformed', async () => {
+    const dir = join(work, 'malformed');
+    const writer = await OciLayoutWriter.create(dir);
+    const config = await writer.putJson({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers' } }, MediaType.ociConfig);
+    const noLayers = await writer.putJson({ schemaVersion: 2, mediaType: MediaType.ociManifest, config }, MediaType.ociManifest);
+    const badConfig = await writer.putJson({ schemaVersion: 2, mediaType: MediaType.ociManifest, config, layers: [] }, MediaType.ociManifest);
+    const badIndex = await writer.putJson({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [{ mediaType: MediaType.ociManifest, size: 3 }] }, MediaType.ociIndex);
+    writer.addManifest(noLayers, 'no-layers');
+    writer.addManifest(badConfig, 'bad-config');
+    writer.addManifest(badIndex, 'bad-index');
+    await writer.commit();
+    const layout = await OciLayout.open(dir);
+    await expect(layout.image({ refName: 'no-layers' })).rejects.toThrow(`reading image ${noLayers.digest} from ${dir}: "layers" is missing`);
+    await expect(layout.image({ refName: 'bad-config' })).rejects.toThrow(`reading config ${config.digest} from ${dir}: "rootfs.diff_ids" is missing`);
+    await expect(layout.image({ refName: 'bad-index' })).rejects.toThrow(`reading index ${badIndex.digest} from ${dir}: "manifests[0].digest" is missing`);
+    await writeFile(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: {} }));
+    await expect(OciLayout.open(dir)).rejects.toThrow(`reading OCI layout ${dir}: index.json: "manifests" is not an array`);
+  });
 });

@@ -6,6 +6,7 @@ import { Transform, type Readable } from 'node:stream';
 import { type Digest, isDigest, parseDigest } from '../digest.ts';
 import { isIndexMediaType, isManifestMediaType } from '../media-types.ts';
 import { type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest, type Platform, REF_NAME_ANNOTATION } from '../model.ts';
+import { ShapeError, checkImageConfig, checkImageIndex, checkImageManifest } from '../validate.ts';
 
 export class LayoutError extends Error {
   override name = 'LayoutError';
@@ -94,10 +95,7 @@ export class OciLayout {
     } catch (cause) {
       throw new LayoutError(`reading OCI layout ${dir}: ${(cause as Error).message}`, { cause });
     }
-    const index = parseJson<ImageIndex>(indexBytes, `${dir}/index.json`);
-    if (index.schemaVersion !== 2 || !Array.isArray(index.manifests)) {
-      throw new LayoutError(`reading OCI layout ${dir}: index.json is not an image index (schemaVersion 2 with manifests)`);
-    }
+    const index = checked(() => checkImageIndex(parseJson<unknown>(indexBytes, `${dir}/index.json`)), `reading OCI layout ${dir}: index.json`);
     return new OciLayout(dir, index, indexBytes, options);
   }
 
@@ -181,6 +179,12 @@ export class OciLayout {
     return { value: parseJson<T>(bytes, `blob ${descriptor.digest} in ${this.dir}`), bytes };
   }
 
+  /** A JSON blob checked for shape: a ShapeError becomes a LayoutError naming what was read. */
+  private async readChecked<T>(descriptor: Pick<Descriptor, 'digest' | 'size'>, what: string, check: (value: unknown) => T): Promise<{ value: T; bytes: Buffer }> {
+    const { value, bytes } = await this.readJson<unknown>(descriptor);
+    return { value: checked(() => check(value), `reading ${what} ${descriptor.digest} from ${this.dir}`), bytes };
+  }
+
   /** The manifests index.json lists, with their ref names. */
   refs(): { refName: string | undefined; descriptor: Descriptor }[] {
     return this.index.manifests.map((descriptor) => ({ refName: descriptor.annotations?.[REF_NAME_ANNOTATION], descriptor }));
@@ -193,11 +197,8 @@ export class OciLayout {
   async image(selector: ImageSelector = {}): Promise<LayoutImage> {
     const top = this.select(selector);
     const descriptor = await this.resolveManifest(top, selector.platform ?? defaultPlatform(), 0);
-    const { value: manifest, bytes: manifestBytes } = await this.readJson<ImageManifest>(descriptor);
-    if (manifest.schemaVersion !== 2 || !manifest.config || !Array.isArray(manifest.layers)) {
-      throw new LayoutError(`reading image ${descriptor.digest} from ${this.dir}: not an image manifest`);
-    }
-    const { value: config, bytes: configBytes } = await this.readJson<ImageConfig>(manifest.config);
+    const { value: manifest, bytes: manifestBytes } = await this.readChecked(descriptor, 'image', checkImageManifest);
+    const { value: config, bytes: configBytes } = await this.readChecked(manifest.config, 'config', checkImageConfig);
     const layers = await Promise.all(manifest.layers.map(async (d) => ({ descriptor: d, present: await this.hasBlob(d.digest) })));
     return { descriptor, manifest, manifestBytes, config, configBytes, layers };
   }
@@ -227,7 +228,7 @@ export class OciLayout {
       throw new LayoutError(`reading ${descriptor.digest} from ${this.dir}: unsupported media type ${JSON.stringify(descriptor.mediaType)}`);
     }
     if (depth > 4) throw new LayoutError(`reading ${descriptor.digest} from ${this.dir}: indexes nested too deeply`);
-    const { value: index } = await this.readJson<ImageIndex>(descriptor);
+    const { value: index } = await this.readChecked(descriptor, 'index', checkImageIndex);
     const candidates = index.manifests.filter(
       (m) =>
         m.platform?.os === platform.os &&
@@ -239,6 +240,15 @@ export class OciLayout {
       throw new LayoutError(`reading index ${descriptor.digest} from ${this.dir}: no manifest for ${platform.os}/${platform.architecture}`);
     }
     return this.resolveManifest(chosen, platform, depth + 1);
+  }
+}
+
+function checked<T>(check: () => T, what: string): T {
+  try {
+    return check();
+  } catch (error) {
+    if (error instanceof ShapeError) throw new LayoutError(`${what}: ${error.message}`);
+    throw error;
   }
 }
 

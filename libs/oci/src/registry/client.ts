@@ -7,11 +7,12 @@
  * - Auth: the `/v2/` challenge decides Basic or Bearer; Bearer tokens come from
  *   the challenge's realm with `service` and `scope`, cached per scope.
  * - Retries with exponential backoff on 429, 5xx and connection failures,
- *   honouring `Retry-After`; an inactivity timeout on every request.
+ *   honouring `Retry-After`; an inactivity timeout on every request. A blob
+ *   download that breaks part-way resumes with a Range request (resume.ts).
+ * - Manifests are checked for shape before anyone reads them (validate.ts).
  * - Errors name the action, registry, repository and HTTP status; credentials
  *   are redacted from messages, causes and log events.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { readFileSync } from 'node:fs';
 import { sha256, type Digest } from '../digest.ts';
 import { MediaType, isIndexMediaType } from '../media-types.ts';
@@ -23,6 +24,7 @@ import {
   type ImageReference,
   type RepositoryRef,
 } from '../reference.ts';
+import { ShapeError, checkManifestDocument, parseJsonDocument } from '../validate.ts';
 import {
   TokenCache,
   basicHeader,
@@ -36,6 +38,7 @@ import {
 import { credentialSecrets, defaultKeychain, type Credential, type Keychain } from './credentials.ts';
 import {
   DigestMismatchError,
+  MalformedContentError,
   NotFoundError,
   RegistryAuthError,
   RegistryError,
@@ -43,8 +46,12 @@ import {
   describeNetworkError,
   errorCodes,
 } from './errors.ts';
-import { mapStreamErrors, readAll, rechunk, tap, toWebStream, verifyingStream, type BlobData } from './streams.ts';
+import { contentRangeStart, resumingStream } from './resume.ts';
+import { DEFAULT_RETRY_POLICY, RETRYABLE_STATUS, backoffDelay, judgeFailure, pause, type RetryPolicy } from './retry.ts';
+import { mapStreamErrors, readAll, rechunk, tap, toWebStream, verifyingStream, watchedSource, type BlobData } from './streams.ts';
 import { certsDirCAs, createDispatcher, type Dispatcher } from './tls.ts';
+
+export type { RetryPolicy } from './retry.ts';
 
 type RequestBody = NonNullable<RequestInit['body']>;
 
@@ -58,17 +65,6 @@ export const MANIFEST_ACCEPT = [
 
 /** Largest manifest we read (distribution's own limit is 4 MiB). */
 export const MANIFEST_SIZE_LIMIT = 4 * 1024 * 1024;
-
-export interface RetryPolicy {
-  /** Tries in all, the first included. Default 5. */
-  attempts: number;
-  /** First backoff; doubles each time (with jitter). Default 250 ms. */
-  baseDelayMs: number;
-  /** Cap on one backoff. Default 10 s. */
-  maxDelayMs: number;
-  /** Cap on a server's `Retry-After`. Default 60 s. */
-  maxRetryAfterMs: number;
-}
 
 export type RegistryEvent =
   | { type: 'request'; method: string; url: string; attempt: number }
@@ -175,23 +171,6 @@ export interface RegistryResponse {
   body: ReadableStream<Uint8Array> | null;
 }
 
-const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
-const RETRYABLE_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EAI_AGAIN',
-  'ENETUNREACH',
-  'EHOSTUNREACH',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CLOSED',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'REGISTRY_IDLE_TIMEOUT',
-]);
 const CERTIFICATE_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ALTNAME/;
 
 class IdleTimeoutError extends Error {
@@ -284,7 +263,7 @@ export class RegistryClient {
     const caFiles = options.caFile === undefined ? [] : Array.isArray(options.caFile) ? options.caFile : [options.caFile];
     this.#extraCAs = [...ca, ...caFiles.map((file) => readFileSync(file, 'utf8'))];
     this.#certsDir = options.certsDir;
-    this.retryPolicy = { attempts: 5, baseDelayMs: 250, maxDelayMs: 10_000, maxRetryAfterMs: 60_000, ...options.retry };
+    this.retryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
     this.timeoutMs = options.timeoutMs ?? 60_000;
     this.chunkSize = options.chunkSize ?? 0;
     this.#userAgent = options.userAgent ?? 'cnb-extender';
@@ -569,12 +548,11 @@ export class RegistryClient {
       } catch (error) {
         if (error instanceof RegistryError) throw error;
         if (this.#isAborted()) throw this.#abortError(spec.registry);
-        const codes = errorCodes(error);
-        const retryable = codes.some((c) => RETRYABLE_CODES.has(c)) || (error instanceof TypeError && codes.length === 0);
+        const { codes, retryable } = judgeFailure(error);
         if (retryable && attempt < attempts) {
           const delayMs = this.#backoff(attempt);
           this.#logger?.({ type: 'retry', method: spec.method, url: urlForLog(url), attempt, delayMs, reason: codes[0] ?? 'network error' });
-          await sleep(delayMs, undefined, this.#signal ? { signal: this.#signal } : undefined).catch(() => {});
+          await pause(delayMs, this.#signal);
           continue;
         }
         const tries = attempts > 1 && retryable ? ` (after ${attempt} attempts)` : '';
@@ -589,7 +567,7 @@ export class RegistryClient {
         const delayMs = parseRetryAfter(response.headers.get('retry-after'), policy.maxRetryAfterMs) ?? this.#backoff(attempt);
         await response.body?.cancel().catch(() => {});
         this.#logger?.({ type: 'retry', method: spec.method, url: urlForLog(url), attempt, delayMs, reason: `HTTP ${response.status}` });
-        await sleep(delayMs, undefined, this.#signal ? { signal: this.#signal } : undefined).catch(() => {});
+        await pause(delayMs, this.#signal);
         continue;
       }
       throw await this.#httpError(spec, response, attempt);
@@ -597,9 +575,7 @@ export class RegistryClient {
   }
 
   #backoff(attempt: number): number {
-    const { baseDelayMs, maxDelayMs } = this.retryPolicy;
-    const exp = Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
-    return Math.round(exp / 2 + (Math.random() * exp) / 2);
+    return backoffDelay(this.retryPolicy, attempt);
   }
 
   async #sendWithAuth(endpoint: Endpoint, url: string, spec: RegistryRequest, attempt: number): Promise<RegistryResponse> {
@@ -717,18 +693,14 @@ export class RegistryClient {
     if (ref.digest && digest !== ref.digest) {
       throw new DigestMismatchError(`${what}: content has digest ${digest}`, this.#info(ref));
     }
-    let manifest: ImageManifest | ImageIndex;
     try {
-      manifest = JSON.parse(new TextDecoder().decode(bytes));
-    } catch {
-      throw new RegistryError(`${what}: the manifest is not JSON`, this.#info(ref));
+      const headerType = response.headers.get('content-type')?.split(';')[0]?.trim();
+      const { mediaType, manifest } = checkManifestDocument(parseJsonDocument(bytes), headerType);
+      return { descriptor: { mediaType, digest, size: bytes.byteLength }, bytes, manifest };
+    } catch (error) {
+      if (!(error instanceof ShapeError)) throw error;
+      throw new MalformedContentError(`reading manifest of ${formatReference(ref)}: ${error.message}`, this.#info(ref));
     }
-    const headerType = response.headers.get('content-type')?.split(';')[0]?.trim();
-    const mediaType =
-      (typeof manifest.mediaType === 'string' && manifest.mediaType) ||
-      (headerType && headerType !== 'application/json' ? headerType : undefined) ||
-      ('manifests' in manifest ? MediaType.ociIndex : MediaType.ociManifest);
-    return { descriptor: { mediaType, digest, size: bytes.byteLength }, bytes, manifest };
   }
 
   /** Upload a manifest under a tag or its digest; checks the registry computed the same digest. */
@@ -808,26 +780,58 @@ export class RegistryClient {
   }
 
   /**
-   * A blob's bytes as a stream. The stream errors at its end with a
-   * DigestMismatchError when the content does not match the digest (or size).
+   * A blob's bytes as a stream. A body that breaks part-way is resumed with a
+   * Range request (a registry that ignores Range is read again from the start,
+   * skipping what was passed on), within the retry policy's attempts. The
+   * stream errors at its end with a DigestMismatchError when the whole content
+   * does not match the digest (or size).
    */
   async getBlob(repo: RepositoryRef, blob: Digest | Pick<Descriptor, 'digest' | 'size'>): Promise<ReadableStream<Uint8Array>> {
     const digest = typeof blob === 'string' ? blob : blob.digest;
     const size = typeof blob === 'string' ? undefined : blob.size;
     const what = `pulling blob ${digest} from ${repo.registry}/${repo.repository}`;
-    const response = await this.request({
-      what,
-      registry: repo.registry,
-      repository: repo.repository,
-      method: 'GET',
-      url: `/v2/${repo.repository}/blobs/${digest}`,
-      expect: [200],
-      scopes: [{ repository: repo.repository, actions: ['pull'] }],
+    const open = async (offset: number) => {
+      const response = await this.request({
+        what,
+        registry: repo.registry,
+        repository: repo.repository,
+        method: 'GET',
+        url: `/v2/${repo.repository}/blobs/${digest}`,
+        // Ranges count bytes of the blob itself, not of a compressed transfer.
+        headers: { 'accept-encoding': 'identity', ...(offset > 0 ? { range: `bytes=${offset}-` } : {}) },
+        expect: offset > 0 ? [200, 206] : [200],
+        scopes: [{ repository: repo.repository, actions: ['pull'] }],
+      });
+      const start = response.status === 206 ? contentRangeStart(response.headers.get('content-range')) : 0;
+      if (start === undefined) {
+        await response.body?.cancel().catch(() => {});
+        throw new RegistryError(`${what}: HTTP 206 without a readable Content-Range`, this.#info(repo, { status: 206 }));
+      }
+      return { body: response.body ?? toWebStream(new Uint8Array(0)), start };
+    };
+    const resumed = resumingStream((await open(0)).body, {
+      attempts: Math.max(1, this.retryPolicy.attempts),
+      delayMs: (attempt) => this.#backoff(attempt),
+      retryable: (error) => judgeFailure(error).retryable,
+      reopen: open,
+      signal: this.#signal,
+      onRetry: ({ attempt, offset, delayMs, error }) => {
+        const reason = `${judgeFailure(error).codes[0] ?? 'network error'}; resuming at byte ${offset}`;
+        this.#logger?.({ type: 'retry', method: 'GET', url: `${repo.registry}/${repo.repository} blob ${digest}`, attempt, delayMs, reason });
+      },
+      fail: (error, { attempts, received }) => {
+        if (this.#isAborted()) return this.#abortError(repo.registry);
+        if (error instanceof RegistryError) return error;
+        const tries = attempts > 1 ? ` (after ${attempts} attempts, ${received}${size === undefined ? '' : ` of ${size}`} bytes received)` : '';
+        const { codes, retryable } = judgeFailure(error);
+        return new RegistryError(`${what}: ${this.#redactor.redact(describeNetworkError(error))}${tries}`, this.#info(repo, { codes, retryable }), {
+          cause: this.#redactor.sanitize(error),
+        });
+      },
     });
-    const body = response.body ?? toWebStream(new Uint8Array(0));
     const expected: { digest: Digest; size?: number } = { digest };
     if (size !== undefined) expected.size = size;
-    const verified = verifyingStream(body, expected, (actual) =>
+    const verified = verifyingStream(resumed, expected, (actual) =>
       new DigestMismatchError(
         actual.digest === digest
           ? `${what}: received more than the expected ${size} bytes`
@@ -835,15 +839,13 @@ export class RegistryClient {
         this.#info(repo),
       ),
     );
-    // Failures while the body streams (timeouts, resets) become RegistryErrors too.
+    // Anything else failing while the body streams becomes a RegistryError too.
     return mapStreamErrors(verified, (error) =>
       error instanceof RegistryError
         ? error
-        : new RegistryError(
-            `${what}: ${this.#redactor.redact(describeNetworkError(error))}`,
-            this.#info(repo, { codes: errorCodes(error), retryable: true }),
-            { cause: this.#redactor.sanitize(error) },
-          ),
+        : new RegistryError(`${what}: ${this.#redactor.redact(describeNetworkError(error))}`, this.#info(repo, judgeFailure(error)), {
+            cause: this.#redactor.sanitize(error),
+          }),
     );
   }
 
@@ -892,7 +894,9 @@ export class RegistryClient {
   /**
    * Make sure a repository has a blob: skip it when it is there, mount it from
    * another repository when possible, else upload it (one PUT, or PATCH chunks).
-   * A failed upload attempt is started over (from a fresh body) on retryable errors.
+   * An upload that fails retryably (a reset or timeout part-way, 429, 5xx) is
+   * started over from a fresh body. A failure of the body's own source is not
+   * retried: it is reported as reading the content.
    */
   async pushBlob(repo: RepositoryRef, descriptor: Pick<Descriptor, 'digest' | 'size'>, body: BlobBody, options: PushBlobOptions = {}): Promise<BlobPushResult> {
     const { digest } = descriptor;
@@ -904,19 +908,33 @@ export class RegistryClient {
     const chunkSize = options.chunkSize ?? this.chunkSize;
     const attempts = Math.max(1, this.retryPolicy.attempts);
     for (let attempt = 1; ; attempt++) {
+      const source = watchedSource(body);
       try {
-        await this.#uploadOnce(repo, descriptor, body, chunkSize);
+        await this.#uploadOnce(repo, descriptor, source.open, chunkSize);
         return 'uploaded';
-      } catch (error) {
+      } catch (caught) {
+        const failed = source.failure();
+        const error = failed
+          ? new RegistryError(
+              `pushing blob ${digest} to ${repo.registry}/${repo.repository}: reading its content: ${this.#redactor.redact(describeNetworkError(failed.error))}`,
+              this.#info(repo),
+              { cause: this.#redactor.sanitize(failed.error) },
+            )
+          : caught;
         if (!(error instanceof RegistryError) || !error.retryable || attempt >= attempts || this.#isAborted()) throw error;
         const delayMs = this.#backoff(attempt);
         this.#logger?.({ type: 'retry', method: 'PUT', url: `${repo.registry}/${repo.repository} blob ${digest}`, attempt, delayMs, reason: error.status ? `HTTP ${error.status}` : (error.codes[0] ?? 'network error') });
-        await sleep(delayMs, undefined, this.#signal ? { signal: this.#signal } : undefined).catch(() => {});
+        await pause(delayMs, this.#signal);
       }
     }
   }
 
-  async #uploadOnce(repo: RepositoryRef, descriptor: Pick<Descriptor, 'digest' | 'size'>, body: BlobBody, chunkSize: number): Promise<void> {
+  async #uploadOnce(
+    repo: RepositoryRef,
+    descriptor: Pick<Descriptor, 'digest' | 'size'>,
+    open: () => Promise<ReadableStream<Uint8Array>>,
+    chunkSize: number,
+  ): Promise<void> {
     const { digest, size } = descriptor;
     const scopes: Scope[] = [{ repository: repo.repository, actions: ['pull', 'push'] }];
     const what = `pushing blob ${digest} to ${repo.registry}/${repo.repository}`;
@@ -932,7 +950,6 @@ export class RegistryClient {
     });
     await started.body?.cancel().catch(() => {});
     let location = this.#location(started, what, repo);
-    const open = async () => toWebStream(typeof body === 'function' ? await body() : body);
 
     if (chunkSize <= 0 || size <= chunkSize) {
       const url = new URL(location);

@@ -45,6 +45,15 @@ export class DigestMismatchError extends RegistryError {
   override name = 'DigestMismatchError';
 }
 
+/**
+ * A manifest, index or config whose JSON does not have the shape its kind
+ * requires (a missing or mistyped field, a bad descriptor, a media type that
+ * is not a manifest's). Never retryable: the content is what it is.
+ */
+export class MalformedContentError extends RegistryError {
+  override name = 'MalformedContentError';
+}
+
 /** Manifest or platform not found where one was expected. */
 export class NotFoundError extends RegistryError {
   override name = 'NotFoundError';

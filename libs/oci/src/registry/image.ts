@@ -6,12 +6,13 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { sha256, type Digest } from '../digest.ts';
-import { OciLayout, type ImageSelector } from '../layout/layout.ts';
+import { LayoutError, OciLayout, type ImageSelector } from '../layout/layout.ts';
 import { OciLayoutWriter } from '../layout/writer.ts';
 import { MediaType } from '../media-types.ts';
 import { canonicalJson, type Descriptor, type ImageConfig, type ImageManifest, type Platform } from '../model.ts';
 import { formatReference, withDigest, withTag, type ImageReference } from '../reference.ts';
-import { NotFoundError, RegistryError } from './errors.ts';
+import { ShapeError, checkImageConfig, checkImageManifest, parseJsonDocument } from '../validate.ts';
+import { MalformedContentError, NotFoundError, RegistryError } from './errors.ts';
 import type { BlobPushResult, RegistryClient, ManifestResult } from './client.ts';
 import { toWebStream, type BlobData } from './streams.ts';
 
@@ -81,7 +82,13 @@ export function layoutWriterSink(writer: OciLayoutWriter, options: { refName?: s
       return writer.hasBlob(descriptor.digest);
     },
     async write(descriptor, data) {
-      await writer.putBlob(Readable.fromWeb(data as NodeReadableStream<Uint8Array>), descriptor.mediaType, descriptor);
+      try {
+        await writer.putBlob(Readable.fromWeb(data as NodeReadableStream<Uint8Array>), descriptor.mediaType, descriptor);
+      } catch (error) {
+        // The download failed, not the write: say so (nothing was stored).
+        if (error instanceof LayoutError && error.cause instanceof RegistryError) throw error.cause;
+        throw error;
+      }
     },
     async finish(manifest, reference) {
       const entry: Descriptor = { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size };
@@ -127,23 +134,10 @@ export interface PushImageResult {
  * blob fails the manifest is not pushed.
  */
 export async function pushImage(client: RegistryClient, ref: ImageReference, options: PushImageOptions): Promise<PushImageResult> {
-  const { bytes, mediaType } =
-    'bytes' in options.manifest && options.manifest.bytes instanceof Uint8Array
-      ? {
-          bytes: options.manifest.bytes,
-          mediaType: options.manifest.mediaType ?? (JSON.parse(new TextDecoder().decode(options.manifest.bytes)).mediaType as string | undefined) ?? MediaType.ociManifest,
-        }
-      : {
-          bytes: new TextEncoder().encode(canonicalJson(options.manifest)),
-          mediaType: (options.manifest as ImageManifest).mediaType ?? MediaType.ociManifest,
-        };
-  const manifest = JSON.parse(new TextDecoder().decode(bytes)) as ImageManifest;
-  if (!manifest.config || !Array.isArray(manifest.layers)) {
-    throw new RegistryError(`pushing ${ref.registry}/${ref.repository}: not an image manifest (no config or layers)`, {
-      registry: ref.registry,
-      repository: ref.repository,
-    });
-  }
+  const given = 'bytes' in options.manifest && options.manifest.bytes instanceof Uint8Array ? (options.manifest as { bytes: Uint8Array; mediaType?: string }) : undefined;
+  const bytes = given?.bytes ?? new TextEncoder().encode(canonicalJson(options.manifest));
+  const manifest = checked(ref, `pushing the manifest to ${ref.registry}/${ref.repository}`, () => checkImageManifest(parseJsonDocument(bytes)));
+  const mediaType = given?.mediaType ?? manifest.mediaType ?? MediaType.ociManifest;
   const blobs = dedupe([manifest.config, ...manifest.layers]);
   const results: PushImageResult['blobs'] = [];
   await mapLimit(blobs, options.concurrency ?? 3, async (descriptor) => {
@@ -213,7 +207,7 @@ export async function pullImage(client: RegistryClient, ref: ImageReference, opt
   const resolved = await client.resolveImage(ref, options.platform);
   const { manifest } = resolved;
   const configBytes = await client.getBlobBytes(ref, manifest.config);
-  const config = JSON.parse(new TextDecoder().decode(configBytes)) as ImageConfig;
+  const config = checked(ref, `reading config ${manifest.config.digest} of ${formatReference(ref)}`, () => checkImageConfig(parseJsonDocument(configBytes)));
   if (!(await sink.has?.(manifest.config))) await sink.write(manifest.config, toWebStream(configBytes));
   await mapLimit(dedupe(manifest.layers), options.concurrency ?? 3, async (layer) => {
     if (await sink.has?.(layer)) return;
@@ -241,6 +235,16 @@ export async function resolveDigest(client: RegistryClient, ref: ImageReference,
     });
   }
   return descriptor.digest;
+}
+
+/** Run a shape check; its complaint becomes a MalformedContentError after `what`. */
+function checked<T>(ref: ImageReference, what: string, check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (!(error instanceof ShapeError)) throw error;
+    throw new MalformedContentError(`${what}: ${error.message}`, { registry: ref.registry, repository: ref.repository });
+  }
 }
 
 function dedupe(descriptors: Descriptor[]): Descriptor[] {

@@ -5,21 +5,21 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect, promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { sha256 } from '../digest.ts';
 import { MediaType } from '../media-types.ts';
-import { canonicalJson, type ImageIndex } from '../model.ts';
+import { canonicalJson, type Descriptor, type ImageIndex, type ImageManifest } from '../model.ts';
 import { parseReference, type ImageReference } from '../reference.ts';
 import { RegistryClient, type RegistryClientOptions, type RegistryEvent } from './client.ts';
 import { staticKeychain } from './credentials.ts';
-import { DigestMismatchError, NotFoundError, RegistryAuthError, RegistryError } from './errors.ts';
+import { DigestMismatchError, MalformedContentError, NotFoundError, RegistryAuthError, RegistryError } from './errors.ts';
 import { layoutBlobSource, memoryBlobSink, memoryBlobSource, pullImage, pushImage, pushLayoutImage, resolveDigest, type PushEvent } from './image.ts';
 import { buildTestImage, makeSourceTree, type TestImage } from './test-images.ts';
-import { startFaultProxy, startTokenServer, type LoopbackServer } from './test-servers.ts';
+import { startFaultProxy, startTokenServer, type LoopbackServer, type ProxyRequestInfo } from './test-servers.ts';
 
 const run = promisify(execFile);
 
@@ -87,9 +87,13 @@ async function skopeo(args: string[]): Promise<string> {
 }
 
 async function expectSameImageInLayout(layoutDir: string) {
+  await expectLayoutHolds(layoutDir, image);
+}
+
+async function expectLayoutHolds(layoutDir: string, expected: TestImage) {
   const index = JSON.parse(await readFile(join(layoutDir, 'index.json'), 'utf8')) as ImageIndex;
-  expect(index.manifests.map((m) => m.digest)).toEqual([image.digest]);
-  for (const [digest, bytes] of image.blobs) {
+  expect(index.manifests.map((m) => m.digest)).toEqual([expected.digest]);
+  for (const [digest, bytes] of expected.blobs) {
     expect(sha256(await readFile(join(layoutDir, 'blobs', 'sha256', digest.slice(7))))).toBe(sha256(bytes));
   }
 }
@@ -507,5 +511,243 @@ describe('credentials stay secret', { timeout: 60_000 }, () => {
     expect(all).toMatch(/HTTP 401/);
     for (const secret of [password, basic, token]) expect(all).not.toContain(secret);
     expect(c.redact(`Authorization: Basic ${basic}`)).toBe('Authorization: Basic ***');
+  });
+});
+
+describe('interrupted transfers', { timeout: 120_000 }, () => {
+  const fast = { attempts: 4, baseDelayMs: 20, maxDelayMs: 100, maxRetryAfterMs: 1500 };
+  const MB20 = 20 * 1024 * 1024;
+  let big: TestImage;
+  let layer: ImageManifest['layers'][number];
+  let source: ImageReference;
+
+  beforeAll(async () => {
+    // Random bytes do not compress: the layer blob is a little over 20 MB.
+    big = await buildTestImage(await makeSourceTree(work, MB20), work);
+    layer = big.manifest.layers[0]!;
+    expect(layer.size).toBeGreaterThan(MB20);
+    source = ref(env.registry.host, repo('big'));
+    await pushImage(client(), source, { manifest: big.manifest, source: memoryBlobSource(big.blobs) });
+  });
+
+  const isLayerGet = (r: ProxyRequestInfo) => r.method === 'GET' && r.url.endsWith(`/blobs/${layer.digest}`);
+  const retries = (events: RegistryEvent[]) => events.filter((e): e is Extract<RegistryEvent, { type: 'retry' }> => e.type === 'retry');
+
+  /** The start of each GET's Range (0 without one) and the status it got. */
+  function layerGets(proxy: { requests: ProxyRequestInfo[] }, events: RegistryEvent[]) {
+    const starts = proxy.requests.filter(isLayerGet).map((g) => (g.headers.range ? Number(/^bytes=(\d+)-$/.exec(String(g.headers.range))?.[1]) : 0));
+    const statuses = events.flatMap((e) => (e.type === 'response' && e.url.endsWith(`/blobs/${layer.digest}`) ? [e.status] : []));
+    return { starts, statuses };
+  }
+
+  it('resumes a layer download reset halfway three times (Range requests), into a layout, with the right bytes', async () => {
+    let resets = 0;
+    const proxy = await startFaultProxy(env.registry.host, (r) => (isLayerGet(r) && resets++ < 3 ? { forward: { cutResponseAfter: 'half' } } : 'pass'));
+    servers.push(proxy);
+    const events: RegistryEvent[] = [];
+    const c = client({ retry: fast, logger: (e) => events.push(e) });
+    const parent = await mkdtemp(join(work, 'resume-'));
+    const layoutDir = join(parent, 'layout');
+    const pulled = await pullImage(c, ref(proxy.host, source.repository), { layoutDir });
+    expect(pulled.descriptor.digest).toBe(big.digest);
+    expect(sha256(await readFile(join(layoutDir, 'blobs', 'sha256', layer.digest.slice(7))))).toBe(layer.digest);
+    await expectLayoutHolds(layoutDir, big);
+    expect(await readdir(parent)).toEqual(['layout']);
+    // A reset loses what was still in flight, so where each resume starts depends on
+    // the kernel; it never goes back, and every ranged request got a 206.
+    const { starts, statuses } = layerGets(proxy, events);
+    expect(starts.length).toBe(4);
+    expect(starts[0]).toBe(0);
+    expect(starts.every((s, i) => i === 0 || (s >= starts[i - 1]! && s < layer.size))).toBe(true);
+    expect(statuses).toEqual(starts.map((s, i) => (i > 0 && s > 0 ? 206 : 200)));
+    expect(retries(events).map((e) => e.reason)).toEqual(starts.slice(1).map((s) => expect.stringMatching(new RegExp(`resuming at byte ${s}$`))));
+  });
+
+  it('resumes exactly where a body that ended early stopped', async () => {
+    let cuts = 0;
+    const proxy = await startFaultProxy(env.registry.host, (r) => (isLayerGet(r) && cuts++ < 3 ? { forward: { cutResponseAfter: 'half', cutWith: 'close' } } : 'pass'));
+    servers.push(proxy);
+    const events: RegistryEvent[] = [];
+    const c = client({ retry: fast, logger: (e) => events.push(e) });
+    const bytes = await c.getBlobBytes(ref(proxy.host, source.repository), layer);
+    expect(sha256(bytes)).toBe(layer.digest);
+    // Each response sends half of what it was asked for.
+    const first = Math.floor(layer.size / 2);
+    const second = first + Math.floor((layer.size - first) / 2);
+    const third = second + Math.floor((layer.size - second) / 2);
+    expect(layerGets(proxy, events)).toEqual({ starts: [0, first, second, third], statuses: [200, 206, 206, 206] });
+  });
+
+  it('starts over, skipping what it has, when the registry ignores Range', async () => {
+    let count = 0;
+    const proxy = await startFaultProxy(env.registry.host, (r) =>
+      isLayerGet(r) ? { forward: { dropHeaders: ['range'], ...(count++ === 0 ? { cutResponseAfter: 'half' as const, cutWith: 'close' as const } : {}) } } : 'pass',
+    );
+    servers.push(proxy);
+    const events: RegistryEvent[] = [];
+    const c = client({ retry: fast, logger: (e) => events.push(e) });
+    const bytes = await c.getBlobBytes(ref(proxy.host, source.repository), layer);
+    expect(sha256(bytes)).toBe(layer.digest);
+    expect(bytes.byteLength).toBe(layer.size);
+    expect(layerGets(proxy, events)).toEqual({ starts: [0, Math.floor(layer.size / 2)], statuses: [200, 200] });
+  });
+
+  it('gives up on a registry that always resets, with a clear error, leaving nothing behind', async () => {
+    const proxy = await startFaultProxy(env.registry.host, (r) => (isLayerGet(r) ? { forward: { cutResponseAfter: 'half' } } : 'pass'));
+    servers.push(proxy);
+    const c = client({ retry: fast });
+    const parent = await mkdtemp(join(work, 'always-reset-'));
+    const target = ref(proxy.host, source.repository);
+    const error = await pullImage(c, target, { layoutDir: join(parent, 'layout') }).catch((e) => e);
+    expect(error).toBeInstanceOf(RegistryError);
+    expect(error.message).toMatch(
+      new RegExp(`^pulling blob ${layer.digest} from ${proxy.host}/${source.repository}: .*\\(after 4 attempts, \\d+ of ${layer.size} bytes received\\)$`),
+    );
+    expect(error).toMatchObject({ registry: proxy.host, repository: source.repository, retryable: true });
+    expect(proxy.requests.filter(isLayerGet).length).toBe(4);
+    expect(await readdir(parent)).toEqual([]);
+  });
+
+  it('stops waiting to resume when the signal is aborted', async () => {
+    const proxy = await startFaultProxy(env.registry.host, (r) => (isLayerGet(r) ? { forward: { cutResponseAfter: 'half' } } : 'pass'));
+    servers.push(proxy);
+    const controller = new AbortController();
+    // A backoff far longer than the test's timeout: only the abort can end it in time.
+    const backoff = { attempts: 5, baseDelayMs: 600_000, maxDelayMs: 600_000 };
+    const c = client({ retry: backoff, signal: controller.signal, logger: (e) => e.type === 'retry' && controller.abort() });
+    const error = await c.getBlobBytes(ref(proxy.host, source.repository), layer).catch((e) => e);
+    expect(error).toBeInstanceOf(RegistryError);
+    expect(error.message).toMatch(/cancelled/);
+    expect(proxy.requests.filter(isLayerGet).length).toBe(1);
+  });
+
+  for (const [name, chunkSize] of [['one PUT', 0], ['PATCH chunks', 4 * 1024 * 1024]] as const) {
+    it(`starts an upload over from a fresh body when the connection resets in the middle (${name})`, async () => {
+      let resets = 0;
+      const isUpload = (r: ProxyRequestInfo) => (r.method === 'PUT' || r.method === 'PATCH') && r.url.includes('/blobs/uploads/') && Number(r.headers['content-length']) > 1024 * 1024;
+      const proxy = await startFaultProxy(env.registry.host, (r) => (isUpload(r) && resets++ < 2 ? { forward: { cutRequestAfter: 'half' } } : 'pass'));
+      servers.push(proxy);
+      const events: RegistryEvent[] = [];
+      const c = client({ retry: fast, chunkSize, logger: (e) => events.push(e) });
+      const target = ref(proxy.host, repo('push-reset'));
+      let opened = 0;
+      const pushed = await pushImage(c, target, {
+        manifest: big.manifest,
+        source: { open: (d) => (opened++, memoryBlobSource(big.blobs).open(d)) },
+      });
+      expect(pushed.descriptor.digest).toBe(big.digest);
+      expect(resets).toBeGreaterThanOrEqual(2);
+      expect(opened).toBe(4); // config once, the layer three times
+      expect(retries(events).filter((e) => e.url.endsWith(`blob ${layer.digest}`)).length).toBe(2);
+      const bytes = await client().getBlobBytes(ref(env.registry.host, target.repository), layer);
+      expect(sha256(bytes)).toBe(layer.digest);
+    });
+  }
+
+  it('pushes layers streamed from another registry whose downloads reset, without restarting the upload', async () => {
+    let resets = 0;
+    const from = await startFaultProxy(env.registry.host, (r) => (isLayerGet(r) && resets++ < 3 ? { forward: { cutResponseAfter: 'half' } } : 'pass'));
+    const to = await startFaultProxy(env.registry.host, () => 'pass');
+    servers.push(from, to);
+    const c = client({ retry: fast });
+    const target = ref(to.host, repo('push-from-registry'));
+    const pushed = await pushImage(c, target, {
+      manifest: big.manifest,
+      source: { open: (d) => c.getBlob(ref(from.host, source.repository), d) },
+    });
+    expect(pushed.descriptor.digest).toBe(big.digest);
+    expect(from.requests.filter(isLayerGet).length).toBe(4);
+    // One upload of the layer: the source resumed on its own.
+    expect(to.requests.filter((r) => r.method === 'PUT' && r.url.includes(layer.digest.slice(7))).length).toBe(1);
+    expect(await resolveDigest(client(), ref(env.registry.host, target.repository))).toBe(big.digest);
+  });
+
+  it('does not retry an upload whose source fails', async () => {
+    const c = client({ retry: fast });
+    const target = ref(env.registry.host, repo('push-source-fails'));
+    let opened = 0;
+    const failing = () => {
+      opened++;
+      return new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new Uint8Array(1024));
+          controller.error(new Error('disk read failed'));
+        },
+      });
+    };
+    const error = await c.pushBlob(target, layer, failing).catch((e) => e);
+    expect(error).toBeInstanceOf(RegistryError);
+    expect(error.message).toMatch(/disk read failed/);
+    expect(error.retryable).toBe(false);
+    expect(opened).toBe(1);
+  });
+});
+
+describe('malformed documents', { timeout: 60_000 }, () => {
+  /** A proxy answering GETs of the manifest tagged `bad` with `document` (an object is sent as JSON). */
+  async function serving(document: unknown, contentType: string = MediaType.ociManifest) {
+    const proxy = await startFaultProxy(env.registry.host, (r) =>
+      r.method === 'GET' && r.url.endsWith('/manifests/bad')
+        ? { status: 200, headers: { 'content-type': contentType }, body: typeof document === 'string' ? document : JSON.stringify(document) }
+        : 'pass',
+    );
+    servers.push(proxy);
+    return proxy;
+  }
+
+  const descriptor = (d: Partial<Descriptor>) => ({ mediaType: MediaType.ociLayerGzip, digest: sha256('x'), size: 1, ...d });
+
+  it('names the reference and what is wrong with a manifest, never a TypeError', async () => {
+    const cases: [unknown, string, RegExp][] = [
+      [{ schemaVersion: 2, mediaType: MediaType.ociManifest, config: descriptor({ mediaType: MediaType.ociConfig }) }, MediaType.ociManifest, /: "layers" is missing$/],
+      [{ schemaVersion: 2, mediaType: MediaType.ociManifest, layers: [] }, MediaType.ociManifest, /: "config" is missing$/],
+      [{ schemaVersion: 2, config: descriptor({}), layers: {} }, MediaType.ociManifest, /: "layers" is not an array$/],
+      [{ schemaVersion: 2, config: descriptor({}), layers: [descriptor({ digest: undefined as never })] }, MediaType.ociManifest, /: "layers\[0\]\.digest" is missing$/],
+      [{ schemaVersion: 2, config: descriptor({}), layers: [descriptor({}), descriptor({ size: '12' as never })] }, MediaType.ociManifest, /: "layers\[1\]\.size" is not a non-negative integer$/],
+      [{ schemaVersion: 2, config: descriptor({ digest: 'sha256:nothex' as never }), layers: [] }, MediaType.ociManifest, /: "config\.digest" is not a valid digest: /],
+      [{ schemaVersion: 2, mediaType: 'application/vnd.oci.image.config.v1+json', config: descriptor({}), layers: [] }, MediaType.ociManifest, /: "mediaType" is "application\/vnd\.oci\.image\.config\.v1\+json", not a manifest or index media type$/],
+      [{ schemaVersion: 2, mediaType: MediaType.ociIndex }, MediaType.ociIndex, /: "manifests" is missing$/],
+      [{ schemaVersion: 1, name: 'x', fsLayers: [] }, 'application/vnd.docker.distribution.manifest.v1+prettyjws', /: "schemaVersion" is 1, expected 2 \(Docker schema 1 manifests are not supported\)$/],
+      [[1, 2], MediaType.ociManifest, /: not a JSON object$/],
+      ['{"schemaVersion": 2,', MediaType.ociManifest, /: not JSON \(/],
+    ];
+    for (const [document, contentType, problem] of cases) {
+      const proxy = await serving(document, contentType);
+      const target = ref(proxy.host, 'oci-client-test/malformed', 'bad');
+      const c = client();
+      for (const attempt of [() => c.getManifest(target), () => c.resolveImage(target), () => pullImage(c, target, { sink: memoryBlobSink() })]) {
+        const error = await attempt().catch((e) => e);
+        expect(error, JSON.stringify(document)).toBeInstanceOf(MalformedContentError);
+        expect(error.message).toMatch(new RegExp(`^reading manifest of ${proxy.host.replace(/\./g, '\\.')}/oci-client-test/malformed:bad: `));
+        expect(error.message).toMatch(problem);
+        expect(error).toMatchObject({ registry: proxy.host, repository: 'oci-client-test/malformed', retryable: false });
+      }
+    }
+  });
+
+  it('checks an index entry before following it', async () => {
+    const proxy = await serving({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [{ mediaType: MediaType.ociManifest, size: 10 }] }, MediaType.ociIndex);
+    const error = await client().resolveImage(ref(proxy.host, 'oci-client-test/malformed', 'bad')).catch((e) => e);
+    expect(error).toBeInstanceOf(MalformedContentError);
+    expect(error.message).toMatch(/: "manifests\[0\]\.digest" is missing$/);
+  });
+
+  it('names the image and what is wrong with its config', async () => {
+    const c = client();
+    const target = ref(env.registry.host, repo('bad-config'));
+    for (const [config, problem] of [
+      [{ architecture: 'amd64', os: 'linux' }, /: "rootfs" is missing$/],
+      [{ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: 'sha256:x' } }, /: "rootfs\.diff_ids" is not an array$/],
+      [{ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [42] } }, /: "rootfs\.diff_ids\[0\]" is not a digest string$/],
+      ['not json', /: not JSON \(/],
+    ] as const) {
+      const configBytes = new TextEncoder().encode(typeof config === 'string' ? config : JSON.stringify(config));
+      const manifest = { ...image.manifest, config: { mediaType: MediaType.ociConfig, digest: sha256(configBytes), size: configBytes.byteLength } };
+      await pushImage(c, target, { manifest, source: memoryBlobSource([configBytes, ...image.blobs.values()]) });
+      const error = await pullImage(c, target, { sink: memoryBlobSink() }).catch((e) => e);
+      expect(error).toBeInstanceOf(MalformedContentError);
+      expect(error.message).toMatch(new RegExp(`^reading config ${sha256(configBytes)} of ${env.registry.host.replace(/\./g, '\\.')}/${target.repository}:v1: `));
+      expect(error.message).toMatch(problem);
+    }
   });
 });

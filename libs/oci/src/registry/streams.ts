@@ -165,3 +165,27 @@ export function mapStreamErrors(stream: ReadableStream<Uint8Array>, map: (error:
     },
   });
 }
+
+/**
+ * Opens a blob's content for one upload attempt and remembers a failure of the
+ * content's own source (a file that cannot be read, a download that gave up),
+ * told apart from a failure of the upload itself.
+ */
+export function watchedSource(content: Uint8Array | (() => BlobData | Promise<BlobData>)): {
+  open(): Promise<ReadableStream<Uint8Array>>;
+  failure(): { error: unknown } | undefined;
+} {
+  let failed: { error: unknown } | undefined;
+  return {
+    async open() {
+      try {
+        const data = typeof content === 'function' ? await content() : content;
+        return mapStreamErrors(toWebStream(data), (error) => ((failed ??= { error }), error));
+      } catch (error) {
+        failed ??= { error };
+        throw error;
+      }
+    },
+    failure: () => failed,
+  };
+}

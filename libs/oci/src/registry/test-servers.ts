@@ -37,21 +37,87 @@ async function listen(server: Server): Promise<LoopbackServer> {
   };
 }
 
+/**
+ * Faults injected into a forwarded exchange. The connection is cut once the
+ * given number of body bytes went through; `'half'` is half of the body's
+ * Content-Length.
+ */
+export interface ForwardFaults {
+  /**
+   * `reset` (default) sends a TCP RST: bytes still queued are lost, the peer
+   * sees ECONNRESET. `close` ends the connection cleanly after the bytes
+   * written: the peer gets exactly those, then a premature end of the body.
+   */
+  cutWith?: 'reset' | 'close';
+  /** Cut after this many bytes of the response body were sent to the client. */
+  cutResponseAfter?: number | 'half';
+  /** Cut after this many bytes of the request body arrived from the client. */
+  cutRequestAfter?: number | 'half';
+  /** Request headers not passed upstream (`range`: a registry that ignores Range). */
+  dropHeaders?: string[];
+}
+
+function limitOf(limit: number | 'half' | undefined, contentLength: string | undefined): number | undefined {
+  if (limit !== 'half') return limit;
+  const length = Number(contentLength);
+  return Number.isFinite(length) && length > 1 ? Math.floor(length / 2) : undefined;
+}
+
+/**
+ * Copy `from` into `to`, cutting `socket` once `limit` bytes went through
+ * (exactly `limit` bytes are written first).
+ */
+function pipeWithCut(from: IncomingMessage, to: NodeJS.WritableStream, limit: number | undefined, socket: Socket, cut: 'reset' | 'close', onCut: () => void): void {
+  if (limit === undefined) {
+    from.pipe(to);
+    return;
+  }
+  let passed = 0;
+  from.on('data', (chunk: Buffer) => {
+    if (passed >= limit) return;
+    const room = limit - passed;
+    passed += chunk.byteLength;
+    if (chunk.byteLength < room) {
+      if (!to.write(chunk)) {
+        from.pause();
+        to.once('drain', () => from.resume());
+      }
+      return;
+    }
+    from.pause();
+    to.write(chunk.subarray(0, room), () => {
+      onCut();
+      if (cut === 'reset') socket.resetAndDestroy();
+      else socket.destroySoon();
+    });
+  });
+  from.on('end', () => {
+    if (passed < limit) to.end();
+  });
+}
+
 /** Forward a request to a plain-HTTP upstream (`127.0.0.1:port`), keeping the Host header so Location URLs point back at us. */
-export function forward(upstream: string, req: IncomingMessage, res: ServerResponse, headers: Record<string, string | string[] | undefined> = req.headers): void {
+export function forward(
+  upstream: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+  headers: Record<string, string | string[] | undefined> = req.headers,
+  faults: ForwardFaults = {},
+): void {
   const [hostname, port] = upstream.split(':');
-  const out = httpRequest(
-    { hostname, port: Number(port), method: req.method, path: req.url, headers },
-    (upstreamRes) => {
-      res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
-      upstreamRes.pipe(res);
-    },
-  );
+  const sent = { ...headers };
+  for (const name of faults.dropHeaders ?? []) delete sent[name.toLowerCase()];
+  const out = httpRequest({ hostname, port: Number(port), method: req.method, path: req.url, headers: sent }, (upstreamRes) => {
+    res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
+    const limit = limitOf(faults.cutResponseAfter, upstreamRes.headers['content-length']);
+    pipeWithCut(upstreamRes, res, limit, req.socket, faults.cutWith ?? 'reset', () => upstreamRes.destroy());
+  });
   out.on('error', () => {
     if (!res.headersSent) res.writeHead(502).end();
     else res.destroy();
   });
-  req.pipe(out);
+  const limit = limitOf(faults.cutRequestAfter, req.headers['content-length']);
+  pipeWithCut(req, out, limit, req.socket, faults.cutWith ?? 'reset', () => out.destroy());
 }
 
 export interface ProxyRequestInfo {
@@ -63,10 +129,17 @@ export interface ProxyRequestInfo {
 }
 
 /**
- * What to do with one request: `pass` forwards it, a number answers with that
- * status (and optional headers), `reset` destroys the connection, `hang` never answers.
+ * What to do with one request: `pass` forwards it, `{ forward }` forwards it
+ * with faults (a reset in the middle of a body, a dropped header), a status
+ * answers with that status (and optional headers), `reset` destroys the
+ * connection, `hang` never answers.
  */
-export type ProxyAction = 'pass' | 'reset' | 'hang' | { status: number; headers?: Record<string, string>; body?: string };
+export type ProxyAction =
+  | 'pass'
+  | 'reset'
+  | 'hang'
+  | { forward: ForwardFaults }
+  | { status: number; headers?: Record<string, string>; body?: string };
 
 /** A proxy in front of a plain-HTTP registry whose `decide` hook can inject faults per request. */
 export async function startFaultProxy(
@@ -79,6 +152,7 @@ export async function startFaultProxy(
     requests.push(info);
     const action = decide(info);
     if (action === 'pass') return forward(upstream, req, res);
+    if (typeof action === 'object' && 'forward' in action) return forward(upstream, req, res, req.headers, action.forward);
     req.resume();
     if (action === 'reset') return req.socket.destroy();
     if (action === 'hang') return;
