@@ -4,7 +4,11 @@
  * read these; nothing else spells a flag or env name.
  */
 
-export type InputKind = 'path' | 'duration' | 'string' | 'bool' | 'int';
+/**
+ * `list`: repeatable. Each occurrence of the flag is one entry (the flag's entries replace the
+ * environment variable's); the environment variable holds whitespace-separated entries.
+ */
+export type InputKind = 'path' | 'duration' | 'string' | 'bool' | 'int' | 'list';
 
 /** The `<layers>` placeholder; resolved after `-layers` is known. */
 export const PLACEHOLDER_LAYERS = '<layers>';
@@ -47,9 +51,11 @@ export const ENV = Object.freeze({
   buildpacksDir: 'CNB_BUILDPACKS_DIR',
   execEnv: 'CNB_EXEC_ENV',
   extendBackend: 'CNB_EXTEND_BACKEND',
+  extendBackendOpts: 'CNB_EXTEND_BACKEND_OPTS',
   extendCacheTtl: 'CNB_EXTEND_CACHE_TTL',
   extendDir: 'CNB_EXTEND_DIR',
   extendKind: 'CNB_EXTEND_KIND',
+  extendNetwork: 'CNB_EXTEND_NETWORK',
   extendedBuildImage: 'CNB_EXTENDED_BUILD_IMAGE',
   extendedBuildLayout: 'CNB_EXTENDED_BUILD_LAYOUT',
   extendedDir: 'CNB_EXTENDED_DIR',
@@ -77,6 +83,7 @@ export const DEFAULTS = Object.freeze({
   /** the directory platforms mount today (the "kaniko dir") */
   extendDir: '/kaniko',
   extendKind: 'build',
+  extendNetwork: 'default',
   extendedDir: `${PLACEHOLDER_LAYERS}/extended`,
   generatedDir: `${PLACEHOLDER_LAYERS}/generated`,
   groupPath: `${PLACEHOLDER_LAYERS}/group.toml`,
@@ -90,11 +97,27 @@ export const DEFAULTS = Object.freeze({
 export const EXTEND_KINDS = ['build', 'run'] as const;
 export type ExtendKind = (typeof EXTEND_KINDS)[number];
 
+/**
+ * The network a RUN gets (`-extend-network`): `default` is what the Go extender gives a RUN (the
+ * network of the container it runs in; for a daemon, its default network), `none` only loopback,
+ * `host` the network of the host the RUN runs on.
+ */
+export const EXTEND_NETWORKS = ['default', 'none', 'host'] as const;
+export type ExtendNetwork = (typeof EXTEND_NETWORKS)[number];
+
 /** The extender's inputs (`/cnb/lifecycle/extender`, `lifecycle extend`). */
 export const EXTENDER_INPUTS: readonly InputDefinition[] = Object.freeze([
   { key: 'analyzedPath', kind: 'path', flag: 'analyzed', env: ENV.analyzedPath, default: DEFAULTS.analyzedPath, description: 'path to analyzed.toml' },
   { key: 'appDir', kind: 'path', flag: 'app', env: ENV.appDir, default: DEFAULTS.appDir, description: 'path to app directory' },
   { key: 'backend', kind: 'string', flag: 'backend', env: ENV.extendBackend, default: DEFAULTS.extendBackend, description: 'backend that applies the Dockerfiles (inplace, buildah, docker, buildkit, or auto: inplace as root in a container, else buildah, else docker)' },
+  {
+    key: 'backendOpts',
+    kind: 'list',
+    flag: 'backend-opt',
+    env: ENV.extendBackendOpts,
+    description:
+      'a setting of the chosen backend as name=value (repeatable; the environment variable takes whitespace-separated entries, and the flag replaces them); each backend\'s settings are listed in docs/backends.md',
+  },
   { key: 'buildConfigDir', kind: 'path', env: ENV.buildConfigDir, default: DEFAULTS.buildConfigDir, description: 'path to build config directory (build kind)' },
   { key: 'buildpacksDir', kind: 'path', flag: 'buildpacks', env: ENV.buildpacksDir, default: DEFAULTS.buildpacksDir, description: 'path to buildpacks directory' },
   { key: 'execEnv', kind: 'string', env: ENV.execEnv, default: DEFAULTS.execEnv, since: '0.15', description: 'target execution environment (build kind)' },
@@ -109,6 +132,16 @@ export const EXTENDER_INPUTS: readonly InputDefinition[] = Object.freeze([
   },
   { key: 'extendDir', kind: 'path', flag: 'extend-dir', env: ENV.extendDir, default: DEFAULTS.extendDir, description: 'path to the extend directory (layer cache and work area; formerly the kaniko directory)' },
   { key: 'extendKind', kind: 'string', flag: 'kind', env: ENV.extendKind, default: DEFAULTS.extendKind, since: '0.12', choices: EXTEND_KINDS, description: 'kind of image to extend' },
+  {
+    key: 'extendNetwork',
+    kind: 'string',
+    flag: 'extend-network',
+    env: ENV.extendNetwork,
+    default: DEFAULTS.extendNetwork,
+    choices: EXTEND_NETWORKS,
+    description:
+      'network of RUN instructions, per backend in docs/backends.md (default: what the Go extender gives a RUN, the network of the extender\'s container or the daemon\'s default network; none: loopback only; host: the network of the host the RUN runs on)',
+  },
   {
     key: 'extendedBuildImage',
     kind: 'string',

@@ -49,6 +49,42 @@ describe('extender command line', () => {
     expect(failure(() => run(['-exec-env', 'test'])).code).toBe(2);
   });
 
+  describe('-backend-opt', () => {
+    it('is repeatable: every entry counts, in order, while other flags stay last-wins', () => {
+      const inv = run(['-backend-opt', 'cache-to=type=local', '-backend', 'docker', '-backend-opt=platform=linux/arm64', '-backend', 'buildkit']);
+      expect(inv.inputs.backendOpts).toEqual(['cache-to=type=local', 'platform=linux/arm64']);
+      expect(inv.inputs.backend).toBe('buildkit');
+      expect(inv.origins.backendOpts).toMatchObject({ source: 'flag', name: '-backend-opt' });
+    });
+
+    it('reads whitespace-separated entries from CNB_EXTEND_BACKEND_OPTS; the flag replaces them', () => {
+      const env = { ...ENV, CNB_EXTEND_BACKEND_OPTS: ' no-cache=true\n  platform=linux/amd64\t' };
+      expect(run([], env).inputs.backendOpts).toEqual(['no-cache=true', 'platform=linux/amd64']);
+      expect(run([], env).origins.backendOpts).toMatchObject({ source: 'env', name: 'CNB_EXTEND_BACKEND_OPTS' });
+      expect(run(['-backend-opt', 'address=unix:///b.sock'], env).inputs.backendOpts).toEqual(['address=unix:///b.sock']);
+    });
+
+    it('is empty when neither is given', () => {
+      expect(run([]).inputs.backendOpts).toEqual([]);
+      expect(run([], { ...ENV, CNB_EXTEND_BACKEND_OPTS: '' }).inputs.backendOpts).toEqual([]);
+    });
+  });
+
+  describe('-extend-network', () => {
+    it('is default unless -extend-network or CNB_EXTEND_NETWORK says none or host', () => {
+      expect(run([]).inputs.extendNetwork).toBe('default');
+      expect(run([], { ...ENV, CNB_EXTEND_NETWORK: 'none' }).inputs.extendNetwork).toBe('none');
+      expect(run(['-extend-network', 'host'], { ...ENV, CNB_EXTEND_NETWORK: 'none' }).inputs.extendNetwork).toBe('host');
+    });
+
+    it('exits 3 for another value', () => {
+      const err = failure(() => run(['-extend-network', 'bridge']));
+      expect(err.code).toBe(3);
+      expect(err.message).toBe('failed to resolve inputs: invalid value "bridge" for -extend-network: expected one of default, none, host');
+      expect(failure(() => run([], { ...ENV, CNB_EXTEND_NETWORK: 'Host' })).code).toBe(3);
+    });
+  });
+
   describe('Platform API', () => {
     it('exits 11 without CNB_PLATFORM_API', () => {
       const err = failure(() => run([], {}));
@@ -135,13 +171,14 @@ describe('extender command line', () => {
     it('usage lists exactly the flags of the Platform API', () => {
       const names = (api: string) => [...extenderUsage(api).matchAll(/^ {2}-(\S+)/gm)].map((m) => m[1]);
       expect(names('0.13')).toEqual([
-        'analyzed', 'app', 'backend', 'buildpacks', 'extend-cache-ttl', 'extend-dir', 'extended', 'extended-build-image', 'extended-build-layout',
+        'analyzed', 'app', 'backend', 'backend-opt', 'buildpacks', 'extend-cache-ttl', 'extend-dir', 'extend-network', 'extended', 'extended-build-image', 'extended-build-layout',
         'generated', 'gid', 'group', 'kaniko-cache-ttl', 'kind', 'layers', 'log-format', 'log-level', 'no-color', 'plan', 'platform', 'uid', 'version',
       ]);
       expect(names('0.11')).not.toContain('kind');
       expect(names('0.11')).not.toContain('extended');
       expect(extenderUsage('0.13', 'extender').startsWith('Usage of extender:\n')).toBe(true);
       expect(extenderUsage('0.13')).toContain('  -extend-cache-ttl duration\n    \ttime-to-live of cached extension layers (default 336h0m0s)\n');
+      expect(extenderUsage('0.13')).toMatch(/\n {2}-backend-opt value\n {4}\ta setting of the chosen backend as name=value \(repeatable;/);
     });
   });
 

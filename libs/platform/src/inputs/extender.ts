@@ -4,7 +4,7 @@ import { ApiVersion } from '../api/version.ts';
 import { EXIT_CODES } from '../exit-codes.ts';
 import { fail } from '../errors.ts';
 import { parseLogLevel, type LogFormat, type LogLevel } from '../log.ts';
-import { EXTENDER_INPUTS, type ExtendKind } from './definitions.ts';
+import { EXTENDER_INPUTS, type ExtendKind, type ExtendNetwork } from './definitions.ts';
 import { formatGoUsage, parseGoFlags, type FlagSpec } from './flags.ts';
 import { checkChoices, deprecationMessages, flagSpecsFor, resolveInputs, type DeprecatedUse, type InputOrigin } from './resolve.ts';
 
@@ -14,6 +14,11 @@ export interface ExtenderInputs {
   appDir: string;
   /** backend id (`inplace` by default); the backend registry validates it */
   backend: string;
+  /**
+   * `-backend-opt` entries (`name=value`, in order), else those of `CNB_EXTEND_BACKEND_OPTS`;
+   * the backend registry checks them against the chosen backend's settings.
+   */
+  backendOpts: string[];
   buildConfigDir: string;
   buildpacksDir: string;
   execEnv: string;
@@ -22,6 +27,8 @@ export interface ExtenderInputs {
   /** the extend directory (`/kaniko` by default) */
   extendDir: string;
   extendKind: ExtendKind;
+  /** the network RUN instructions get (`default`, `none`, `host`) */
+  extendNetwork: ExtendNetwork;
   /** build kind, image-producing backend: registry reference to push the extended build image to */
   extendedBuildImage?: string;
   /** build kind, image-producing backend: directory to write the extended build image to (OCI layout) */
@@ -78,7 +85,7 @@ export interface ParseExtenderArgsOptions {
  * Parse the extender's argv (without the program name, or the `extend` subcommand) in the
  * order the lifecycle checks things:
  * flags (exit 2, or help) → `-version` → `-log-level` (exit 1) → positional arguments
- * (exit 3) → `-kind` / `-log-format` values (exit 3).
+ * (exit 3) → `-kind` / `-log-format` / `-extend-network` values (exit 3).
  */
 export function parseExtenderArgs(argv: readonly string[], options: ParseExtenderArgsOptions): ExtenderInvocation {
   const platformApi = ApiVersion.from(options.platformApi);
@@ -88,7 +95,7 @@ export function parseExtenderArgs(argv: readonly string[], options: ParseExtende
   if (parsed.values.get('version') === 'true') return { action: 'version' };
 
   const resolved = resolveInputs(EXTENDER_INPUTS, {
-    flags: parsed.values,
+    flags: new Map<string, string | readonly string[]>([...parsed.values, ...parsed.lists]),
     platformApi,
     ...(options.env ? { env: options.env } : {}),
     ...(options.cwd ? { cwd: options.cwd } : {}),

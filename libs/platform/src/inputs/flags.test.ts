@@ -8,6 +8,7 @@ const SPECS: FlagSpec[] = [
   { name: 'uid', kind: 'int', usage: 'UID of user', defaultText: '0' },
   { name: 'ttl', kind: 'duration', usage: 'cache ttl', defaultText: '336h' },
   { name: 'log-level', kind: 'string', usage: 'logging level', defaultText: 'info' },
+  { name: 'opt', kind: 'list', usage: 'a setting (repeatable)' },
 ];
 const USAGE = 'Usage of test:\n';
 
@@ -61,6 +62,16 @@ describe('#parseGoFlags', () => {
     expect(parsed.seen).toEqual(['app', 'app']);
   });
 
+  it('accumulates every occurrence of a list flag, in order, and keeps it out of the last-wins values', () => {
+    const parsed = parse('-opt', 'a=1', '--opt=b=2', '-app', '/a', '-opt', '', '-opt', '-x');
+    expect(parsed.lists.get('opt')).toEqual(['a=1', 'b=2', '', '-x']);
+    expect(parsed.values.has('opt')).toBe(false);
+    expect(parsed.values.get('app')).toBe('/a');
+    expect(parsed.seen).toEqual(['opt', 'opt', 'app', 'opt', 'opt']);
+    expect(parse('-app', '/a').lists.size).toBe(0);
+    expect(flagError('-opt').message).toBe('flag needs an argument: -opt');
+  });
+
   it('stops at the first non-flag and after --', () => {
     expect(parse('-app', '/a', 'pos', '-uid', '1')).toMatchObject({ positional: ['pos', '-uid', '1'] });
     expect(parse('--', '-app', '/a')).toMatchObject({ positional: ['-app', '/a'] });
@@ -110,6 +121,8 @@ describe('#formatGoUsage', () => {
         '    \tlogging level (default "info")',
         '  -no-color',
         '    \tdisable color output',
+        '  -opt value',
+        '    \ta setting (repeatable)',
         '  -ttl duration',
         '    \tcache ttl (default 336h0m0s)',
         '  -uid int',

@@ -6,14 +6,16 @@ import { formatGoDuration, GoValueError, parseGoBool, parseGoDuration, parseGoIn
  * uses: `-name value`, `-name=value`, `--name` and `--name=value` are the same; boolean
  * flags take no separate value (`-no-color`, `-no-color=false`); a value may start with `-`
  * (`-app -x` sets app to `-x`); parsing stops at the first non-flag argument or after `--`;
- * `-h` / `-help` ask for usage unless defined; the last occurrence of a flag wins.
+ * `-h` / `-help` ask for usage unless defined; the last occurrence of a flag wins, except for
+ * `list` flags, whose occurrences accumulate (Go's flag package has no list type; this is a
+ * `flag.Value` whose `Set` appends).
  *
  * Commander was tried first and cannot express these rules: it refuses multi-character
  * single-dash flags (`-layers`), treats `--no-color` as the negation of a `color` option and
  * rejects `--no-color=false`, and keeps parsing options after a positional argument.
  */
 
-export type FlagKind = 'string' | 'path' | 'bool' | 'int' | 'duration';
+export type FlagKind = 'string' | 'path' | 'bool' | 'int' | 'duration' | 'list';
 
 export interface FlagSpec {
   /** without dashes: `layers` */
@@ -25,8 +27,10 @@ export interface FlagSpec {
 }
 
 export interface ParsedFlags {
-  /** flag name → raw value text (bools normalised to `true`/`false`); the last occurrence wins */
+  /** flag name → raw value text (bools normalised to `true`/`false`); the last occurrence wins; no `list` flags */
   values: Map<string, string>;
+  /** `list` flag name → every value given, in order */
+  lists: Map<string, string[]>;
   /** flag names in the order they were given (repeats included) */
   seen: string[];
   /** arguments after the flags */
@@ -54,6 +58,7 @@ function invalidReason(spec: FlagSpec, value: string): string | undefined {
 export function parseGoFlags(argv: readonly string[], specs: readonly FlagSpec[], usage: string): ParsedFlags {
   const byName = new Map(specs.map((s) => [s.name, s]));
   const values = new Map<string, string>();
+  const lists = new Map<string, string[]>();
   const seen: string[] = [];
   const fail = (message: string): never => {
     throw new FlagError(message, usage);
@@ -81,7 +86,7 @@ export function parseGoFlags(argv: readonly string[], specs: readonly FlagSpec[]
     }
     const spec = byName.get(name);
     if (!spec) {
-      if (name === 'help' || name === 'h') return { values, seen, positional: [], help: true };
+      if (name === 'help' || name === 'h') return { values, lists, seen, positional: [], help: true };
       fail(`flag provided but not defined: -${name}`);
     }
     const flag = spec!;
@@ -101,10 +106,11 @@ export function parseGoFlags(argv: readonly string[], specs: readonly FlagSpec[]
       const reason = invalidReason(flag, value);
       if (reason) fail(`invalid value ${JSON.stringify(value)} for flag -${name}: ${reason}`);
     }
-    values.set(name, value!);
+    if (flag.kind === 'list') lists.set(name, [...(lists.get(name) ?? []), value!]);
+    else values.set(name, value!);
     seen.push(name);
   }
-  return { values, seen, positional: argv.slice(i), help: false };
+  return { values, lists, seen, positional: argv.slice(i), help: false };
 }
 
 function isZeroDefault(spec: FlagSpec): boolean {
@@ -116,7 +122,7 @@ function isZeroDefault(spec: FlagSpec): boolean {
   return false;
 }
 
-const TYPE_WORD: Record<FlagKind, string> = { string: 'string', path: 'string', bool: '', int: 'int', duration: 'duration' };
+const TYPE_WORD: Record<FlagKind, string> = { string: 'string', path: 'string', bool: '', int: 'int', duration: 'duration', list: 'value' };
 
 /**
  * Usage text in Go's `PrintDefaults` layout, flags sorted by name:

@@ -39,12 +39,14 @@ describe('#resolveInputs', () => {
         analyzedPath: '/layers/analyzed.toml',
         appDir: '/workspace',
         backend: 'inplace',
+        backendOpts: [],
         buildConfigDir: '/cnb/build-config',
         buildpacksDir: '/cnb/buildpacks',
         execEnv: 'production',
         extendCacheTtl: 336 * 3600 * 1000,
         extendDir: '/kaniko',
         extendKind: 'build',
+        extendNetwork: 'default',
         extendedDir: '/layers/extended',
         generatedDir: '/layers/generated',
         gid: 0,
@@ -200,5 +202,13 @@ describe('#resolveInputs', () => {
       { key: 'count', kind: 'int', env: 'COUNT', description: 'no default' },
     ];
     expect(resolveInputs(defs, { env: { L: '/x' } }).values).toEqual({ layersDir: '/x', report: '/x/report.toml' });
+  });
+
+  it('resolves a list input from every flag occurrence, else the env var split on whitespace, else none', () => {
+    const defs: InputDefinition[] = [{ key: 'opts', kind: 'list', flag: 'opt', env: 'OPTS', description: '' }];
+    expect(resolveInputs(defs, { flags: new Map([['opt', ['a=1', 'b=2 c']]]), env: { OPTS: 'x=1' } }).values).toEqual({ opts: ['a=1', 'b=2 c'] });
+    expect(resolveInputs(defs, { env: { OPTS: 'x=1  y=2\nz' } }).values).toEqual({ opts: ['x=1', 'y=2', 'z'] });
+    expect(resolveInputs(defs, { env: { OPTS: '   ' } }).values).toEqual({ opts: [] });
+    expect(resolveInputs(defs, {})).toMatchObject({ values: { opts: [] }, origins: { opts: { source: 'default' } } });
   });
 });

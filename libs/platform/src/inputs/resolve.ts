@@ -6,8 +6,8 @@ import { PLACEHOLDER_LAYERS, type InputDefinition } from './definitions.ts';
 import { type FlagSpec } from './flags.ts';
 import { formatGoDuration, GoValueError, parseGoBool, parseGoDuration, parseGoInt } from './go-values.ts';
 
-/** Resolved values: paths and strings as text, durations in milliseconds, ints, bools. */
-export type InputValue = string | number | boolean;
+/** Resolved values: paths and strings as text, durations in milliseconds, ints, bools, lists of entries. */
+export type InputValue = string | number | boolean | string[];
 export type InputSource = 'flag' | 'env' | 'default';
 
 export interface InputOrigin {
@@ -42,8 +42,8 @@ export interface ResolvedInputs {
 }
 
 export interface ResolveOptions {
-  /** flag values from parseGoFlags (name → text) */
-  flags?: ReadonlyMap<string, string>;
+  /** flag values from parseGoFlags (name → text; a `list` flag's name → its entries) */
+  flags?: ReadonlyMap<string, string | readonly string[]>;
   env?: Readonly<Record<string, string | undefined>>;
   /** gates flags by their `since` version; omitted means every flag is available */
   platformApi?: ApiVersion | string;
@@ -72,8 +72,15 @@ export function flagSpecsFor(defs: readonly InputDefinition[], platformApi?: Api
   return specs;
 }
 
+/** A `list` input's entries in an environment variable: separated by whitespace. */
+function listEntries(text: string): string[] {
+  return text.split(/\s+/).filter((entry) => entry !== '');
+}
+
 function convert(def: InputDefinition, text: string): InputValue {
   switch (def.kind) {
+    case 'list':
+      return listEntries(text);
     case 'bool':
       return parseGoBool(text);
     case 'int':
@@ -86,14 +93,15 @@ function convert(def: InputDefinition, text: string): InputValue {
 }
 
 function describeDefault(def: InputDefinition): string {
-  if (def.default === undefined) return 'no value';
+  if (def.default === undefined) return def.kind === 'list' ? 'none' : 'no value';
   if (def.kind === 'duration') return `the default ${formatGoDuration(parseGoDuration(def.default))}`;
   return `the default ${JSON.stringify(def.default)}`;
 }
 
 /**
  * Resolve inputs with precedence flag > env > default. Within each level the current name
- * beats its deprecated aliases. An empty env var counts as unset. Env values that do not
+ * beats its deprecated aliases. An empty env var counts as unset. A `list` input takes every
+ * occurrence of its flag, else the whitespace-separated entries of its env var, else none (`[]`). Env values that do not
  * parse fall back to the default, as the lifecycle does, and are reported in `warnings`.
  * Then `<layers>` placeholders are replaced with the resolved layers directory and path
  * inputs are made absolute.
@@ -108,15 +116,23 @@ export function resolveInputs(defs: readonly InputDefinition[], options: Resolve
   const warnings: string[] = [];
 
   for (const def of defs) {
-    type Candidate = { kind: 'flag' | 'env'; name: string; text: string; alias?: string };
+    type Candidate = { kind: 'flag' | 'env'; name: string; text: string; entries?: readonly string[]; alias?: string };
     const candidates: Candidate[] = [];
     const aliases = def.deprecatedAliases ?? [];
+    const flagCandidate = (flagName: string, alias?: string): Candidate | undefined => {
+      const given = flags.get(flagName);
+      if (given === undefined) return undefined;
+      const candidate: Candidate =
+        typeof given === 'string' ? { kind: 'flag', name: `-${flagName}`, text: given } : { kind: 'flag', name: `-${flagName}`, text: given.join(' '), entries: given };
+      if (alias !== undefined) candidate.alias = alias;
+      return candidate;
+    };
     if (flagAvailable(def, options.platformApi)) {
-      const text = flags.get(def.flag!);
-      if (text !== undefined) candidates.push({ kind: 'flag', name: `-${def.flag}`, text });
+      const own = flagCandidate(def.flag!);
+      if (own) candidates.push(own);
       for (const alias of aliases) {
-        const aliasText = alias.flag ? flags.get(alias.flag) : undefined;
-        if (aliasText !== undefined) candidates.push({ kind: 'flag', name: `-${alias.flag}`, text: aliasText, alias: `-${def.flag}` });
+        const aliased = alias.flag ? flagCandidate(alias.flag, `-${def.flag}`) : undefined;
+        if (aliased) candidates.push(aliased);
       }
     }
     if (def.env) {
@@ -133,9 +149,9 @@ export function resolveInputs(defs: readonly InputDefinition[], options: Resolve
     for (const candidate of candidates) {
       if (chosen) break;
       if (candidate.kind === 'flag') {
-        // parseGoFlags already checked the syntax of flag values
+        // parseGoFlags already checked the syntax of flag values; a list flag's entries are kept as given
         chosen = candidate;
-        value = convert(def, candidate.text);
+        value = candidate.entries && def.kind === 'list' ? [...candidate.entries] : convert(def, candidate.text);
         continue;
       }
       try {
@@ -159,6 +175,9 @@ export function resolveInputs(defs: readonly InputDefinition[], options: Resolve
     } else if (def.default !== undefined) {
       values[def.key] = convert(def, def.default);
       origins[def.key] = { source: 'default', raw: def.default };
+    } else if (def.kind === 'list') {
+      values[def.key] = [];
+      origins[def.key] = { source: 'default' };
     }
   }
 
