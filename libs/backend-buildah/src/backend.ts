@@ -54,6 +54,11 @@ export interface BuildahBackendOptions {
   /** `--layers` (one layer per instruction; default true). Without it buildah squashes RUNs. */
   layers?: boolean;
   /**
+   * RUN's network: `host` (default: the network buildah runs in, as the in-place backend's RUN
+   * has the container's) or `none` (a network namespace with only loopback).
+   */
+  network?: 'host' | 'none';
+  /**
    * Where new layer blobs are kept (default `<workDir>/buildah-layers`, removed on
    * cleanup). Build kind: point it outside the work directory so that the result can
    * be published after `extend()` returns; it is then the caller's to remove.
@@ -66,6 +71,9 @@ export interface BuildahBackendOptions {
 }
 
 const TOOL_LABELS = ['io.buildah.version'];
+
+/** Run in a fresh network namespace: loopback up (when `ip` is there), then buildah with its arguments. */
+const NETNS_SETUP = 'ip link set lo up 2>/dev/null || true; exec "$@"';
 
 export class BuildahBackend implements ExtenderBackend {
   readonly id = 'buildah';
@@ -153,11 +161,14 @@ export class BuildahBackend implements ExtenderBackend {
       const dockerfilePath = join(area, `Dockerfile-${n}`);
       await writeFile(dockerfilePath, dockerfile.content);
       const args = [...storageArgs(this.#storage), 'build', '--isolation', this.isolation, '--pull-never', `--layers=${this.options.layers ?? true}`, '-f', dockerfilePath];
-      // RUN gets the host's network (as with the in-place backend, which runs in the container,
-      // and the docker backend). It is what chroot isolation gives and the only network it accepts;
-      // said explicitly so that the oci and rootless isolations, whose default is a network of
-      // their own, do the same. (buildah 1.4x still wants netavark installed for it.)
-      args.push('--network', 'host');
+      // RUN gets the host's network by default (as with the in-place backend, which runs in the
+      // container). It is what chroot isolation gives; said explicitly so that the oci and rootless
+      // isolations, whose default is a network of their own, do the same. (buildah 1.4x still wants
+      // netavark installed for it.) Without the network: `--network none` with oci and rootless;
+      // chroot isolation has only the host's network, so buildah itself runs in a network
+      // namespace of its own (util-linux unshare) with loopback alone, and RUN shares it.
+      const cutOff = this.options.network === 'none' && this.isolation === 'chroot';
+      args.push('--network', this.options.network === 'none' && !cutOff ? 'none' : 'host');
       // buildah 1.35+ raises RUN's open files and processes to 1048576, which fails without
       // CAP_SYS_RESOURCE; pinned to the extender's own limits then (limits.ts).
       const ulimits = pinnedUlimits(version, await readLimitFacts());
@@ -172,7 +183,8 @@ export class BuildahBackend implements ExtenderBackend {
       args.push('-t', `oci:out-${n}:result`, options.buildContext);
       let step: string | undefined;
       let index = -1;
-      const result = await runTool(this.#buildah, args, {
+      const [command, commandArgs] = cutOff ? ['unshare', ['--net', '--', 'sh', '-c', NETNS_SETUP, 'buildah', this.#buildah, ...args]] : [this.#buildah, args];
+      const result = await runTool(command, commandArgs, {
         env: this.#toolEnv,
         cwd: area,
         signal,
@@ -192,6 +204,9 @@ export class BuildahBackend implements ExtenderBackend {
         const output = result.tail.filter((l) => l.trim() !== '').slice(-8).join('\n');
         let message = `buildah build exited with ${result.code ?? result.signal}: ${output}`;
         if (/could not find "netavark"/.test(output)) message += `; buildah ${version} needs netavark to build, even for RUN on the host network: install it (Debian: apt-get install netavark)`;
+        if (cutOff && /^unshare: /m.test(output)) {
+          message += '; RUN without the network under chroot isolation runs buildah in a network namespace of its own, which needs util-linux unshare and CAP_SYS_ADMIN: grant them, or use the oci or rootless isolation';
+        }
         if (step !== undefined && !/^FROM\b/i.test(step)) throw new BackendInstructionError(step, message);
         throw new ImageBackendError(message);
       }

@@ -55,7 +55,11 @@ export interface DockerBackendOptions {
    * `DOCKER_BUILDKIT` as the Docker CLI reads it (`1`/`true`: buildkit, `0`/`false`: classic).
    */
   builder?: DockerBuilder | 'auto';
-  /** Network of RUN steps (default `host`; a daemon without a bridge needs `host` or `none`). */
+  /**
+   * Network of RUN steps: `default` (the daemon's default bridge, as `docker build` gives a
+   * RUN; a daemon without one, `dockerd --bridge=none`, is refused before the first build),
+   * `none`, `host`, or the name of a network of the daemon. Default `host`.
+   */
   network?: string;
   /** Where new layer blobs are kept (default `<workDir>/docker-layers`, removed on cleanup); see backend-buildah. */
   layerDir?: string;
@@ -125,6 +129,7 @@ export class DockerBackend implements ExtenderBackend {
   readonly #env: DockerEnv;
   #connection: DockerConnection | undefined;
   #reachable: Promise<void> | undefined;
+  #networkChecked: Promise<void> | undefined;
   /** Tags this backend made (removed at the latest on cleanup). */
   #tags = new Set<string>();
   /**
@@ -226,6 +231,30 @@ export class DockerBackend implements ExtenderBackend {
       this.#reachable = undefined;
       throw err;
     }
+  }
+
+  /** The network RUN steps get (`networkmode` of the build). */
+  get network(): string {
+    return this.options.network ?? 'host';
+  }
+
+  /**
+   * `default` is the daemon's bridge network: a daemon started without one fails every RUN
+   * (`network bridge not found`), so that is said before the first build, with the way out.
+   */
+  async #checkNetwork(): Promise<void> {
+    if (this.network !== 'default') return;
+    this.#networkChecked ??= (async () => {
+      try {
+        await this.#client.getNetwork('bridge').inspect();
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode !== 404) return; // only a shortcut: the build says what is wrong
+        throw new ImageBackendError(
+          `the Docker daemon at ${this.host} has no default bridge network (dockerd --bridge=none), which RUN steps get with -extend-network default; set -extend-network host (the network of the daemon's host) or none`,
+        );
+      }
+    })();
+    await this.#networkChecked;
   }
 
   async #follow(stream: NodeJS.ReadableStream, onEvent: (event: Record<string, unknown>) => void, signal: AbortSignal): Promise<void> {
@@ -460,6 +489,7 @@ export class DockerBackend implements ExtenderBackend {
     const { signal, events, workDir } = context;
     signal.throwIfAborted();
     await this.#ensureReachable();
+    await this.#checkNetwork();
     const builder = this.builder;
     this.#workDirs.add(workDir);
     const area = join(workDir, 'docker');
@@ -479,7 +509,7 @@ export class DockerBackend implements ExtenderBackend {
         const buildOptions = {
           t: resultTag,
           buildargs,
-          networkmode: this.options.network ?? 'host',
+          networkmode: this.network,
           rm: true,
           forcerm: true,
         };
