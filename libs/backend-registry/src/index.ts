@@ -1,4 +1,6 @@
 export * from './registry.ts';
+export * from './settings.ts';
+export * from './docs.ts';
 export * from './publish.ts';
 export * from './container.ts';
 export * from './auto.ts';

@@ -3,7 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { FakeBackend } from '@cnb-extender/extender-core/testing';
 import { EXIT_CODES, exitCodeOf, renderError } from '@cnb-extender/platform';
 import { describe, expect, it } from 'vitest';
-import { BACKENDS, BackendSelectionError, DEFAULT_BACKEND_ID, backendIds, loadBackend, type BackendRegistration, type BackendRegistry } from './index.ts';
+import { readFile } from 'node:fs/promises';
+import { BACKENDS, BackendSelectionError, DEFAULT_BACKEND_ID, backendIds, backendSettingsDoc, loadBackend, type BackendFactoryOptions, type BackendRegistration, type BackendRegistry, type BackendSetting } from './index.ts';
 
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
 
@@ -102,7 +103,7 @@ describe('backend registry', () => {
         },
       }));
       await loadBackend('test', { registry, env: {}, layerDir: '/tmp/layers' });
-      expect(seen).toEqual({ env: {}, layerDir: '/tmp/layers' });
+      expect(seen).toEqual({ env: {}, layerDir: '/tmp/layers', settings: {} });
     });
 
     it('creates the image backends with the layerDir (build kind keeps new blobs outside the work directory)', async () => {
@@ -159,5 +160,115 @@ describe('backend registry', () => {
       );
       expect(broken.message).toBe('failed to select backend: backend test is not available in this build (loading @example/backend-test: Unexpected token)');
     });
+  });
+
+  describe('settings and RUN network', () => {
+    /** A value of each kind, as `-backend-opt` text and as the option the backend gets. */
+    function sample(setting: BackendSetting): { text: string; value: unknown } {
+      switch (setting.kind) {
+        case 'bool':
+          return { text: 'true', value: true };
+        case 'int':
+          return { text: '42', value: 42 };
+        case 'path':
+          return { text: '/some/dir', value: '/some/dir' };
+        case 'choice':
+          return { text: setting.choices!.at(-1)!, value: setting.choices!.at(-1)! };
+        case 'cache':
+          return { text: 'type=local,dest=/c', value: [{ type: 'local', attrs: { dest: '/c' } }] };
+        default:
+          return { text: `some-${setting.name}`, value: `some-${setting.name}` };
+      }
+    }
+
+    it('every registration declares settings with unique names, a description and what each -extend-network value means', () => {
+      for (const registration of BACKENDS.values()) {
+        const names = (registration.settings ?? []).map((s) => s.name);
+        expect(new Set(names).size, registration.id).toBe(names.length);
+        for (const s of registration.settings ?? []) {
+          expect(s.name, registration.id).toMatch(/^[a-z][a-z0-9-]*$/);
+          expect(s.description.length, `${registration.id} ${s.name}`).toBeGreaterThan(10);
+          expect(s.kind === 'choice', `${registration.id} ${s.name}`).toBe(s.choices !== undefined);
+        }
+        expect(Object.keys(registration.networks ?? {}).sort(), registration.id).toEqual(['default', 'host', 'none']);
+      }
+    });
+
+    // The options are checked against the backends themselves: each image backend keeps the
+    // options it was constructed with, so a setting naming an option it does not have shows here.
+    it.each(['buildah', 'docker', 'buildkit'])('%s gets every one of its settings as the constructor option the table names', async (id) => {
+      const settings = BACKENDS.get(id)!.settings!;
+      const backendOpts = settings.map((s) => `${s.name}=${sample(s).text}`);
+      const backend = (await loadBackend(id, { env: {}, backendOpts })) as unknown as { options: Record<string, unknown> };
+      for (const s of settings) {
+        const expected = s.option === 'tls' ? { caFile: '/some/dir/ca.pem', certFile: '/some/dir/cert.pem', keyFile: '/some/dir/key.pem' } : sample(s).value;
+        expect(backend.options[s.option], `${id} ${s.name}`).toEqual(expected);
+      }
+    });
+
+    it('inplace gets its settings through createInplaceBackend', async () => {
+      const cached = await loadBackend('inplace', { env: {} });
+      expect(cached.capabilities.cache).toBe(true);
+      const uncached = await loadBackend('inplace', { env: {}, backendOpts: ['cache=false', 'allow-remote=true'] });
+      expect(uncached.capabilities.cache).toBe(false);
+    });
+
+    /** What a registration's create hook hands its package for `network`, with a stand-in module. */
+    function handed(id: string, network: BackendFactoryOptions['network']): Record<string, unknown> {
+      const registration = BACKENDS.get(id)!;
+      let seen: Record<string, unknown> = {};
+      const capture = (options: Record<string, unknown>) => {
+        seen = options;
+        return {};
+      };
+      const mod = {
+        createInplaceBackend: capture,
+        createBuildahBackend: capture,
+        createDockerBackend: capture,
+        BuildKitBackend: function BuildKitBackend(options: Record<string, unknown>) {
+          seen = options;
+        },
+      };
+      registration.create!(mod, { env: {}, settings: {}, ...(network ? { network } : {}) });
+      return seen;
+    }
+
+    it('maps -extend-network to each backend\'s own option', () => {
+      const network = (id: string, mode: BackendFactoryOptions['network']) => handed(id, mode)['network'];
+      expect(['default', 'none', 'host'].map((m) => network('inplace', m as 'default'))).toEqual([true, false, true]);
+      expect(['default', 'none', 'host'].map((m) => network('buildah', m as 'default'))).toEqual(['host', 'none', 'host']);
+      expect(['default', 'none', 'host'].map((m) => network('docker', m as 'default'))).toEqual(['default', 'none', 'host']);
+      expect(['default', 'none', 'host'].map((m) => network('buildkit', m as 'default'))).toEqual(['default', 'none', 'host']);
+      // not given: each backend's own default
+      for (const id of backendIds()) expect(handed(id, undefined), id).not.toHaveProperty('network');
+    });
+
+    it('refuses settings before loading the package (exit 3), naming the entry', async () => {
+      let loaded = false;
+      const registration: BackendRegistration = {
+        id: 'test',
+        packageName: '@example/backend-test',
+        description: 'test backend',
+        settings: [{ name: 'depth', option: 'depth', kind: 'int', description: 'how deep it goes' }],
+        load: async () => {
+          loaded = true;
+          return { createBackend: () => new FakeBackend({ id: 'test' }) };
+        },
+      };
+      const registry = new Map([...BACKENDS, ['test', registration]]);
+      const err = await rejection(loadBackend('test', { registry, backendOpts: ['depth=deep'], backendOptsSource: 'CNB_EXTEND_BACKEND_OPTS' }));
+      expect(err.reason).toBe('setting');
+      expect(err.code).toBe(3);
+      expect(err.message).toBe('failed to select backend: CNB_EXTEND_BACKEND_OPTS depth=deep: expected an integer');
+      const other = await rejection(loadBackend('test', { registry, backendOpts: ['pull-base'] }));
+      expect(other.message).toBe('failed to select backend: -backend-opt pull-base: pull-base is a setting of the docker backend, not of test (its settings: depth)');
+      expect(loaded).toBe(false);
+    });
+  });
+
+  it('docs/backends.md lists each backend\'s settings and RUN network as the registrations declare them', async () => {
+    const text = await readFile(`${repoRoot}docs/backends.md`, 'utf8');
+    // regenerate with: node libs/backend-registry/src/gen-docs.ts
+    expect(text).toContain(backendSettingsDoc());
   });
 });

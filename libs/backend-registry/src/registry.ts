@@ -4,7 +4,13 @@
  * not use (heavy clients stay off the other paths).
  */
 import type { ExtenderBackend } from '@cnb-extender/extender-core';
-import { EXIT_CODES, LifecycleError } from '@cnb-extender/platform';
+import { BackendSelectionError } from './errors.ts';
+import { parseBackendSettings, type BackendSetting } from './settings.ts';
+
+export { BackendSelectionError, SELECT_BACKEND_ACTION } from './errors.ts';
+
+/** The network a RUN gets (`-extend-network`; libs/platform's `ExtendNetwork`). */
+export type RunNetwork = 'default' | 'none' | 'host';
 
 /** What a backend package receives when the registry creates its backend. */
 export interface BackendFactoryOptions {
@@ -16,9 +22,13 @@ export interface BackendFactoryOptions {
    * (the caller removes it). Omitted: the backend's default inside the work directory.
    */
   layerDir?: string;
+  /** The network RUN gets; each registration maps it to its backend's option. Omitted: the backend's own default. */
+  network?: RunNetwork;
+  /** Constructor options from `-backend-opt` entries, already checked against the registration's settings. */
+  settings?: Readonly<Record<string, unknown>>;
 }
 
-/** The settings the backend packages' own factories take (`createBuildahBackend`, …). */
+/** `env` (merged over `process.env` when given) and `layerDir`, as the packages' option factories take them. */
 function packageOptions(options: BackendFactoryOptions): { env?: NodeJS.ProcessEnv; layerDir?: string } {
   return {
     ...(Object.keys(options.env).length > 0 ? { env: { ...process.env, ...options.env } } : {}),
@@ -26,12 +36,12 @@ function packageOptions(options: BackendFactoryOptions): { env?: NodeJS.ProcessE
   };
 }
 
-/** A `create` hook calling the package's options factory when a `layerDir` is asked for. */
-function withLayerDir(factory: string): BackendRegistration['create'] {
+/** A `create` hook calling the package's options factory `factory` with what `toOptions` makes of the factory options. */
+function callFactory(factory: string, toOptions: (options: BackendFactoryOptions, mod: Record<string, unknown>) => Record<string, unknown>): BackendRegistration['create'] {
   return (mod, options) => {
     const create = mod[factory];
-    if (!options.layerDir || typeof create !== 'function') return undefined; // the package's createBackend({ env })
-    return (create as (o: ReturnType<typeof packageOptions>) => unknown)(packageOptions(options));
+    if (typeof create !== 'function') return undefined;
+    return (create as (o: Record<string, unknown>) => unknown)(toOptions(options, mod));
   };
 }
 
@@ -63,6 +73,10 @@ export interface BackendRegistration {
    * `createBackend` nor a `factory` export (e.g. only a class).
    */
   create?: (mod: Record<string, unknown>, options: BackendFactoryOptions) => unknown;
+  /** What `-backend-opt name=value` may set, and the constructor option each sets. */
+  settings?: readonly BackendSetting[];
+  /** What each `-extend-network` value means for this backend (docs/backends.md). */
+  networks?: Readonly<Record<RunNetwork, string>>;
   /** Loads the package. Rejects when the package is not part of this build. */
   load(): Promise<unknown>;
 }
@@ -72,10 +86,14 @@ export type BackendRegistry = ReadonlyMap<string, BackendRegistration>;
 /** The default backend (`inplace`), as libs/platform's input definition says. */
 export const DEFAULT_BACKEND_ID = 'inplace';
 
+const LOCAL_CACHE_DIR = '`<extend-dir>/cache/buildkit`';
+
 /**
  * Every backend id the extender knows. The import specifiers are literals so the bundler
  * can include the packages that exist; the ones that do not exist yet are left out of the
- * bundle and report themselves as not available.
+ * bundle and report themselves as not available. Each registration goes through its
+ * package's options factory (or class) with the settings given and the RUN network mapped
+ * to the backend's own option.
  */
 export const BACKENDS: BackendRegistry = new Map<string, BackendRegistration>([
   [
@@ -83,8 +101,18 @@ export const BACKENDS: BackendRegistry = new Map<string, BackendRegistration>([
     {
       id: 'inplace',
       packageName: '@cnb-extender/backend-inplace',
-      factory: 'createInplaceBackend',
       description: 'kaniko-style: runs the instructions against the running container\'s root filesystem (default)',
+      // InplaceBackendOptions
+      settings: [
+        { name: 'allow-remote', option: 'allowRemote', kind: 'bool', description: '`ADD <url>` may fetch the URL (default false: such an ADD fails the step)' },
+        { name: 'cache', option: 'cache', kind: 'bool', description: 'keep the layer cache in `<extend-dir>/cache/inplace` (default true); false runs every step and ignores `-extend-cache-ttl`' },
+      ],
+      networks: {
+        default: 'the network of the container the extender runs in, as with the Go extender',
+        none: 'a network namespace of its own with only loopback (util-linux `unshare --net`: needs util-linux in the image and `CAP_SYS_ADMIN`; without util-linux such a RUN fails rather than get the network)',
+        host: 'the same as `default`: the container\'s network',
+      },
+      create: callFactory('createInplaceBackend', (o) => ({ ...o.settings, ...(o.network ? { network: o.network !== 'none' } : {}) })),
       load: () => import('@cnb-extender/backend-inplace' as string),
     },
   ],
@@ -93,8 +121,27 @@ export const BACKENDS: BackendRegistry = new Map<string, BackendRegistration>([
     {
       id: 'buildah',
       packageName: '@cnb-extender/backend-buildah',
-      create: withLayerDir('createBuildahBackend'),
       description: 'builds with buildah and reads the new layers back',
+      // BuildahBackendOptions
+      settings: [
+        { name: 'isolation', option: 'isolation', kind: 'choice', choices: ['chroot', 'oci', 'rootless'], description: '`buildah build --isolation` (default `chroot`, or `BUILDAH_ISOLATION`)' },
+        {
+          name: 'storage-driver',
+          option: 'storageDriver',
+          kind: 'choice',
+          choices: ['auto', 'overlay', 'vfs'],
+          description: 'storage driver in the work directory (default `auto`: overlay when it mounts there, else vfs; or `CNB_BUILDAH_STORAGE_DRIVER`)',
+        },
+        { name: 'layers', option: 'layers', kind: 'bool', description: '`--layers`: one layer per instruction (default true); false lets buildah squash RUNs' },
+        { name: 'timestamp', option: 'timestamp', kind: 'int', description: 'seconds since the epoch for `--timestamp`: created time and file times of new layers (default `SOURCE_DATE_EPOCH`)' },
+        { name: 'buildah', option: 'buildah', kind: 'path', description: 'the buildah executable (default `buildah` in `PATH`)' },
+      ],
+      networks: {
+        default: '`--network host`: the network buildah runs in, which is the extender\'s own, as with the Go extender',
+        none: 'only loopback: `--network none` with the oci and rootless isolations; chroot isolation has only the host\'s network, so buildah runs in a network namespace of its own (util-linux `unshare --net`, `CAP_SYS_ADMIN`)',
+        host: '`--network host`',
+      },
+      create: callFactory('createBuildahBackend', (o) => ({ ...packageOptions(o), ...o.settings, ...(o.network ? { network: o.network === 'none' ? 'none' : 'host' } : {}) })),
       load: () => import('@cnb-extender/backend-buildah' as string),
     },
   ],
@@ -103,8 +150,19 @@ export const BACKENDS: BackendRegistry = new Map<string, BackendRegistration>([
     {
       id: 'docker',
       packageName: '@cnb-extender/backend-docker',
-      create: withLayerDir('createDockerBackend'),
       description: 'builds through the Docker Engine API',
+      // DockerBackendOptions
+      settings: [
+        { name: 'host', option: 'host', kind: 'string', description: 'the daemon, `unix:///path` or `tcp://host:port` (default `DOCKER_HOST`, else `unix:///var/run/docker.sock`)' },
+        { name: 'builder', option: 'builder', kind: 'choice', choices: ['auto', 'buildkit', 'classic'], description: 'the daemon\'s builder (default `auto`: BuildKit where the daemon has it; or `CNB_DOCKER_BUILDER`, `DOCKER_BUILDKIT`)' },
+        { name: 'pull-base', option: 'pullBase', kind: 'bool', description: 'the daemon pulls the image to extend by its digest reference instead of being sent it (default false, or `CNB_DOCKER_PULL_BASE=1`)' },
+      ],
+      networks: {
+        default: 'the daemon\'s default bridge network, as `docker build` gives a RUN; a daemon without one (`dockerd --bridge=none`) fails the build and asks for `host` or `none`',
+        none: 'no network: only loopback',
+        host: 'the network of the daemon\'s host',
+      },
+      create: callFactory('createDockerBackend', (o) => ({ ...packageOptions(o), ...o.settings, ...(o.network ? { network: o.network } : {}) })),
       load: () => import('@cnb-extender/backend-docker' as string),
     },
   ],
@@ -113,40 +171,60 @@ export const BACKENDS: BackendRegistry = new Map<string, BackendRegistration>([
     {
       id: 'buildkit',
       packageName: '@cnb-extender/backend-buildkit',
-      // the package exports the BuildKitBackend class (options: { env, address, layerDir, … })
+      description: 'builds through BuildKit\'s control API',
+      // BuildKitBackendOptions
+      settings: [
+        { name: 'address', option: 'address', kind: 'string', description: 'the daemon: `docker://…`, `unix://…`, `tcp://…` (default `BUILDKIT_HOST`, else `docker://`)' },
+        { name: 'tls-dir', option: 'tls', kind: 'path', description: 'TLS to a `tcp://` daemon: the directory of `ca.pem`, `cert.pem` and `key.pem` (as `buildctl --tlsdir`)' },
+        { name: 'engine', option: 'engine', kind: 'string', description: 'the Docker Engine the daemon\'s `moby` exporter writes into, when the address is not itself `docker://`' },
+        {
+          name: 'intermediate-repository',
+          option: 'intermediateRepository',
+          kind: 'string',
+          description: 'standalone buildkitd: a repository it can push to and pull from, for the image a later Dockerfile builds on',
+        },
+        { name: 'session-transport', option: 'sessionTransport', kind: 'choice', choices: ['docker', 'control'], description: '`docker://` addresses: the session through the Engine\'s `/session` (`docker`, default) or BuildKit\'s `Control/Session`' },
+        { name: 'base-from', option: 'baseFrom', kind: 'choice', choices: ['session', 'registry'], description: 'standalone buildkitd: the base served by the extender through the session (`session`, default) or pulled by the daemon itself (`registry`)' },
+        { name: 'platform', option: 'platform', kind: 'string', description: '`os/arch[/variant]` to build for (default: the daemon\'s)' },
+        { name: 'no-cache', option: 'noCache', kind: 'bool', description: 'ignore the daemon\'s build cache for every step' },
+        {
+          name: 'cache-from',
+          option: 'cacheImports',
+          kind: 'cache',
+          repeatable: true,
+          description: `a cache to import, as \`buildctl --import-cache\`: \`type=registry,ref=<repository>\`, \`type=local[,src=<dir>]\` (default dir ${LOCAL_CACHE_DIR})`,
+        },
+        {
+          name: 'cache-to',
+          option: 'cacheExports',
+          kind: 'cache',
+          repeatable: true,
+          description: `a cache to export, as \`buildctl --export-cache\`: \`type=registry,ref=<repository>[,mode=max]\`, \`type=local[,dest=<dir>][,mode=max]\` (default dir ${LOCAL_CACHE_DIR}), \`type=inline\``,
+        },
+      ],
+      networks: {
+        default: 'the daemon\'s default network for a RUN: dockerd\'s bridge (a dockerd without one, `--bridge=none`, fails such a RUN), a standalone buildkitd\'s worker network (host, or CNI when configured)',
+        none: 'only loopback',
+        host: 'the network of the daemon\'s host (the `network.host` entitlement: dockerd grants it, buildkitd needs `--allow-insecure-entitlement network.host`)',
+      },
+      // the package exports the BuildKitBackend class; `tls-dir` becomes the TLS files it names
       create: (mod, options) => {
         const Backend = mod['BuildKitBackend'];
         if (typeof Backend !== 'function') return undefined;
-        return new (Backend as new (o: { env: BackendFactoryOptions['env']; layerDir?: string }) => unknown)({
+        const tlsFromDir = mod['tlsFromDir'] as ((dir: string) => unknown) | undefined;
+        const settings = { ...options.settings };
+        if (typeof settings['tls'] === 'string' && tlsFromDir) settings['tls'] = tlsFromDir(settings['tls']);
+        return new (Backend as new (o: Record<string, unknown>) => unknown)({
           env: options.env,
           ...(options.layerDir ? { layerDir: options.layerDir } : {}),
+          ...settings,
+          ...(options.network ? { network: options.network } : {}),
         });
       },
-      description: 'builds through BuildKit\'s control API',
       load: () => import('@cnb-extender/backend-buildkit' as string),
     },
   ],
 ]);
-
-/** The action of every selection error: `failed to select backend: …`. */
-export const SELECT_BACKEND_ACTION = 'select backend';
-
-/**
- * A backend cannot be used: the id is unknown, its package is not part of this build, or
- * the package does not provide a backend. Exit code 3 (invalid arguments): the phase has
- * not started, nothing was changed, and the platform must pass another `-backend`.
- */
-export class BackendSelectionError extends LifecycleError {
-  override name = 'BackendSelectionError';
-  readonly backendId: string;
-  readonly reason: 'unknown' | 'unavailable' | 'invalid';
-
-  constructor(backendId: string, reason: 'unknown' | 'unavailable' | 'invalid', message: string, cause?: unknown) {
-    super(EXIT_CODES.invalidArgs, `failed to ${SELECT_BACKEND_ACTION}: ${message}`, { action: SELECT_BACKEND_ACTION, ...(cause === undefined ? {} : { cause }) });
-    this.backendId = backendId;
-    this.reason = reason;
-  }
-}
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -183,12 +261,37 @@ export interface LoadBackendOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** Passed to the backend's factory (see `BackendFactoryOptions.layerDir`). */
   layerDir?: string;
+  /** The network RUN gets (`-extend-network`); omitted: the backend's own default. */
+  network?: RunNetwork;
+  /** `name=value` settings for the backend (`-backend-opt`), checked before the package is loaded. */
+  backendOpts?: readonly string[];
+  /** Where `backendOpts` came from, for messages (default `-backend-opt`). */
+  backendOptsSource?: string;
+  /** Base of relative path settings (default `process.cwd()`). */
+  cwd?: string;
+}
+
+/**
+ * The constructor options `entries` set for backend `id`, checked against its registration's
+ * settings: an entry that is not `name=value`, a name it does not have (or another backend's),
+ * a value of the wrong kind is a `BackendSelectionError` (exit 3) naming the entry. The CLI
+ * calls it (through `loadBackend`) before anything runs.
+ */
+export function backendSettings(id: string, entries: readonly string[], options: Omit<LoadBackendOptions, 'backendOpts' | 'env' | 'layerDir' | 'network'> = {}): Record<string, unknown> {
+  const registry = options.registry ?? BACKENDS;
+  const registration = registry.get(id);
+  if (!registration) throw new BackendSelectionError(id, 'unknown', `unknown backend "${id}" (known backends: ${backendIds(registry).join(', ')})`);
+  return parseBackendSettings(registration, entries, registry.values(), {
+    ...(options.backendOptsSource ? { source: options.backendOptsSource } : {}),
+    ...(options.cwd ? { cwd: options.cwd } : {}),
+  });
 }
 
 /**
  * Load and create the backend for `id`. Throws a `BackendSelectionError` (exit 3) that
- * says what is missing: an unknown id lists the known ones; a package that is not in this
- * build says so; a package without a backend names what it does export.
+ * says what is missing: an unknown id lists the known ones; a setting that does not fit is
+ * refused before the package is loaded; a package that is not in this build says so; a
+ * package without a backend names what it does export.
  */
 export async function loadBackend(id: string, options: LoadBackendOptions = {}): Promise<ExtenderBackend> {
   const registry = options.registry ?? BACKENDS;
@@ -196,6 +299,7 @@ export async function loadBackend(id: string, options: LoadBackendOptions = {}):
   if (!registration) {
     throw new BackendSelectionError(id, 'unknown', `unknown backend "${id}" (known backends: ${backendIds(registry).join(', ')})`);
   }
+  const settings = backendSettings(id, options.backendOpts ?? [], options);
   let mod: unknown;
   try {
     mod = await registration.load();
@@ -205,7 +309,12 @@ export async function loadBackend(id: string, options: LoadBackendOptions = {}):
       : `loading ${registration.packageName}: ${messageOf(err)}`;
     throw new BackendSelectionError(id, 'unavailable', `backend ${id} is not available in this build (${why})`, err);
   }
-  const factoryOptions: BackendFactoryOptions = { env: options.env ?? {}, ...(options.layerDir ? { layerDir: options.layerDir } : {}) };
+  const factoryOptions: BackendFactoryOptions = {
+    env: options.env ?? {},
+    ...(options.layerDir ? { layerDir: options.layerDir } : {}),
+    ...(options.network ? { network: options.network } : {}),
+    settings,
+  };
   const backend = await backendFromModule(mod, registration, factoryOptions).catch((err: unknown) => {
     if (err instanceof BackendSelectionError) throw err;
     throw new BackendSelectionError(id, 'invalid', `creating backend ${id} from ${registration.packageName}: ${messageOf(err)}`, err);
