@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runExtendCommand, type ExtendCommandOptions } from './extend-command.ts';
 import { parseSchedule, type DeprecationSchedule } from './deprecation/schedule.ts';
-import { Collect, createFixture, registryWithFake, type Fixture } from './test/support.ts';
+import { Collect, createFixture, fakeFactoryCalls, registryWithFake, type Fixture } from './test/support.ts';
 
 const RUN_DOCKERFILE = 'ARG base_image\nFROM ${base_image}\nRUN echo hello > /hello.txt\nUSER 1000:1000\n';
 const BUILD_DOCKERFILE = 'ARG base_image\nFROM ${base_image}\nRUN echo built > /built.txt\n';
@@ -98,7 +98,9 @@ describe('runExtendCommand', () => {
         'Warning: surface kaniko-cache-ttl-flag is deprecated since 0.1.0 and fails from 0.5.0; use new kaniko-cache-ttl-flag instead (see docs/cli.md#deprecations)',
       ]);
       expect(warnings.filter((l) => l.includes('surface kaniko-cache-ttl-env'))).toHaveLength(1);
-      expect(warnings).toHaveLength(2);
+      // the fake backend keeps no layer cache: the TTL given (by the flag, which wins) is said to be ignored
+      expect(warnings.filter((l) => l.startsWith('Warning: -kaniko-cache-ttl is ignored'))).toHaveLength(1);
+      expect(warnings).toHaveLength(3);
     });
 
     it('warns once when the extend dir is the implicit /kaniko', async () => {
@@ -119,7 +121,8 @@ describe('runExtendCommand', () => {
       const warned = await run(['-kind', 'run', '-kaniko-cache-ttl', '1h'], { ...fixture.env, CNB_DEPRECATION_MODE: 'warn' }, { version: '0.5.0' });
       expect(warned.code).toBe(0);
       expect(warned.stderr.text).toContain('Warning: surface kaniko-cache-ttl-flag is deprecated since 0.1.0 and is removed in 2.0.0');
-      const quiet = await run(['-kind', 'run', '-kaniko-cache-ttl', '1h'], { ...fixture.env, CNB_DEPRECATION_MODE: 'quiet' }, { version: '0.5.0' });
+      // (a fake that reports a layer cache: the TTL applies, so nothing else is said either)
+      const quiet = await run(['-kind', 'run', '-kaniko-cache-ttl', '1h', '-backend-opt', 'cache=true'], { ...fixture.env, CNB_DEPRECATION_MODE: 'quiet' }, { version: '0.5.0' });
       expect(quiet.code).toBe(0);
       expect(quiet.stderr.text).toBe('');
     });
@@ -129,6 +132,90 @@ describe('runExtendCommand', () => {
       const { code, stderr } = await run(['-kind', 'run'], { ...fixture.env, CNB_KANIKO_CACHE_TTL: '1h', CNB_DEPRECATION_MODE: 'error' });
       expect(code).toBe(3);
       expect(stderr.text).toMatch(/^ERROR: failed to use surface kaniko-cache-ttl-env: it is deprecated since 0\.1\.0 and CNB_DEPRECATION_MODE=error; /);
+    });
+  });
+
+  describe('backend settings (-backend-opt, CNB_EXTEND_BACKEND_OPTS)', () => {
+    it('hands every setting and the RUN network to the backend\'s factory', async () => {
+      fixture = await createFixture([{ id: 'acme/curl', run: RUN_DOCKERFILE }]);
+      const before = fakeFactoryCalls.length;
+      const { code, stderr } = await run(['-kind', 'run', '-backend-opt', 'label=a', '-backend-opt=label=b=c', '-backend-opt', 'cache', '-extend-network', 'none'], fixture.env);
+      expect(stderr.text).toBe('');
+      expect(code).toBe(0);
+      const calls = fakeFactoryCalls.slice(before);
+      expect(calls).toHaveLength(1);
+      expect(calls[0]).toMatchObject({ network: 'none', settings: { labels: ['a', 'b=c'], cache: true } });
+    });
+
+    it('reads whitespace-separated entries from CNB_EXTEND_BACKEND_OPTS; -backend-opt replaces them', async () => {
+      fixture = await createFixture([{ id: 'acme/curl', run: RUN_DOCKERFILE }]);
+      const env = { ...fixture.env, CNB_EXTEND_BACKEND_OPTS: 'label=x\n label=y' };
+      const before = fakeFactoryCalls.length;
+      expect((await run(['-kind', 'run'], env)).code).toBe(0);
+      expect(fakeFactoryCalls[before]).toMatchObject({ network: 'default', settings: { labels: ['x', 'y'] } });
+      expect((await run(['-kind', 'run', '-backend-opt', 'label=z'], env)).code).toBe(0);
+      expect(fakeFactoryCalls.at(-1)!.settings).toEqual({ labels: ['z'] });
+    });
+
+    it.each([
+      [['-backend-opt', 'colour=red'], {}, '-backend-opt colour=red: the fake backend has no setting "colour" (its settings: cache, label)'],
+      [['-backend-opt', 'cache-to=type=local'], {}, '-backend-opt cache-to=type=local: cache-to is a setting of the buildkit backend, not of fake (its settings: cache, label)'],
+      [['-backend-opt', 'cache=maybe'], {}, '-backend-opt cache=maybe: expected true or false'],
+      [['-backend-opt', '=x'], {}, '-backend-opt =x: expected name=value'],
+      [[], { CNB_EXTEND_BACKEND_OPTS: 'label=ok label' }, 'CNB_EXTEND_BACKEND_OPTS label: expected label=<value>'],
+      [['-backend', 'inplace', '-backend-opt', 'no-cache=true'], {}, '-backend-opt no-cache=true: no-cache is a setting of the buildkit backend, not of inplace (its settings: allow-remote, cache)'],
+      [['-backend', 'buildkit', '-backend-opt', 'cache-from=type=registry'], {}, '-backend-opt cache-from=type=registry: a registry cache needs ref=<repository>'],
+      [['-backend', 'docker', '-backend-opt', 'builder=kaniko'], {}, '-backend-opt builder=kaniko: expected one of auto, buildkit, classic'],
+    ])('%j %j exits 3 before anything runs: %s', async (argv, vars, message) => {
+      fixture = await createFixture([{ id: 'acme/curl', run: RUN_DOCKERFILE }]);
+      const before = fakeFactoryCalls.length;
+      const { code, stdout, stderr } = await run(['-kind', 'run', ...argv], { ...fixture.env, ...vars });
+      expect(stderr.text).toBe(`ERROR: failed to select backend: ${message}\n`);
+      expect(code).toBe(3);
+      expect(stdout.text).toBe('');
+      expect(fakeFactoryCalls.length).toBe(before);
+      await expect(readdir(join(fixture.ws.extendedDir, 'run'))).rejects.toThrow(/ENOENT/);
+    });
+  });
+
+  describe('-extend-network', () => {
+    it('is default unless set, and an unknown value exits 3', async () => {
+      fixture = await createFixture([{ id: 'acme/curl', run: RUN_DOCKERFILE }]);
+      const before = fakeFactoryCalls.length;
+      expect((await run(['-kind', 'run'], fixture.env)).code).toBe(0);
+      expect(fakeFactoryCalls[before]!.network).toBe('default');
+      expect((await run(['-kind', 'run'], { ...fixture.env, CNB_EXTEND_NETWORK: 'host' })).code).toBe(0);
+      expect(fakeFactoryCalls.at(-1)!.network).toBe('host');
+      const bad = await run(['-kind', 'run', '-extend-network', 'bridge'], fixture.env);
+      expect(bad.code).toBe(3);
+      expect(bad.stderr.text).toBe('ERROR: failed to resolve inputs: invalid value "bridge" for -extend-network: expected one of default, none, host\n');
+    });
+  });
+
+  describe('-extend-cache-ttl with a backend that keeps no layer cache', () => {
+    const IGNORED = (name: string) => `Warning: ${name} is ignored: the fake backend keeps no layer cache of its own, so the time-to-live of cached layers does not apply`;
+
+    it('says once, not per Dockerfile, that an explicit TTL is ignored, naming where it was set', async () => {
+      fixture = await createFixture([
+        { id: 'acme/one', run: RUN_DOCKERFILE },
+        { id: 'acme/two', run: RUN_DOCKERFILE },
+      ]);
+      const flag = await run(['-kind', 'run', '-extend-cache-ttl', '1h'], fixture.env);
+      expect(flag.code).toBe(0);
+      expect(flag.stderr.lines()).toEqual([IGNORED('-extend-cache-ttl')]);
+      expect(flag.stdout.text).toContain('Applying Dockerfile for extension acme/two');
+      await fixture.remove();
+      fixture = await createFixture([{ id: 'acme/one', run: RUN_DOCKERFILE }]);
+      const env = await run(['-kind', 'run'], { ...fixture.env, CNB_EXTEND_CACHE_TTL: '2h' });
+      expect(env.stderr.lines()).toEqual([IGNORED('CNB_EXTEND_CACHE_TTL')]);
+    });
+
+    it('is silent for the default TTL and for a backend that keeps a cache', async () => {
+      fixture = await createFixture([{ id: 'acme/one', run: RUN_DOCKERFILE }]);
+      expect((await run(['-kind', 'run'], fixture.env)).stderr.text).toBe('');
+      const cached = await run(['-kind', 'run', '-extend-cache-ttl', '1h', '-backend-opt', 'cache=true'], fixture.env);
+      expect(cached.code).toBe(0);
+      expect(cached.stderr.text).toBe('');
     });
   });
 

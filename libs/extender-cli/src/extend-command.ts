@@ -169,14 +169,28 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
       ...(options.autoProbes ? { probes: options.autoProbes } : {}),
     });
     if (choice.auto) log.info(`Backend auto: using ${choice.id} (${choice.reason})`);
-    let backend: ExtenderBackend = await loadBackend(choice.id, { registry, env });
+    // -backend-opt settings are checked against the backend here, before anything runs (exit 3)
+    const loadOptions = {
+      registry,
+      env,
+      network: inputs.extendNetwork,
+      backendOpts: inputs.backendOpts,
+      ...(invocation.origins.backendOpts.name ? { backendOptsSource: invocation.origins.backendOpts.name } : {}),
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+    };
+    let backend: ExtenderBackend = await loadBackend(choice.id, loadOptions);
     const publishTarget = inputs.extendKind === 'build' && !backend.capabilities.inPlace ? buildImageTarget(inputs, backend.id) : undefined;
     if (publishTarget) {
       // the image-producing backend keeps its new layer blobs here, outside the core's work
       // directory (removed before extend() returns), until they are published; an in-place
       // backend never gets one (it would land in the filesystem being extended)
       layerDir = await mkdtemp(join(tmpdir(), 'cnb-extend-layers-'));
-      backend = await loadBackend(choice.id, { registry, env, layerDir });
+      backend = await loadBackend(choice.id, { ...loadOptions, layerDir });
+    }
+    const ttl = invocation.origins.extendCacheTtl;
+    if (!backend.capabilities.cache && ttl.source !== 'default') {
+      // said once for the run, not per Dockerfile
+      log.warn(`${ttl.name} is ignored: the ${backend.id} backend keeps no layer cache of its own, so the time-to-live of cached layers does not apply`);
     }
     if (backend.capabilities.privileges.container) {
       // refused before anything changes: an in-place backend on a host would rewrite the host

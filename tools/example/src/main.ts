@@ -48,6 +48,8 @@ try {
     // empty: the run image is resolved from the registry by its digest reference
     CNB_EXTEND_DIR: ws.extendDir,
     CNB_EXTEND_BACKEND: 'buildkit',
+    // the private dockerd has no bridge network, which a RUN gets by default; these RUNs need no network
+    CNB_EXTEND_NETWORK: 'none',
     DOCKER_HOST: env.docker.host,
   });
   if (exitCode === 0) {

@@ -27,25 +27,36 @@ export class Collect implements Writer {
   }
 }
 
+/** Every `BackendFactoryOptions` the fake's factory was called with (settings, network, layerDir), in order. */
+export const fakeFactoryCalls: BackendFactoryOptions[] = [];
+
 /**
  * The real registry plus `fake` (extender-core's FakeBackend, an image-producing backend).
  * Given a `layerDir`, the fake writes its layer blobs there instead of the core's work
  * directory, as the real image backends do, so they can be published after `extend()`.
+ * Its settings: `cache=true` makes it report a layer cache (it keeps none), `label` is
+ * repeatable and only recorded.
  */
 export function registryWithFake(kinds: ('build' | 'run')[] = ['build', 'run'], instructionDelayMs = 0): BackendRegistry {
   const fake: BackendRegistration = {
     id: 'fake',
     packageName: '@cnb-extender/extender-core/testing',
     description: 'the core test kit backend',
+    settings: [
+      { name: 'cache', option: 'cache', kind: 'bool', description: 'report a layer cache' },
+      { name: 'label', option: 'labels', kind: 'string', repeatable: true, description: 'recorded only' },
+    ],
     load: async () => ({
       createBackend: (options: BackendFactoryOptions): ExtenderBackend => {
+        fakeFactoryCalls.push(options);
         const backend = new FakeBackend({ id: 'fake', kinds, instructionDelayMs });
         const { layerDir } = options;
-        if (!layerDir) return backend;
+        const capabilities = options.settings?.['cache'] === true ? { ...backend.capabilities, cache: true } : backend.capabilities;
+        if (!layerDir && capabilities === backend.capabilities) return backend;
         return {
           id: backend.id,
-          capabilities: backend.capabilities,
-          apply: (dockerfile, base, applyOptions, context) => backend.apply(dockerfile, base, applyOptions, { ...context, workDir: layerDir }),
+          capabilities,
+          apply: (dockerfile, base, applyOptions, context) => backend.apply(dockerfile, base, applyOptions, layerDir ? { ...context, workDir: layerDir } : context),
           cleanup: backend.cleanup.bind(backend),
         };
       },
