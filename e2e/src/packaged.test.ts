@@ -353,3 +353,17 @@ describe('packaged extender and lifecycle overlay in containers, as pack runs th
     });
   }
 });
+
+describe('packaged extender: backend settings and the RUN network', () => {
+  it('refuses a setting of another backend and an unknown network with exit 3, before anything runs', async () => {
+    const extender = (args: string[], vars: string[] = []) =>
+      docker(['run', '--rm', '--network', 'none', '--user', '0:0', '-e', 'CNB_PLATFORM_API=0.13', ...vars, builder.dockerRef, '/cnb/extender/extender', '-extend-dir', '/kaniko', ...args]);
+    const setting = await extender(['-backend-opt', 'no-cache=true']);
+    expect(setting.code, setting.stderr).toBe(3);
+    expect(setting.stderr).toBe('ERROR: failed to select backend: -backend-opt no-cache=true: no-cache is a setting of the buildkit backend, not of inplace (its settings: allow-remote, cache)\n');
+    expect(setting.stdout).toBe('');
+    const network = await extender([], ['-e', 'CNB_EXTEND_NETWORK=bridge']);
+    expect(network.code, network.stderr).toBe(3);
+    expect(network.stderr).toBe('ERROR: failed to resolve inputs: invalid value "bridge" for CNB_EXTEND_NETWORK: expected one of default, none, host\n');
+  });
+});
