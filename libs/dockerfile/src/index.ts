@@ -94,3 +94,12 @@ export {
   validateRunDockerfile,
 } from './extension.ts';
 export type { ExtensionCheckOptions, ExtensionDockerfileInfo, ExtensionKind, ExtensionWarning } from './extension.ts';
+
+// Build contexts: Docker's pattern rules (moby/patternmatcher), `.dockerignore`, walking a context
+export { checkGoPattern, goMatch, hasWildcards, PatternSyntaxError } from './context/go-match.ts';
+export { cleanPath, ContextPattern, PatternMatcher } from './context/patterns.ts';
+export type { MatchInfo, WalkRule } from './context/patterns.ts';
+export { dockerignoreMatcher, goTrimSpace, parseDockerignore, readDockerignore } from './context/dockerignore.ts';
+export type { DockerignoreFile } from './context/dockerignore.ts';
+export { contextPaths, walkContextTree } from './context/walk.ts';
+export type { ContextWalkEntry, ContextWalkOptions } from './context/walk.ts';
