@@ -184,6 +184,26 @@ describe('applyLayer on top of a base', () => {
     expect((await describeTree(target, { xattrs: false })).map((l) => l.split(' ')[0])).toEqual(['d', 'd/mine']);
   });
 
+  it("with whiteouts: 'ordinary', extracts .wh. names as files and removes nothing (an archive, not a layer)", async () => {
+    const target = await freshDir('ordinary');
+    await mkdir(join(target, 'd'));
+    await writeFile(join(target, 'd/lower'), 'lower');
+    await writeFile(join(target, 'victim'), 'stays');
+    const archive = join(work, 'ordinary.tar');
+    await writeFile(archive, await craftTar([file('d/.wh..wh..opq', 'o'), file('.wh.victim', 'w'), file('d/new', 'new')]));
+    await applyLayer(target, archive, { whiteouts: 'ordinary' });
+    expect((await describeTree(target, { xattrs: false })).map((l) => l.split(' ')[0])).toEqual(['.wh.victim', 'd', 'd/.wh..wh..opq', 'd/lower', 'd/new', 'victim']);
+    expect(await readFile(join(target, '.wh.victim'), 'utf8')).toBe('w');
+  });
+
+  it("with whiteouts: 'ordinary', still refuses entries that would land outside the target", async () => {
+    const { target, outside } = await targetWithOutside();
+    const archive = join(work, 'ordinary-escape.tar');
+    await writeFile(archive, await craftTar([file('../outside/.wh.secret', 'x')]));
+    await expect(applyLayer(target, archive, { whiteouts: 'ordinary' })).rejects.toThrow(LayerPathError);
+    expect(await readFile(join(outside, 'secret'), 'utf8')).toBe('do not touch\n');
+  });
+
   it('refuses a layer whose diffID is not the expected one, before touching the target', async () => {
     const target = await freshDir('diffid');
     await writeLayer([f('a', 'a')], join(work, 'd.tar.gz'));

@@ -27,6 +27,12 @@ export interface ApplyLayerOptions {
   xattrs?: boolean;
   /** Refuse the layer unless its uncompressed bytes have this digest. */
   expectedDiffId?: Digest;
+  /**
+   * 'apply' (default): `.wh.` entries are whiteouts, as in an image layer.
+   * 'ordinary': they are files like any other, as Docker extracts a local
+   * archive for ADD (the archive is no layer).
+   */
+  whiteouts?: 'apply' | 'ordinary';
 }
 
 export interface ApplyLayerResult {
@@ -41,7 +47,8 @@ export interface ApplyLayerResult {
  * Apply a layer (gzip, zstd or plain tar, detected from magic bytes) on top of
  * the directory `target`: entries are created or replaced, `.wh.<name>`
  * deletes `<name>` from what was there before, `.wh..wh..opq` empties a
- * directory of what was there before.
+ * directory of what was there before (with `whiteouts: 'ordinary'` both are
+ * plain entries, for archives that are not layers).
  *
  * The layer is read twice: first every entry is checked against a model of the
  * target (paths, symlinks met on the way, hardlink targets, the diffID), and
@@ -64,6 +71,7 @@ export async function applyLayer(target: string, source: LayerSource, options: A
     ownership: options.ownership ?? isRoot,
     xattrs: (options.xattrs ?? isRoot) ? requireXattrAccess(`applying layer to ${target}`) : undefined,
     canMknod: isRoot,
+    whiteouts: options.whiteouts ?? 'apply',
   };
 
   // Pass 1: check everything against a model of the target; nothing is written.
@@ -96,6 +104,7 @@ interface Settings {
   ownership: boolean;
   xattrs: XattrAccess | undefined;
   canMknod: boolean;
+  whiteouts: 'apply' | 'ordinary';
 }
 
 async function walkLayer(source: LayerSource, each: (entry: TarEntry) => Promise<void>): Promise<{ compression: LayerCompression; diffId: Digest; count: number }> {
@@ -275,12 +284,12 @@ async function plan(entry: TarEntry, view: View, settings: Settings, apply: Appl
   const rel = dirRel ? `${dirRel}/${base}` : base;
   const model = view instanceof ModelView ? view : undefined;
 
-  if (base === OPAQUE_WHITEOUT) {
+  if (base === OPAQUE_WHITEOUT && settings.whiteouts === 'apply') {
     if (model) model.set(dirRel, { kind: 'dir' }, true);
     else await apply!.opaque(dirRel);
     return;
   }
-  if (base.startsWith(WHITEOUT_PREFIX)) {
+  if (base.startsWith(WHITEOUT_PREFIX) && settings.whiteouts === 'apply') {
     const victim = base.slice(WHITEOUT_PREFIX.length);
     if (victim === '' || victim === '.' || victim === '..') throw new LayerPathError(`layer entry ${JSON.stringify(entry.name)}: invalid whiteout`);
     const victimRel = dirRel ? `${dirRel}/${victim}` : victim;
