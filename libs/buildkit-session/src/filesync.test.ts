@@ -96,17 +96,20 @@ describe('walkContext (fsutil sender order and stats)', () => {
 });
 
 describe('Docker patterns', () => {
-  it('matches like the Docker pattern matcher', () => {
-    expect(new Pattern('**/*.go').matches('a/b/c.go')).toBe(true);
-    expect(new Pattern('**/*.go').matches('c.go')).toBe(true);
-    expect(new Pattern('a/**/z').matches('a/z')).toBe(true);
-    expect(new Pattern('a/**/z').matches('a/b/c/z')).toBe(true);
-    expect(new Pattern('*.txt').matches('dir/x.txt')).toBe(false);
-    expect(new Pattern('/dir/?.txt').matches('dir/x.txt')).toBe(true);
-    expect(new Pattern('[a-c]at').matches('bat')).toBe(true);
-    expect(new Pattern('[!a-c]at').matches('bat')).toBe(false);
-    expect(new PatternSet(['dir', '!dir/keep']).excludes('dir/other/file')).toBe(true);
-    expect(new PatternSet(['dir', '!dir/keep']).excludes('dir/keep')).toBe(false);
+  it("are the context patterns shared through @cnb-extender/dockerfile (Go's classes: `[!…]` is no negation)", () => {
+    expect(new PatternSet(['**/*.go']).matches('a/b/c.go')).toBe(true);
+    expect(new PatternSet(['a/**/z']).matches('a/z')).toBe(true);
+    expect(new PatternSet(['*.txt']).matches('dir/x.txt')).toBe(false);
+    expect(new PatternSet(['[!a-c]at']).matches('bat')).toBe(true);
+    expect(new PatternSet(['[^a-c]at']).matches('bat')).toBe(false);
+    expect(new PatternSet(['dir', '!dir/keep']).matches('dir/other/file')).toBe(true);
+    expect(new PatternSet(['dir', '!dir/keep']).matches('dir/keep')).toBe(false);
+    expect(new Pattern('x', true).exclusion).toBe(true);
+  });
+
+  it('enters an excluded directory for an exception with a wildcard, as fsutil does, and sends the directory with what it re-includes', async () => {
+    const paths = (await walk({ excludePatterns: ['logs', '!*/keep.log'] })).map((e) => e.path);
+    expect(paths.filter((p) => p.startsWith('logs'))).toEqual(['logs', 'logs/keep.log']);
   });
 });
 

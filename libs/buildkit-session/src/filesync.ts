@@ -5,15 +5,16 @@
  * the first path of their inode, an empty STAT to end the list; then file
  * contents on request, by the 0-based index of the entry.
  *
- * Include / exclude patterns follow Docker's `.dockerignore` rules (`*`, `?`,
- * `[…]`, `**`, `!` exceptions, a match on a parent directory matches its
- * contents); `followpaths` act as extra includes, and a symlink named there
- * also brings its target. Symlinks are never followed while walking, so no
- * entry ever comes from outside the directory.
+ * Include / exclude patterns are read and walked as fsutil does, with the
+ * context pattern rules of `@cnb-extender/dockerfile` (Docker's
+ * `.dockerignore` rules); `followpaths` act as extra includes, and a symlink
+ * named there also brings its target. Symlinks are never followed while
+ * walking, so no entry ever comes from outside the directory.
  */
 import { constants, type BigIntStats } from 'node:fs';
-import { lstat, open, readdir, readlink } from 'node:fs/promises';
+import { lstat, open, readlink } from 'node:fs/promises';
 import { join, posix } from 'node:path';
+import { cleanPath, PatternMatcher, walkContextTree } from '@cnb-extender/dockerfile';
 import { PacketType, decodePacket, encodePacket, type FsStat } from './messages.ts';
 
 // Go os.FileMode bits.
@@ -60,119 +61,9 @@ export function goFileMode(mode: number): number {
   return out;
 }
 
-// ---- Docker patterns ----
-
-function segmentRegex(segment: string): string {
-  let out = '';
-  for (let i = 0; i < segment.length; i++) {
-    const c = segment[i]!;
-    if (c === '*') out += '[^/]*';
-    else if (c === '?') out += '[^/]';
-    else if (c === '\\' && i + 1 < segment.length) out += escapeChar(segment[++i]!);
-    else if (c === '[') {
-      const end = segment.indexOf(']', i + 2);
-      if (end < 0) {
-        out += '\\[';
-        continue;
-      }
-      let body = segment.slice(i + 1, end);
-      if (body.startsWith('!') || body.startsWith('^')) body = `^${body.slice(1)}`;
-      out += `[${body.replace(/\\(.)/g, '\\$1')}]`;
-      i = end;
-    } else out += escapeChar(c);
-  }
-  return out;
-}
-
-function escapeChar(c: string): string {
-  return /[.*+?^${}()|[\]\\/]/.test(c) ? `\\${c}` : c;
-}
-
-/** `path.Clean`-like cleanup of a pattern; leading `/` and `./` removed. */
-export function cleanPattern(pattern: string): string {
-  let p = posix.normalize(pattern.trim());
-  while (p.startsWith('/')) p = p.slice(1);
-  if (p === '.' || p === './') return '';
-  if (p.endsWith('/')) p = p.slice(0, -1);
-  return p;
-}
-
-export class Pattern {
-  readonly source: string;
-  readonly exclusion: boolean;
-  readonly segments: string[];
-  private readonly regex: RegExp;
-
-  constructor(raw: string) {
-    let p = raw.trim();
-    this.exclusion = p.startsWith('!');
-    if (this.exclusion) p = p.slice(1);
-    this.source = cleanPattern(p);
-    this.segments = this.source === '' ? [] : this.source.split('/');
-    let out = '';
-    let skipSep = false;
-    this.segments.forEach((seg, i) => {
-      const last = i === this.segments.length - 1;
-      if (seg === '**') {
-        if (i === 0) {
-          out += last ? '.*' : '(?:.*/)?';
-          skipSep = !last;
-        } else out += last ? '(?:/.*)?' : '(?:/.*)?';
-        return;
-      }
-      out += (i > 0 && !skipSep ? '/' : '') + segmentRegex(seg);
-      skipSep = false;
-    });
-    this.regex = new RegExp(`^${out}$`, 's');
-  }
-
-  matches(path: string): boolean {
-    return this.regex.test(path);
-  }
-
-  /** True when the path or one of its parents matches. */
-  matchesOrParent(path: string): boolean {
-    if (this.matches(path)) return true;
-    let parent = posix.dirname(path);
-    while (parent !== '.' && parent !== '/' && parent !== '') {
-      if (this.matches(parent)) return true;
-      parent = posix.dirname(parent);
-    }
-    return false;
-  }
-
-  /** True when something below directory `dir` could match. */
-  couldMatchBelow(dir: string): boolean {
-    const parts = dir.split('/');
-    for (let i = 0; i < parts.length; i++) {
-      const seg = this.segments[i];
-      if (seg === undefined) return false;
-      if (seg === '**') return true;
-      if (!new RegExp(`^${segmentRegex(seg)}$`, 's').test(parts[i]!)) return false;
-    }
-    return this.segments.length > parts.length;
-  }
-}
-
-/** Docker's exclude semantics: the last matching pattern decides; `!` re-includes. */
-export class PatternSet {
-  readonly patterns: Pattern[];
-  readonly hasExceptions: boolean;
-  constructor(patterns: readonly string[]) {
-    this.patterns = patterns.filter((p) => p.trim() !== '' && cleanPattern(p.replace(/^!/, '')) !== '').map((p) => new Pattern(p));
-    this.hasExceptions = this.patterns.some((p) => p.exclusion);
-  }
-  get empty(): boolean {
-    return this.patterns.length === 0;
-  }
-  excludes(path: string): boolean {
-    let matched = false;
-    for (const p of this.patterns) {
-      if (p.matchesOrParent(path)) matched = !p.exclusion;
-    }
-    return matched;
-  }
-}
+// Docker's patterns: the matcher every backend that filters a context shares, exported
+// here under the names this package has always used for them.
+export { ContextPattern as Pattern, PatternMatcher as PatternSet } from '@cnb-extender/dockerfile';
 
 export interface WalkOptions {
   includePatterns?: readonly string[];
@@ -188,14 +79,16 @@ export interface WalkEntry {
   regular: boolean;
 }
 
-function byteOrder(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+/** A followpath as fsutil reads it: cleaned, relative to the root ('' for the root itself). */
+function cleanFollowPath(path: string): string {
+  const p = cleanPath(path.trim()).replace(/^\/+/, '');
+  return p === '.' ? '' : p;
 }
 
 async function resolveFollowPaths(root: string, followPaths: readonly string[]): Promise<string[]> {
   const out: string[] = [];
   for (const raw of followPaths) {
-    let rel = cleanPattern(raw);
+    let rel = cleanFollowPath(raw);
     for (let depth = 0; depth < 40 && rel !== '' && !rel.startsWith('..'); depth++) {
       let st;
       try {
@@ -206,7 +99,7 @@ async function resolveFollowPaths(root: string, followPaths: readonly string[]):
       if (!st.isSymbolicLink()) break;
       const target = await readlink(join(root, rel));
       // Resolved inside the root: an absolute target is taken relative to the root, as fsutil does.
-      rel = cleanPattern(target.startsWith('/') ? target : posix.join(posix.dirname(rel), target));
+      rel = cleanFollowPath(target.startsWith('/') ? target : posix.join(posix.dirname(rel), target));
       if (rel.startsWith('..')) break;
       out.push(rel);
     }
@@ -236,57 +129,23 @@ function toStat(path: string, st: BigIntStats, linkname: string): FsStat {
 /** The entries fsutil would send for `root` with these filters, in order. */
 export async function* walkContext(root: string, options: WalkOptions = {}): AsyncGenerator<WalkEntry> {
   const follow = options.followPaths ?? [];
-  const includeList = [...(options.includePatterns ?? []), ...follow, ...(await resolveFollowPaths(root, follow))];
-  const includes = includeList.filter((p) => cleanPattern(p) !== '').map((p) => new Pattern(p));
-  const hasIncludes = (options.includePatterns?.length ?? 0) > 0 || follow.length > 0;
-  const excludes = new PatternSet(options.excludePatterns ?? []);
+  const includes = [...(options.includePatterns ?? []), ...follow, ...(await resolveFollowPaths(root, follow))];
+  const include = includes.length > 0 ? new PatternMatcher(includes) : undefined;
+  const exclude = new PatternMatcher(options.excludePatterns ?? []);
   const seenInodes = new Map<string, string>();
-  const pending: WalkEntry[] = [];
-
-  async function* visit(dirAbs: string, dirRel: string, parentIncluded: boolean): AsyncGenerator<WalkEntry> {
-    const names = (await readdir(dirAbs)).sort(byteOrder);
-    for (const name of names) {
-      const rel = dirRel === '' ? name : `${dirRel}/${name}`;
-      const abs = join(dirAbs, name);
-      const st = await lstat(abs, { bigint: true });
-      const isDir = st.isDirectory();
-      const included = !hasIncludes || parentIncluded || includes.some((p) => p.matches(rel));
-      if (!excludes.empty && excludes.excludes(rel)) {
-        if (isDir && excludes.hasExceptions) {
-          // An exception may re-include something below: walk it, emit it only as a parent.
-          const marker = { path: rel, abs, stat: toStat(rel, st, ''), regular: false };
-          pending.push(marker);
-          yield* visit(abs, rel, included);
-          if (pending.at(-1) === marker) pending.pop();
-        }
-        continue;
-      }
-      if (!included) {
-        if (isDir && includes.some((p) => p.couldMatchBelow(rel))) {
-          const marker = { path: rel, abs, stat: toStat(rel, st, ''), regular: false };
-          pending.push(marker);
-          yield* visit(abs, rel, false);
-          if (pending.at(-1) === marker) pending.pop();
-        }
-        continue;
-      }
-      // Emit directories that were held back because nothing in them was included yet.
-      for (const parent of pending.splice(0)) yield parent;
-      let linkname = '';
-      if (st.isSymbolicLink()) linkname = await readlink(abs);
-      else if (!isDir && st.nlink > 1n) {
-        const key = `${st.dev}:${st.ino}`;
-        const first = seenInodes.get(key);
-        if (first !== undefined) linkname = first;
-        else seenInodes.set(key, rel);
-      }
-      const stat = toStat(rel, st, linkname);
-      if (linkname !== '' && !st.isSymbolicLink()) stat.size = 0;
-      yield { path: rel, abs, stat, regular: st.isFile() && linkname === '' };
-      if (isDir) yield* visit(abs, rel, included);
+  for await (const { path, abs, stat: st } of walkContextTree(root, { exclude, ...(include ? { include } : {}) })) {
+    let linkname = '';
+    if (st.isSymbolicLink()) linkname = await readlink(abs);
+    else if (!st.isDirectory() && st.nlink > 1n) {
+      const key = `${st.dev}:${st.ino}`;
+      const first = seenInodes.get(key);
+      if (first !== undefined) linkname = first;
+      else seenInodes.set(key, path);
     }
+    const stat = toStat(path, st, linkname);
+    if (linkname !== '' && !st.isSymbolicLink()) stat.size = 0;
+    yield { path, abs, stat, regular: st.isFile() && linkname === '' };
   }
-  yield* visit(root, '', false);
 }
 
 /** A bidirectional message channel (one gRPC call). */
