@@ -15,7 +15,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 import { parseSchedule, checkSchedule } from '@cnb-extender/extender-cli';
@@ -124,4 +124,75 @@ export function nativeAddonFiles(binary: string, fileName: string): [string, str
     // the loader tries `./xattr.linux-<arch>-gnu.node` beside itself first
     [binary, `node_modules/@napi-rs/xattr/${fileName}`],
   ];
+}
+
+/** A package whose code a bundle contains: from the npm registry, or one of this repository's. */
+export interface BundledPackage {
+  name: string;
+  version: string;
+  /** SPDX license expression (its package.json's `license`; the repository's for its own packages without one). */
+  license?: string;
+  /** One of this repository's workspace packages (libs/, apps/), not one from the npm registry. */
+  workspace: boolean;
+}
+
+interface PackageManifest {
+  name?: string;
+  version?: string;
+  license?: unknown;
+  licenses?: unknown;
+}
+
+/** `license` as an SPDX expression; also the old `{ type }` and `licenses: [{ type }]` forms. */
+function licenseExpression(manifest: PackageManifest): string | undefined {
+  const typeOf = (value: unknown) => (typeof value === 'string' ? value : typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string' ? (value as { type: string }).type : undefined);
+  const single = typeOf(manifest.license);
+  if (single) return single;
+  if (Array.isArray(manifest.licenses)) {
+    const types = manifest.licenses.map(typeOf).filter((t): t is string => Boolean(t));
+    if (types.length === 1) return types[0];
+    if (types.length > 1) return `(${types.join(' OR ')})`;
+  }
+  return undefined;
+}
+
+/**
+ * The packages the files of a bundle come from: esbuild's metafile `inputs` (paths relative
+ * to `cwd`), each attributed to the nearest enclosing package.json that has a name and a
+ * version. Inputs that are no files (left-out backends, native addon stubs, defines) are skipped.
+ * Sorted by name and version.
+ */
+export async function bundledPackages(inputs: Record<string, unknown>, cwd: string): Promise<BundledPackage[]> {
+  const manifests = new Map<string, Promise<PackageManifest | undefined>>();
+  const readManifest = (dir: string) => {
+    let read = manifests.get(dir);
+    if (!read) {
+      read = readFile(join(dir, 'package.json'), 'utf8').then(
+        (text) => JSON.parse(text) as PackageManifest,
+        () => undefined,
+      );
+      manifests.set(dir, read);
+    }
+    return read;
+  };
+  const repoLicense = licenseExpression((await readManifest(REPO_ROOT.replace(/\/$/, ''))) ?? {});
+  const found = new Map<string, BundledPackage>();
+  for (const input of Object.keys(inputs)) {
+    // plugin namespaces (`missing-backend:…`) and esbuild's own (`<define:…>`, `<runtime>`) are no files
+    if (/^[a-z-]+:/.test(input) || input.startsWith('<')) continue;
+    let dir = dirname(resolve(cwd, input));
+    for (;;) {
+      const manifest = await readManifest(dir);
+      if (manifest?.name && manifest.version) {
+        const workspace = !dir.split(sep).includes('node_modules');
+        const license = licenseExpression(manifest) ?? (workspace ? repoLicense : undefined);
+        found.set(`${manifest.name}@${manifest.version}`, { name: manifest.name, version: manifest.version, ...(license ? { license } : {}), workspace });
+        break;
+      }
+      const parent = dirname(dir);
+      if (parent === dir) throw new Error(`bundling: no package.json with a name and a version encloses ${input}`);
+      dir = parent;
+    }
+  }
+  return [...found.values()].sort((a, b) => (a.name === b.name ? a.version.localeCompare(b.version) : a.name < b.name ? -1 : 1));
 }

@@ -3,3 +3,7 @@ export * from './sea.ts';
 export * from './package.ts';
 export * from './platforms.ts';
 export * from './inputs.ts';
+export * from './deprecation-steps.ts';
+export * from './release-notes.ts';
+export * from './sbom.ts';
+export * from './release.ts';

@@ -24,7 +24,7 @@ import { promisify } from 'node:util';
 import { defaultCacheRoot } from '@cnb-extender/testenv';
 import { REPO_ROOT } from './bundle.ts';
 import { nodeBinary, nodeVersion } from './sea.ts';
-import { LIBRARY_PACKAGES, sharedLibraryNames, type ReleasePlatform } from './platforms.ts';
+import { LIBRARY_PACKAGES, sharedLibraryNames, type LibraryPackage, type ReleasePlatform } from './platforms.ts';
 
 const exec = promisify(execFile);
 
@@ -41,6 +41,19 @@ export interface PlatformInputs {
   xattrAddon: string;
   /** The loader and C libraries to ship: [file name, content]. */
   libraries: [string, Buffer][];
+  /** Version of the Node binary (the npm package `platform.nodePackage`). */
+  nodeVersion: string;
+  /** Version of `@napi-rs/xattr` and of its platform package `platform.xattrPackage`. */
+  xattrVersion: string;
+  /** The Debian packages the libraries come from, with their versions. */
+  libraryPackages: DebianPackage[];
+}
+
+/** A Debian package as installed or downloaded: `libc6`, `2.36-9+deb12u14`, `amd64`. */
+export interface DebianPackage {
+  name: LibraryPackage;
+  version: string;
+  arch: string;
 }
 
 /** `@napi-rs/xattr` as libs/oci resolves it: its directory and version. */
@@ -51,15 +64,18 @@ export async function xattrPackage(): Promise<{ dir: string; version: string }> 
 
 export async function platformInputs(platform: ReleasePlatform, cacheDir: string = defaultReleaseCacheDir()): Promise<PlatformInputs> {
   const xattr = await xattrPackage();
+  const version = await nodeVersion();
   if (platform.native) {
     return {
       platform,
       node: nodeBinary(),
       xattrAddon: createRequire(join(xattr.dir, 'package.json')).resolve(`${platform.xattrPackage}/${platform.xattrFile}`),
       libraries: await readLibraries(platform, '/'),
+      nodeVersion: version,
+      xattrVersion: xattr.version,
+      libraryPackages: await installedPackages(LIBRARY_PACKAGES, platform.debianArch),
     };
   }
-  const version = await nodeVersion();
   const node = join(await fetchNpmPackage(platform.nodePackage, version, cacheDir, ['bin/node']), 'bin', 'node');
   const xattrAddon = join(await fetchNpmPackage(platform.xattrPackage, xattr.version, cacheDir, [platform.xattrFile]), platform.xattrFile);
   for (const file of [node, xattrAddon]) {
@@ -67,7 +83,39 @@ export async function platformInputs(platform: ReleasePlatform, cacheDir: string
     if (machine !== platform.elfMachine) throw new Error(`${file} is not an ELF file for ${platform.arch} (e_machine ${machine}, expected ${platform.elfMachine})`);
   }
   const root = await debianRoot(LIBRARY_PACKAGES, platform.debianArch, cacheDir);
-  return { platform, node, xattrAddon, libraries: await readLibraries(platform, root) };
+  return {
+    platform,
+    node,
+    xattrAddon,
+    libraries: await readLibraries(platform, root),
+    nodeVersion: version,
+    xattrVersion: xattr.version,
+    libraryPackages: await downloadedPackages(root, LIBRARY_PACKAGES),
+  };
+}
+
+/** The versions of Debian packages installed on this machine (`dpkg-query`). */
+export async function installedPackages(names: readonly LibraryPackage[], arch: string): Promise<DebianPackage[]> {
+  const out = await tool('dpkg-query', ['-W', '-f', '${Package}\t${Version}\n', ...names.map((n) => `${n}:${arch}`)], '/', 'the build machine must be Debian');
+  const versions = new Map(out.trim().split('\n').map((line) => line.split('\t') as [string, string]));
+  return names.map((name) => {
+    const version = versions.get(name);
+    if (!version) throw new Error(`reading the version of the Debian package ${name}:${arch}: dpkg-query does not list it`);
+    return { name, version, arch };
+  });
+}
+
+/** The versions of the packages `debianRoot` unpacked into `root`, from the file names its `packages.txt` lists. */
+export async function downloadedPackages(root: string, names: readonly LibraryPackage[]): Promise<DebianPackage[]> {
+  const listing = join(dirname(root), 'packages.txt');
+  const debs = (await readFile(listing, 'utf8')).split('\n').filter(Boolean);
+  return names.map((name) => {
+    // apt-get download names them <package>_<version with %3a for ':'>_<arch>.deb
+    const deb = debs.find((d) => d.startsWith(`${name}_`));
+    const m = deb ? /^[^_]+_([^_]+)_([^_]+)\.deb$/.exec(deb) : null;
+    if (!m) throw new Error(`reading the version of the Debian package ${name}: ${listing} names no ${name}_<version>_<arch>.deb`);
+    return { name, version: decodeURIComponent(m[1]!), arch: m[2]! };
+  });
 }
 
 /** The `e_machine` of an ELF file (62 x86-64, 183 aarch64), or undefined for anything else. */

@@ -30,10 +30,10 @@ import { gzip } from 'node:zlib';
 import { stringify as stringifyToml } from 'smol-toml';
 import tarStream from 'tar-stream';
 import { BUILDPACK_APIS, EXTEND_PLATFORM_APIS, createLifecycleDescriptor, stringifyLifecycleDescriptor } from '@cnb-extender/platform';
-import { appVersion, bundleApp, nativeAddonFiles, REPO_ROOT, type AppName } from './bundle.ts';
+import { appVersion, bundleApp, bundledPackages, nativeAddonFiles, REPO_ROOT, type AppName, type BundledPackage } from './bundle.ts';
 import { buildSea } from './sea.ts';
 import { buildExtenderImage, type ImagePlatform } from './image.ts';
-import { defaultReleaseCacheDir, platformInputs } from './inputs.ts';
+import { defaultReleaseCacheDir, platformInputs, type PlatformInputs } from './inputs.ts';
 import { PLATFORMS, RELEASE_ARCHES, type ReleaseArch, type ReleasePlatform } from './platforms.ts';
 
 /** 1980-01-01T00:00:01Z, the time the lifecycle gives files in its layers. */
@@ -94,6 +94,18 @@ export function sha256Line(bytes: Buffer, name: string): string {
   return `${createHash('sha256').update(bytes).digest('hex')}  ${name}\n`;
 }
 
+/**
+ * `SHA256SUMS` in `dir`, in `sha256sum` format (`sha256sum -c SHA256SUMS` checks it there):
+ * one line per file of `files` (paths relative to `dir`), sorted by path. Returns its path.
+ */
+export async function writeSha256Sums(dir: string, files: readonly string[]): Promise<string> {
+  const lines: string[] = [];
+  for (const file of [...files].sort()) lines.push(sha256Line(await readFile(join(dir, file)), file));
+  const path = join(dir, 'SHA256SUMS');
+  await writeFile(path, lines.join(''));
+  return path;
+}
+
 /** `extender.toml`: the extender's version, the APIs it accepts and the backends in this build. */
 export function extenderDescriptor(version: string, backends: readonly string[]): string {
   return stringifyToml({
@@ -113,10 +125,10 @@ export interface ReleaseOptions {
   scheduleFile?: string;
   mtime?: Date;
   /**
-   * Bundles already built with `bundleApp` (and the backends they contain): package these
-   * instead of bundling the sources again.
+   * Bundles already built with `bundleApps` (and the backends and packages they contain):
+   * package these instead of bundling the sources again.
    */
-  bundles?: { files: Record<AppName, string>; backends: string[] };
+  bundles?: AppBundles;
   /** Also write the extender's OCI image layout (default true). */
   image?: boolean;
   /**
@@ -139,10 +151,25 @@ export interface PlatformArtifacts {
   executables: Record<AppName, string>;
   /** The image manifest of this platform, listed in the image index (when the image is built). */
   imageManifestDigest?: string;
+  /** What the executables and the self-contained forms were made from: Node, the xattr addon, the C libraries. */
+  inputs: PlatformInputs;
+  /** The xattr addon's files shipped next to each executable: [source, path relative to the executable's directory]. */
+  addon: [string, string][];
+}
+
+/** Both apps' bundles: files, the backends they contain and the packages their code comes from. */
+export interface AppBundles {
+  files: Record<AppName, string>;
+  backends: string[];
+  packages: Record<AppName, BundledPackage[]>;
 }
 
 export interface ReleaseArtifacts {
   version: string;
+  /** The bundles the executables were made from. */
+  bundles: AppBundles;
+  /** The mtime of every file in the tarballs and the image. */
+  mtime: Date;
   /** The platforms built. */
   platforms: Partial<Record<ReleaseArch, PlatformArtifacts>>;
   /** OCI image layout of the extender (`extender-v<version>.oci/`, an index of one image per platform under the tag `<version>`), when asked for. */
@@ -154,15 +181,18 @@ export interface ReleaseArtifacts {
 }
 
 /** Bundle both apps into `dir` (`extender.cjs`, `lifecycle.cjs`). */
-export async function bundleApps(dir: string, options: { version?: string; scheduleFile?: string } = {}): Promise<{ files: Record<AppName, string>; backends: string[] }> {
+export async function bundleApps(dir: string, options: { version?: string; scheduleFile?: string } = {}): Promise<AppBundles> {
   const files = {} as Record<AppName, string>;
+  const packages = {} as Record<AppName, BundledPackage[]>;
   let backends: string[] = [];
   for (const app of ['extender', 'lifecycle'] as const) {
     files[app] = join(dir, `${app}.cjs`);
     const meta = await bundleApp({ app, outFile: files[app], ...(options.version ? { version: options.version } : {}), ...(options.scheduleFile ? { scheduleFile: options.scheduleFile } : {}) });
     backends = bundledBackends(meta.inputs);
+    // esbuild gives the inputs relative to its working directory, this process's
+    packages[app] = await bundledPackages(meta.inputs, process.cwd());
   }
-  return { files, backends };
+  return { files, backends, packages };
 }
 
 /** Backends the bundle contains (the others were left out as missing packages). */
@@ -245,7 +275,7 @@ async function buildPlatform(build: PlatformBuild): Promise<{ artifacts: Platfor
     await writeFile(`${path}.sha256`, sha256Line(bytes, path.split('/').at(-1)!));
   }
   return {
-    artifacts: { platform, extenderTarball, lifecycleTarball, executables },
+    artifacts: { platform, extenderTarball, lifecycleTarball, executables, inputs, addon },
     image: { platform, executable: executables.extender, lifecycleExecutable: selfContainedLifecycle, libraries: inputs.libraries, addon },
   };
 }
@@ -287,7 +317,7 @@ export async function buildRelease(options: ReleaseOptions = {}): Promise<Releas
     platforms[platform.arch] = result.value.artifacts;
     imagePlatforms.push(result.value.image);
   }
-  if (options.image === false) return { version, platforms, backends };
+  if (options.image === false) return { version, bundles, mtime, platforms, backends };
   const imageLayout = join(outDir, `extender-v${version}.oci`);
   const image = await buildExtenderImage({
     platforms: imagePlatforms,
@@ -299,5 +329,5 @@ export async function buildRelease(options: ReleaseOptions = {}): Promise<Releas
     mtime,
   });
   image.images.forEach((built, i) => (platforms[imagePlatforms[i]!.platform.arch]!.imageManifestDigest = built.manifestDescriptor.digest));
-  return { version, platforms, backends, imageLayout, imageDigest: image.indexDescriptor.digest };
+  return { version, bundles, mtime, platforms, backends, imageLayout, imageDigest: image.indexDescriptor.digest };
 }

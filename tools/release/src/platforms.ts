@@ -65,6 +65,21 @@ export function sharedLibraryNames(platform: ReleasePlatform): string[] {
 
 /** Debian packages that hold those libraries. */
 export const LIBRARY_PACKAGES = ['libc6', 'libgcc-s1', 'libstdc++6'] as const;
+export type LibraryPackage = (typeof LIBRARY_PACKAGES)[number];
+
+/** The Debian package a library of `sharedLibraryNames` comes from (what `dpkg -S` says on Debian 12). */
+export function libraryPackage(name: string): LibraryPackage {
+  if (name.startsWith('libgcc_s.')) return 'libgcc-s1';
+  if (name.startsWith('libstdc++.')) return 'libstdc++6';
+  return 'libc6';
+}
+
+/** SPDX license expressions of those packages (their `/usr/share/doc/<package>/copyright`). */
+export const LIBRARY_PACKAGE_LICENSES: Readonly<Record<LibraryPackage, string>> = {
+  libc6: 'LGPL-2.1-or-later',
+  'libgcc-s1': 'GPL-3.0-or-later WITH GCC-exception-3.1',
+  'libstdc++6': 'GPL-3.0-or-later WITH GCC-exception-3.1',
+};
 
 /**
  * Platforms named on a command line or in options: `amd64`, `arm64`, `linux/arm64`, or

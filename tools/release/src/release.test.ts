@@ -12,8 +12,11 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CLI_DOC_PATH, generateCliDoc } from './cli-docs.ts';
 import { REPO_ROOT } from './bundle.ts';
 import { debianRoot, defaultReleaseCacheDir, elfMachine, platformInputs } from './inputs.ts';
-import { buildRelease, bundleApps, type PlatformArtifacts, type ReleaseArtifacts } from './package.ts';
+import { buildRelease, bundleApps, writeSha256Sums, type PlatformArtifacts, type ReleaseArtifacts } from './package.ts';
 import { LIBRARY_PACKAGES, PLATFORMS, RELEASE_ARCHES } from './platforms.ts';
+import { writeSboms } from './sbom.ts';
+import { nodeVersion } from './sea.ts';
+import { cyclonedxValidator } from './testing/cyclonedx.ts';
 
 const NODE = process.execPath;
 const SCRIPT = (name: string) => join(REPO_ROOT, 'tools', 'release', 'src', name);
@@ -169,6 +172,46 @@ describe('release tarballs', () => {
     for (const tarball of RELEASE_ARCHES.flatMap((arch) => [first.platforms[arch]!.extenderTarball, first.platforms[arch]!.lifecycleTarball])) {
       const line = await readFile(`${tarball}.sha256`, 'utf8');
       expect(line).toBe(`${createHash('sha256').update(await readFile(tarball)).digest('hex')}  ${tarball.split('/').at(-1)}\n`);
+    }
+  });
+
+  it('get CycloneDX SBOMs and SHA256SUMS, byte-identical across the two builds, that list each platform\'s Node and C libraries', async () => {
+    const validate = await cyclonedxValidator();
+    const [sbomsA, sbomsB] = [await writeSboms(first), await writeSboms(second)];
+    const names = sbomsA.map((f) => f.split('/').at(-1)!);
+    expect(sbomsB.map((f) => f.split('/').at(-1)!)).toEqual(names);
+    expect(names).toEqual(
+      RELEASE_ARCHES.flatMap((arch) => {
+        const suffix = PLATFORMS[arch].suffix;
+        return [`extender-v${VERSION}+${suffix}.tgz.cdx.json`, `lifecycle-extender-v${VERSION}+${suffix}.tgz.cdx.json`, `extender-v${VERSION}+${suffix}.oci.cdx.json`];
+      }),
+    );
+    // the SBOMs and the tarballs they describe
+    const listed = [...names, ...names.filter((n) => n.endsWith('.tgz.cdx.json')).map((n) => n.replace(/\.cdx\.json$/, ''))];
+    const [sumsA, sumsB] = [await writeSha256Sums(join(scratch, 'a'), listed), await writeSha256Sums(join(scratch, 'b'), listed)];
+    expect((await readFile(sumsA)).equals(await readFile(sumsB))).toBe(true);
+    // the arm64 libraries come from the downloaded Debian packages that packages.txt names
+    const armDebs = await readFile(join(await debianRoot(LIBRARY_PACKAGES, 'arm64', defaultReleaseCacheDir()), '..', 'packages.txt'), 'utf8');
+    for (const [i, file] of sbomsA.entries()) {
+      const name = names[i]!;
+      const bytes = await readFile(file);
+      expect(bytes.equals(await readFile(sbomsB[i]!)), `${name} differs between builds`).toBe(true);
+      const sbom = JSON.parse(bytes.toString('utf8')) as { components: { type: string; name: string; version: string; components?: { name: string }[] }[] };
+      expect(validate(sbom), name).toEqual([]);
+      expect(sbom.components.filter((c) => c.type === 'platform').map((c) => [c.name, c.version])).toEqual([['node', await nodeVersion()]]);
+      const libc = sbom.components.find((c) => c.name === 'libc6');
+      if (name.startsWith('extender-') && name.includes('.tgz')) {
+        // the standalone extender uses the system's C library
+        expect(libc).toBeUndefined();
+        continue;
+      }
+      const files = (libc?.components ?? []).map((c) => c.name);
+      if (name.includes('linux.arm64')) {
+        expect(armDebs).toContain(`libc6_${libc?.version}_arm64.deb`);
+        expect(files).toContainEqual(expect.stringMatching(/lib\/ld-linux-aarch64\.so\.1$/));
+      } else {
+        expect(files).toContainEqual(expect.stringMatching(/lib\/ld-linux-x86-64\.so\.2$/));
+      }
     }
   });
 
