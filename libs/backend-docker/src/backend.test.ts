@@ -115,6 +115,31 @@ describe('docker backend', () => {
     });
   }
 
+  for (const builder of ['classic', 'buildkit'] as const) {
+    it(`${builder}: prefers <Dockerfile>.dockerignore beside the Dockerfile to the context's .dockerignore`, async () => {
+      const run = env.fixtures.run;
+      const { image: base } = await readLayoutImage(run.layoutDir, run.registryRef, run.manifestDigest as Digest);
+      const { writeFile } = await import('node:fs/promises');
+      const { readLayerPaths } = await import('@cnb-extender/extender-core/testing');
+      const workDir = await temp('docker-work-');
+      const contextDir = await temp('docker-context-');
+      const dockerfileDir = await temp('docker-dockerfile-');
+      await writeFile(join(contextDir, 'a.txt'), 'a\n');
+      await writeFile(join(contextDir, 'b.txt'), 'b\n');
+      await writeFile(join(contextDir, '.dockerignore'), 'a.txt\n');
+      await writeFile(join(dockerfileDir, 'run.Dockerfile.dockerignore'), 'b.txt\n');
+      const backend = createDockerBackend({ host: env.docker.host, builder, network: 'none' });
+      const context = { signal: new AbortController().signal, events: new MemorySink(), workDir };
+      const content = 'ARG base_image\nFROM ${base_image}\nUSER root\nCOPY . /ctx/\n';
+      const spec: DockerfileSpec = { extensionId: 'test/ext', kind: 'run', path: join(dockerfileDir, 'run.Dockerfile'), content, args: [{ name: 'base_image', value: 'x' }], contextDir };
+      const result = await backend.apply(spec, base, { buildContext: contextDir, ignorePaths: [], cacheTtlMs: 0, extendDir: workDir }, context);
+      const paths = (await readLayerPaths(result.layers.at(-1)!.blob!)).filter((p) => p.startsWith('ctx/') && p !== 'ctx/');
+      // BuildKit copies the context's .dockerignore as a file; the classic builder's context tar holds one .dockerignore, the one in use
+      expect(paths).toEqual(builder === 'buildkit' ? ['ctx/.dockerignore', 'ctx/a.txt'] : ['ctx/a.txt']);
+      await backend.cleanup(context);
+    });
+  }
+
   it('is created by the backend registry factory from the environment without connecting', () => {
     const backend = createBackend({ env: { DOCKER_HOST: 'unix:///x.sock', DOCKER_BUILDKIT: '1' } });
     expect(backend.host).toBe('unix:///x.sock');
@@ -125,19 +150,57 @@ describe('docker backend', () => {
 });
 
 describe('.dockerignore', () => {
-  it('matches as the docker CLI does (globs, **, directories, ! re-includes, last rule wins)', async () => {
-    const { isExcluded, parseDockerignore } = await import('./dockerignore.ts');
-    const rules = parseDockerignore('# comment\n*.log\n/build/\n**/tmp\ndocs\n!docs/keep.md\nsecret?.txt\n');
-    expect(isExcluded('a.log', rules)).toBe(true);
-    expect(isExcluded('sub/a.log', rules)).toBe(false);
-    expect(isExcluded('build/x/y', rules)).toBe(true);
-    expect(isExcluded('a/b/tmp/c', rules)).toBe(true);
-    expect(isExcluded('tmp', rules)).toBe(true);
-    expect(isExcluded('docs/other.md', rules)).toBe(true);
-    expect(isExcluded('docs/keep.md', rules)).toBe(false);
-    expect(isExcluded('secret1.txt', rules)).toBe(true);
-    expect(isExcluded('secret12.txt', rules)).toBe(false);
-    expect(isExcluded('src/main.ts', rules)).toBe(false);
+  async function tarEntries(stream: NodeJS.ReadableStream): Promise<Map<string, string>> {
+    const tar = await import('tar-stream');
+    const extract = tar.extract();
+    const out = new Map<string, string>();
+    const done = new Promise<void>((resolve, reject) => {
+      extract.on('entry', (header, body, next) => {
+        const chunks: Buffer[] = [];
+        body.on('data', (c: unknown) => chunks.push(c as Buffer));
+        body.on('end', () => {
+          out.set(`${header.name}${header.type === 'directory' ? '/' : ''}`, Buffer.concat(chunks).toString('utf8'));
+          next();
+        });
+      });
+      extract.on('finish', resolve);
+      extract.on('error', reject);
+    });
+    stream.pipe(extract as unknown as NodeJS.WritableStream);
+    await done;
+    return out;
+  }
+
+  it('the classic context tar leaves out what the ignore file excludes, with the shared patterns and the Docker CLI walk', async () => {
+    const { mkdir, writeFile } = await import('node:fs/promises');
+    const { readDockerignore } = await import('@cnb-extender/dockerfile');
+    const { contextTar } = await import('./archive.ts');
+    const contextDir = await temp('docker-context-');
+    for (const d of ['logs', 'a/keep', 'build/x']) await mkdir(join(contextDir, d), { recursive: true });
+    for (const f of ['kept.txt', 'secret1.txt', 'logs/a.log', 'logs/keep.log', 'a/keep/x', 'build/x/y', 'sub.log']) await writeFile(join(contextDir, f), f);
+    await writeFile(join(contextDir, '.dockerignore'), '# comment\n/build/\nsecret?.txt\nlogs\n!logs/keep.log\na\n!*/keep\n*.log\n');
+    const ignore = await readDockerignore(contextDir, join(contextDir, 'run.Dockerfile'));
+    const entries = await tarEntries(contextTar(contextDir, 'D', 'FROM x\n', ignore) as unknown as NodeJS.ReadableStream);
+    // logs/keep.log without its excluded directory, as the Docker CLI sends it; `!*/keep` does not reach into `a` there
+    expect([...entries.keys()]).toEqual(['kept.txt', 'logs/keep.log', '.dockerignore', 'D']);
+    // the Docker CLI appends the name of a Dockerfile from outside the context to the context's .dockerignore
+    expect(entries.get('.dockerignore')).toBe('# comment\n/build/\nsecret?.txt\nlogs\n!logs/keep.log\na\n!*/keep\n*.log\n\nD\n');
+  });
+
+  it('the classic context tar uses <Dockerfile>.dockerignore before the context\'s .dockerignore, and refuses a malformed pattern', async () => {
+    const { writeFile } = await import('node:fs/promises');
+    const { readDockerignore } = await import('@cnb-extender/dockerfile');
+    const { contextTar } = await import('./archive.ts');
+    const dir = await temp('docker-dockerfile-');
+    const contextDir = await temp('docker-context-');
+    for (const f of ['a.txt', 'b.txt']) await writeFile(join(contextDir, f), f);
+    await writeFile(join(contextDir, '.dockerignore'), 'a.txt\n');
+    await writeFile(join(dir, 'run.Dockerfile.dockerignore'), 'b.txt\n');
+    const ignore = await readDockerignore(contextDir, join(dir, 'run.Dockerfile'));
+    const entries = await tarEntries(contextTar(contextDir, 'D', 'FROM x\n', ignore) as unknown as NodeJS.ReadableStream);
+    expect([...entries.keys()]).toEqual(['a.txt', '.dockerignore', 'D']);
+    expect(entries.get('.dockerignore')).toBe('b.txt\n\n.dockerignore\nD\n');
+    expect(() => contextTar(contextDir, 'D', 'FROM x\n', { path: '/ctx/.dockerignore', text: '[\n', patterns: ['['] })).toThrow(/^reading \/ctx\/\.dockerignore: syntax error in pattern: "\["$/);
   });
 });
 

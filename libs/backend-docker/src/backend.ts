@@ -8,7 +8,7 @@
  * are not kept) for the kit to assemble. Build output is streamed as events.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Duplex, Readable } from 'node:stream';
 import type Docker from 'dockerode';
@@ -36,6 +36,7 @@ import {
   type ImageArchiveLayer,
 } from '@cnb-extender/image-backend-kit';
 import { BuildSession, dialHijack, type Endpoint } from '@cnb-extender/buildkit-session';
+import { readDockerignore } from '@cnb-extender/dockerfile';
 import { defaultKeychain, parseReference, type RegistryClient } from '@cnb-extender/oci';
 import { contextTar } from './archive.ts';
 import { decodeStatus } from './buildkit-status.ts';
@@ -514,16 +515,20 @@ export class DockerBackend implements ExtenderBackend {
           forcerm: true,
         };
         let stream: NodeJS.ReadableStream;
+        // <Dockerfile>.dockerignore beside the Dockerfile, else the context's .dockerignore
+        const ignore = await readDockerignore(options.buildContext, dockerfile.path);
         if (builder === 'buildkit') {
           const dockerfileDir = join(area, `dockerfile-${n}`);
           await mkdir(dockerfileDir, { recursive: true });
           await writeFile(join(dockerfileDir, 'Dockerfile'), dockerfile.content);
+          // BuildKit reads the context's .dockerignore itself, and <Dockerfile>.dockerignore beside the Dockerfile it is sent
+          if (ignore !== undefined && ignore.path === `${dockerfile.path}.dockerignore`) await copyFile(ignore.path, join(dockerfileDir, 'Dockerfile.dockerignore'));
           session = await this.#openSession(options.buildContext, dockerfileDir, signal);
           // no context in the request body: BuildKit asks the session for it. Not through
           // dockerode's buildImage, which opens a session of its own for version 2.
           stream = await this.#postBuild({ ...buildOptions, dockerfile: 'Dockerfile', version: '2', remote: 'client-session', session: session.options.id });
         } else {
-          stream = await this.#client.buildImage(contextTar(options.buildContext, DOCKERFILE_NAME, dockerfile.content) as unknown as NodeJS.ReadableStream, {
+          stream = await this.#client.buildImage(contextTar(options.buildContext, DOCKERFILE_NAME, dockerfile.content, ignore) as unknown as NodeJS.ReadableStream, {
             ...buildOptions,
             dockerfile: DOCKERFILE_NAME,
             version: '1',
