@@ -8,7 +8,7 @@ import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BackendInstructionError, type ApplyOptions, type BackendContext, type BlobSource, type DockerfileSpec, type ExtenderBackend, type ImageDescription, type LayerDescription } from '@cnb-extender/extender-core';
 import { applyLayer, familyOf, writeLayer, type ContainerConfig, type Descriptor, type Digest, type HistoryEntry, type LayerCompression, type LayerSource } from '@cnb-extender/oci';
-import { evaluate, type ImageConfig as DockerfileImageConfig, type StagePlan, type Step } from '@cnb-extender/dockerfile';
+import { evaluate, readDockerignore, type ImageConfig as DockerfileImageConfig, type StagePlan, type Step } from '@cnb-extender/dockerfile';
 import { contextDigest, LayerCache, sha256 } from './cache.ts';
 import { executeStep } from './execute/steps.ts';
 import { diffSnapshots, takeSnapshot, type Snapshot } from './snapshot/index.ts';
@@ -107,6 +107,9 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
         throw new Error(`applying ${dockerfile.path}: FROM ${from} switches the base image, which the in-place backend cannot do (it extends ${expectedBase})`);
       }
 
+      // What COPY/ADD see of the context: <Dockerfile>.dockerignore, else the context's .dockerignore.
+      const ignore = await readDockerignore(applyOptions.buildContext, dockerfile.path);
+
       // The extend dir (cache and work areas) is never part of an image either.
       const extra = options.extraIgnorePaths ?? (root === '/' ? [] : CNB_MOUNT_POINTS);
       const snapshotOptions = { ignorePaths: [...applyOptions.ignorePaths, applyOptions.extendDir, ...extra], signal };
@@ -125,7 +128,8 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
       cache?.prune();
       let chain = sha256({ version: 1, base: base.config.rootfs.diff_ids, root: rootOption === '/' ? 'in-place' : 'unpacked' });
       let contextHash: string | undefined;
-      const contextOf = (): string => (contextHash ??= contextDigest(applyOptions.buildContext));
+      // The context's files and the ignore patterns (which may live outside the context) decide what COPY sees.
+      const contextOf = (): string => (contextHash ??= sha256({ files: contextDigest(applyOptions.buildContext), ignore: ignore?.patterns ?? [] }));
       let baselineStale = false;
       const addLayer = (text: string, descriptor: Descriptor, diffId: Digest, path: string): void => {
         newLayers.push({ descriptor, diffId, blob: { kind: 'file', path } });
@@ -149,7 +153,7 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
                 try {
                   await applyLayer(root, hit.blobPath!, { absolutePaths: 'root' });
                 } catch (error) {
-                  throw new BackendInstructionError(text, `${text}: applying the cached layer ${hit.diffId} to ${root}: ${(error as Error).message}`, { cause: error, line: step.location.start.line });
+                  throw new BackendInstructionError(text, `applying the cached layer ${hit.diffId} to ${root}: ${(error as Error).message}`, { cause: error, line: step.location.start.line });
                 }
                 addLayer(text, hit.descriptor!, hit.diffId!, hit.blobPath!);
                 baselineStale = true;
@@ -172,6 +176,7 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
           result = await executeStep(step, {
             root,
             contextDir: applyOptions.buildContext,
+            ...(ignore ? { ignore } : {}),
             network: options.network ?? true,
             allowRemote: options.allowRemote ?? false,
             signal,
@@ -182,7 +187,8 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
           lines.flush();
           if (signal.aborted) throw signal.reason;
           const e = error as Error & { exitCode?: number };
-          throw new BackendInstructionError(text, e.message.startsWith(text) ? e.message : `${text}: ${e.message}`, { cause: error, line: step.location.start.line });
+          // the core names the instruction; the message says what went wrong in it
+          throw new BackendInstructionError(text, e.message, { cause: error, line: step.location.start.line });
         }
         timed(`execute-step-${index}`, executeStart);
         if (result.changesFilesystem) {
@@ -207,7 +213,7 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
                 // from the same entries outside the cache.
                 path = join(work, `layer-${newLayers.length + 1}-${blob}`);
                 const again = await writeLayer(changes.entries, path, { compression, family, signal });
-                if (again.diffId !== written.diffId) throw new Error(`${text}: rewriting the layer gave ${again.diffId}, not ${written.diffId}: the root changed while the layer was written`);
+                if (again.diffId !== written.diffId) throw new BackendInstructionError(text, `rewriting the layer gave ${again.diffId}, not ${written.diffId}: the root changed while the layer was written`);
               }
             }
             addLayer(text, written.descriptor, written.diffId, path);

@@ -1,5 +1,6 @@
 import { chmodSync, closeSync, copyFileSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, rmSync, type Stats, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
-import { basename, join, posix } from 'node:path';
+import { basename, dirname, join, posix, relative, sep } from 'node:path';
+import { contextPaths, dockerignoreMatcher, goMatch, hasWildcards, type DockerignoreFile } from '@cnb-extender/dockerfile';
 import { applyLayer } from '@cnb-extender/oci';
 import { cleanImagePath, isWithin, resolveInRoot } from './paths.ts';
 
@@ -24,12 +25,16 @@ export interface CopyRequest {
   mode?: number;
   /** ADD: local tar archives are extracted, URLs are fetched when `allowRemote`. */
   add?: boolean;
+  /**
+   * The build's ignore file (`readDockerignore`): what it excludes is not part
+   * of the context, as BuildKit sends the context to a build.
+   */
+  ignore?: DockerignoreFile;
   allowRemote?: boolean;
   signal?: AbortSignal;
 }
 
 const URL_RE = /^[a-z][a-z0-9+.-]*:\/\//i;
-const GLOB_RE = /[*?[]/;
 
 /** Parses `--chmod` (octal only, as BuildKit without the labs syntax). */
 export function parseChmod(value: string): number {
@@ -37,52 +42,60 @@ export function parseChmod(value: string): number {
   return parseInt(value, 8);
 }
 
-/** Go `filepath.Match` for one path component, as a RegExp. */
-function segmentRegExp(pattern: string): RegExp {
-  let re = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i]!;
-    if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else if (c === '\\' && i + 1 < pattern.length) re += `\\${pattern[++i]!}`;
-    else if (c === '[') {
-      const end = pattern.indexOf(']', i + 1);
-      if (end === -1) throw new CopyError(`invalid pattern ${JSON.stringify(pattern)}: missing ']'`);
-      let cls = pattern.slice(i + 1, end);
-      if (cls.startsWith('^') || cls.startsWith('!')) cls = `^${cls.slice(1)}`;
-      re += `[${cls.replace(/\\/g, '\\\\')}]`;
-      i = end;
-    } else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`);
+/**
+ * The build context as a build sees it: the paths its ignore file leaves in
+ * (with the directories above re-included entries), relative to the real
+ * context directory. Without patterns everything is in it.
+ */
+interface ContextView {
+  real: string;
+  ignore: DockerignoreFile | undefined;
+  paths: Set<string> | undefined;
 }
 
-/** Context-relative paths matching `pattern` (a clean relative path, may contain globs). */
-function expandGlob(contextDir: string, pattern: string): string[] {
+async function contextView(real: string, ignore: DockerignoreFile | undefined): Promise<ContextView> {
+  const exclude = dockerignoreMatcher(ignore);
+  return { real, ignore, paths: exclude.empty ? undefined : await contextPaths(real, { exclude }) };
+}
+
+/** Whether the context holds `rel` (relative to the real context, `/`-separated; '' is the context). */
+function inContext(view: ContextView, rel: string): boolean {
+  return view.paths === undefined || rel === '' || view.paths.has(rel);
+}
+
+/** `host` (inside the real context) as a context path. */
+function contextRel(view: ContextView, host: string): string {
+  return relative(view.real, host).split(sep).join('/');
+}
+
+/** Context-relative paths matching `pattern` (a clean relative path with wildcards, Go `filepath.Match` per component). */
+function expandGlob(view: ContextView, pattern: string): string[] {
   let found = [''];
   for (const part of pattern.split('/')) {
     const next: string[] = [];
     for (const base of found) {
-      if (!GLOB_RE.test(part)) {
+      if (!hasWildcards(part)) {
         next.push(base === '' ? part : `${base}/${part}`);
         continue;
       }
-      const re = segmentRegExp(part);
       let names: string[];
+      let realBase: string;
       try {
-        names = readdirSync(join(contextDir, base));
+        names = readdirSync(join(view.real, base));
+        realBase = realpathSync(join(view.real, base));
       } catch {
         continue;
       }
-      for (const n of names.sort()) if (re.test(n)) next.push(base === '' ? n : `${base}/${n}`);
+      for (const n of names.sort()) {
+        if (!goMatch(part, n)) continue;
+        // what the ignore file leaves out is not there to match
+        if (!inContext(view, contextRel(view, join(realBase, n)))) continue;
+        next.push(base === '' ? n : `${base}/${n}`);
+      }
     }
     found = next;
   }
   return found;
-}
-
-function describe(req: CopyRequest): string {
-  return `${req.add ? 'ADD' : 'COPY'} ${req.sources.join(' ')} ${req.dest}`;
 }
 
 /** A context source: its relative name and the real path it resolves to (checked to be in the context). */
@@ -92,25 +105,34 @@ interface Source {
   stat: Stats;
 }
 
-function resolveSources(req: CopyRequest, realContext: string): Source[] {
+/** Why a source the ignore file leaves out is not found. */
+function excludedBy(view: ContextView): string {
+  return view.ignore === undefined ? '' : ` (${view.ignore.path} excludes it)`;
+}
+
+function resolveSources(req: CopyRequest, view: ContextView): Source[] {
   const out: Source[] = [];
   for (const word of req.sources) {
     const rel = posix.normalize(word.replace(/^\/+/, '') || '.');
     if (rel === '..' || rel.startsWith('../')) {
-      throw new CopyError(`${describe(req)}: source ${JSON.stringify(word)} is outside the build context`);
+      throw new CopyError(`source ${JSON.stringify(word)} is outside the build context`);
     }
-    const names = GLOB_RE.test(rel) ? expandGlob(realContext, rel) : [rel];
-    if (names.length === 0) throw new CopyError(`${describe(req)}: no source files were specified: ${JSON.stringify(word)} matches nothing in the build context`);
+    const names = hasWildcards(rel) ? expandGlob(view, rel) : [rel];
+    if (names.length === 0) throw new CopyError(`no source files were specified: ${JSON.stringify(word)} matches nothing in the build context`);
     for (const name of names) {
-      const host = name === '.' ? realContext : join(realContext, name);
+      const host = name === '.' ? view.real : join(view.real, name);
       let real: string;
       try {
         real = realpathSync(host);
       } catch (cause) {
-        throw new CopyError(`${describe(req)}: source ${JSON.stringify(name)}: ${(cause as Error).message}`, { cause });
+        throw new CopyError(`source ${JSON.stringify(name)}: ${(cause as Error).message}`, { cause });
       }
-      if (!isWithin(realContext, real)) {
-        throw new CopyError(`${describe(req)}: source ${JSON.stringify(name)} resolves to ${real}, outside the build context`);
+      if (!isWithin(view.real, real)) {
+        throw new CopyError(`source ${JSON.stringify(name)} resolves to ${real}, outside the build context`);
+      }
+      // The source itself (a symlink as it is) and what it resolves to must both be in the context.
+      if (name !== '.' && (!inContext(view, contextRel(view, join(realpathSync(dirname(host)), basename(host)))) || !inContext(view, contextRel(view, real)))) {
+        throw new CopyError(`source ${JSON.stringify(name)}: not found in the build context${excludedBy(view)}`);
       }
       out.push({ rel: name, real, stat: statSync(real) });
     }
@@ -161,24 +183,30 @@ function isArchive(path: string): boolean {
  * sources or a destination ending in `/` (or an existing directory) mean
  * "into this directory"; missing directories are created; everything gets
  * `owner` (default root) and, with `--chmod`, that mode; mtimes are kept.
- * Sources that resolve outside the context (`..`, symlinks) are refused.
+ * Sources that resolve outside the context (`..`, symlinks) are refused, and
+ * what the build's ignore file excludes is not in the context. A local tar
+ * archive given to ADD is extracted as Docker extracts it: `.wh.` names are
+ * files like any other, and no entry may land outside the destination.
  * Returns the image paths written (top-level targets and created directories).
+ * Errors do not name the instruction: the caller does.
  */
 export async function copyIntoRoot(req: CopyRequest): Promise<string[]> {
   let realContext: string;
   try {
     realContext = realpathSync(req.contextDir);
   } catch (cause) {
-    throw new CopyError(`${describe(req)}: build context ${req.contextDir}: ${(cause as Error).message}`, { cause });
+    throw new CopyError(`build context ${req.contextDir}: ${(cause as Error).message}`, { cause });
   }
   const owner = req.owner ?? { uid: 0, gid: 0 };
   const touched = new Set<string>();
   const remote = req.sources.filter((s) => URL_RE.test(s));
-  if (remote.length > 0 && !req.add) throw new CopyError(`${describe(req)}: source can't be a URL for COPY (${remote[0]})`);
+  if (remote.length > 0 && !req.add) throw new CopyError(`source can't be a URL for COPY (${remote[0]})`);
   if (remote.length > 0 && !req.allowRemote) {
-    throw new CopyError(`${describe(req)}: remote source ${remote[0]} is not allowed (ADD of URLs needs network access, which this build does not permit)`);
+    throw new CopyError(`remote source ${remote[0]} is not allowed (ADD of URLs needs network access, which this build does not permit)`);
   }
-  const local = resolveSources({ ...req, sources: req.sources.filter((s) => !URL_RE.test(s)) }, realContext);
+  const localWords = req.sources.filter((s) => !URL_RE.test(s));
+  const view = localWords.length === 0 ? { real: realContext, ignore: undefined, paths: undefined } : await contextView(realContext, req.ignore);
+  const local = resolveSources({ ...req, sources: localWords }, view);
   const destImage = cleanImagePath(req.dest, req.cwd);
   const destHost = resolveInRoot(req.root, destImage);
   const destExistsDir = (() => {
@@ -191,7 +219,7 @@ export async function copyIntoRoot(req: CopyRequest): Promise<string[]> {
   const count = local.length + remote.length;
   const intoDir = req.dest.endsWith('/') || destExistsDir || (req.dest.endsWith('/.') || req.dest === '.');
   if (count > 1 && !intoDir) {
-    throw new CopyError(`${describe(req)}: with more than one source the destination must be a directory and end with a /`);
+    throw new CopyError(`with more than one source the destination must be a directory and end with a /`);
   }
 
   for (const url of remote) {
@@ -200,7 +228,7 @@ export async function copyIntoRoot(req: CopyRequest): Promise<string[]> {
     const target = intoDir ? posix.join(destImage, name) : destImage;
     mkdirInRoot(req.root, posix.dirname(target), owner, touched);
     const response = await fetch(url, req.signal ? { signal: req.signal } : {});
-    if (!response.ok) throw new CopyError(`${describe(req)}: fetching ${url}: HTTP ${response.status}`);
+    if (!response.ok) throw new CopyError(`fetching ${url}: HTTP ${response.status}`);
     const host = resolveInRoot(req.root, target, false);
     rmSync(host, { force: true });
     writeFileSync(host, Buffer.from(await response.arrayBuffer()), { mode: 0o600 });
@@ -213,14 +241,15 @@ export async function copyIntoRoot(req: CopyRequest): Promise<string[]> {
     req.signal?.throwIfAborted();
     if (src.stat.isDirectory()) {
       const host = mkdirInRoot(req.root, destImage, owner, touched);
-      copyTree(req, src.real, host, destImage, owner, touched);
+      copyTree(req, view, src.real, host, destImage, owner, touched);
       touched.add(destImage);
     } else if (req.add && src.stat.isFile() && isArchive(src.real)) {
       const host = mkdirInRoot(req.root, destImage, owner, touched);
       try {
-        await applyLayer(host, src.real, { absolutePaths: 'root' });
+        // as Docker: the archive is extracted as it is (`.wh.` names are files like any other)
+        await applyLayer(host, src.real, { absolutePaths: 'root', whiteouts: 'ordinary' });
       } catch (cause) {
-        throw new CopyError(`${describe(req)}: extracting ${src.rel}: ${(cause as Error).message}`, { cause });
+        throw new CopyError(`extracting ${src.rel}: ${(cause as Error).message}`, { cause });
       }
       touched.add(destImage);
     } else {
@@ -254,23 +283,29 @@ function copyOne(req: CopyRequest, from: string, st: Stats, to: string, owner: {
   } else if (st.isFile()) {
     copyFileSync(from, to);
   } else {
-    throw new CopyError(`${describe(req)}: ${from} is not a regular file, directory or symlink`);
+    throw new CopyError(`${from} is not a regular file, directory or symlink`);
   }
   lchownSync(to, owner.uid, owner.gid);
   chmodSync(to, req.mode ?? st.mode & 0o7777);
   lutimesSync(to, st.atime, st.mtime);
 }
 
-/** Copies the contents of directory `from` into the existing directory `to` (image path `image`). */
-function copyTree(req: CopyRequest, from: string, to: string, image: string, owner: { uid: number; gid: number }, touched: Set<string>): void {
+/**
+ * Copies the contents of directory `from` (a real directory in the context)
+ * into the existing directory `to` (image path `image`), leaving out what is
+ * not in the context.
+ */
+function copyTree(req: CopyRequest, view: ContextView, from: string, to: string, image: string, owner: { uid: number; gid: number }, touched: Set<string>): void {
+  const fromRel = contextRel(view, from);
   for (const name of readdirSync(from).sort()) {
     req.signal?.throwIfAborted();
+    if (!inContext(view, fromRel === '' ? name : `${fromRel}/${name}`)) continue;
     const src = join(from, name);
     const st = lstatSync(src);
     const childImage = posix.join(image, name);
     const host = resolveInRoot(req.root, childImage, false);
     copyOne(req, src, st, host, owner);
-    if (st.isDirectory()) copyTree(req, src, host, childImage, owner, touched);
+    if (st.isDirectory()) copyTree(req, view, src, host, childImage, owner, touched);
   }
   const st = lstatSync(from);
   if (!touched.has(image)) return;

@@ -1,4 +1,5 @@
 import { chmodSync, lchownSync, mkdirSync, statSync } from 'node:fs';
+import type { DockerignoreFile } from '@cnb-extender/dockerfile';
 import type { ContainerConfig } from '@cnb-extender/oci';
 import { copyIntoRoot, parseChmod } from './copy.ts';
 import { expandWord, type Expander } from './expand.ts';
@@ -37,6 +38,8 @@ export interface ExecuteOptions {
   root: string;
   /** Build context for COPY/ADD. */
   contextDir: string;
+  /** The build's ignore file (`readDockerignore`); COPY/ADD do not see what it excludes. */
+  ignore?: DockerignoreFile;
   /** RUN gets the network (default false). `RUN --network=none` always runs without. */
   network?: boolean;
   /** ADD may fetch URLs (default false). */
@@ -274,6 +277,7 @@ async function copy(state: BuildState, ins: CopyInstruction, options: ExecuteOpt
   return copyIntoRoot({
     root: options.root,
     contextDir: options.contextDir,
+    ...(options.ignore ? { ignore: options.ignore } : {}),
     sources: ins.sources.map(expand),
     dest: expand(ins.dest),
     cwd: state.config.WorkingDir || '/',

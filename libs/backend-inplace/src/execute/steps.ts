@@ -4,7 +4,7 @@
  * working directory each step sees (BuildKit's dispatch rules); this runs the
  * steps that touch the root filesystem.
  */
-import type { Step } from '@cnb-extender/dockerfile';
+import type { DockerignoreFile, Step } from '@cnb-extender/dockerfile';
 import { copyIntoRoot, parseChmod } from './copy.ts';
 import { ensureDir, runArgv, type StepResult } from './executor.ts';
 import { resolveOwner, resolveUser } from './user.ts';
@@ -12,6 +12,8 @@ import { resolveOwner, resolveUser } from './user.ts';
 export interface StepOptions {
   root: string;
   contextDir: string;
+  /** The build's ignore file (`readDockerignore`); COPY/ADD do not see what it excludes. */
+  ignore?: DockerignoreFile;
   /** RUN gets the network unless the step says `--network=none` (default false). */
   network?: boolean;
   allowRemote?: boolean;
@@ -23,8 +25,8 @@ export class UnsupportedStepError extends Error {
   override name = 'UnsupportedStepError';
 }
 
-function unsupported(step: Step, what: string): never {
-  throw new UnsupportedStepError(`${step.original}: ${what} is not supported by the in-place backend`);
+function unsupported(what: string): never {
+  throw new UnsupportedStepError(`${what} is not supported by the in-place backend`);
 }
 
 /** Runs the filesystem part of one evaluated step; config-only steps return at once. */
@@ -33,9 +35,9 @@ export async function executeStep(step: Step, options: StepOptions): Promise<Ste
   const none: StepResult = { createdBy: step.original, changesFilesystem: false, touched: [] };
   switch (step.kind) {
     case 'run': {
-      if (step.mounts.length > 0) unsupported(step, 'RUN --mount');
-      if (step.inlineScript) unsupported(step, 'a RUN heredoc with a #! script');
-      if (step.devices.length > 0) unsupported(step, 'RUN --device');
+      if (step.mounts.length > 0) unsupported('RUN --mount');
+      if (step.inlineScript) unsupported('a RUN heredoc with a #! script');
+      if (step.devices.length > 0) unsupported('RUN --device');
       const env = [...step.env];
       const user = resolveUser(options.root, step.user);
       if (!env.some((kv) => kv.startsWith('HOME='))) env.push(`HOME=${user.home}`);
@@ -53,15 +55,16 @@ export async function executeStep(step: Step, options: StepOptions): Promise<Ste
     }
     case 'copy':
     case 'add': {
-      if (step.kind === 'copy' && step.from !== '') unsupported(step, `COPY --from=${step.from} (an extension has one stage and no other images)`);
-      if (step.kind === 'copy' && step.parents) unsupported(step, 'COPY --parents');
-      if (step.sourceContents.length > 0) unsupported(step, `${step.kind.toUpperCase()} from a heredoc`);
-      if (step.exclude.length > 0) unsupported(step, '--exclude');
-      if (step.kind === 'add' && step.checksum !== '') unsupported(step, 'ADD --checksum');
+      if (step.kind === 'copy' && step.from !== '') unsupported(`COPY --from=${step.from} (an extension has one stage and no other images)`);
+      if (step.kind === 'copy' && step.parents) unsupported('COPY --parents');
+      if (step.sourceContents.length > 0) unsupported(`${step.kind.toUpperCase()} from a heredoc`);
+      if (step.exclude.length > 0) unsupported('--exclude');
+      if (step.kind === 'add' && step.checksum !== '') unsupported('ADD --checksum');
       const owner = step.chown === '' ? undefined : resolveOwner(options.root, step.chown);
       const touched = await copyIntoRoot({
         root: options.root,
         contextDir: options.contextDir,
+        ...(options.ignore ? { ignore: options.ignore } : {}),
         sources: step.sources,
         dest: step.dest,
         cwd: step.workdir || '/',
