@@ -7,6 +7,7 @@ import { ExtenderError } from './errors.ts';
 import { MemorySink } from './events.ts';
 import { extend, REBASABLE_LABEL, type ExtendResult } from './extend.ts';
 import { FakeBackend } from './testing/fake-backend.ts';
+import { BackendInstructionError, type ExtenderBackend } from './backend.ts';
 import { createWorkspace, type Workspace, type WorkspaceOptions } from './testing/workspace.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -405,6 +406,23 @@ describe('extend', () => {
       expect(err.message).toBe('failed to extend run image: applying Dockerfile for curl: RUN exit 3: command "exit 3" exited with status 3');
       expect(backend.cleanups).toBe(1);
       await expect(readdir(join(ws.extendedDir, 'run'))).rejects.toThrow(/ENOENT/);
+    });
+
+    it('names the failing instruction once, also when the backend\'s message already starts with it', async () => {
+      const ws = await workspace({ extensions: [{ id: 'ext', run: `${header}RUN make all\n` }] });
+      for (const message of ['RUN make all: running ["/bin/sh","-c","make all"]: exit code 2', 'running ["/bin/sh","-c","make all"]: exit code 2']) {
+        const backend: ExtenderBackend = {
+          id: 'prefixing',
+          capabilities: { inPlace: false, kinds: ['build', 'run'], cache: false, privileges: { root: false, capabilities: [], container: false } },
+          async apply() {
+            throw new BackendInstructionError('RUN make all', message);
+          },
+          async cleanup() {},
+        };
+        const err = (await extend({ kind: 'run', inputs: ws.inputs, backend }).catch((e: unknown) => e)) as ExtenderError;
+        expect(err.code).toBe('APPLY_FAILED');
+        expect(err.message, message).toBe('failed to extend run image: applying Dockerfile for ext: RUN make all: running ["/bin/sh","-c","make all"]: exit code 2');
+      }
     });
 
     it('refuses a kind the backend does not support before doing anything', async () => {

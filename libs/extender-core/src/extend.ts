@@ -325,7 +325,10 @@ async function extendWith(
       if (signal.aborted) throw abortError(signal, action);
       const instruction = (err as { instruction?: unknown }).instruction;
       const where = typeof instruction === 'string' ? `${action}: ${instruction}` : action;
-      throw new ExtenderError('APPLY_FAILED', `${where}: ${messageOf(err)}`, {
+      // The instruction is named once, also when a backend's message starts with it.
+      let detail = messageOf(err);
+      if (typeof instruction === 'string' && instruction !== '' && detail.startsWith(`${instruction}: `)) detail = detail.slice(instruction.length + 2);
+      throw new ExtenderError('APPLY_FAILED', `${where}: ${detail}`, {
         cause: err,
         path: dockerfile.path,
         extensionId: dockerfile.extensionId,
