@@ -507,7 +507,14 @@ async function workersAnswer(buildctl: string, address: string, extra: readonly 
  */
 export async function startBuildkitd(
   dir: string,
-  options: { pki: TestPki; binaries?: BuildkitBinaries; cacheRoot?: string; log?: (line: string) => void },
+  options: {
+    pki: TestPki;
+    binaries?: BuildkitBinaries;
+    cacheRoot?: string;
+    log?: (line: string) => void;
+    /** buildkitd.toml text added to the daemon's own config (e.g. an example's worker and GC settings). */
+    config?: string;
+  },
 ): Promise<RunningBuildkitd> {
   const binaries = options.binaries ?? (await ensureBuildkitBinaries({ ...(options.cacheRoot ? { cacheRoot: options.cacheRoot } : {}), ...(options.log ? { log: options.log } : {}) }));
   const stateRoot = join(dir, 'root');
@@ -516,7 +523,7 @@ export async function startBuildkitd(
   await mkdir(stateRoot, { recursive: true });
   // A config of its own (never /etc/buildkit/buildkitd.toml) that keeps it inside `dir`: its trace
   // socket would be /run/buildkit/otel-grpc.sock, shared by every buildkitd; no CDI device specs.
-  await writeFile(configFile, `[otel]\n  socketPath = ${JSON.stringify(join(dir, 'otel-grpc.sock'))}\n\n[cdi]\n  disabled = true\n`);
+  await writeFile(configFile, `[otel]\n  socketPath = ${JSON.stringify(join(dir, 'otel-grpc.sock'))}\n\n[cdi]\n  disabled = true\n${options.config ? `\n${options.config}` : ''}`);
   const tls: BuildkitdTls = { caFile: options.pki.caFile, certFile: options.pki.clientCertFile, keyFile: options.pki.clientKeyFile, serverName: 'localhost' };
   let lastError: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
