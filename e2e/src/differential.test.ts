@@ -14,7 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type {} from '@cnb-extender/testenv';
+import { waitForBuildkitd } from '@cnb-extender/testenv';
 import { extend, readLayoutImage, type ExtenderBackend, type ImageDescription } from '@cnb-extender/extender-core';
 import { createWorkspace, type Workspace, type WorkspaceExtension } from '@cnb-extender/extender-core/testing';
 import { applyLayer, type Digest, type LayerSource } from '@cnb-extender/oci';
@@ -129,6 +129,25 @@ ${TAIL}`,
     scopes: ['e2e/copy'],
   },
   {
+    name: 'dockerignore',
+    // the context's .dockerignore: what it excludes never reaches COPY (a name, a
+    // directory with everything in it, ** at any depth); an exception brings a file
+    // back from an excluded directory; the file itself is copied, as it does not list itself
+    run: `${HEAD}COPY . /e2e/ignore/
+${TAIL}`,
+    context: {
+      '.dockerignore': '# secrets stay home\nsecret.txt\nlogs\n!logs/keep.log\n**/*.tmp\n/build/\n',
+      'secret.txt': 'secret\n',
+      'app.txt': 'app\n',
+      'logs/a.log': 'a\n',
+      'logs/keep.log': 'keep\n',
+      'src/main.txt': 'main\n',
+      'src/deep/x.tmp': 'tmp\n',
+      'build/out.txt': 'out\n',
+    },
+    scopes: ['e2e/ignore'],
+  },
+  {
     name: 'env-label',
     run: `${HEAD}ENV E2E_HOME=/e2e/env E2E_EMPTY=
 ENV E2E_DERIVED=\${E2E_HOME}/bin:\${PATH}
@@ -167,6 +186,14 @@ const EXPECTED_DIFFERENCES: Record<string, Record<string, string[]>> = {
     // both are Docker behaviour; the classic builder is the odd one out.
     'docker-classic': ['+ e2e/copy directory 755 0:0', '- e2e/copy directory 755 1000:1000'],
   },
+  dockerignore: {
+    // The Docker CLI sends the classic builder a Dockerfile from outside the context
+    // (an extension's always is) inside the context tar, and appends its name to the
+    // context's .dockerignore to hide it from COPY; a .dockerignore that does not list
+    // itself reaches COPY with that extra line. BuildKit reads the Dockerfile apart from
+    // the context, and so do buildah and the in-place backend: the file as it is.
+    'docker-classic': ['- e2e/ignore/.dockerignore file 644 0:0 68 08f138f029765f1f', '+ e2e/ignore/.dockerignore file 644 0:0 94 e9fa65c762b7eb5d'],
+  },
 };
 
 /** Paths of the base that must survive unchanged: everything not in a case's scope. */
@@ -190,6 +217,7 @@ interface Outcome {
 }
 
 const env = inject('testenv');
+const standalone = await waitForBuildkitd(env);
 /** Every image backend on every engine set (Debian 12's Docker 20.10 and buildah 1.28, the current Docker 28 and buildah 1.43). */
 const BACKENDS: BackendSpec[] = [
   { id: 'inplace', kind: 'inplace', make: () => createInplaceBackend({ root: 'unpack', network: false }) },
@@ -205,6 +233,8 @@ const BACKENDS: BackendSpec[] = [
       spec('buildkit-control', () => new BuildKitBackend({ address: `docker://${docker.socketPath}`, sessionTransport: 'control' })),
     ];
   }),
+  // a standalone buildkitd over mutual TLS, as a shared Kubernetes deployment is reached; the base goes through the session
+  { id: 'buildkit (standalone)', kind: 'buildkit', make: () => new BuildKitBackend({ address: standalone.tcpAddress, tls: { ...standalone.tls } }) },
 ];
 const REFERENCE = 'inplace';
 
@@ -305,6 +335,15 @@ describe('whole image', () => {
     expect(line('e2e/chown/dir/file')).toMatch(/ 1000:1000 /);
     expect(line('e2e/user/made')).toMatch(/ 1000:1000 /);
     expect(line('e2e/copy/owned/sub/b.txt')).toMatch(/ 1000:1000 /);
+    expect(tree.filter((l) => l.startsWith('e2e/ignore/')).map((l) => l.split(' ', 1)[0]!.replace(/\/$/, ''))).toEqual([
+      'e2e/ignore/.dockerignore',
+      'e2e/ignore/app.txt',
+      'e2e/ignore/logs',
+      'e2e/ignore/logs/keep.log',
+      'e2e/ignore/src',
+      'e2e/ignore/src/deep',
+      'e2e/ignore/src/main.txt',
+    ]);
     expect(line('e2e/empty/private')).toMatch(/ directory 700 /);
     expect(tree.filter((l) => l.startsWith('e2e/deep/') && l.includes(' file ')).length).toBeGreaterThan(200);
   });
