@@ -6,8 +6,12 @@
  *   store (`POST /images/load`, a docker-archive of the base layout that
  *   image-backend-kit materialises), the Dockerfile builds `FROM` it, the result
  *   is exported with `moby` and read back through `GET /images/{name}/get`.
- * - standalone buildkitd: the daemon pulls `base_image` itself and streams the
- *   result back as an `oci` tarball over the session.
+ * - standalone buildkitd (v0.11+): the base is an OCI-layout named context whose
+ *   blobs the session serves (the daemon needs no route or credentials to its
+ *   registry), and the `oci` export is written into the same session store, so
+ *   only the new blobs come back;
+ * - older standalone daemons, or `baseFrom: 'registry'`: the daemon pulls
+ *   `base_image` itself and streams the result back as an `oci` tarball.
  *
  * The kit's `assembleImage` then gives the core what every image-producing
  * backend gives: base descriptors unchanged, new layers filtered and gzip
@@ -45,10 +49,11 @@ export interface BuildKitBackendOptions {
    */
   engine?: string;
   /**
-   * Standalone buildkitd only: a repository the daemon can push to and pull
-   * from, for the intermediate image a later Dockerfile builds on
-   * (`registry.example/cnb-extender/intermediate`). Without it, a group with
-   * more than one Dockerfile cannot be applied on a standalone buildkitd.
+   * Standalone buildkitd only: a repository each Dockerfile's result is also
+   * pushed to (`registry.example/cnb-extender/intermediate`). Not needed for a
+   * group of Dockerfiles: each builds on the previous result through the
+   * session; only the `baseFrom: 'registry'` path (and daemons older than
+   * v0.11) pull the previous result from here.
    */
   intermediateRepository?: string;
   /** For `docker://`: the session through `/session` (default) or `Control/Session`. */

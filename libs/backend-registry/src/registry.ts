@@ -181,7 +181,7 @@ export const BACKENDS: BackendRegistry = new Map<string, BackendRegistration>([
           name: 'intermediate-repository',
           option: 'intermediateRepository',
           kind: 'string',
-          description: 'standalone buildkitd: a repository it can push to and pull from, for the image a later Dockerfile builds on',
+          description: 'standalone buildkitd: a repository each Dockerfile\'s result is also pushed to (not needed for a group of Dockerfiles: each builds on the previous one through the session)',
         },
         { name: 'session-transport', option: 'sessionTransport', kind: 'choice', choices: ['docker', 'control'], description: '`docker://` addresses: the session through the Engine\'s `/session` (`docker`, default) or BuildKit\'s `Control/Session`' },
         { name: 'base-from', option: 'baseFrom', kind: 'choice', choices: ['session', 'registry'], description: 'standalone buildkitd: the base served by the extender through the session (`session`, default) or pulled by the daemon itself (`registry`)' },
