@@ -14,6 +14,8 @@
  * docker backend must build with BuildKit there by default.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
 import { chmod, cp, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -21,7 +23,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { makeTestPki, startBuildkitd, waitForBuildkitd, type BuildkitdEndpoint } from '@cnb-extender/testenv';
 import { extend, readLayoutImage, type ImageDescription } from '@cnb-extender/extender-core';
-import { createWorkspace, type Workspace, type WorkspaceExtension } from '@cnb-extender/extender-core/testing';
+import { createWorkspace, readLayerFiles, type Workspace, type WorkspaceExtension } from '@cnb-extender/extender-core/testing';
 import { applyLayer, type Digest } from '@cnb-extender/oci';
 import { describeTree } from '@cnb-extender/oci/testing';
 import { createInplaceBackend } from '@cnb-extender/backend-inplace';
@@ -92,6 +94,9 @@ interface CliRun {
 }
 
 interface RunAs {
+  /** `-kind` (default run) and flags added after the usual ones. */
+  kind?: 'build' | 'run';
+  args?: string[];
   uid?: number;
   gid?: number;
   executable?: string;
@@ -101,7 +106,7 @@ interface RunAs {
 
 /** The packaged extender, run kind, on `ws` with `-backend <backend>` and `vars` added to a clean environment. */
 function runExtender(ws: Workspace, backend: string, vars: Record<string, string>, as: RunAs = {}): Promise<CliRun> {
-  const args = ['-kind', 'run', '-backend', backend, '-layers', ws.layersDir, '-app', ws.appDir, '-platform', ws.platformDir, '-extend-dir', ws.extendDir, '-log-level', 'debug', '-no-color'];
+  const args = ['-kind', as.kind ?? 'run', '-backend', backend, '-layers', ws.layersDir, '-app', ws.appDir, '-platform', ws.platformDir, '-extend-dir', ws.extendDir, '-log-level', 'debug', '-no-color', ...(as.args ?? [])];
   const childEnv = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: scratch, CNB_PLATFORM_API: '0.13', ...vars };
   return new Promise((resolve, reject) => {
     const child = spawn(as.executable ?? extender, args, {
@@ -322,6 +327,85 @@ describe("the release build's extender against a standalone buildkitd", () => {
       await rm(dir, { recursive: true, force: true });
     }
   }, 180_000);
+});
+
+describe("the release build's extender on a standalone buildkitd, settings from the command line", () => {
+  let buildkitd: BuildkitdEndpoint;
+  beforeAll(async () => {
+    buildkitd = await waitForBuildkitd(env);
+  });
+
+  async function buildWorkspace(): Promise<Workspace> {
+    const build = env.fixtures.build;
+    const ws = await createWorkspace({
+      platformApi: '0.13',
+      buildImage: `${NO_ROUTE}/unreachable/build@${build.manifestDigest}`,
+      baseLayout: { from: build.layoutDir, digest: build.manifestDigest as Digest, mode: 'full' },
+      extensions: [
+        { id: 'e2e/tools', build: `${HEAD}RUN echo tools > /tools\nUSER 1000:1000\n` },
+        { id: 'e2e/more', build: `${HEAD}RUN cat /tools > /more\nUSER 1000:1000\n` },
+      ],
+    });
+    workspaces.push(ws);
+    return ws;
+  }
+
+  it('build kind over the unix socket (-backend-opt address), written as a layout and recorded in analyzed.toml', async () => {
+    const ws = await buildWorkspace();
+    const out = join(ws.root, 'extended-build');
+    const result = await runExtender(ws, 'buildkit', {}, { kind: 'build', args: ['-backend-opt', `address=${buildkitd.unixAddress}`, '-extended-build-layout', out] });
+    const output = `${result.stdout}\n${result.stderr}`;
+    expect(result.code, output).toBe(0);
+    const analyzed = readFileSync(join(ws.layersDir, 'analyzed.toml'), 'utf8');
+    const reference = /\[build-image\][^[]*reference = "([^"]+)"/.exec(analyzed)?.[1] ?? '';
+    expect(reference, analyzed).toMatch(/@sha256:[0-9a-f]{64}$/);
+    const image = (await readLayoutImage(out, reference, reference.split('@')[1] as Digest)).image;
+    const last = await readLayerFiles(image.layers.at(-1)!.blob!);
+    expect(last.get('more')?.toString()).toBe('tools\n');
+  });
+
+  it('build kind over mutual TLS (-backend-opt address and tls-dir), pushed to the loopback registry', async () => {
+    const ws = await buildWorkspace();
+    const tls = await mkdtemp(join(ws.root, 'tls-'));
+    await cp(buildkitd.tls.caFile, join(tls, 'ca.pem'));
+    await cp(buildkitd.tls.certFile, join(tls, 'cert.pem'));
+    await cp(buildkitd.tls.keyFile, join(tls, 'key.pem'));
+    const target = `${env.registry.host}/e2e/standalone-build:${Date.now()}`;
+    const result = await runExtender(ws, 'buildkit', {}, {
+      kind: 'build',
+      args: ['-backend-opt', `address=${buildkitd.tcpAddress}`, '-backend-opt', `tls-dir=${tls}`, '-extended-build-image', target],
+    });
+    const output = `${result.stdout}\n${result.stderr}`;
+    expect(result.code, output).toBe(0);
+    const reference = /\[build-image\][^[]*reference = "([^"]+)"/.exec(readFileSync(join(ws.layersDir, 'analyzed.toml'), 'utf8'))?.[1] ?? '';
+    expect(reference).toMatch(new RegExp(`^${env.registry.host.replace(/\./g, '\\.')}/e2e/standalone-build@sha256:[0-9a-f]{64}$`));
+    const inspected = spawnSync('skopeo', ['inspect', '--tls-verify=false', `docker://${target}`], { encoding: 'utf8' });
+    expect(inspected.status, inspected.stderr).toBe(0);
+    expect((JSON.parse(inspected.stdout) as { Digest: string }).Digest).toBe(reference.split('@')[1]);
+  });
+
+  it('a type=local cache in the extend directory serves a second run on a pruned daemon', async () => {
+    const token = randomBytes(6).toString('hex');
+    const extensions: WorkspaceExtension[] = [{ id: 'e2e/cached', run: `${HEAD}RUN echo ${token} > /cached && sleep 2\nUSER 1000:1000\n` }];
+    const run = env.fixtures.run;
+    const ws = await createWorkspace({
+      platformApi: '0.13',
+      runImage: `${NO_ROUTE}/unreachable/run@${run.manifestDigest}`,
+      baseLayout: { from: run.layoutDir, digest: run.manifestDigest as Digest, mode: 'full' },
+      extensions,
+    });
+    workspaces.push(ws);
+    const opts = ['-backend-opt', `address=${buildkitd.unixAddress}`, '-backend-opt', 'cache-to=type=local,mode=max', '-backend-opt', 'cache-from=type=local'];
+    const first = await runExtender(ws, 'buildkit', {}, { args: opts });
+    expect(first.code, `${first.stdout}\n${first.stderr}`).toBe(0);
+    expect(readdirSync(join(ws.extendDir, 'cache', 'buildkit'))).toContain('index.json');
+    spawnSync(buildkitd.buildctl, ['--addr', buildkitd.unixAddress, 'prune', '--all'], { stdio: 'ignore' });
+    await rm(join(ws.extendedDir, 'run'), { recursive: true, force: true });
+    const second = await runExtender(ws, 'buildkit', {}, { args: opts });
+    const output = `${second.stdout}\n${second.stderr}`;
+    expect(second.code, output).toBe(0);
+    expect(output).toContain(`e2e/cached: using cached layer for RUN echo ${token} > /cached && sleep 2`);
+  });
 });
 
 async function chownTree(path: string, id: number): Promise<void> {
