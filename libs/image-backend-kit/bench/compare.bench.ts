@@ -9,7 +9,12 @@
  *   with the classic builder and with BuildKit, the BuildKit backend on that
  *   dockerd's BuildKit (`docker://<socket>`);
  * - per engine set, the peers: `buildah build` of that set, `docker build` with
- *   that set's CLI and daemon, classic and BuildKit.
+ *   that set's CLI and daemon, classic and BuildKit;
+ * - the standalone buildkitd (engine `standalone`): the BuildKit backend over
+ *   its unix socket, cold (daemon cache emptied before each run) and warm (the
+ *   daemon already holds the base), each against `buildctl build` of the same
+ *   Dockerfile on the same daemon in the same state (its base pulled from the
+ *   loopback registry when cold).
  *
  * Each row gets its median, its ratio to in-place and its ratio to its peer on
  * the same engine set: buildah backend / `buildah build`; docker BuildKit and
@@ -28,10 +33,22 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { EngineSet, TestEnv } from '@cnb-extender/testenv';
+import { waitForBuildkitd, type BuildkitdEndpoint, type EngineSet, type TestEnv } from '@cnb-extender/testenv';
 import { WORKLOAD, benchArg, benchEnv, median, timeCommand, type BenchResult } from './harness.ts';
 
-type RowId = 'inplace' | 'buildah' | 'docker-classic' | 'docker-buildkit' | 'buildkit' | 'peer-buildah' | 'peer-docker-classic' | 'peer-docker-buildkit';
+type RowId =
+  | 'inplace'
+  | 'buildah'
+  | 'docker-classic'
+  | 'docker-buildkit'
+  | 'buildkit'
+  | 'buildkit-cold'
+  | 'buildkit-warm'
+  | 'peer-buildah'
+  | 'peer-docker-classic'
+  | 'peer-docker-buildkit'
+  | 'peer-buildctl-cold'
+  | 'peer-buildctl-warm';
 
 /** Each backend row's peer on the same engine set. */
 const PEER_OF: Partial<Record<RowId, RowId>> = {
@@ -39,6 +56,8 @@ const PEER_OF: Partial<Record<RowId, RowId>> = {
   'docker-classic': 'peer-docker-classic',
   'docker-buildkit': 'peer-docker-buildkit',
   buildkit: 'peer-docker-buildkit',
+  'buildkit-cold': 'peer-buildctl-cold',
+  'buildkit-warm': 'peer-buildctl-warm',
 };
 
 interface Row {
@@ -171,6 +190,31 @@ function dockerPeer(env: TestEnv, engine: EngineSet, scratch: string, buildkit: 
   return result(name, engine.id, times);
 }
 
+/**
+ * `buildctl build` of the workload on the standalone buildkitd: the frontend pulls the base from the
+ * loopback registry (cold: the daemon's cache is emptied first, not timed), the result is exported as
+ * an OCI tarball, as the backend's is.
+ */
+function buildctlPeer(env: TestEnv, buildkitd: BuildkitdEndpoint, scratch: string, cold: boolean, name: string): BenchResult {
+  const prune = () => execFileSync(buildkitd.buildctl, ['--addr', buildkitd.unixAddress, 'prune', '--all'], { stdio: 'ignore' });
+  const build = (i: number) =>
+    timeCommand(buildkitd.buildctl, [
+      '--addr', buildkitd.unixAddress, 'build', '--frontend', 'dockerfile.v0',
+      '--local', `context=${join(scratch, 'ctx')}`, '--local', `dockerfile=${scratch}`,
+      '--opt', `build-arg:base_image=${env.fixtures.run.registryRef}`, '--opt', `build-arg:build_id=${randomUUID()}`, '--opt', 'force-network-mode=none',
+      '--output', `type=oci,dest=${join(scratch, `buildctl-${cold ? 'cold' : 'warm'}-${i}.tar`)}`,
+    ]);
+  if (!cold) build(-1);
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    if (cold) prune();
+    times.push(build(i));
+    rmSync(join(scratch, `buildctl-${cold ? 'cold' : 'warm'}-${i}.tar`), { force: true });
+  }
+  rmSync(join(scratch, 'buildctl-warm--1.tar'), { force: true });
+  return result(name, 'standalone', times);
+}
+
 try {
   progress(`engine sets: ${env.engines.map((e) => `${e.id} (${e.description})`).join('; ')}; ${runs} runs each`);
   measure({ id: 'inplace', kind: 'backend', name: 'inplace backend (unpacked base, chroot)' }, () => backendBench('backend-inplace', []));
@@ -192,6 +236,14 @@ try {
       );
       measure({ ...on, id: 'peer-docker-classic', kind: 'peer', name: 'peer: docker build, classic, --no-cache' }, () => dockerPeer(env, engine, scratch, false, 'peer: docker build (classic)'));
       measure({ ...on, id: 'peer-docker-buildkit', kind: 'peer', name: 'peer: docker build, BuildKit, --no-cache' }, () => dockerPeer(env, engine, scratch, true, 'peer: docker build (BuildKit)'));
+    }
+    const buildkitd = await waitForBuildkitd(env);
+    const on = { engine: 'standalone' };
+    for (const state of ['cold', 'warm'] as const) {
+      measure({ ...on, id: `buildkit-${state}`, kind: 'backend', name: `buildkit backend (standalone buildkitd ${buildkitd.version}, ${state}, unix socket)` }, () =>
+        backendBench('backend-buildkit', ['--standalone', state]),
+      );
+      measure({ ...on, id: `peer-buildctl-${state}`, kind: 'peer', name: `peer: buildctl build (same daemon, ${state})` }, () => buildctlPeer(env, buildkitd, scratch, state === 'cold', `peer: buildctl build (${state})`));
     }
   } finally {
     rmSync(scratch, { recursive: true, force: true });
@@ -221,7 +273,13 @@ const report = rows.map((r) => {
 });
 
 // The table (stderr), then the JSON (stdout).
-const peerShort: Record<string, string> = { 'peer-buildah': 'buildah build', 'peer-docker-classic': 'docker build classic', 'peer-docker-buildkit': 'docker build BuildKit' };
+const peerShort: Record<string, string> = {
+  'peer-buildah': 'buildah build',
+  'peer-docker-classic': 'docker build classic',
+  'peer-docker-buildkit': 'docker build BuildKit',
+  'peer-buildctl-cold': 'buildctl build cold',
+  'peer-buildctl-warm': 'buildctl build warm',
+};
 const seconds = (ms: number | null) => (ms === null ? 'failed' : `${(ms / 1000).toFixed(2)} s`);
 const table = [
   ['engine', 'run', 'median', '× in-place', '× peer', 'peer'],
