@@ -19,7 +19,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   BackendInstructionError,
@@ -223,6 +223,10 @@ export class BuildKitBackend implements ExtenderBackend {
     const dockerfileDir = join(scratch, 'dockerfile');
     await mkdir(dockerfileDir);
     await writeFile(join(dockerfileDir, 'Dockerfile'), dockerfile.content);
+    // <Dockerfile>.dockerignore beside the Dockerfile wins over the context's .dockerignore; the frontend reads it from here
+    await copyFile(`${dockerfile.path}.dockerignore`, join(dockerfileDir, 'Dockerfile.dockerignore')).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
 
     const counter = ++this.counter;
     const fetchedBlobDir = join(context.workDir, 'buildkit-fetched');

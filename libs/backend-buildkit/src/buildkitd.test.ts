@@ -68,6 +68,23 @@ describe.each(endpoints)(`standalone buildkitd ${buildkitd.version} over a $kind
     }
   }, 120_000);
 
+  it('honours <Dockerfile>.dockerignore beside the Dockerfile over the context\'s .dockerignore', async () => {
+    const ctx = await mkdtemp(join(tmpdir(), 'bk-standalone-'));
+    await writeFile(join(ctx, '.dockerignore'), 'kept.txt\n');
+    await writeFile(join(ctx, 'kept.txt'), 'kept\n');
+    await writeFile(join(ctx, 'secret.txt'), 'secret\n');
+    await writeFile(join(ctx, 'run.Dockerfile.dockerignore'), 'secret.txt\n');
+    const applied = await applyDockerfile(new BuildKitBackend({ address: endpoint.address, ...withTls(endpoint) }), 'ARG base_image\nFROM ${base_image}\nUSER root\nCOPY . /ign/\n', ctx);
+    try {
+      const fs = await flatten(applied.newLayers);
+      expect(fs.get('ign/kept.txt')?.content.toString()).toBe('kept\n');
+      expect(fs.has('ign/secret.txt')).toBe(false);
+    } finally {
+      await applied.dispose();
+      await rm(ctx, { recursive: true, force: true });
+    }
+  }, 120_000);
+
   it('takes the base from the extender as an OCI-layout named context: no route to its registry, base layers never sent back', async () => {
     const ctx = await mkdtemp(join(tmpdir(), 'bk-standalone-'));
     const fixture = await runBase();
