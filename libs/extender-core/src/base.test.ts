@@ -9,7 +9,7 @@ import { ExtenderError } from './errors.ts';
 import { MemorySink } from './events.ts';
 import { extend } from './extend.ts';
 import { FakeBackend } from './testing/fake-backend.ts';
-import { createWorkspace, type Workspace, type WorkspaceOptions } from './testing/workspace.ts';
+import { copyLayoutImage, createWorkspace, type Workspace, type WorkspaceOptions } from './testing/workspace.ts';
 
 const header = 'ARG base_image\nFROM ${base_image}\n';
 const workspaces: Workspace[] = [];
@@ -106,6 +106,49 @@ describe('base image resolution', () => {
     expect(err.code).toBe('BASE_IMAGE');
     expect(err.exitCode).toBe(102);
     expect(err.message).toMatch(/^failed to extend run image: getting run image to extend: resolving run image .*: from the registry: /);
+  });
+
+  describe('the image to extend is verified before anything is applied', () => {
+    it('refuses a cache/base/<digest> layout whose index.json does not list that digest', async () => {
+      const { run, build } = testEnv().fixtures;
+      // the run image's layout, named after the build image as a confused restorer could leave it
+      const ws = await workspace({
+        runImage: `${run.registryRef.slice(0, run.registryRef.indexOf('@'))}@${build.manifestDigest}`,
+        extensions: [{ id: 'A', run: `${header}RUN echo a > /a\n` }],
+      });
+      await copyLayoutImage(run.layoutDir, run.manifestDigest as Digest, join(ws.extendDir, 'cache', 'base', build.manifestDigest), 'full');
+      const backend = new FakeBackend();
+      const err = (await extend({ kind: 'run', inputs: ws.inputs, backend }).catch((e: unknown) => e)) as ExtenderError;
+      expect(err).toBeInstanceOf(ExtenderError);
+      expect(err.code).toBe('BASE_IMAGE');
+      expect(err.exitCode).toBe(102);
+      expect(err.message).toBe(
+        `failed to extend run image: getting run image to extend: resolving run image ${run.registryRef.slice(0, run.registryRef.indexOf('@'))}@${build.manifestDigest}: the layout ${join(ws.extendDir, 'cache', 'base', build.manifestDigest)} does not hold ${build.manifestDigest}: its index.json lists ${run.manifestDigest}`,
+      );
+      expect(backend.calls).toEqual([]);
+    });
+
+    it("refuses an image whose os/architecture is not analyzed.toml's [run-image.target], wherever it comes from", async () => {
+      const run = testEnv().fixtures.run;
+      const actual = (await readLayoutImage(run.layoutDir, run.registryRef, run.manifestDigest as Digest)).image.config;
+      const other = actual.architecture === 'arm64' ? 'amd64' : 'arm64';
+      const analyzed = (arch: string) => `[run-image]\n  reference = "${run.registryRef}"\n  extend = true\n  [run-image.target]\n    os = "linux"\n    arch = "${arch}"\n`;
+      for (const baseLayout of [{ from: run.layoutDir, digest: run.manifestDigest as Digest, mode: 'sparse' as const }, undefined]) {
+        const ws = await workspace({ analyzedToml: analyzed(other), extensions: [{ id: 'A', run: `${header}RUN echo a > /a\n` }], ...(baseLayout ? { baseLayout } : {}) });
+        const backend = new FakeBackend();
+        const err = (await extend({ kind: 'run', inputs: ws.inputs, backend }).catch((e: unknown) => e)) as ExtenderError;
+        expect(err).toBeInstanceOf(ExtenderError);
+        expect(err.exitCode).toBe(102);
+        const source = baseLayout ? `in the layout ${join(ws.extendDir, 'cache', 'base', run.manifestDigest)}` : 'from the registry';
+        expect(err.message).toBe(
+          `failed to extend run image: getting run image to extend: resolving run image ${run.registryRef}: the image ${source} is linux/${actual.architecture}, but analyzed.toml's [run-image.target] is linux/${other}; extend an image of the platform that was analyzed`,
+        );
+        expect(backend.calls).toEqual([]);
+        // the platform that was analyzed: extended
+        const same = await workspace({ analyzedToml: analyzed(actual.architecture), extensions: [{ id: 'A', run: `${header}RUN echo a > /a\n` }], ...(baseLayout ? { baseLayout } : {}) });
+        await expect(extend({ kind: 'run', inputs: same.inputs, backend: new FakeBackend() })).resolves.toMatchObject({ kind: 'run' });
+      }
+    });
   });
 
   describe('a backend with its own resolution', () => {

@@ -6,6 +6,11 @@
  * 3. the registry, with the digest reference from analyzed.toml (spec issue #414:
  *    the extender does not depend on the restorer). A tag reference is resolved to
  *    a digest first and that resolution is reported as an event.
+ *
+ * Whatever the source, the image must be the one asked for: a layout in
+ * `cache/base/<digest>/` whose index.json does not list that digest is refused (not
+ * read as "its only image"), and the image's os/architecture must be the target
+ * analyzed.toml records (`[run-image.target]`).
  */
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -38,6 +43,11 @@ export interface ResolveBaseOptions {
   extendDir: string;
   /** Wanted platform when the registry reference points at an index. */
   platform?: Platform;
+  /**
+   * The target analyzed.toml records for the image (`[run-image.target]`): the resolved
+   * image's os and architecture (and variant, when both name one) must be these.
+   */
+  target?: Platform;
   registry?: RegistryAccess;
   /** A backend's own resolution, tried after the extend dir and before the registry. */
   backend?: (request: ResolveBaseRequest) => Promise<ImageDescription | undefined>;
@@ -117,6 +127,33 @@ export function baseLayoutDir(extendDir: string, digest: Digest): string {
   return join(extendDir, 'cache', 'base', digest);
 }
 
+/**
+ * How an image's platform differs from the analyzed target (`{ actual: 'linux/arm64',
+ * expected: 'linux/amd64' }`), or undefined when it does not, or when either side does not
+ * say. The variant counts only when both name one.
+ */
+export function platformMismatch(
+  config: Pick<ImageConfig, 'os' | 'architecture' | 'variant'>,
+  target: Platform | undefined,
+): { actual: string; expected: string } | undefined {
+  if (!target || !config.os || !config.architecture) return undefined;
+  const variants = config.variant !== undefined && target.variant !== undefined;
+  if (config.os === target.os && config.architecture === target.architecture && (!variants || config.variant === target.variant)) return undefined;
+  const name = (p: { os: string; architecture: string; variant?: string | undefined }) => [p.os, p.architecture, ...(variants && p.variant ? [p.variant] : [])].join('/');
+  return { actual: name(config), expected: name(target) };
+}
+
+/** The resolved image must be of the target analyzed.toml records for it. */
+function checkTarget(image: ImageDescription, options: ResolveBaseOptions, action: string, source: string, path?: string): void {
+  const mismatch = platformMismatch(image.config, options.target);
+  if (!mismatch) return;
+  throw new ExtenderError(
+    'BASE_IMAGE',
+    `${action}: the image ${source} is ${mismatch.actual}, but analyzed.toml's [${options.kind}-image.target] is ${mismatch.expected}; extend an image of the platform that was analyzed`,
+    path ? { path } : {},
+  );
+}
+
 /** Resolve the image to extend (see module doc for the order). */
 export async function resolveBaseImage(options: ResolveBaseOptions): Promise<ImageDescription> {
   const { reference, extendDir, events, kind } = options;
@@ -125,11 +162,23 @@ export async function resolveBaseImage(options: ResolveBaseOptions): Promise<Ima
   if (digest) {
     const dir = baseLayoutDir(extendDir, digest);
     if (await exists(join(dir, 'index.json'))) {
+      let listed: string[];
+      try {
+        listed = (await OciLayout.open(dir)).index.manifests.map((m) => m.digest);
+      } catch (err) {
+        throw new ExtenderError('BASE_IMAGE', `${action}: reading layout ${dir}: ${messageOf(err)}`, { cause: err, path: dir });
+      }
+      if (!listed.includes(digest)) {
+        // a layout named after one image that holds another: never extend the wrong image
+        throw new ExtenderError('BASE_IMAGE', `${action}: the layout ${dir} does not hold ${digest}: its index.json lists ${listed.length > 0 ? listed.join(', ') : 'no image'}`, { path: dir });
+      }
       try {
         const { image, full } = await readLayoutImage(dir, reference, digest, options.platform);
+        checkTarget(image, options, action, `in the layout ${dir}`, dir);
         events.emit({ type: 'base-resolved', level: 'info', kind, reference, source: full ? 'layout-full' : 'layout-sparse', manifestDigest: digest, location: dir });
         return image;
       } catch (err) {
+        if (err instanceof ExtenderError) throw err;
         throw new ExtenderError('BASE_IMAGE', `${action}: reading layout ${dir}: ${messageOf(err)}`, { cause: err, path: dir });
       }
     }
@@ -143,6 +192,7 @@ export async function resolveBaseImage(options: ResolveBaseOptions): Promise<Ima
       throw new ExtenderError('BASE_IMAGE', `${action}: through the backend: ${messageOf(err)}`, { cause: err });
     }
     if (fromBackend) {
+      checkTarget(fromBackend, options, action, 'the backend found');
       events.emit({ type: 'base-resolved', level: 'info', kind, reference, source: 'backend', ...(fromBackend.manifestDigest ? { manifestDigest: fromBackend.manifestDigest } : {}) });
       return fromBackend;
     }
@@ -161,6 +211,7 @@ export async function resolveBaseImage(options: ResolveBaseOptions): Promise<Ima
     const configBytes = await options.registry.blob(reference, resolved.manifest.config.digest, options.signal);
     const config = JSON.parse(Buffer.from(configBytes).toString('utf8')) as ImageConfig;
     const image = describeRemote(resolved.manifest, resolved.mediaType, resolved.digest, config, reference);
+    checkTarget(image, options, action, 'from the registry');
     const event: Parameters<EventSink['emit']>[0] = {
       type: 'base-resolved',
       level: 'info',
@@ -174,7 +225,7 @@ export async function resolveBaseImage(options: ResolveBaseOptions): Promise<Ima
     if (!digest) image.reference = `${repositoryOf(reference)}@${resolved.digest}`;
     return image;
   } catch (err) {
-    if (options.signal.aborted) throw err;
+    if (options.signal.aborted || err instanceof ExtenderError) throw err;
     throw new ExtenderError('BASE_IMAGE', `${action}: from the registry: ${messageOf(err)}`, { cause: err });
   }
 }

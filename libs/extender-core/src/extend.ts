@@ -272,7 +272,8 @@ async function extendWith(
       });
     }
   }
-  const platform = inputs.platform ?? platformFromAnalyzed(analyzedImage);
+  const target = platformFromAnalyzed(analyzedImage);
+  const platform = inputs.platform ?? target;
   const base = await measure(events, 'resolve-base', async () => {
     return resolveBaseImage({
       kind,
@@ -282,6 +283,7 @@ async function extendWith(
       signal,
       registry: registry ?? registryAccess({ signal }),
       ...(platform ? { platform } : {}),
+      ...(target ? { target } : {}),
       ...(backend.resolveBase ? { backend: (request) => backend.resolveBase!(request, context) } : {}),
     });
   }).catch((err: unknown) => {
