@@ -2,8 +2,8 @@
  * The extend phase: everything the Go lifecycle's `phase.Extender` does,
  * backend-neutral. `extend()` is what a CLI calls.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, rm, rmdir } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ZERO_TIME, type HistoryEntry, type ImageConfig, type Platform } from '@cnb-extender/oci';
 import { LifecycleError, verifyPlatformApi, type ApiVersion, type DeprecationMode, type ExtenderInputs } from '@cnb-extender/platform';
@@ -15,6 +15,7 @@ import { measure, nullSink, type EventSink } from './events.ts';
 import { readAnalyzed, readGroupExtensions, referenceFor, type AnalyzedImage } from './files.ts';
 import { serializeImage, writeRunOutput } from './output.ts';
 import { checkExtensionDockerfile } from './validate.ts';
+import { createWorkDir, pruneWorkDirs } from './work-dir.ts';
 
 export const REBASABLE_LABEL = 'io.buildpacks.rebasable';
 /** The extend dir when nothing else is configured (what platforms mount today). */
@@ -205,16 +206,17 @@ async function run(
 
   const extendDir = inputs.extendDir ?? DEFAULT_EXTEND_DIR;
   const workRoot = inputs.workRoot ?? join(extendDir, 'work');
-  const workDir = join(workRoot, `${kind}-${process.pid}-${randomBytes(6).toString('hex')}`);
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await mkdir(workDir, { recursive: true });
-      break;
-    } catch (err) {
-      // A concurrent extender (pack runs build and run at once) may remove an empty work root.
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 3) continue;
-      throw new ExtenderError('INVALID_INPUT', `creating work directory ${workDir}: ${messageOf(err)}`, { cause: err, path: workDir });
-    }
+  // Work directories of runs that were killed (SIGKILL, OOM) could not remove themselves.
+  for (const dir of await pruneWorkDirs(workRoot, {
+    onError: (dir, err) => events.emit({ type: 'warning', level: 'warn', code: 'cleanup-failed', message: `removing the work directory ${dir} of a run that is gone: ${messageOf(err)}` }),
+  })) {
+    events.emit({ type: 'debug', level: 'debug', message: `Removed the work directory ${dir} of a run that is gone` });
+  }
+  let workDir: string;
+  try {
+    workDir = await createWorkDir(workRoot, kind);
+  } catch (err) {
+    throw new ExtenderError('INVALID_INPUT', `creating a work directory in ${workRoot}: ${messageOf(err)}`, { cause: err, path: workRoot });
   }
   const context: BackendContext = { signal, events, workDir };
   events.emit({ type: 'extend-started', level: 'info', kind, backend: backend.id, reference });
@@ -297,7 +299,7 @@ async function extendWith(
   let rebasable = true; // the original base need not be rebasable
   let { userId } = userFrom(current.config.config?.User);
   const originalUserId = userId;
-  const ignorePaths = [inputs.appDir, inputs.layersDir, inputs.platformDir, '/var/run', join(extendDir, 'work')];
+  const ignorePaths = [inputs.appDir, inputs.layersDir, inputs.platformDir, '/var/run', inputs.workRoot ?? join(extendDir, 'work')];
 
   for (const [position, dockerfile] of dockerfiles.entries()) {
     signal.throwIfAborted();
