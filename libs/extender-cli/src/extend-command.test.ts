@@ -103,11 +103,11 @@ describe('runExtendCommand', () => {
       expect(warnings).toHaveLength(3);
     });
 
-    it('warns once when the extend dir is the implicit /kaniko', async () => {
+    it('warns once when the extend dir is the implicit /kaniko and it is used', async () => {
       fixture = await createFixture([]);
       const env: Record<string, string | undefined> = { ...fixture.env, CNB_EXTEND_DIR: undefined };
-      // no extension applies nothing, but the inputs are still checked (and /kaniko need not exist to warn)
-      const { stderr } = await run(['-kind', 'run'], env);
+      // no extension applies nothing, but the inputs are still checked; the implicit dir exists, so it is used
+      const { stderr } = await run(['-kind', 'run'], env, { implicitExtendDir: fixture.ws.extendDir });
       expect(stderr.lines().filter((l) => l.startsWith('Warning: surface implicit-kaniko-dir is deprecated'))).toHaveLength(1);
     });
 

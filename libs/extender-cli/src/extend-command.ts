@@ -4,9 +4,10 @@
  * events → exit code. It never prints outside the writers it is given and never exits.
  */
 import { extend, ExtenderError, type ExtenderBackend, type ExtendInputs } from '@cnb-extender/extender-core';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { BACKENDS, chooseBackend, loadBackend, publishBuildImage, type AutoProbes, type BackendRegistry, type BuildImageTarget } from '@cnb-extender/backend-registry';
 import {
   ApiVersion,
@@ -17,6 +18,7 @@ import {
   deprecationMessages,
   exitCodeOf,
   extenderUsage,
+  messageOf,
   parseDeprecationMode,
   parseExtenderCommandLine,
   renderError,
@@ -27,6 +29,7 @@ import { deprecationModeFrom, evaluateDeprecation, type DeprecationSchedule, typ
 import { Renderer, type Writer } from './render.ts';
 import { ensureOwner, planBuildHandOff, runBuildHandOff } from './build-handoff.ts';
 import { IN_CONTAINER_ENV, probeContainer } from './container.ts';
+import { PROCESS_STATUS_FILE, missingPrivileges, readProcessPrivileges } from './preflight.ts';
 
 /** How the command was reached; only the lifecycle's entry points are deprecated. */
 export type ExtendEntry = 'extender' | 'lifecycle-symlink' | 'lifecycle-subcommand';
@@ -55,6 +58,10 @@ export interface ExtendCommandOptions {
   passwdFile?: string;
   /** Where the container probe looks for runtime markers (default `/`; tests use a fake tree). */
   containerProbeRoot?: string;
+  /** Where the preflight reads the effective uid and capabilities (default `/proc/self/status`; tests use a file of their own). */
+  processStatusFile?: string;
+  /** The extend dir when neither `-extend-dir` nor `CNB_EXTEND_DIR` names one (default `/kaniko`; tests use a path of their own). */
+  implicitExtendDir?: string;
   /** `-backend auto`: replaces the detection probes (tests). */
   autoProbes?: Partial<AutoProbes>;
 }
@@ -81,8 +88,9 @@ function usagePlatformApi(env: Readonly<Record<string, string | undefined>>): Ap
   return requested && EXTEND_PLATFORM_APIS.isSupported(requested) ? requested : EXTEND_PLATFORM_APIS.latest();
 }
 
-function toCoreInputs(inputs: ExtenderInputs, env: Readonly<Record<string, string | undefined>>): ExtendInputs {
+function toCoreInputs(inputs: ExtenderInputs, env: Readonly<Record<string, string | undefined>>, workRoot: string | undefined): ExtendInputs {
   return {
+    ...(workRoot ? { workRoot } : {}),
     platformApi: env[ENV.platformApi] ?? '',
     analyzedPath: inputs.analyzedPath,
     groupPath: inputs.groupPath,
@@ -116,6 +124,7 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
 
   let renderer: Renderer | undefined;
   let layerDir: string | undefined;
+  let privateWorkRoot: string | undefined;
   try {
     const invocation = parseExtenderCommandLine(options.argv, { env, programName, ...(options.cwd ? { cwd: options.cwd } : {}) });
     if (invocation.action === 'help') {
@@ -126,7 +135,8 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
       stdout.write(`${options.version}\n`);
       return EXIT_CODES.success;
     }
-    const { inputs } = invocation;
+    const implicitExtendDir = invocation.origins.extendDir.source === 'default';
+    const inputs = implicitExtendDir && options.implicitExtendDir ? { ...invocation.inputs, extendDir: resolve(options.implicitExtendDir) } : invocation.inputs;
     const color = !inputs.noColor && stdout.isTTY === true;
     const log = new Renderer({
       stdout,
@@ -148,7 +158,6 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
       if (d.kind === 'flag' && d.used === '-kaniko-cache-ttl') used.push('kaniko-cache-ttl-flag');
       if (d.kind === 'env' && d.used === ENV.kanikoCacheTtl) used.push('kaniko-cache-ttl-env');
     }
-    if (invocation.origins.extendDir.source === 'default') used.push('implicit-kaniko-dir');
     const aliasMessages = new Set(deprecationMessages(invocation.deprecations));
     for (const warning of invocation.warnings) if (!aliasMessages.has(warning)) log.warn(warning);
     for (const id of used) {
@@ -179,6 +188,25 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
       ...(options.cwd ? { cwd: options.cwd } : {}),
     };
     let backend: ExtenderBackend = await loadBackend(choice.id, loadOptions);
+    // Preflight: refused before anything is read, created or changed
+    checkPrivileges(backend, inputs.extendKind, env, options, log);
+
+    let needsPrivateWorkRoot = false;
+    if (implicitExtendDir) {
+      // The implicit /kaniko is used only when it is: an in-place backend keeps its layer cache
+      // there (and creates it), an image-producing backend reads a restorer's base layout from
+      // it when it exists. Otherwise it is not created, and the notice is not printed.
+      const present = existsSync(inputs.extendDir);
+      if (backend.capabilities.inPlace || present) {
+        const outcome = evaluateDeprecation(schedule, 'implicit-kaniko-dir', options.version, mode);
+        if (outcome.error) throw outcome.error;
+        if (outcome.notice) log.warn(outcome.notice, { deprecation: 'implicit-kaniko-dir' });
+      }
+      if (!backend.capabilities.inPlace && !(present && writable(inputs.extendDir))) {
+        needsPrivateWorkRoot = true;
+        log.debug(`${inputs.extendDir} ${present ? 'is not writable' : 'does not exist'} and no -extend-dir is given: the ${backend.id} backend works in a temporary directory`);
+      }
+    }
     const publishTarget = inputs.extendKind === 'build' && !backend.capabilities.inPlace ? buildImageTarget(inputs, backend.id) : undefined;
     if (publishTarget) {
       // the image-producing backend keeps its new layer blobs here, outside the core's work
@@ -192,18 +220,6 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
       // said once for the run, not per Dockerfile
       log.warn(`${ttl.name} is ignored: the ${backend.id} backend keeps no layer cache of its own, so the time-to-live of cached layers does not apply`);
     }
-    if (backend.capabilities.privileges.container) {
-      // refused before anything changes: an in-place backend on a host would rewrite the host
-      const probe = probeContainer(env, options.containerProbeRoot);
-      if (!probe.inContainer) {
-        throw new LifecycleError(
-          EXIT_CODES.extendError,
-          `failed to extend ${inputs.extendKind} image: the ${backend.id} backend changes the root filesystem it runs on and runs only inside a container of the image to extend (${probe.evidence}); run it in such a container, choose an image-producing -backend, or set ${IN_CONTAINER_ENV}=true if this is a container we do not recognise`,
-          { action: `extend ${inputs.extendKind} image` },
-        );
-      }
-      log.debug(`Running in a container: ${probe.evidence}`);
-    }
     const chainBuild = inputs.extendKind === 'build' && backend.capabilities.inPlace;
     if (chainBuild) {
       const outcome = evaluateDeprecation(schedule, 'inplace-build-chaining', options.version, mode);
@@ -215,9 +231,10 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
       }
     }
 
+    if (needsPrivateWorkRoot) privateWorkRoot = await mkdtemp(join(tmpdir(), 'cnb-extend-work-'));
     const result = await extend({
       kind: inputs.extendKind,
-      inputs: toCoreInputs(inputs, env),
+      inputs: toCoreInputs(inputs, env, privateWorkRoot),
       backend,
       events: log,
       ...(options.signal ? { signal: options.signal } : {}),
@@ -231,6 +248,8 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
         target: publishTarget,
         analyzedPath: inputs.analyzedPath,
         ...(options.signal ? { signal: options.signal } : {}),
+      }).catch((err: unknown) => {
+        throw afterExtension('build', err);
       });
       log.info(published.message.charAt(0).toUpperCase() + published.message.slice(1));
       log.close();
@@ -242,7 +261,12 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
     }
     const plan = await planBuildHandOff({ inputs, env, imageEnv: result.env, ...(options.passwdFile ? { passwdFile: options.passwdFile } : {}) });
     const currentUid = options.currentUid ?? process.getuid?.() ?? 0;
-    if (currentUid === 0 && (await ensureOwner(inputs.layersDir, plan.uid, plan.gid))) log.debug(`Changed the owner of ${inputs.layersDir} to ${plan.uid}:${plan.gid}`);
+    if (currentUid === 0) {
+      const changed = await ensureOwner(inputs.layersDir, plan.uid, plan.gid).catch((err: unknown) => {
+        throw afterExtension('build', new Error(`handing ${inputs.layersDir} to ${plan.uid}:${plan.gid} for the build phase: ${messageOf(err)}`, { cause: err }));
+      });
+      if (changed) log.debug(`Changed the owner of ${inputs.layersDir} to ${plan.uid}:${plan.gid}`);
+    }
     log.info(`Running the build phase (${plan.builder}) as ${plan.uid}:${plan.gid}`);
     log.close();
     return await runBuildHandOff(plan, { stdout, stderr, currentUid, ...(options.signal ? { signal: options.signal } : {}) });
@@ -251,7 +275,61 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
     return reportFailure(err, stderr, renderer, options.signal);
   } finally {
     if (layerDir) await rm(layerDir, { recursive: true, force: true }).catch(() => undefined);
+    if (privateWorkRoot) await rm(privateWorkRoot, { recursive: true, force: true }).catch(() => undefined);
   }
+}
+
+/**
+ * A failure after the Dockerfiles were applied (publishing the extended build image,
+ * recording it in analyzed.toml, handing `<layers>` to the build phase) is an extend
+ * failure: exit 102, `failed to extend <kind> image: <cause>`.
+ */
+function afterExtension(kind: string, err: unknown): LifecycleError {
+  const action = `extend ${kind} image`;
+  return new LifecycleError(EXIT_CODES.extendError, `failed to ${action}: ${messageOf(err)}`, { cause: err, action });
+}
+
+function writable(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK | constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * What the backend declares it needs (`capabilities.privileges`) against this process:
+ * a container (an in-place backend on a host would rewrite the host), root, Linux
+ * capabilities. Each missing one is named; the run stops with the extend phase's exit code
+ * (102) before anything is read, created or changed.
+ */
+function checkPrivileges(backend: ExtenderBackend, kind: string, env: Readonly<Record<string, string | undefined>>, options: ExtendCommandOptions, log: Renderer): void {
+  const { privileges } = backend.capabilities;
+  const action = `extend ${kind} image`;
+  if (privileges.container) {
+    const probe = probeContainer(env, options.containerProbeRoot);
+    if (!probe.inContainer) {
+      throw new LifecycleError(
+        EXIT_CODES.extendError,
+        `failed to ${action}: the ${backend.id} backend changes the root filesystem it runs on and runs only inside a container of the image to extend (${probe.evidence}); run it in such a container, choose an image-producing -backend, or set ${IN_CONTAINER_ENV}=true if this is a container we do not recognise`,
+        { action },
+      );
+    }
+    log.debug(`Running in a container: ${probe.evidence}`);
+  }
+  if (!privileges.root && privileges.capabilities.length === 0) return;
+  const statusFile = options.processStatusFile ?? PROCESS_STATUS_FILE;
+  const have = readProcessPrivileges(statusFile);
+  if (have.capabilities === undefined && privileges.capabilities.length > 0) log.debug(`Capabilities unknown (${statusFile} has no CapEff): not checked`);
+  const missing = missingPrivileges(privileges, have);
+  if (missing.length === 0) return;
+  const needs = [...(privileges.root ? ['root'] : []), ...privileges.capabilities.map((name) => `CAP_${name.replace(/^CAP_/, '')}`)].join(', ');
+  throw new LifecycleError(
+    EXIT_CODES.extendError,
+    `failed to ${action}: the ${backend.id} backend cannot run with the privileges of this process: ${missing.join('; ')}; run it with ${needs} (docker run --user 0 --cap-add …, a pod's securityContext), or choose an image-producing -backend, which needs none of them`,
+    { action },
+  );
 }
 
 /**

@@ -3,6 +3,7 @@
  * (one reproducible layer in an OCI layout, copied into the extend dir as the restorer
  * does), and a registry holding the core's FakeBackend next to the real entries.
  */
+import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -106,4 +107,43 @@ export async function createFixture(extensions: WorkspaceExtension[], options: {
       await rm(scratch, { recursive: true, force: true });
     },
   };
+}
+
+export interface ChildResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface ChildOptions {
+  /** Run as this user (and group); default the test's own. */
+  uid?: number;
+  gid?: number;
+  /** Capabilities taken away (util-linux `setpriv --bounding-set -<cap>`), e.g. `['chown']`. */
+  dropCapabilities?: string[];
+}
+
+/**
+ * The extend command in a child process (`test/extend-child.ts`, as `apps/extender` runs
+ * it), with `argv` and exactly the environment `env` (plus PATH).
+ */
+export function extendInChild(argv: string[], env: Record<string, string | undefined>, options: ChildOptions = {}): Promise<ChildResult> {
+  const script = join(import.meta.dirname, 'extend-child.ts');
+  const node = [process.execPath, script, ...argv];
+  const command = options.dropCapabilities?.length
+    ? ['setpriv', '--bounding-set', options.dropCapabilities.map((c) => `-${c}`).join(','), '--inh-caps', options.dropCapabilities.map((c) => `-${c}`).join(','), '--', ...node]
+    : node;
+  return new Promise((resolve, reject) => {
+    const child = spawn(command[0]!, command.slice(1), {
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(options.uid !== undefined ? { uid: options.uid, gid: options.gid ?? options.uid } : {}),
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('error', (err) => reject(new Error(`starting ${command[0]} (${command.join(' ')}): ${err.message}`, { cause: err })));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
 }

@@ -1,0 +1,51 @@
+/**
+ * Test fixture (not library code): the extend command in a process of its own, as
+ * `apps/extender` runs it, so that tests can start it as another user (`spawn` with
+ * `uid`/`gid`) or with fewer capabilities (`setpriv`). The extender's arguments are this
+ * script's; the environment is the extender's. Test-only knobs, read from the environment:
+ *
+ * - `EXTEND_CHILD_BACKENDS=fake`: the registry with the core's FakeBackend (`fake`) and a
+ *   FakeBackend declared in-place (`fake-inplace`) next to the real backends;
+ * - `EXTEND_CHILD_IMPLICIT_EXTEND_DIR`: the extend dir when none is given (instead of `/kaniko`).
+ */
+import type { BackendRegistration, BackendRegistry } from '@cnb-extender/backend-registry';
+import type { ExtenderBackend } from '@cnb-extender/extender-core';
+import { FakeBackend } from '@cnb-extender/extender-core/testing';
+import { parseSchedule } from '../deprecation/schedule.ts';
+import { runExtendCommand } from '../extend-command.ts';
+import { registryWithFake } from './support.ts';
+
+const env = process.env;
+/** FakeBackend declaring itself in-place, as backend-inplace does. */
+const fakeInPlace: BackendRegistration = {
+  id: 'fake-inplace',
+  packageName: '@cnb-extender/extender-core/testing',
+  description: 'FakeBackend declared in-place',
+  load: async () => ({
+    createBackend: (): ExtenderBackend => {
+      const fake = new FakeBackend({ id: 'fake-inplace' });
+      return { id: fake.id, capabilities: { ...fake.capabilities, inPlace: true }, apply: fake.apply.bind(fake), cleanup: fake.cleanup.bind(fake) };
+    },
+  }),
+};
+
+function backends(): BackendRegistry | undefined {
+  if (env['EXTEND_CHILD_BACKENDS'] !== 'fake') return undefined;
+  return new Map([...registryWithFake(), ['fake-inplace', fakeInPlace]]);
+}
+
+const registry = backends();
+const code = await runExtendCommand({
+  argv: process.argv.slice(2),
+  env,
+  stdout: process.stdout,
+  stderr: process.stderr,
+  version: '0.1.0',
+  // every deprecated surface announces itself, so that tests see which were used
+  schedule: parseSchedule(
+    '[[deprecation]]\nid = "implicit-kaniko-dir"\nsurface = "the implicit extend directory"\nwarn = "0.1.0"\nfail = "1.0.0"\nremove = "2.0.0"\nreplacement = "-extend-dir"\ndocs = "docs/cli.md#deprecations"\n',
+  ),
+  ...(registry ? { backends: registry } : {}),
+  ...(env['EXTEND_CHILD_IMPLICIT_EXTEND_DIR'] ? { implicitExtendDir: env['EXTEND_CHILD_IMPLICIT_EXTEND_DIR'] } : {}),
+});
+process.exit(code);
