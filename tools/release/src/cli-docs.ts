@@ -49,7 +49,7 @@ function exitRows(): string[] {
     [3, 'invalid arguments: positional arguments, `-kind` other than build/run, an unknown or unavailable backend, a deprecated surface past its fail version, an unknown lifecycle phase'],
     [11, '`CNB_PLATFORM_API` missing, unparsable or unsupported'],
     [12, 'an extension in `group.toml` declares an unsupported Buildpack API'],
-    [102, 'an extension failed: invalid Dockerfile, failing instruction, missing base image, run image left as root, output not written'],
+    [102, 'an extension failed or could not start: the chosen backend\'s privileges missing (a container, root, capabilities), invalid Dockerfile, base image missing or not the one analyzed (digest not in the layout, another os/architecture), failing instruction, run image left as root; and every failure after the Dockerfiles were applied: output not written, extended build image not published or not recorded in `analyzed.toml`, `<layers>` not handed to the build phase'],
   ]);
   for (const entry of EXIT_CODE_TABLE) {
     if (entry.reserved || !used.has(entry.code)) continue;
@@ -101,7 +101,7 @@ export async function generateCliDoc(scheduleFile = join(REPO_ROOT, 'release', '
     '',
     '## Build kind with an in-place backend',
     '',
-    'As with the Go extender, extending the build image in place (`inplace`) is followed by the build phase in the same container: the extended image\'s `Env` is exported (values may contain `=`), `<layers>` is handed to `-uid`:`-gid` when they do not own it, the builder (`$CNB_LIFECYCLE_BUILDER`, default `/cnb/lifecycle/builder`) runs as `-uid`:`-gid` with `HOME` and `USER` from the extended `/etc/passwd` and the inputs as `CNB_*` variables, and its exit code (e.g. 51, 52) is the extender\'s. A `-uid` of 0 is refused before anything is extended (exit 1). Backends that produce a new image instead (`buildah`, `docker`, `buildkit`) do not run the build.',
+    'As with the Go extender, extending the build image in place (`inplace`) is followed by the build phase in the same container: the extended image\'s `Env` is exported (values may contain `=`), `<layers>` is handed to `-uid`:`-gid` when they do not own it, the builder (`$CNB_LIFECYCLE_BUILDER`, default `/cnb/lifecycle/builder`) runs as `-uid`:`-gid` with `HOME` and `USER` from the extended `/etc/passwd` and the inputs as `CNB_*` variables, and its exit code (e.g. 51, 52) is the extender\'s. A `-uid` of 0 is refused before anything is extended (exit 1); `<layers>` that cannot be handed over fails with exit 102. Backends that produce a new image instead (`buildah`, `docker`, `buildkit`) do not run the build.',
     '',
     '## Backends',
     '',
@@ -130,7 +130,7 @@ export async function generateCliDoc(scheduleFile = join(REPO_ROOT, 'release', '
     '',
     '- **The `/cnb/lifecycle/extender` entry point and `lifecycle extend`**: the standalone executable from `extender-v<version>+linux.x86-64.tgz` (`+linux.arm64.tgz` on arm64) takes the same flags. The notice is never printed by the standalone executable.',
     '- **`-kaniko-cache-ttl` / `CNB_KANIKO_CACHE_TTL`**: same value syntax (Go durations, default 336h). When both the new and the old name are set, the new one wins.',
-    '- **The implicit `/kaniko` directory**: platforms mount a volume at `/kaniko` today. Pass `-extend-dir /kaniko` (or `CNB_EXTEND_DIR=/kaniko`) to keep using it without the notice.',
+    '- **The implicit `/kaniko` directory**: platforms mount a volume at `/kaniko` today. Pass `-extend-dir /kaniko` (or `CNB_EXTEND_DIR=/kaniko`) to keep using it without the notice. The notice is printed only when `/kaniko` is used: with the in-place backend (which creates it when missing), or when it exists. An image-producing backend never creates it: without `-extend-dir` and without a writable `/kaniko` it works in a private temporary directory.',
     '- **In-place build chaining as the default**: the build phase after an in-place build extension (see above); platforms will call the builder themselves. Not yet warned about in this version.',
     '',
   ];
