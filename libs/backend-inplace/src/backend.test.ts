@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemorySink, readLayoutImage, type ImageDescription } from '@cnb-extender/extender-core';
 import { readLayerFiles, readLayerPaths, runBackendContract } from '@cnb-extender/extender-core/testing';
-import { writeLayer, type Digest } from '@cnb-extender/oci';
+import { decompressLayer, MediaType, openLayerSource, readTar, writeLayer, type Digest, type LayerCompression } from '@cnb-extender/oci';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { createInplaceBackend } from './backend.ts';
 import { removeTree } from './test/support.ts';
@@ -35,6 +35,19 @@ function baseWithContractDir(): Promise<ImageDescription> {
     };
   })();
   return contractBase;
+}
+
+/** The distinct file times (seconds) in a layer blob. */
+async function entryTimes(path: string): Promise<number[]> {
+  const { tar } = await decompressLayer(openLayerSource(path));
+  const times = new Set<number>();
+  for await (const entry of readTar(tar)) {
+    for await (const _chunk of entry.body()) {
+      // drain
+    }
+    times.add(entry.mtime);
+  }
+  return [...times];
 }
 
 runBackendContract(() => createInplaceBackend({ root: 'unpack', network: false }), { name: 'backend contract: inplace (unpacked root)', baseImage: baseWithContractDir });
@@ -184,6 +197,48 @@ describe('inplace backend on the fixture run image', () => {
 });
 
 describe('inplace backend sharing one layer cache', () => {
+  it('serves a cached layer only to a run with the same SOURCE_DATE_EPOCH, compression and media type', async () => {
+    const fixture = await runFixture();
+    const extendDir = mkdtempSync(join(scratch, 'extend-format-'));
+    const context = mkdtempSync(join(scratch, 'ctx-format-'));
+    const content = 'ARG base_image\nFROM ${base_image}\nUSER root\nRUN echo a > /a\nUSER 1000:1000\n';
+    const saved = process.env['SOURCE_DATE_EPOCH'];
+    const apply = async (settings: { epoch?: string; compression?: LayerCompression; manifestMediaType?: string }) => {
+      if (settings.epoch === undefined) delete process.env['SOURCE_DATE_EPOCH'];
+      else process.env['SOURCE_DATE_EPOCH'] = settings.epoch;
+      const base = settings.manifestMediaType === undefined ? fixture : { ...fixture, manifestMediaType: settings.manifestMediaType };
+      const backend = createInplaceBackend({ root: 'unpack', network: false, ...(settings.compression ? { compression: settings.compression } : {}) });
+      const events = new MemorySink();
+      const ctx = { signal: new AbortController().signal, events, workDir: mkdtempSync(join(scratch, 'work-format-')) };
+      try {
+        const result = await backend.apply(
+          { extensionId: 'test/format', kind: 'run', path: join(context, 'run.Dockerfile'), content, args: [{ name: 'base_image', value: 'base' }], contextDir: context },
+          base,
+          { buildContext: context, ignorePaths: [], cacheTtlMs: 3_600_000, extendDir },
+          ctx,
+        );
+        const layer = result.layers.at(-1)!;
+        return { hit: events.ofType('cache-hit').length === 1, diffId: layer.diffId, mediaType: layer.descriptor.mediaType, mtimes: await entryTimes((layer.blob as { path: string }).path) };
+      } finally {
+        await backend.cleanup(ctx);
+        if (saved === undefined) delete process.env['SOURCE_DATE_EPOCH'];
+        else process.env['SOURCE_DATE_EPOCH'] = saved;
+      }
+    };
+    const plain = await apply({});
+    expect(plain).toMatchObject({ hit: false, mediaType: MediaType.ociLayerGzip, mtimes: [315532801] });
+    expect(await apply({})).toEqual({ ...plain, hit: true });
+    // another SOURCE_DATE_EPOCH: the files get its time, so the layer is another one
+    const epoch = await apply({ epoch: '1700000000' });
+    expect(epoch).toMatchObject({ hit: false, mtimes: [1700000000] });
+    expect(epoch.diffId).not.toBe(plain.diffId);
+    expect(await apply({ epoch: '1700000000' })).toEqual({ ...epoch, hit: true });
+    // another compression, or a base of the Docker family: the same files in another blob
+    const zstd = await apply({ compression: 'zstd' });
+    expect(zstd).toMatchObject({ hit: false, diffId: plain.diffId, mediaType: MediaType.ociLayerZstd });
+    expect(await apply({ manifestMediaType: MediaType.dockerManifest })).toMatchObject({ hit: false, diffId: plain.diffId, mediaType: MediaType.dockerLayerGzip });
+  }, 60_000);
+
   it('gives each of two concurrent extenders its own layer when a RUN is not reproducible and both write the same cache key', async () => {
     const base = await runFixture();
     const extendDir = mkdtempSync(join(scratch, 'extend-race-'));

@@ -7,9 +7,9 @@ import { randomUUID } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BackendInstructionError, type ApplyOptions, type BackendContext, type BlobSource, type DockerfileSpec, type ExtenderBackend, type ImageDescription, type LayerDescription } from '@cnb-extender/extender-core';
-import { applyLayer, familyOf, writeLayer, type ContainerConfig, type Descriptor, type Digest, type HistoryEntry, type LayerCompression, type LayerSource } from '@cnb-extender/oci';
+import { applyLayer, defaultLayerTime, familyOf, writeLayer, type ContainerConfig, type Descriptor, type Digest, type HistoryEntry, type LayerCompression, type LayerSource } from '@cnb-extender/oci';
 import { evaluate, readDockerignore, type ImageConfig as DockerfileImageConfig, type StagePlan, type Step } from '@cnb-extender/dockerfile';
-import { contextDigest, LayerCache, sha256 } from './cache.ts';
+import { contextDigest, LayerCache, layerFormatKey, sha256, type LayerFormat } from './cache.ts';
 import { executeStep } from './execute/steps.ts';
 import { diffSnapshots, takeSnapshot, type Snapshot } from './snapshot/index.ts';
 
@@ -116,8 +116,10 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
       let previous: Snapshot = takeSnapshot(root, snapshotOptions);
       const newLayers: LayerDescription[] = [];
       const history: HistoryEntry[] = [];
-      const family = familyOf(base.manifestMediaType);
-      const compression = options.compression ?? 'gzip';
+      // Everything besides the files that decides a new layer's bytes, fixed once per apply: the
+      // layers are written with it and every cache key includes it.
+      const layerFormat: LayerFormat = { mtime: defaultLayerTime(), compression: options.compression ?? 'gzip', family: familyOf(base.manifestMediaType) };
+      const { compression, family, mtime } = layerFormat;
 
       const cache =
         options.cache === false
@@ -126,7 +128,7 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
               events.emit({ type: 'warning', level: 'warn', code: 'cache-entry-damaged', extensionId: dockerfile.extensionId, message: `removed damaged layer cache entry ${key} (${reason}); the step runs again` }),
             );
       cache?.prune();
-      let chain = sha256({ version: 1, base: base.config.rootfs.diff_ids, root: rootOption === '/' ? 'in-place' : 'unpacked' });
+      let chain = sha256({ version: 1, base: base.config.rootfs.diff_ids, root: rootOption === '/' ? 'in-place' : 'unpacked', layer: layerFormatKey(layerFormat) });
       let contextHash: string | undefined;
       // The context's files and the ignore patterns (which may live outside the context) decide what COPY sees.
       const contextOf = (): string => (contextHash ??= sha256({ files: contextDigest(applyOptions.buildContext), ignore: ignore?.patterns ?? [] }));
@@ -202,7 +204,7 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
             const blob = `layer.tar${compression === 'gzip' ? '.gz' : compression === 'zstd' ? '.zst' : ''}`;
             let path = staging ? join(staging, blob) : join(work, `layer-${newLayers.length + 1}-${blob}`);
             const layerStart = performance.now();
-            const written = await writeLayer(changes.entries, path, { compression, family, signal });
+            const written = await writeLayer(changes.entries, path, { compression, family, mtime, signal });
             timed('write-layer', layerStart);
             if (staging) {
               const entry = cache!.commit(staging, key!, { empty: false, blob, diffId: written.diffId, descriptor: written.descriptor });
@@ -212,7 +214,7 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
                 // not reproducible): the root holds ours, so the image gets ours, written again
                 // from the same entries outside the cache.
                 path = join(work, `layer-${newLayers.length + 1}-${blob}`);
-                const again = await writeLayer(changes.entries, path, { compression, family, signal });
+                const again = await writeLayer(changes.entries, path, { compression, family, mtime, signal });
                 if (again.diffId !== written.diffId) throw new BackendInstructionError(text, `rewriting the layer gave ${again.diffId}, not ${written.diffId}: the root changed while the layer was written`);
               }
             }

@@ -2,7 +2,9 @@
  * The layer cache: one entry per filesystem-changing step, keyed by a chain
  * of everything that decides the step's result (the base layers, every
  * earlier step's result, the step's expanded command, env, user, working
- * directory, and for COPY/ADD the build context's content). Entries live in
+ * directory, and for COPY/ADD the build context's content) and the bytes of
+ * its layer (the file time, the compression and the library doing it, the
+ * media type; see `layerFormatKey`). Entries live in
  * `<extend-dir>/cache/inplace/<key>/` (`meta.json`, `layer.tar.gz`), are
  * written under a temporary name and renamed into place (several extenders
  * may share the dir), and expire after the TTL. An entry that is damaged (no
@@ -12,7 +14,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Descriptor, Digest } from '@cnb-extender/oci';
+import { layerMediaType, type Descriptor, type Digest, type LayerCompression, type MediaTypeFamily } from '@cnb-extender/oci';
 import { hashFile } from './snapshot/walk.ts';
 
 export interface CacheEntry {
@@ -36,6 +38,26 @@ interface Meta {
 
 export function sha256(value: unknown): string {
   return createHash('sha256').update(typeof value === 'string' ? value : JSON.stringify(value)).digest('hex');
+}
+
+/** What decides a layer blob's bytes besides its entries. */
+export interface LayerFormat {
+  /** The time every entry gets (SOURCE_DATE_EPOCH, else 1980-01-01T00:00:01Z). */
+  mtime: Date;
+  compression: LayerCompression;
+  /** Decides the descriptor's media type. */
+  family: MediaTypeFamily;
+}
+
+/**
+ * The part of every cache key that stands for the layer format: two extenders
+ * sharing an extend dir with other settings never serve each other's layers.
+ * The compression library's version is in it because it decides the
+ * compressed bytes (and so the blob digest) as much as the level does.
+ */
+export function layerFormatKey(format: LayerFormat): unknown {
+  const library = format.compression === 'gzip' ? `zlib ${process.versions.zlib}` : format.compression === 'zstd' ? `zstd ${process.versions['zstd'] ?? 'unknown'}` : 'none';
+  return { mtime: Math.floor(format.mtime.getTime() / 1000), compression: format.compression, library, mediaType: layerMediaType(format.family, format.compression) };
 }
 
 /** Called when a damaged entry is found and removed. */
