@@ -78,6 +78,25 @@ const nativeAddonStubs: esbuild.Plugin = {
   },
 };
 
+/** startup.ts as a script that runs first in a bundle, before any module is loaded. */
+async function startupScript(minify: boolean): Promise<string> {
+  const result = await esbuild.build({
+    stdin: { contents: "import { holdUnreadableExtraCaCerts } from './startup.ts';\nholdUnreadableExtraCaCerts();\n", resolveDir: join(REPO_ROOT, 'tools', 'release', 'src'), sourcefile: 'startup-entry.ts', loader: 'ts' },
+    absWorkingDir: REPO_ROOT,
+    bundle: true,
+    platform: 'node',
+    format: 'iife',
+    target: 'node24',
+    minify,
+    legalComments: 'none',
+    logLevel: 'silent',
+    write: false,
+  });
+  const [file] = result.outputFiles;
+  if (!file || result.errors.length > 0) throw new Error(`bundling the startup script: ${result.errors.map((e) => e.text).join('; ') || 'no output'}`);
+  return file.text;
+}
+
 export async function bundleApp(options: BundleOptions): Promise<esbuild.Metafile> {
   const version = options.version ?? (await appVersion(options.app));
   const scheduleFile = options.scheduleFile ?? join(REPO_ROOT, 'release', 'deprecations.toml');
@@ -100,7 +119,7 @@ export async function bundleApp(options: BundleOptions): Promise<esbuild.Metafil
       __CNB_DEPRECATION_SCHEDULE__: JSON.stringify(schedule),
       'import.meta.url': '__cnb_executable_url',
     },
-    banner: { js: 'var __cnb_executable_url = require("node:url").pathToFileURL(process.execPath).href;' },
+    banner: { js: `${await startupScript(options.minify ?? true)}var __cnb_executable_url = require("node:url").pathToFileURL(process.execPath).href;` },
     plugins: [missingBackends, nativeAddonStubs],
   });
   for (const warning of result.warnings) {

@@ -98,6 +98,7 @@ export async function generateCliDoc(scheduleFile = join(REPO_ROOT, 'release', '
     `| \`${ENV.deprecationMode}\` | \`warn\` (keep deprecated surfaces working with a notice, also past their fail version), \`quiet\` (the same without notices), \`error\` (fail from the warn version); unset: as the schedule says. Also governs deprecated Platform APIs, as in the lifecycle |`,
     '| `CNB_UPSTREAM_LIFECYCLE` | path of the upstream lifecycle binary the multi-call `lifecycle` hands other phases to (default `/cnb/lifecycle/upstream/lifecycle`) |',
     '| `CNB_LIFECYCLE_BUILDER` | build kind with an in-place backend: the builder run after the extension (default `/cnb/lifecycle/builder`) |',
+    '| `NODE_EXTRA_CA_CERTS` | a PEM file of extra CA certificates, loaded by Node as usual. When the file cannot be read at start (an image without the platform\'s CA bundle), the executables restart once without the variable, so Node prints no warning about it, and set it again for RUN instructions and the build phase |',
     '',
     '## Build kind with an in-place backend',
     '',

@@ -256,6 +256,23 @@ describe('release tarballs', () => {
     expect(standalone.stderr).not.toContain('deprecated');
   });
 
+  it('start without Node\'s extra-certs warning when NODE_EXTRA_CA_CERTS names a file that is not there, and keep the variable', async () => {
+    // preloaded (NODE_OPTIONS reaches the embedded Node): as the process exits, Node builds its root
+    // certificates, reading the file, and the script says what the variable is by then
+    const probe = 'process.on("exit", () => { require("node:tls").createSecureContext(); process.stderr.write(`NODE_EXTRA_CA_CERTS=${process.env.NODE_EXTRA_CA_CERTS}\\n`); });\n';
+    await writeFile(join(scratch, 'ca-probe.cjs'), probe);
+    await writeFile(join(chrootDir, 'ca-probe.cjs'), probe);
+    const missing = join(scratch, 'no-such-ca-bundle.crt');
+    expect(run(join(extracted, 'extender', 'extender'), ['-version'], { NODE_EXTRA_CA_CERTS: missing, NODE_OPTIONS: `--require ${join(scratch, 'ca-probe.cjs')}` })).toEqual({
+      code: 0,
+      stdout: `${VERSION}\n`,
+      stderr: `NODE_EXTRA_CA_CERTS=${missing}\n`,
+    });
+    // the lifecycle overlay through its symlink, in a root filesystem without the usual CA bundle
+    const bundle = '/etc/ssl/certs/ca-certificates.crt';
+    expect(inChroot(['/cnb/lifecycle/extender', '-version'], { NODE_EXTRA_CA_CERTS: bundle, NODE_OPTIONS: '--require /ca-probe.cjs' })).toEqual({ code: 0, stdout: `${VERSION}\n`, stderr: `NODE_EXTRA_CA_CERTS=${bundle}\n` });
+  });
+
   it.each(['inplace', 'buildah', 'docker', 'buildkit'])('the executable knows whether backend %s is in this build', (id) => {
     const args = ['-kind', 'run', '-backend', id, '-layers', join(scratch, 'layers'), '-extend-dir', join(scratch, 'extend')];
     // fails on the missing analyzed.toml before anything runs; the override keeps the container guard out of the way
