@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, inject, it } from 'vitest';
+import { childClosed } from '@cnb-extender/testenv';
 import { mountsAt, removeTree } from './test/support.ts';
 import { createWorkArea, withWorkArea } from './workdir.ts';
 
@@ -68,6 +69,7 @@ describe('work area', () => {
       });
       let stderr = '';
       child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      const closed = childClosed(child, 'running the work-area child');
       const ready = await new Promise<string[]>((resolve, reject) => {
         let out = '';
         child.stdout.on('data', (c: Buffer) => {
@@ -75,7 +77,7 @@ describe('work area', () => {
           const line = out.split('\n').find((l) => l.startsWith('ready '));
           if (line) resolve(line.split(' ').slice(1));
         });
-        child.on('exit', (code) => reject(new Error(`child exited (${code}) before it was ready: ${stderr}`)));
+        void closed.then(({ code }) => reject(new Error(`child exited (${code}) before it was ready: ${stderr}`)), reject);
       });
       const [workDir, root] = ready as [string, string];
       expect(processesIn(root).length).toBeGreaterThan(0);

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import type { TestProject } from 'vitest/node';
 import setup from './global-setup.ts';
-import { acceptsConnections } from './proc.ts';
+import { acceptsConnections, childClosed } from './proc.ts';
 import type { TestEnv } from './types.ts';
 
 const port = (host: string): number => Number(host.split(':')[1]);
@@ -16,7 +16,7 @@ describe('the CLI', () => {
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const exited = childClosed(child, 'running the testenv CLI').then((r) => r.code);
     try {
       await new Promise<void>((resolve, reject) => {
         const poll = setInterval(() => {
@@ -25,10 +25,16 @@ describe('the CLI', () => {
             resolve();
           }
         }, 50);
-        void exited.then(() => {
-          clearInterval(poll);
-          reject(new Error(`cli exited early:\n${stderr}`));
-        });
+        void exited.then(
+          () => {
+            clearInterval(poll);
+            reject(new Error(`cli exited early:\n${stderr}`));
+          },
+          (error: unknown) => {
+            clearInterval(poll);
+            reject(error as Error);
+          },
+        );
       });
       const env = JSON.parse(stdout) as TestEnv;
       expect(stderr).toContain(`testenv: node ${process.version}`);

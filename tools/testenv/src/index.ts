@@ -10,3 +10,4 @@ export { publishImage } from './publish.ts';
 export { startDockerd, type RunningDockerd, type DockerdEngine } from './dockerd.ts';
 export { makeTestPki, startSocketForwarder, type TestPki, type ForwarderTls, type SocketForwarder } from './tls.ts';
 export { ensureBuildkitBinaries, startBuildkitd, buildctlTlsArgs, type BuildkitBinaries, type RunningBuildkitd, type BuildkitdTls } from './buildkitd.ts';
+export { childClosed, spawnFailure } from './proc.ts';

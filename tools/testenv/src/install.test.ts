@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ensurePackages, missingPackages, REQUIRED_PACKAGES } from './install.ts';
+import { childClosed } from './proc.ts';
 
 const NO_SUCH_PACKAGE = 'cnb-testenv-no-such-package';
 
@@ -44,10 +45,7 @@ describe('installing the Debian packages', () => {
       let out = '';
       child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
       child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
-      await new Promise((resolve, reject) => {
-        child.on('error', reject);
-        child.on('close', resolve);
-      });
+      await childClosed(child, `running ${node} as uid 65534`);
       expect(out).toContain(`installing the missing Debian packages ${NO_SUCH_PACKAGE}: needs root (running as uid 65534)`);
     } finally {
       await rm(dir, { recursive: true, force: true });

@@ -44,6 +44,37 @@ export interface RunResult {
   stderr: string;
 }
 
+/**
+ * Why a process could not be started, from a spawn 'error': a command that is
+ * not there, not executable, or behind a directory closed to this user (a
+ * checkout under a 0700 home run as another user), or a working directory that
+ * does not exist (which Node also reports as ENOENT).
+ */
+export function spawnFailure(cmd: string, error: NodeJS.ErrnoException, cwd?: string): string {
+  if (error.code === 'ENOENT' && cwd !== undefined && !existsSync(cwd)) return `the working directory ${cwd} does not exist`;
+  if (error.code === 'ENOENT') return cmd.includes('/') ? `${cmd} does not exist` : `${cmd} is not installed (not found in PATH)`;
+  if (error.code === 'EACCES') return `${cmd} cannot be executed by uid ${process.getuid?.() ?? '?'} (permission denied: not executable, or a directory on its path is closed to this user)`;
+  return error.message;
+}
+
+/**
+ * How a spawned child ended: its exit code and signal once it has closed, or a
+ * rejection naming `what` as soon as it cannot be started. Every wait for a
+ * child goes through this (or `run`/`startDaemon`): without an 'error'
+ * listener a failed spawn is thrown from the event loop and the child's
+ * 'exit' never comes, so a wait on it hangs until the test's timeout.
+ */
+export function childClosed(child: ChildProcess, what: string): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  const [cmd = what] = child.spawnargs;
+  return new Promise((resolve, reject) => {
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      // after a start (a failed kill, say) the child runs on and its 'close' still comes
+      if (child.pid === undefined) reject(chainError(what, new Error(spawnFailure(cmd, error), { cause: error })));
+    });
+    child.once('close', (code, signal) => resolve({ code, signal }));
+  });
+}
+
 function tail(text: string, lines = 15): string {
   const all = text.trimEnd().split('\n');
   return all.slice(-lines).join('\n');
@@ -78,7 +109,7 @@ export function run(cmd: string, args: readonly string[], options: RunOptions = 
     }
     child.on('error', (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      const what = error.code === 'ENOENT' ? `${cmd} is not installed (not found in PATH)` : error.message;
+      const what = child.pid === undefined ? spawnFailure(cmd, error, options.cwd) : error.message;
       reject(new CommandError(`running ${display}: ${what}`, null, '', '', { cause: error }));
     });
     child.on('close', (code, signal) => {
@@ -132,8 +163,10 @@ export function startDaemon(
       resolve(code ?? signal ?? 'unknown');
     });
     child.on('error', (error: NodeJS.ErrnoException) => {
+      // after a start (a failed kill, say) the daemon runs on and its 'exit' still comes
+      if (child.pid !== undefined) return;
       done = true;
-      resolve(error.code === 'ENOENT' ? `failed to start: ${cmd} is not installed` : `failed to start: ${error.message}`);
+      resolve(`failed to start: ${spawnFailure(cmd, error, options.cwd)}`);
     });
   });
   if (child.pid === undefined) {
