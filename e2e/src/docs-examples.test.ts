@@ -20,13 +20,15 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { MemorySink, extend, readLayoutImage } from '@cnb-extender/extender-core';
 import { createWorkspace, readLayerFiles, type Workspace } from '@cnb-extender/extender-core/testing';
 import { BuildKitBackend } from '@cnb-extender/backend-buildkit';
-import { makeTestPki, startBuildkitd, type RunningBuildkitd } from '@cnb-extender/testenv';
+import { makeTestPki, startBuildkitd, waitForBuildkitd, type RunningBuildkitd } from '@cnb-extender/testenv';
 import type { Digest } from '@cnb-extender/oci';
 import { REPO_ROOT } from '@cnb-extender/release';
 
 /** Kubernetes objects are read as plain JSON. */
 type K8sObject = Record<string, any>;
 
+// the environment's buildkitd binaries (built in the background on a new machine) start the example's daemon
+const ready = await waitForBuildkitd(inject('testenv'));
 const EXAMPLE = join(REPO_ROOT, 'docs', 'examples', 'buildkitd-kubernetes.yaml');
 const objects: K8sObject[] = parseAllDocuments(readFileSync(EXAMPLE, 'utf8')).map((d) => {
   if (d.errors.length > 0) throw new Error(`${EXAMPLE}: ${d.errors.map((e) => e.message).join('; ')}`);
@@ -105,7 +107,7 @@ describe('the Kubernetes example of a shared buildkitd', () => {
   });
 });
 
-describe('the example daemon and extender, run', () => {
+describe(`the example daemon (buildkitd ${ready.version}) and extender, run`, () => {
   const env = inject('testenv');
   let dir = '';
   let daemon: RunningBuildkitd | undefined;

@@ -1,0 +1,35 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { waitsForBuildkitd } from './sequencer.ts';
+
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+
+function testFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name === 'node_modules' || entry.name === 'dist' || entry.name.startsWith('.')) continue;
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...testFiles(path));
+    else if (entry.name.endsWith('.test.ts')) out.push(path);
+  }
+  return out;
+}
+
+describe('the test sequencer', () => {
+  it('tells a file that waits for the standalone buildkitd at its top from one that waits later, or not at all', () => {
+    expect(waitsForBuildkitd("const env = inject('testenv');\nconst bk = await waitForBuildkitd(env);\n")).toBe(true);
+    expect(waitsForBuildkitd('beforeAll(async () => {\n  const bk = await waitForBuildkitd(env);\n});\n')).toBe(false);
+    expect(waitsForBuildkitd("import { waitForBuildkitd } from '@cnb-extender/testenv';\n")).toBe(false);
+  });
+
+  it('schedules last exactly the repository files that would hold a worker while buildkitd is built', () => {
+    const late = ['libs', 'tools', 'e2e', 'apps']
+      .flatMap((d) => testFiles(join(ROOT, d)))
+      .filter((f) => waitsForBuildkitd(readFileSync(f, 'utf8')))
+      .map((f) => relative(ROOT, f))
+      .sort();
+    expect(late).toEqual(['e2e/src/docs-examples.test.ts', 'libs/backend-buildkit/src/buildkitd.test.ts', 'tools/testenv/src/buildkitd.test.ts']);
+  });
+});
