@@ -13,6 +13,13 @@ export type { BuildImageTarget, PublishBuildImageOptions, PublishedBuildImage } 
  * `publishBuildImage`).
  */
 export async function publishBuildImage(options: PublishBuildImageOptions): Promise<PublishedBuildImage> {
-  const kit = await import('@cnb-extender/image-backend-kit');
-  return kit.publishBuildImage(options);
+  return (await loadPublishing()).publishBuildImage(options);
+}
+
+let kit: Promise<typeof import('@cnb-extender/image-backend-kit')> | undefined;
+
+/** Loads the kit once; later calls reuse the module without reading the filesystem again. */
+export function loadPublishing(): Promise<typeof import('@cnb-extender/image-backend-kit')> {
+  kit ??= import('@cnb-extender/image-backend-kit');
+  return kit;
 }

@@ -6,14 +6,17 @@
  *
  * - `EXTEND_CHILD_BACKENDS=fake`: the registry with the core's FakeBackend (`fake`) and a
  *   FakeBackend declared in-place (`fake-inplace`) next to the real backends;
- * - `EXTEND_CHILD_IMPLICIT_EXTEND_DIR`: the extend dir when none is given (instead of `/kaniko`).
+ * - `EXTEND_CHILD_IMPLICIT_EXTEND_DIR`: the extend dir when none is given (instead of `/kaniko`);
+ * - `EXTEND_CHILD_USER=uid:gid`: become that user once every module the run can load is
+ *   loaded (the checkout may be under a home other users cannot enter, such as /root on CI).
+ *   A root process that sets all its uids to another user keeps no capabilities.
  */
-import type { BackendRegistration, BackendRegistry } from '@cnb-extender/backend-registry';
+import { BACKENDS, loadPublishing, type BackendRegistration, type BackendRegistry } from '@cnb-extender/backend-registry';
 import type { ExtenderBackend } from '@cnb-extender/extender-core';
 import { FakeBackend } from '@cnb-extender/extender-core/testing';
 import { parseSchedule } from '../deprecation/schedule.ts';
 import { runExtendCommand } from '../extend-command.ts';
-import { registryWithFake } from './support.ts';
+import { CHILD_USER_VARIABLE, registryWithFake } from './support.ts';
 
 const env = process.env;
 /** FakeBackend declaring itself in-place, as backend-inplace does. */
@@ -29,12 +32,36 @@ const fakeInPlace: BackendRegistration = {
   }),
 };
 
-function backends(): BackendRegistry | undefined {
-  if (env['EXTEND_CHILD_BACKENDS'] !== 'fake') return undefined;
+function backends(): BackendRegistry {
+  if (env['EXTEND_CHILD_BACKENDS'] !== 'fake') return BACKENDS;
   return new Map([...registryWithFake(), ['fake-inplace', fakeInPlace]]);
 }
 
-const registry = backends();
+/** Every backend package loaded now, and handed out from memory later (an import() would read the checkout again). */
+async function preloaded(registry: BackendRegistry): Promise<BackendRegistry> {
+  const entries = await Promise.all(
+    [...registry].map(async ([id, registration]): Promise<[string, BackendRegistration]> => {
+      const loaded = await registration.load().then(
+        (mod) => () => Promise.resolve(mod),
+        () => registration.load,
+      );
+      return [id, { ...registration, load: loaded }];
+    }),
+  );
+  return new Map(entries);
+}
+
+let registry: BackendRegistry | undefined = env['EXTEND_CHILD_BACKENDS'] === 'fake' ? backends() : undefined;
+const user = env[CHILD_USER_VARIABLE];
+if (user !== undefined) {
+  registry = await preloaded(backends());
+  await loadPublishing();
+  const [uid, gid] = user.split(':').map(Number) as [number, number];
+  delete env[CHILD_USER_VARIABLE];
+  process.setgroups!([]);
+  process.setgid!(gid);
+  process.setuid!(uid);
+}
 const code = await runExtendCommand({
   argv: process.argv.slice(2),
   env,

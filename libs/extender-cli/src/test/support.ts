@@ -115,6 +115,9 @@ export interface ChildResult {
   stderr: string;
 }
 
+/** `uid:gid` the child switches to after loading its code (test/extend-child.ts). */
+export const CHILD_USER_VARIABLE = 'EXTEND_CHILD_USER';
+
 export interface ChildOptions {
   /** Run as this user (and group); default the test's own. */
   uid?: number;
@@ -134,10 +137,11 @@ export function extendInChild(argv: string[], env: Record<string, string | undef
     ? ['setpriv', '--bounding-set', options.dropCapabilities.map((c) => `-${c}`).join(','), '--inh-caps', options.dropCapabilities.map((c) => `-${c}`).join(','), '--', ...node]
     : node;
   return new Promise((resolve, reject) => {
+    // The child starts as this process's user and becomes `uid` itself once it has loaded its code: the
+    // checkout may be under a home that other users cannot enter (/root), as on CI.
     const child = spawn(command[0]!, command.slice(1), {
-      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env },
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env, ...(options.uid !== undefined ? { [CHILD_USER_VARIABLE]: `${options.uid}:${options.gid ?? options.uid}` } : {}) },
       stdio: ['ignore', 'pipe', 'pipe'],
-      ...(options.uid !== undefined ? { uid: options.uid, gid: options.gid ?? options.uid } : {}),
     });
     let stdout = '';
     let stderr = '';
