@@ -21,7 +21,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { makeTestPki, startBuildkitd, waitForBuildkitd, type BuildkitdEndpoint } from '@cnb-extender/testenv';
+import { makeTestPki, startBuildkitd, startSocketForwarder, waitForBuildkitd, type BuildkitdEndpoint } from '@cnb-extender/testenv';
 import { extend, readLayoutImage, type ImageDescription } from '@cnb-extender/extender-core';
 import { createWorkspace, readLayerFiles, type Workspace, type WorkspaceExtension } from '@cnb-extender/extender-core/testing';
 import { applyLayer, type Digest } from '@cnb-extender/oci';
@@ -271,6 +271,37 @@ describe("the release build's extender against a standalone buildkitd", () => {
     expect(outcome.config).toEqual(reference.config);
     expect((await readdir(ws.extendDir)).filter((e) => e !== 'cache' && e !== 'cache.lock'), output).toEqual([]);
     expect(output).not.toMatch(/pulls the base image from its registry/);
+  });
+
+  it('as uid 1000 with no capabilities, -backend docker through a TCP endpoint of the current dockerd: the in-place result', async () => {
+    const forwarder = await startSocketForwarder(current!.docker.socketPath);
+    try {
+      const ws = await unprivilegedWorkspace();
+      // the test dockerd has no bridge: RUN on the daemon host's network
+      const result = await runExtender(ws, 'docker', { DOCKER_HOST: forwarder.address, HOME: ws.root, CNB_EXTEND_NETWORK: 'host' }, { uid: CNB_UID, gid: CNB_UID, executable: openExtender });
+      const output = `${result.stdout}\n${result.stderr}`;
+      expect(result.code, output).toBe(0);
+      const entries = await readdir(join(ws.extendedDir, 'run'));
+      expect(entries, output).toHaveLength(1);
+      const outcome = await outcomeOf(join(ws.extendedDir, 'run', entries[0]!), 'docker-uid-1000');
+      expect(treeDiff(reference.tree, outcome.tree), 'docker as uid 1000 vs inplace').toEqual(BUILDKIT_DIFFERENCES);
+      expect(outcome.config).toEqual(reference.config);
+      expect(forwarder.connections).toBeGreaterThan(0);
+    } finally {
+      await forwarder.close();
+    }
+  });
+
+  it('as uid 1000, -backend inplace exits before touching anything and says why', async () => {
+    const ws = await unprivilegedWorkspace();
+    const before = (await readdir(ws.extendDir)).sort();
+    const result = await runExtender(ws, 'inplace', { HOME: ws.root }, { uid: CNB_UID, gid: CNB_UID, executable: openExtender });
+    const output = `${result.stdout}\n${result.stderr}`;
+    expect(result.code, output).toBe(102);
+    expect(result.stderr).toMatch(/ERROR: failed to extend run image: the inplace backend cannot run with the privileges of this process: it runs as root \(uid 0\) and this process runs as uid 1000/);
+    expect(result.stdout, output).not.toMatch(/Extending/);
+    expect((await readdir(ws.extendDir)).sort()).toEqual(before);
+    expect(await readdir(join(ws.extendedDir, 'run')).catch(() => [])).toEqual([]);
   });
 
   const failures = [
