@@ -28,7 +28,9 @@ import {
   messageOf,
   readBuiltLayout,
   runTool,
-  stepInstruction,
+  stepIndex,
+  StepReporter,
+  toolStep,
 } from '@cnb-extender/image-backend-kit';
 import { NORMALIZED_LAYER_TIME, type RegistryClient } from '@cnb-extender/oci';
 import { detectBuildah } from './detect.ts';
@@ -181,23 +183,26 @@ export class BuildahBackend implements ExtenderBackend {
       // Later buildah (containers/common's libimage) names it after the ref name instead, the same
       // `docker.io/library/base:latest` for every base: nothing here looks an image up by its name.
       args.push('-t', `oci:out-${n}:result`, options.buildContext);
+      // the step buildah is on, as it shows it (`FROM oci:…`, `RUN exit 3`)
       let step: string | undefined;
-      let index = -1;
+      const progress = new StepReporter(events, dockerfile.extensionId, dockerfile.content);
       const [command, commandArgs] = cutOff ? ['unshare', ['--net', '--', 'sh', '-c', NETNS_SETUP, 'buildah', this.#buildah, ...args]] : [this.#buildah, args];
       const result = await runTool(command, commandArgs, {
         env: this.#toolEnv,
         cwd: area,
         signal,
         onLine: (line) => {
-          const instruction = stepInstruction(line);
-          if (instruction !== undefined) {
-            if (step !== undefined) events.emit({ type: 'instruction-finished', level: 'debug', extensionId: dockerfile.extensionId, instruction: step, index });
-            step = instruction;
-            index++;
-            events.emit({ type: 'instruction-started', level: 'info', extensionId: dockerfile.extensionId, instruction, index });
-          } else if (line.trim() !== '') {
-            events.emit({ type: 'debug', level: 'debug', message: `buildah: ${line}` });
+          const found = toolStep(line);
+          if (found !== undefined) {
+            step = found.instruction;
+            const index = stepIndex(found, progress.steps.length);
+            if (index !== undefined) progress.started(index);
+            return;
           }
+          // `--> Using cache 5e3a…` (buildah --layers): the step came from buildah's cache
+          const cached = /\bUsing cache ([0-9a-f]{12,})/.exec(line);
+          if (cached && progress.current !== undefined) progress.cached(progress.current, cached[1]!);
+          if (line.trim() !== '') events.emit({ type: 'debug', level: 'debug', message: `buildah: ${line}` });
         },
       });
       if (result.code !== 0) {
@@ -207,10 +212,13 @@ export class BuildahBackend implements ExtenderBackend {
         if (cutOff && /^unshare: /m.test(output)) {
           message += '; RUN without the network under chroot isolation runs buildah in a network namespace of its own, which needs util-linux unshare and CAP_SYS_ADMIN: grant them, or use the oci or rootless isolation';
         }
-        if (step !== undefined && !/^FROM\b/i.test(step)) throw new BackendInstructionError(step, message);
+        if (step !== undefined && !/^FROM\b/i.test(step)) {
+          const index = progress.current;
+          throw new BackendInstructionError(progress.instruction(index) ?? step, message, index === undefined ? undefined : { index });
+        }
         throw new ImageBackendError(message);
       }
-      if (step !== undefined) events.emit({ type: 'instruction-finished', level: 'debug', extensionId: dockerfile.extensionId, instruction: step, index });
+      progress.end();
       const workdirs = await addWorkdirLayers({
         built: withoutBuildMetadata(await readBuiltLayout(outDir, 'result')),
         base,

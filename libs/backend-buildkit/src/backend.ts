@@ -30,7 +30,7 @@ import {
   type ExtenderBackend,
   type ImageDescription,
 } from '@cnb-extender/extender-core';
-import { assembleImage, defaultBlobDir, materializeBaseLayout, readBuiltLayout, readImageArchive, writeImageArchive, type BuiltImage } from '@cnb-extender/image-backend-kit';
+import { assembleImage, defaultBlobDir, materializeBaseLayout, readBuiltLayout, readImageArchive, StepReporter, toolStep, writeImageArchive, type BuiltImage } from '@cnb-extender/image-backend-kit';
 import { MediaType, canonicalJson, defaultKeychain, type Descriptor, type Digest, type ImageManifest, type Keychain, type RegistryClient } from '@cnb-extender/oci';
 import { BuildKitClient, type DaemonInfo, type NetworkMode, type SessionTransport } from './client.ts';
 import { EndpointError, GrpcError, GrpcStatus, LayoutContentStore } from '@cnb-extender/buildkit-session';
@@ -289,33 +289,31 @@ export class BuildKitBackend implements ExtenderBackend {
     const cacheImports = localCache.imports;
     const cacheExports = localCache.exports;
 
-    const vertexes = new Map<string, { name: string; started: boolean; done: boolean }>();
+    // a vertex per step that has one (`[3/5] RUN x`, variables expanded), by its position after FROM
+    const progress = new StepReporter(events, dockerfile.extensionId, dockerfile.content);
+    const vertexes = new Map<string, { name: string; index: number | undefined }>();
     let failed: string | undefined;
+    let failedIndex: number | undefined;
     const onStatus = (status: StatusResponse) => {
       for (const v of status.vertexes) {
-        const known = vertexes.get(v.digest) ?? { name: v.name, started: false, done: false };
-        vertexes.set(v.digest, known);
-        const step = /^\[\s*(\d+)\/\s*\d+\]\s*(.*)$/s.exec(v.name);
-        if (!step) continue;
-        const instruction = instructionFromVertex(v.name);
-        const index = Number(step[1]) - 1;
-        if (v.error) failed = instruction;
-        if (v.cached && !known.done) {
-          events.emit({ type: 'cache-hit', level: 'info', extensionId: dockerfile.extensionId, instruction, key: v.digest });
+        const step = toolStep(v.name);
+        const index = step === undefined ? undefined : progress.vertexIndex(step);
+        vertexes.set(v.digest, { name: v.name, index });
+        if (step === undefined) continue;
+        if (v.error) {
+          failed = instructionFromVertex(v.name);
+          failedIndex = index;
         }
-        if (v.started && !known.started && !v.cached) {
-          known.started = true;
-          events.emit({ type: 'instruction-started', level: 'info', extensionId: dockerfile.extensionId, instruction, index });
-        }
-        if (v.completed && !known.done) {
-          known.done = true;
-          if (!v.error) events.emit({ type: 'instruction-finished', level: 'info', extensionId: dockerfile.extensionId, instruction, index });
-        }
+        if (index === undefined || !(v.started || v.cached)) continue;
+        progress.started(index);
+        if (v.cached) progress.cached(index, v.digest);
+        else progress.ran(index, v.digest);
       }
       for (const log of status.logs) {
         const vertex = vertexes.get(log.vertex);
+        const name = vertex?.index !== undefined ? progress.instruction(vertex.index) : vertex ? instructionFromVertex(vertex.name) : log.vertex;
         for (const line of log.msg.toString('utf8').split('\n')) {
-          if (line !== '') events.emit({ type: 'debug', level: 'info', message: `${vertex ? instructionFromVertex(vertex.name) : log.vertex}: ${line}` });
+          if (line !== '') events.emit({ type: 'debug', level: 'info', message: `${name}: ${line}` });
         }
       }
     };
@@ -348,9 +346,13 @@ export class BuildKitBackend implements ExtenderBackend {
       }
       const message = err instanceof GrpcError ? err.details || err.message : (err as Error).message;
       const instruction = failed ?? instructionFromError(message);
-      if (instruction !== undefined) throw new BackendInstructionError(instruction, message, { cause: err });
+      if (instruction !== undefined) {
+        const index = failed !== undefined ? failedIndex : undefined;
+        throw new BackendInstructionError(progress.instruction(index) ?? instruction, message, { cause: err, ...(index === undefined ? {} : { index }) });
+      }
       throw new Error(`building ${dockerfile.path} with BuildKit at ${this.address}: ${message}`, { cause: err });
     }
+    progress.end();
     await tagLocalCache(localCache, exporterResponse);
     let built: BuiltImage;
     if (mode === 'moby' && engine) {

@@ -94,10 +94,12 @@ describe('progress', () => {
     const applied = await applyDockerfile(backend, `ARG base_image\nFROM \${base_image}\nUSER root\nRUN echo "output-${nonce}" && echo ${nonce} > /n\n`, await context(), { events });
     try {
       const instruction = `RUN echo "output-${nonce}" && echo ${nonce} > /n`;
-      expect(events.ofType('instruction-started').map((e) => e.instruction)).toContain(instruction);
-      expect(events.ofType('instruction-finished').map((e) => e.instruction)).toContain(instruction);
+      // by position after FROM (USER root is 0), with the Dockerfile's text
+      const started = events.ofType('instruction-started').map((e) => [e.index, e.instruction]);
+      expect([[0, 'USER root'], [1, instruction]]).toEqual(expect.arrayContaining([...started, [1, instruction]]));
+      expect(events.ofType('cache-miss').map((e) => [e.index, typeof e.key])).toEqual([[1, 'string']]);
       expect(events.ofType('debug').map((e) => e.message)).toContain(`${instruction}: output-${nonce}`);
-      expect(events.ofType('layer-written')).toHaveLength(1);
+      expect(events.ofType('layer-written').map((e) => [e.index, e.instruction, e.level])).toEqual([[1, instruction, 'info']]);
     } finally {
       await applied.dispose();
     }

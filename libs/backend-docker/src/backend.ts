@@ -31,7 +31,9 @@ import {
   materializeBaseLayout,
   messageOf,
   readImageArchive,
-  stepInstruction,
+  stepIndex,
+  StepReporter,
+  toolStep,
   writeImageArchive,
   type ImageArchiveLayer,
 } from '@cnb-extender/image-backend-kit';
@@ -92,8 +94,11 @@ interface BuildOutcome {
   error?: string;
   /** Last instruction the build reported starting (classic `Step n/m : X`, BuildKit `[n/m] X`). */
   step?: string;
-  /** BuildKit: the vertex that failed. */
+  /** BuildKit: the vertex that failed, and its position after FROM. */
   failedStep?: string;
+  failedIndex?: number;
+  /** Classic builder: the step said ` ---> Using cache`; the image ID follows. */
+  usingCache?: boolean;
 }
 
 const DOCKERFILE_NAME = '.cnb-extender.Dockerfile';
@@ -395,19 +400,26 @@ export class DockerBackend implements ExtenderBackend {
     if (failure) throw new ImageBackendError(`loading the base image into the Docker daemon at ${this.host}: ${failure}`);
   }
 
-  #onBuildEvent(event: Record<string, unknown>, outcome: BuildOutcome, dockerfile: DockerfileSpec, events: EventSink, seen: Set<string>): void {
-    const extensionId = dockerfile.extensionId;
+  #onBuildEvent(event: Record<string, unknown>, outcome: BuildOutcome, progress: StepReporter, events: EventSink): void {
     if (typeof event['error'] === 'string') outcome.error = event['error'];
     if (typeof event['stream'] === 'string') {
+      // the classic builder: `Step 3/5 : RUN x`, then ` ---> Using cache` and ` ---> <image ID>` when cached
       for (const line of event['stream'].split('\n')) {
-        const instruction = stepInstruction(line);
-        if (instruction !== undefined) {
-          outcome.step = instruction;
-          events.emit({ type: 'instruction-started', level: 'info', extensionId, instruction, index: seen.size });
-          seen.add(instruction + seen.size);
-        } else if (line.trim() !== '') {
-          events.emit({ type: 'debug', level: 'debug', message: `docker: ${line}` });
+        const step = toolStep(line);
+        if (step !== undefined) {
+          outcome.step = step.instruction;
+          outcome.usingCache = false;
+          const index = stepIndex(step, progress.steps.length);
+          if (index !== undefined) progress.started(index);
+          continue;
         }
+        if (/^\s*---> Using cache\s*$/.test(line)) outcome.usingCache = true;
+        const image = /^\s*---> ([0-9a-f]{12,})\s*$/.exec(line);
+        if (image && outcome.usingCache && progress.current !== undefined) {
+          progress.cached(progress.current, image[1]!);
+          outcome.usingCache = false;
+        }
+        if (line.trim() !== '') events.emit({ type: 'debug', level: 'debug', message: `docker: ${line}` });
       }
     }
     if (event['id'] === 'moby.buildkit.trace' && typeof event['aux'] === 'string') {
@@ -417,14 +429,20 @@ export class DockerBackend implements ExtenderBackend {
       } catch {
         return;
       }
+      // BuildKit: a vertex per step that has one (`[3/5] RUN x`, variables expanded), cached or run
       for (const vertex of status.vertexes) {
-        const instruction = stepInstruction(vertex.name);
-        if (vertex.error && instruction !== undefined) outcome.failedStep = instruction;
-        if (instruction === undefined || !vertex.started || seen.has(vertex.digest)) continue;
-        seen.add(vertex.digest);
-        outcome.step = instruction;
-        events.emit({ type: 'instruction-started', level: 'info', extensionId, instruction, index: seen.size - 1 });
-        if (vertex.cached) events.emit({ type: 'cache-hit', level: 'debug', extensionId, instruction } as never);
+        const step = toolStep(vertex.name);
+        if (step === undefined) continue;
+        const index = progress.vertexIndex(step);
+        if (vertex.error) {
+          outcome.failedStep = step.instruction;
+          if (index !== undefined) outcome.failedIndex = index;
+        }
+        if (index === undefined || !(vertex.started || vertex.cached)) continue;
+        outcome.step = step.instruction;
+        progress.started(index);
+        if (vertex.cached) progress.cached(index, vertex.digest);
+        else progress.ran(index, vertex.digest);
       }
       for (const log of status.logs) {
         for (const line of log.text.split('\n')) if (line.trim() !== '') events.emit({ type: 'debug', level: 'debug', message: `docker: ${line}` });
@@ -504,7 +522,7 @@ export class DockerBackend implements ExtenderBackend {
       for (const arg of dockerfile.args) buildargs[arg.name] = arg.name === 'base_image' ? baseTag : arg.value;
       this.#tags.add(resultTag);
       const outcome: BuildOutcome = {};
-      const seen = new Set<string>();
+      const progress = new StepReporter(events, dockerfile.extensionId, dockerfile.content);
       let session: BuildSession | undefined;
       try {
         const buildOptions = {
@@ -534,7 +552,7 @@ export class DockerBackend implements ExtenderBackend {
             version: '1',
           } as Docker.ImageBuildOptions);
         }
-        await this.#follow(stream, (event) => this.#onBuildEvent(event, outcome, dockerfile, events, seen), signal);
+        await this.#follow(stream, (event) => this.#onBuildEvent(event, outcome, progress, events), signal);
       } catch (err) {
         if (signal.aborted) throw err;
         outcome.error ??= messageOf(err);
@@ -547,9 +565,13 @@ export class DockerBackend implements ExtenderBackend {
       if (outcome.error !== undefined) {
         const message = `docker build (${builder === 'buildkit' ? 'BuildKit' : 'classic builder'}) at ${this.host} failed: ${outcome.error.trim()}`;
         const instruction = outcome.failedStep ?? this.#instructionFromError(outcome.error, dockerfile) ?? outcome.step;
-        if (instruction !== undefined && !/^FROM\b/i.test(instruction)) throw new BackendInstructionError(instruction, message);
+        if (instruction !== undefined && !/^FROM\b/i.test(instruction)) {
+          const index = outcome.failedIndex ?? (outcome.failedStep === undefined && instruction === outcome.step ? progress.current : undefined);
+          throw new BackendInstructionError(progress.instruction(index) ?? instruction, message, index === undefined ? undefined : { index });
+        }
         throw new ImageBackendError(message);
       }
+      progress.end();
       let built;
       try {
         const archive = await this.#client.getImage(resultTag).get();

@@ -133,10 +133,10 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
       // The context's files and the ignore patterns (which may live outside the context) decide what COPY sees.
       const contextOf = (): string => (contextHash ??= sha256({ files: contextDigest(applyOptions.buildContext), ignore: ignore?.patterns ?? [] }));
       let baselineStale = false;
-      const addLayer = (text: string, descriptor: Descriptor, diffId: Digest, path: string): void => {
+      const addLayer = (index: number, text: string, descriptor: Descriptor, diffId: Digest, path: string): void => {
         newLayers.push({ descriptor, diffId, blob: { kind: 'file', path } });
         history.push({ created_by: text });
-        events.emit({ type: 'layer-written', level: 'info', extensionId: dockerfile.extensionId, instruction: text, digest: descriptor.digest, diffId, size: descriptor.size });
+        events.emit({ type: 'layer-written', level: 'info', extensionId: dockerfile.extensionId, instruction: text, index, digest: descriptor.digest, diffId, size: descriptor.size });
       };
 
       for (const [index, step] of stage.steps.entries()) {
@@ -150,23 +150,25 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
             key = sha256({ chain, inputs });
             const hit = cache.get(key);
             if (hit) {
-              events.emit({ type: 'cache-hit', level: 'info', extensionId: dockerfile.extensionId, instruction: text, key });
+              events.emit({ type: 'cache-hit', level: 'info', extensionId: dockerfile.extensionId, instruction: text, index, key });
               if (!hit.empty) {
                 try {
                   await applyLayer(root, hit.blobPath!, { absolutePaths: 'root' });
                 } catch (error) {
-                  throw new BackendInstructionError(text, `applying the cached layer ${hit.diffId} to ${root}: ${(error as Error).message}`, { cause: error, line: step.location.start.line });
+                  throw new BackendInstructionError(text, `applying the cached layer ${hit.diffId} to ${root}: ${(error as Error).message}`, { cause: error, line: step.location.start.line, index });
                 }
-                addLayer(text, hit.descriptor!, hit.diffId!, hit.blobPath!);
+                addLayer(index, text, hit.descriptor!, hit.diffId!, hit.blobPath!);
                 baselineStale = true;
               }
               chain = sha256({ key, result: hit.diffId ?? 'empty' });
               events.emit({ type: 'instruction-finished', level: 'debug', extensionId: dockerfile.extensionId, instruction: text, index });
               continue;
             }
-            events.emit({ type: 'cache-miss', level: 'debug', extensionId: dockerfile.extensionId, instruction: text, key });
+            events.emit({ type: 'cache-miss', level: 'debug', extensionId: dockerfile.extensionId, instruction: text, index, key });
           }
         }
+        // run, not cached: without a cache, or one it cannot be looked up in (ADD of a URL)
+        if (step.changesFilesystem && key === undefined) events.emit({ type: 'cache-miss', level: 'debug', extensionId: dockerfile.extensionId, instruction: text, index });
         if (baselineStale && step.changesFilesystem) {
           previous = takeSnapshot(root, snapshotOptions);
           baselineStale = false;
@@ -190,7 +192,7 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
           if (signal.aborted) throw signal.reason;
           const e = error as Error & { exitCode?: number };
           // the core names the instruction; the message says what went wrong in it
-          throw new BackendInstructionError(text, e.message, { cause: error, line: step.location.start.line });
+          throw new BackendInstructionError(text, e.message, { cause: error, line: step.location.start.line, index });
         }
         timed(`execute-step-${index}`, executeStart);
         if (result.changesFilesystem) {
@@ -215,10 +217,10 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
                 // from the same entries outside the cache.
                 path = join(work, `layer-${newLayers.length + 1}-${blob}`);
                 const again = await writeLayer(changes.entries, path, { compression, family, mtime, signal });
-                if (again.diffId !== written.diffId) throw new BackendInstructionError(text, `rewriting the layer gave ${again.diffId}, not ${written.diffId}: the root changed while the layer was written`);
+                if (again.diffId !== written.diffId) throw new BackendInstructionError(text, `rewriting the layer gave ${again.diffId}, not ${written.diffId}: the root changed while the layer was written`, { index });
               }
             }
-            addLayer(text, written.descriptor, written.diffId, path);
+            addLayer(index, text, written.descriptor, written.diffId, path);
             if (key !== undefined) chain = sha256({ key, result: written.diffId });
           } else if (staging) {
             cache!.commit(staging, key!, { empty: true });

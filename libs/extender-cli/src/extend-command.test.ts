@@ -72,8 +72,22 @@ describe('runExtendCommand', () => {
       fixture = await createFixture([{ id: 'acme/curl', run: RUN_DOCKERFILE }]);
       const { code, stdout } = await run(['-kind', 'run'], fixture.env, { stdout: new Collect(true) });
       expect(code).toBe(0);
-      expect(stdout.text).toMatch(/ {2}… acme\/curl \[3\] RUN echo hello > \/hello\.txt\r\x1b\[2K {2}✔ acme\/curl \[3\] RUN echo hello > \/hello\.txt \(done, layer \d+ B\)\n/);
+      // the first instruction after FROM is [1]
+      expect(stdout.text).toMatch(/ {2}… acme\/curl \[1\] RUN echo hello > \/hello\.txt\r\x1b\[2K {2}✔ acme\/curl \[1\] RUN echo hello > \/hello\.txt \(done, layer \d+ B\)\n/);
+      expect(stdout.text).toContain(`  ✔ acme/curl [2] USER 1000:1000 (done)\n`);
       expect(stdout.text).toContain('Extended run image');
+    });
+
+    it('writes no escape sequences on a terminal with -no-color or NO_COLOR', async () => {
+      for (const [args, env] of [[['-no-color'], {}], [[], { NO_COLOR: '1' }]] as const) {
+        fixture = await createFixture([{ id: 'acme/curl', run: RUN_DOCKERFILE }]);
+        const { code, stdout, stderr } = await run(['-kind', 'run', ...args], { ...fixture.env, ...env }, { stdout: new Collect(true) });
+        expect(code).toBe(0);
+        expect(stdout.text + stderr.text).not.toMatch(/[\x1b\r]/);
+        expect(stdout.text).toContain('acme/curl: RUN echo hello > /hello.txt\n');
+        await fixture.remove();
+      }
+      fixture = undefined;
     });
 
     it('prints debug lines (timers, found Dockerfiles) with -log-level debug only', async () => {

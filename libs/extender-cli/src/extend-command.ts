@@ -26,7 +26,7 @@ import {
 } from '@cnb-extender/platform';
 import { builtInSchedule } from './deprecation/builtin.ts';
 import { deprecationModeFrom, evaluateDeprecation, type DeprecationSchedule, type SurfaceId } from './deprecation/schedule.ts';
-import { Renderer, type Writer } from './render.ts';
+import { colorOff, liveViewWanted, Renderer, type Writer } from './render.ts';
 import { ensureOwner, planBuildHandOff, runBuildHandOff } from './build-handoff.ts';
 import { IN_CONTAINER_ENV, probeContainer } from './container.ts';
 import { PROCESS_STATUS_FILE, missingPrivileges, readProcessPrivileges } from './preflight.ts';
@@ -137,14 +137,15 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
     }
     const implicitExtendDir = invocation.origins.extendDir.source === 'default';
     const inputs = implicitExtendDir && options.implicitExtendDir ? { ...invocation.inputs, extendDir: resolve(options.implicitExtendDir) } : invocation.inputs;
-    const color = !inputs.noColor && stdout.isTTY === true;
+    // no escape sequences unless writing to a terminal, and none with -no-color / NO_COLOR
+    const color = !inputs.noColor && !colorOff(env) && stdout.isTTY === true;
     const log = new Renderer({
       stdout,
       stderr,
       level: inputs.logLevel,
       format: inputs.logFormat,
       color,
-      progress: inputs.logFormat === 'text' && stdout.isTTY === true,
+      progress: liveViewWanted(inputs.logFormat, stdout, inputs.noColor, env),
     });
     renderer = log;
 

@@ -175,9 +175,12 @@ export class BackendInstructionError extends Error {
   readonly instruction: string;
   /** 1-based line number in the Dockerfile when known. */
   readonly line: number | undefined;
-  constructor(instruction: string, message: string, options?: { cause?: unknown; line?: number }) {
+  /** Position of the instruction after `FROM` (as in events) when known. */
+  readonly index: number | undefined;
+  constructor(instruction: string, message: string, options?: { cause?: unknown; line?: number; index?: number }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.instruction = instruction;
     this.line = options?.line;
+    this.index = options?.index;
   }
 }

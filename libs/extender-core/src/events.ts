@@ -44,34 +44,52 @@ export interface ExtensionFinishedEvent extends Base {
   /** Number of layers this Dockerfile added. */
   newLayers: number;
 }
-export interface InstructionStartedEvent extends Base {
+/**
+ * What every instruction event has: the extension, the instruction's position and its text.
+ * The position is the key (two identical lines are two instructions); the text is for people.
+ */
+interface InstructionBase extends Base {
+  extensionId: string;
+  /**
+   * 0-based position among the instructions of the Dockerfile's stage, after its `FROM`
+   * (`ARG base_image` before `FROM` and the `FROM` itself are not counted): see `dockerfileSteps`.
+   */
+  index: number;
+  /** The instruction as it reads in the Dockerfile (`RUN echo hi`), continuation lines joined. */
+  instruction: string;
+}
+export interface InstructionStartedEvent extends InstructionBase {
   type: 'instruction-started';
-  extensionId: string;
-  /** The instruction as it reads in the Dockerfile (`RUN echo hi`). */
-  instruction: string;
-  /** 0-based index among the Dockerfile's instructions. */
-  index: number;
 }
-export interface InstructionFinishedEvent extends Base {
+export interface InstructionFinishedEvent extends InstructionBase {
   type: 'instruction-finished';
-  extensionId: string;
-  instruction: string;
-  index: number;
 }
-export interface LayerWrittenEvent extends Base {
+/** The instruction that failed; emitted once, instead of its `instruction-finished`. */
+export interface InstructionFailedEvent extends InstructionBase {
+  type: 'instruction-failed';
+  /** What went wrong in it (the error's message without the instruction). */
+  message: string;
+}
+export interface LayerWrittenEvent extends InstructionBase {
   type: 'layer-written';
-  extensionId: string;
-  instruction: string;
   digest: Digest;
   diffId: Digest;
+  /** Size of the compressed layer blob in bytes. */
   size: number;
 }
-export interface CacheEvent extends Base {
-  type: 'cache-hit' | 'cache-miss';
-  extensionId: string;
-  instruction: string;
+/** A layer-making instruction (RUN, COPY, ADD, WORKDIR) was taken from the cache instead of being run. */
+export interface CacheHitEvent extends InstructionBase {
+  type: 'cache-hit';
+  /** The cache's key for it (a layer cache key, a builder's cache key or the cached image's ID). */
   key: string;
 }
+/** A layer-making instruction is run: nothing in the cache matched it (or the backend has no cache). */
+export interface CacheMissEvent extends InstructionBase {
+  type: 'cache-miss';
+  /** The key it was looked up by, when the backend knows it before running. */
+  key?: string;
+}
+export type CacheEvent = CacheHitEvent | CacheMissEvent;
 export interface BaseResolvedEvent extends Base {
   type: 'base-resolved';
   kind: ExtendKind;
@@ -109,14 +127,25 @@ export type ExtenderEvent =
   | ExtensionFinishedEvent
   | InstructionStartedEvent
   | InstructionFinishedEvent
+  | InstructionFailedEvent
   | LayerWrittenEvent
-  | CacheEvent
+  | CacheHitEvent
+  | CacheMissEvent
   | BaseResolvedEvent
   | WarningEvent
   | TimingEvent
   | DebugEvent;
 
 export type ExtenderEventType = ExtenderEvent['type'];
+
+/** The events about one instruction of one extension, keyed by `extensionId` and `index`. */
+export type InstructionEvent = InstructionStartedEvent | CacheHitEvent | CacheMissEvent | LayerWrittenEvent | InstructionFinishedEvent | InstructionFailedEvent;
+
+const INSTRUCTION_EVENT_TYPES: ReadonlySet<string> = new Set(['instruction-started', 'cache-hit', 'cache-miss', 'layer-written', 'instruction-finished', 'instruction-failed']);
+
+export function isInstructionEvent(event: ExtenderEvent): event is InstructionEvent {
+  return INSTRUCTION_EVENT_TYPES.has(event.type);
+}
 
 /** Receives events. Must not throw; the core does not wait on it. */
 export interface EventSink {

@@ -408,6 +408,16 @@ describe('extend', () => {
       await expect(readdir(join(ws.extendedDir, 'run'))).rejects.toThrow(/ENOENT/);
     });
 
+    it('reports the failing instruction once as instruction-failed, after the ones before it finished, and nothing after it', async () => {
+      const ws = await workspace({ extensions: [{ id: 'curl', run: `${header}RUN echo a > /a\nRUN exit 3\nRUN echo b > /b\n` }] });
+      const events = new MemorySink();
+      await extend({ kind: 'run', inputs: ws.inputs, backend: new FakeBackend(), events }).catch(() => undefined);
+      const trace = events.events.flatMap((e) => ('index' in e ? [`${e.index} ${e.type}`] : []));
+      expect(trace).toEqual(['0 instruction-started', '0 cache-miss', '0 layer-written', '0 instruction-finished', '1 instruction-started', '1 cache-miss', '1 instruction-failed']);
+      expect(events.ofType('instruction-failed')).toEqual([{ type: 'instruction-failed', level: 'error', extensionId: 'curl', index: 1, instruction: 'RUN exit 3', message: 'command "exit 3" exited with status 3' }]);
+      expect(events.ofType('extension-finished')).toEqual([]);
+    });
+
     it('names the failing instruction once, also when the backend\'s message already starts with it', async () => {
       const ws = await workspace({ extensions: [{ id: 'ext', run: `${header}RUN make all\n` }] });
       for (const message of ['RUN make all: running ["/bin/sh","-c","make all"]: exit code 2', 'running ["/bin/sh","-c","make all"]: exit code 2']) {

@@ -13,7 +13,9 @@ import { buildArgsFor, discoverDockerfiles, isRootUser, userFrom } from './disco
 import { ExtenderError, messageOf, wrap } from './errors.ts';
 import { measure, nullSink, type EventSink } from './events.ts';
 import { readAnalyzed, readGroupExtensions, referenceFor, type AnalyzedImage } from './files.ts';
+import { orderInstructionEvents } from './instruction-order.ts';
 import { serializeImage, writeRunOutput } from './output.ts';
+import { dockerfileSteps } from './steps.ts';
 import { checkExtensionDockerfile } from './validate.ts';
 import { createWorkDir, pruneWorkDirs } from './work-dir.ts';
 
@@ -322,9 +324,15 @@ async function extendWith(
       extendDir,
     };
     events.emit({ type: 'extension-started', level: 'info', kind, extensionId: dockerfile.extensionId, path: dockerfile.path });
+    // the backend's instruction events, by position, in the order every backend gives them
+    const ordered = orderInstructionEvents(events, dockerfile.extensionId, dockerfileSteps(dockerfile.content));
     let result: ImageDescription;
     try {
-      result = await measure(events, `apply:${dockerfile.extensionId}`, () => backend.apply(spec, current, applyOptions, context));
+      result = await measure(events, `apply:${dockerfile.extensionId}`, async () => {
+        const applied = await backend.apply(spec, current, applyOptions, { ...context, events: ordered });
+        ordered.complete();
+        return applied;
+      });
     } catch (err) {
       if (signal.aborted) throw abortError(signal, action);
       const instruction = (err as { instruction?: unknown }).instruction;
@@ -332,6 +340,10 @@ async function extendWith(
       // The instruction is named once, also when a backend's message starts with it.
       let detail = messageOf(err);
       if (typeof instruction === 'string' && instruction !== '' && detail.startsWith(`${instruction}: `)) detail = detail.slice(instruction.length + 2);
+      if (typeof instruction === 'string') {
+        const index = (err as { index?: unknown }).index;
+        ordered.fail({ instruction, message: detail, ...(typeof index === 'number' ? { index } : {}) });
+      }
       throw new ExtenderError('APPLY_FAILED', `${where}: ${detail}`, {
         cause: err,
         path: dockerfile.path,

@@ -7,3 +7,5 @@ export * from './base.ts';
 export * from './output.ts';
 export * from './validate.ts';
 export * from './extend.ts';
+export * from './steps.ts';
+export * from './instruction-order.ts';

@@ -34,7 +34,7 @@ describe('interrupted run', () => {
       const event = JSON.parse(line) as { type: string; index?: number };
       lines.push(event);
       // Interrupt once a layer exists in the work directory and the next instruction runs.
-      if (!signalled && event.type === 'instruction-started' && (event.index ?? 0) >= 4) {
+      if (!signalled && event.type === 'instruction-started' && (event.index ?? 0) >= 2) {
         signalled = true;
         child.kill('SIGTERM');
       }

@@ -72,7 +72,7 @@ describe('work directories', () => {
     let killed = false;
     for await (const line of createInterface({ input: child.stdout })) {
       const event = JSON.parse(line) as { type: string; index?: number };
-      if (!killed && event.type === 'instruction-started' && (event.index ?? 0) >= 3) {
+      if (!killed && event.type === 'instruction-started' && (event.index ?? 0) >= 1) {
         killed = true;
         child.kill('SIGKILL');
       }

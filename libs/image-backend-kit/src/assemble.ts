@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import type { DockerfileSpec, EventSink, ImageDescription, LayerDescription } from '@cnb-extender/extender-core';
 import { familyOf, layerMediaType, type Digest, type HistoryEntry, type ImageConfig } from '@cnb-extender/oci';
 import { ImageBackendError, messageOf } from './errors.ts';
-import { attributeLayers, layerInstructions } from './instructions.ts';
+import { attributeLayerInstructions, layerInstructions } from './instructions.ts';
 import { normalizeLayer } from './layer.ts';
 
 /** One layer of the tool's result, bottom to top. */
@@ -73,7 +73,7 @@ export async function assembleImage(options: AssembleOptions): Promise<ImageDesc
   const toolHistory = (built.config.history ?? []).filter((h) => !h.empty_layer);
   const newCount = built.layers.length - baseCount;
   const toolTexts = Array.from({ length: newCount }, (_, k) => toolHistory[toolHistory.length - newCount + k]?.created_by);
-  const texts = attributeLayers(toolTexts, layerInstructions(dockerfile.content));
+  const attributed = attributeLayerInstructions(toolTexts, layerInstructions(dockerfile.content));
   const family = familyOf(base.manifestMediaType);
 
   const layers: LayerDescription[] = [...base.layers];
@@ -83,7 +83,8 @@ export async function assembleImage(options: AssembleOptions): Promise<ImageDesc
   for (let k = 0; k < newCount; k++) {
     options.signal?.throwIfAborted();
     const source = built.layers[baseCount + k]!;
-    const instruction = texts[k] ?? '';
+    const step = attributed[k];
+    const instruction = step?.text ?? toolTexts[k] ?? '';
     let layer;
     try {
       layer = await normalizeLayer(await source.open(), { blobDir: options.blobDir, ignorePaths: options.ignorePaths, ...(options.signal ? { signal: options.signal } : {}) });
@@ -101,7 +102,8 @@ export async function assembleImage(options: AssembleOptions): Promise<ImageDesc
     });
     const tool = toolHistory[toolHistory.length - newCount + k];
     history.push({ ...(tool?.created ? { created: tool.created } : {}), created_by: instruction });
-    events.emit({ type: 'layer-written', level: 'debug', extensionId: dockerfile.extensionId, instruction, digest: layer.digest, diffId: layer.diffId, size: layer.size });
+    if (step) events.emit({ type: 'layer-written', level: 'info', extensionId: dockerfile.extensionId, instruction, index: step.index, digest: layer.digest, diffId: layer.diffId, size: layer.size });
+    else events.emit({ type: 'debug', level: 'debug', message: `${dockerfile.extensionId}: layer ${layer.digest} (${layer.size} bytes), ${instruction || 'which the tool does not name'}, matches no instruction of the Dockerfile` });
   }
 
   const config: ImageConfig = structuredClone(base.config);

@@ -6,6 +6,8 @@
 import { parse } from '@cnb-extender/dockerfile';
 
 export interface LayerInstruction {
+  /** Position among the instructions after `FROM` (the `index` of events; see the core's `dockerfileSteps`). */
+  index: number;
   /** Lower-case keyword: `run`, `copy`, `add`. */
   keyword: string;
   /** The logical line as written (continuations joined). */
@@ -20,9 +22,11 @@ const LAYER_KEYWORDS = new Set(['run', 'copy', 'add', 'workdir']);
 /** The layer-making instructions of a (single-stage) Dockerfile, in order. */
 export function layerInstructions(content: string): LayerInstruction[] {
   const { ast } = parse(content);
+  const from = ast.children.findIndex((node) => node.keyword === 'from');
   return ast.children
-    .filter((node) => LAYER_KEYWORDS.has(node.keyword))
-    .map((node) => ({ keyword: node.keyword, text: node.original.trim(), command: node.json ? '' : node.args.map((a) => a.value).join(' ').trim() }));
+    .map((node, i) => ({ node, index: i - from - 1 }))
+    .filter(({ node, index }) => index >= 0 && LAYER_KEYWORDS.has(node.keyword))
+    .map(({ node, index }) => ({ index, keyword: node.keyword, text: node.original.trim(), command: node.json ? '' : node.args.map((a) => a.value).join(' ').trim() }));
 }
 
 /** Every instruction line of a Dockerfile, in order (for reporting a failing step). */
@@ -59,7 +63,12 @@ function matches(toolText: string, instruction: LayerInstruction): boolean {
  * order, and past the last one keeps the tool's text.
  */
 export function attributeLayers(toolTexts: readonly (string | undefined)[], instructions: readonly LayerInstruction[]): string[] {
-  const out: string[] = [];
+  return attributeLayerInstructions(toolTexts, instructions).map((found, k) => found?.text ?? toolTexts[k] ?? '');
+}
+
+/** As `attributeLayers`: the instruction of each layer, undefined for a layer past the last one. */
+export function attributeLayerInstructions(toolTexts: readonly (string | undefined)[], instructions: readonly LayerInstruction[]): (LayerInstruction | undefined)[] {
+  const out: (LayerInstruction | undefined)[] = [];
   let next = 0;
   for (const text of toolTexts) {
     let found = -1;
@@ -71,10 +80,10 @@ export function attributeLayers(toolTexts: readonly (string | undefined)[], inst
     }
     if (found < 0 && next < instructions.length) found = next;
     if (found >= 0) {
-      out.push(instructions[found]!.text);
+      out.push(instructions[found]);
       next = found + 1;
     } else {
-      out.push(text ?? '');
+      out.push(undefined);
     }
   }
   return out;
@@ -87,4 +96,29 @@ export function attributeLayers(toolTexts: readonly (string | undefined)[], inst
 export function stepInstruction(line: string): string | undefined {
   const m = /^(?:STEP|Step) \d+\/\d+ ?: (.*)$/.exec(line.trim()) ?? /^(?:#\d+ )?\[(?:[^\]]* )?\d+\/\d+\] (.*)$/.exec(line.trim());
   return m?.[1]?.trim();
+}
+
+/** A step line of a tool's output: its number, the tool's count of steps and the instruction as the tool shows it. */
+export interface ToolStep {
+  number: number;
+  total: number;
+  instruction: string;
+}
+
+/** `STEP 3/5: RUN x`, `Step 3/5 : RUN x`, `[3/5] RUN x`, `#7 [stage-0 3/5] RUN x` → `{ number: 3, total: 5, instruction: 'RUN x' }`. */
+export function toolStep(line: string): ToolStep | undefined {
+  const m = /^(?:STEP|Step) (\d+)\/(\d+) ?: (.*)$/s.exec(line.trim()) ?? /^(?:#\d+ )?\[(?:[^\]]* )?\s*(\d+)\/\s*(\d+)\] (.*)$/s.exec(line.trim());
+  if (!m) return undefined;
+  return { number: Number(m[1]), total: Number(m[2]), instruction: m[3]!.trim() };
+}
+
+/**
+ * The position (after `FROM`, as events count) of a tool's step `number` of `total`: tools number
+ * the stage's instructions last (buildah and BuildKit from its `FROM`, the classic builder from the
+ * first line, global `ARG`s included), so the stage's `stepCount` instructions are the last ones.
+ * Undefined for the `FROM` and what comes before it.
+ */
+export function stepIndex(step: Pick<ToolStep, 'number' | 'total'>, stepCount: number): number | undefined {
+  const index = step.number - 1 - (step.total - stepCount);
+  return index >= 0 && index < stepCount ? index : undefined;
 }

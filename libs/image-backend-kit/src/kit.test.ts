@@ -4,10 +4,11 @@ import { mkdir, mkdtemp, readFile, rm, symlink, writeFile, link } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readLayoutImage } from '@cnb-extender/extender-core';
+import { MemorySink, readLayoutImage } from '@cnb-extender/extender-core';
 import { readLayerPaths, testEnv } from '@cnb-extender/extender-core/testing';
 import { OciLayout, type Digest } from '@cnb-extender/oci';
-import { attributeLayers, layerInstructions, stepInstruction } from './instructions.ts';
+import { attributeLayerInstructions, attributeLayers, layerInstructions, stepIndex, stepInstruction, toolStep } from './instructions.ts';
+import { StepReporter } from './progress.ts';
 import { normalizeLayer } from './layer.ts';
 import { materializeBaseLayout } from './base-layout.ts';
 
@@ -66,8 +67,10 @@ describe('layer normalisation', () => {
 describe('history attribution', () => {
   const dockerfile = 'ARG base_image\nFROM ${base_image}\nUSER root\nRUN mkdir -p /x && \\\n  echo ${a} > /x/a\nCOPY a.txt /x/\nENV A=1\nWORKDIR /w\nRUN echo two > /x/two\nADD b.tar /y\n';
   const instructions = layerInstructions(dockerfile);
-  it('lists the layer-making lines as written', () => {
+  it('lists the layer-making lines as written, with their position after FROM', () => {
     expect(instructions.map((i) => i.text)).toEqual(['RUN mkdir -p /x &&   echo ${a} > /x/a', 'COPY a.txt /x/', 'WORKDIR /w', 'RUN echo two > /x/two', 'ADD b.tar /y']);
+    expect(instructions.map((i) => i.index)).toEqual([1, 2, 4, 5, 6]);
+    expect(attributeLayerInstructions(['/bin/sh -c echo two > /x/two', 'something else', 'more'], instructions).map((i) => i?.index)).toEqual([5, 6, undefined]);
   });
   it('matches buildah, classic builder and BuildKit history texts', () => {
     const all = instructions.map((i) => i.text);
@@ -92,6 +95,64 @@ describe('history attribution', () => {
     expect(stepInstruction('#7 [3/4] RUN exit 3')).toBe('RUN exit 3');
     expect(stepInstruction('[stage-0 3/4] RUN exit 3')).toBe('RUN exit 3');
     expect(stepInstruction('--> 1234')).toBeUndefined();
+  });
+  it('maps each tool\'s step numbers to the position after FROM', () => {
+    // ARG base_image, FROM, then USER root (0), RUN … (1), …: 7 instructions after FROM
+    const count = 7;
+    // buildah and BuildKit count from FROM
+    expect(stepIndex(toolStep('STEP 3/8: RUN mkdir -p /x')!, count)).toBe(1);
+    expect(stepIndex(toolStep('[ 3/8] RUN mkdir -p /x')!, count)).toBe(1);
+    expect(stepIndex(toolStep('[stage-0 8/8] ADD b.tar /y')!, count)).toBe(6);
+    expect(stepIndex(toolStep('[1/8] FROM docker.io/library/base')!, count)).toBeUndefined();
+    // the classic builder counts the global ARG too
+    expect(stepIndex(toolStep('Step 4/9 : RUN mkdir -p /x')!, count)).toBe(1);
+    expect(stepIndex(toolStep('Step 2/9 : FROM base')!, count)).toBeUndefined();
+    expect(toolStep('Step 4/9 : RUN a\n')).toEqual({ number: 4, total: 9, instruction: 'RUN a' });
+  });
+});
+
+describe('StepReporter', () => {
+  it('reports by position: config-only steps finish when the next starts, layer steps are cached or run once', () => {
+    const events = new MemorySink();
+    const progress = new StepReporter(events, 'x', 'ARG base_image\nFROM ${base_image}\nUSER root\nRUN a\nRUN a\nENV A=1\n');
+    progress.started(0);
+    progress.started(1);
+    progress.cached(1, 'id1');
+    progress.ran(1);
+    progress.started(2);
+    progress.started(2);
+    progress.started(3);
+    progress.started(9);
+    progress.end();
+    expect(events.events.map((e) => `${e.type} ${'index' in e ? e.index : ''}`)).toEqual([
+      'instruction-started 0',
+      'instruction-finished 0',
+      'instruction-started 1',
+      'cache-hit 1',
+      'instruction-started 2',
+      'cache-miss 2',
+      'instruction-started 3',
+      'instruction-finished 3',
+    ]);
+    expect(events.ofType('instruction-started').map((e) => e.instruction)).toEqual(['USER root', 'RUN a', 'RUN a', 'ENV A=1']);
+    expect(progress.instruction(2)).toBe('RUN a');
+    expect(progress.instruction(undefined)).toBeUndefined();
+  });
+
+  it('finds the instruction of a BuildKit vertex, whichever steps it numbers, by what it reads like', () => {
+    const dockerfile = 'ARG base_image\nFROM ${base_image}\nARG user_id\nUSER root\nRUN mkdir -p /u &&   chown ${user_id} /u\nUSER ${user_id}\nRUN echo same\nRUN echo same\nWORKDIR /w\nUSER 1000\n';
+    // BuildKit numbering only the steps with a vertex, variables expanded
+    const vertexOnly = new StepReporter(new MemorySink(), 'x', dockerfile);
+    const shown = ['[1/5] FROM docker.io/library/base', '[2/5] RUN mkdir -p /u && chown 1000 /u', '[4/5] RUN echo same', '[3/5] RUN echo same', '[5/5] WORKDIR /w'];
+    expect(shown.map((name) => vertexOnly.vertexIndex(toolStep(name)!))).toEqual([undefined, 2, 5, 4, 6]);
+    // and again for the same step
+    expect(vertexOnly.vertexIndex(toolStep('[4/5] RUN echo same')!)).toBe(5);
+    // numbering every instruction
+    const every = new StepReporter(new MemorySink(), 'x', dockerfile);
+    expect(['[ 4/9] RUN mkdir -p /u && chown 1000 /u', '[8/9] WORKDIR /w', '[6/9] RUN echo same'].map((name) => every.vertexIndex(toolStep(name)!))).toEqual([2, 6, 4]);
+    // a vertex that reads like nothing takes the first of its keyword in its place
+    expect(new StepReporter(new MemorySink(), 'x', dockerfile).vertexIndex(toolStep('[2/5] RUN --mount=type=cache,target=/c echo')!)).toBe(2);
+    expect(new StepReporter(new MemorySink(), 'x', dockerfile).vertexIndex(toolStep('[2/5] ADD x /y')!)).toBeUndefined();
   });
 });
 

@@ -37,7 +37,7 @@ describe('runBackendContract', () => {
         }
       }
       expect(failed.get('control')).toBeUndefined();
-      expect(passed.get('control')).toBe(10);
+      expect(passed.get('control')).toBe(11);
       expect(failed.get('ignores-ignore-paths')).toEqual(['never captures changes under the ignore paths']);
       expect(failed.get('drops-args')).toEqual(['receives the build args in order and makes them visible to instructions']);
       expect(failed.get('loses-instruction')).toEqual(['rejects with an error naming the instruction that failed']);
@@ -45,6 +45,7 @@ describe('runBackendContract', () => {
       expect(failed.get('forgets-config')).toEqual(['reports config changes (ENV, LABEL, USER, WORKDIR)']);
       expect(failed.get('leaves-files')).toEqual(['leaves nothing behind after cleanup (work directory empty, only cache/ in the extend dir)']);
       expect(failed.get('ignores-context')).toEqual(['reads COPY sources from the build context it is given']);
+      expect(failed.get('misnumbers-instructions')).toEqual(['reports instructions by position after FROM, each layer-making one cached or run, each layer with its size']);
     } finally {
       await rm(out, { recursive: true, force: true });
     }

@@ -13,7 +13,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { testEnv } from './testenv.ts';
 import type { ApplyOptions, BackendContext, BuildArg, DockerfileSpec, ExtendKind, ExtenderBackend, ImageDescription, LayerDescription } from '../backend.ts';
 import { readLayoutImage } from '../base.ts';
-import { MemorySink } from '../events.ts';
+import { isInstructionEvent, MemorySink } from '../events.ts';
+import { orderInstructionEvents } from '../instruction-order.ts';
+import { dockerfileSteps } from '../steps.ts';
 import { openBlob } from '../output.ts';
 import { readLayerFiles } from './tar.ts';
 
@@ -192,6 +194,35 @@ export function runBackendContract(makeBackend: () => ExtenderBackend | Promise<
         expect(blob.size).toBe(layer.descriptor.size);
         expect(await diffIdOf(layer)).toBe(layer.diffId);
       }
+    });
+
+    it('reports instructions by position after FROM, each layer-making one cached or run, each layer with its size', async () => {
+      const dockerfile = `${header}RUN mkdir -p /contract && echo one > /contract/one\nENV CONTRACT=1\nRUN echo two >> /contract/two\nRUN echo two >> /contract/two\n`;
+      const { events, newLayers } = await apply(dockerfile);
+      const steps = dockerfileSteps(dockerfile);
+      const reported = events.events.filter(isInstructionEvent);
+      for (const event of reported) {
+        expect(event.extensionId).toBe('contract/ext');
+        expect(steps[event.index], `${event.type} ${event.index}`).toBeDefined();
+        expect(event.instruction).toBe(steps[event.index]!.instruction);
+      }
+      // what the backend reported, in the core's order
+      const ordered = new MemorySink();
+      const sink = orderInstructionEvents(ordered, 'contract/ext', steps);
+      for (const event of events.events) sink.emit(event);
+      sink.complete();
+      const trace = ordered.events.filter(isInstructionEvent).map((e) => `${e.index} ${e.type === 'cache-hit' ? 'cache-miss' : e.type}`);
+      expect(trace).toEqual([
+        '0 instruction-started', '0 instruction-finished',
+        '1 instruction-started', '1 cache-miss', '1 layer-written', '1 instruction-finished',
+        '2 instruction-started', '2 instruction-finished',
+        '3 instruction-started', '3 cache-miss', '3 layer-written', '3 instruction-finished',
+        '4 instruction-started', '4 cache-miss', '4 layer-written', '4 instruction-finished',
+      ]);
+      // each new layer once, with its size (in which order the image lists them is another check's business)
+      const layers = ordered.events.flatMap((e) => (e.type === 'layer-written' ? [`${e.digest} ${e.size}`] : []));
+      expect(layers.sort()).toEqual(newLayers.map((l) => `${l.descriptor.digest} ${l.descriptor.size}`).sort());
+      expect(ordered.ofType('cache-hit').every((e) => e.key !== '')).toBe(true);
     });
 
     it('reports history that names each new layer by its instruction', async () => {

@@ -144,23 +144,28 @@ export class FakeBackend implements ExtenderBackend {
     await mkdir(layerDir, { recursive: true });
     const envVars = () => ({ ...Object.fromEntries((runConfig.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])), ...vars });
 
-    const addLayer = async (files: LayerFile[], instruction: string) => {
+    const addLayer = async (files: LayerFile[], instruction: string, index: number) => {
       const path = join(layerDir, `${this.#layerCounter++}.tar.gz`);
       const written = await writeLayer(layerEntries(files), path, { compression: 'gzip', family: familyOf(base.manifestMediaType), signal });
       const layer = { descriptor: written.descriptor, diffId: written.diffId, blob: { kind: 'file' as const, path } };
       layers.push(layer);
       diffIds.push(layer.diffId);
       history.push({ created_by: instruction });
-      events.emit({ type: 'layer-written', level: 'debug', extensionId: dockerfile.extensionId, instruction, digest: layer.descriptor.digest, diffId: layer.diffId, size: layer.descriptor.size });
+      events.emit({ type: 'layer-written', level: 'debug', extensionId: dockerfile.extensionId, instruction, index, digest: layer.descriptor.digest, diffId: layer.diffId, size: layer.descriptor.size });
     };
 
     const instructions = splitInstructions(dockerfile.content);
-    for (const [index, instruction] of instructions.entries()) {
+    // events count the instructions after FROM
+    const from = instructions.findIndex((i) => i.keyword === 'FROM');
+    for (const [position, instruction] of instructions.entries()) {
       if (this.#delayMs > 0) await sleep(this.#delayMs, undefined, { signal });
       signal.throwIfAborted();
-      events.emit({ type: 'instruction-started', level: 'debug', extensionId: dockerfile.extensionId, instruction: instruction.text, index });
+      const index = position - from - 1;
+      const reported = index >= 0;
+      if (reported) events.emit({ type: 'instruction-started', level: 'debug', extensionId: dockerfile.extensionId, instruction: instruction.text, index });
+      if (reported && ['RUN', 'COPY', 'ADD', 'WORKDIR'].includes(instruction.keyword)) events.emit({ type: 'cache-miss', level: 'debug', extensionId: dockerfile.extensionId, instruction: instruction.text, index });
       const fail = (message: string, cause?: unknown) =>
-        new BackendInstructionError(instruction.text, message, { line: instruction.line, ...(cause === undefined ? {} : { cause }) });
+        new BackendInstructionError(instruction.text, message, { line: instruction.line, ...(reported ? { index } : {}), ...(cause === undefined ? {} : { cause }) });
       const rest = expand(instruction.rest, envVars());
       switch (instruction.keyword) {
         case 'ARG': {
@@ -214,7 +219,7 @@ export class FakeBackend implements ExtenderBackend {
             const hash = createHash('sha256').update(command).digest('hex').slice(0, 16);
             files.push({ path: `var/lib/fake-backend/${hash}`, content: `${command}\n` });
           }
-          if (files.length > 0) await addLayer(files, instruction.text);
+          if (files.length > 0) await addLayer(files, instruction.text, index);
           break;
         }
         case 'COPY':
@@ -231,13 +236,13 @@ export class FakeBackend implements ExtenderBackend {
               throw fail(`reading ${src} from build context ${options.buildContext}: ${(err as Error).message}`, err);
             }
           }
-          await addLayer(files, instruction.text);
+          await addLayer(files, instruction.text, index);
           break;
         }
         default:
           history.push({ created_by: instruction.text, empty_layer: true });
       }
-      events.emit({ type: 'instruction-finished', level: 'debug', extensionId: dockerfile.extensionId, instruction: instruction.text, index });
+      if (reported) events.emit({ type: 'instruction-finished', level: 'debug', extensionId: dockerfile.extensionId, instruction: instruction.text, index });
     }
     config.rootfs = { type: 'layers', diff_ids: diffIds };
     config.history = history;

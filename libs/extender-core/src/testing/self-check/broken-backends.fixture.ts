@@ -8,6 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Digest } from '@cnb-extender/oci';
 import type { ApplyOptions, BackendContext, DockerfileSpec, ImageDescription } from '../../backend.ts';
+import type { ExtenderEvent } from '../../events.ts';
 import { readLayoutImage } from '../../base.ts';
 import { runBackendContract } from '../contract.ts';
 import { FakeBackend } from '../fake-backend.ts';
@@ -56,6 +57,13 @@ class LeavesFiles extends FakeBackend {
     await writeFile(join(c.workDir, 'left-behind'), 'x');
   }
 }
+/** Counts instructions from the first line (ARG, FROM included), as the docker backend once did. */
+class MisnumbersInstructions extends FakeBackend {
+  override apply(d: DockerfileSpec, b: ImageDescription, o: ApplyOptions, c: BackendContext) {
+    const events = { emit: (e: ExtenderEvent) => c.events.emit('index' in e ? { ...e, index: e.index + 2 } : e) };
+    return super.apply(d, b, o, { ...c, events });
+  }
+}
 class IgnoresContext extends FakeBackend {
   override apply(d: DockerfileSpec, b: ImageDescription, o: ApplyOptions, c: BackendContext) {
     return super.apply(d, b, { ...o, buildContext: join(o.buildContext, 'elsewhere') }, c);
@@ -70,4 +78,5 @@ runBackendContract(() => new ReordersLayers(), { name: 'reorders-layers', baseIm
 runBackendContract(() => new ForgetsConfig(), { name: 'forgets-config', baseImage });
 runBackendContract(() => new LeavesFiles(), { name: 'leaves-files', baseImage });
 runBackendContract(() => new IgnoresContext(), { name: 'ignores-context', baseImage });
+runBackendContract(() => new MisnumbersInstructions(), { name: 'misnumbers-instructions', baseImage });
 

@@ -1,0 +1,136 @@
+/**
+ * What an image backend reports while its tool builds: each instruction by its
+ * position after `FROM` (the tool's own step numbers mapped with `stepIndex`, BuildKit's
+ * vertexes with `vertexIndex`),
+ * whether a layer-making one came from the tool's cache (with the key the tool
+ * names) or ran, and `instruction-finished` for the instructions that change only
+ * the config. A layer-making instruction finishes once its layer was read back
+ * (`assembleImage` reports it); the core puts everything in order.
+ */
+import { dockerfileSteps, type DockerfileStep, type EventSink } from '@cnb-extender/extender-core';
+import type { ToolStep } from './instructions.ts';
+
+/** The first line, blanks collapsed, the keyword upper-cased. */
+function canonicalLine(text: string): string {
+  const line = (text.split('\n', 1)[0] ?? '').trim().replace(/\s+/g, ' ');
+  const space = line.indexOf(' ');
+  return space < 0 ? line.toUpperCase() : `${line.slice(0, space).toUpperCase()}${line.slice(space)}`;
+}
+
+/** Whether `shown` is `written` with its variables (`$x`, `${x}`, `${x:-y}`) expanded to something. */
+function readsLike(written: string, shown: string): boolean {
+  const pattern = canonicalLine(written)
+    .split(/\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*/)
+    .map((literal) => literal.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+    .join('.*?');
+  return new RegExp(`^${pattern}$`, 's').test(canonicalLine(shown));
+}
+
+export class StepReporter {
+  readonly steps: readonly DockerfileStep[];
+  readonly #events: EventSink;
+  readonly #extensionId: string;
+  readonly #started = new Set<number>();
+  readonly #cacheReported = new Set<number>();
+  readonly #done = new Set<number>();
+  /** BuildKit's step numbers → positions (-1: FROM, or no instruction of the Dockerfile). */
+  readonly #vertexes = new Map<number, number>();
+  #current: number | undefined;
+
+  constructor(events: EventSink, extensionId: string, content: string) {
+    this.#events = events;
+    this.#extensionId = extensionId;
+    this.steps = dockerfileSteps(content);
+  }
+
+  /** The instruction the tool is on (the last one it started). */
+  get current(): number | undefined {
+    return this.#current;
+  }
+
+  /** The instruction at `index` as written, or undefined. */
+  instruction(index: number | undefined): string | undefined {
+    return index === undefined ? undefined : this.steps[index]?.instruction;
+  }
+
+  /**
+   * The position of the instruction a BuildKit vertex (`[3/5] RUN x`) is for. BuildKit shows an
+   * instruction with its variables expanded, and numbers either every instruction (some
+   * versions) or only the steps it has a vertex for (FROM, RUN, COPY, ADD, WORKDIR), in
+   * Dockerfile order, though it may report them out of order: a vertex is the instruction of
+   * its keyword that reads like it, counted from the vertexes numbered before and after it.
+   */
+  vertexIndex(step: ToolStep): number | undefined {
+    const known = this.#vertexes.get(step.number);
+    if (known !== undefined) return known < 0 ? undefined : known;
+    const keyword = (canonicalLine(step.instruction).split(' ', 1)[0] ?? '').toLowerCase();
+    let index = -1;
+    if (keyword !== 'from') {
+      const every = step.total - 1 === this.steps.length ? this.steps[step.number - 2] : undefined;
+      if (every?.keyword === keyword) index = every.index;
+      else {
+        // between the nearest vertexes numbered before (FROM is 1) and after it
+        let lower = { number: 1, index: -1 };
+        let hi = this.steps.length - 1;
+        for (const [number, at] of this.#vertexes) {
+          if (at < 0) continue;
+          if (number < step.number && number > lower.number) lower = { number, index: at };
+          if (number > step.number) hi = Math.min(hi, at - 1);
+        }
+        const between = this.steps.filter((s) => s.makesLayer && s.index > lower.index && s.index <= hi);
+        const pick = (skip: number) => {
+          const candidates = between.slice(skip).filter((s) => s.keyword === keyword);
+          return candidates.find((s) => readsLike(s.instruction, step.instruction)) ?? candidates[0];
+        };
+        // the vertexes numbered in between are steps of their own
+        index = (pick(step.number - lower.number - 1) ?? pick(0))?.index ?? -1;
+      }
+    }
+    this.#vertexes.set(step.number, index);
+    return index < 0 ? undefined : index;
+  }
+
+  #base(index: number) {
+    return { extensionId: this.#extensionId, index, instruction: this.steps[index]!.instruction };
+  }
+
+  #valid(index: number): boolean {
+    return Number.isInteger(index) && index >= 0 && index < this.steps.length;
+  }
+
+  /** The tool started the instruction at `index`; the one it was on before is done. */
+  started(index: number): void {
+    if (!this.#valid(index) || this.#started.has(index)) return;
+    if (this.#current !== undefined && this.#current !== index) this.done(this.#current);
+    this.#started.add(index);
+    this.#current = index;
+    this.#events.emit({ type: 'instruction-started', level: 'info', ...this.#base(index) });
+  }
+
+  /** The tool took a layer-making instruction from its cache (`key`: its cache key or the cached image's ID). */
+  cached(index: number, key: string): void {
+    if (!this.#valid(index) || !this.steps[index]!.makesLayer || this.#cacheReported.has(index)) return;
+    this.#cacheReported.add(index);
+    this.#events.emit({ type: 'cache-hit', level: 'info', ...this.#base(index), key });
+  }
+
+  /** The tool runs a layer-making instruction (nothing cached). */
+  ran(index: number, key?: string): void {
+    if (!this.#valid(index) || !this.steps[index]!.makesLayer || this.#cacheReported.has(index)) return;
+    this.#cacheReported.add(index);
+    this.#events.emit({ type: 'cache-miss', level: 'info', ...this.#base(index), ...(key === undefined ? {} : { key }) });
+  }
+
+  /** The tool is done with the instruction at `index` (a layer-making one that reported no cache use ran). */
+  done(index: number): void {
+    if (!this.#valid(index) || this.#done.has(index)) return;
+    this.#done.add(index);
+    if (this.steps[index]!.makesLayer) this.ran(index);
+    else this.#events.emit({ type: 'instruction-finished', level: 'info', ...this.#base(index) });
+  }
+
+  /** The tool's build succeeded: the instruction it was on is done. */
+  end(): void {
+    if (this.#current !== undefined) this.done(this.#current);
+  }
+}
