@@ -15,7 +15,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { waitForBuildkitd } from '@cnb-extender/testenv';
-import { extend, readLayoutImage, type ExtenderBackend, type ImageDescription } from '@cnb-extender/extender-core';
+import { extend, isInstructionEvent, MemorySink, readLayoutImage, type ExtenderBackend, type ExtenderEvent, type ImageDescription } from '@cnb-extender/extender-core';
+import { Renderer } from '@cnb-extender/extender-cli';
+import { eventLineValidator } from '@cnb-extender/extender-cli/testing';
 import { createWorkspace, type Workspace, type WorkspaceExtension } from '@cnb-extender/extender-core/testing';
 import { applyLayer, type Digest, type LayerSource } from '@cnb-extender/oci';
 import { describeTree } from '@cnb-extender/oci/testing';
@@ -208,6 +210,8 @@ interface BackendSpec {
 }
 
 interface Outcome {
+  /** Every event extend() emitted, in order. */
+  events: ExtenderEvent[];
   tree: string[];
   /** Lines normalizeTree left out (runtime mount points). */
   dropped: string[];
@@ -270,8 +274,9 @@ async function runBackend(spec: BackendSpec, base: ImageDescription): Promise<Ou
   });
   workspaces.push(ws);
   const backend = await spec.make();
+  const events = new MemorySink();
   const start = performance.now();
-  const result = await extend({ kind: 'run', inputs: ws.inputs, backend });
+  const result = await extend({ kind: 'run', inputs: ws.inputs, backend, events });
   const ms = performance.now() - start;
   if (result.outputDir === undefined) throw new Error(`${spec.id}: extend() wrote no run layout`);
   const out = (await readLayoutImage(result.outputDir, 'out')).image;
@@ -286,7 +291,7 @@ async function runBackend(spec: BackendSpec, base: ImageDescription): Promise<Ou
   const raw = await describeTree(rootfs);
   const tree = normalizeTree(raw);
   const kept = new Set(tree);
-  return { tree, dropped: raw.filter((l) => !kept.has(l)), config: normalizeConfig(out.config.config), layers: out.layers.length - base.layers.length, ms };
+  return { events: events.events, tree, dropped: raw.filter((l) => !kept.has(l)), config: normalizeConfig(out.config.config), layers: out.layers.length - base.layers.length, ms };
 }
 
 beforeAll(async () => {
@@ -323,6 +328,90 @@ describe.each(CASES)('Dockerfile $name', (c) => {
     if (allowed.length > 0 && diff.length > 0) summary[summary.length - 1] += ' (the stated difference)';
     expect(diff, `${c.name} through ${id} vs ${REFERENCE}`).toEqual(allowed);
     expect(expected.length).toBeGreaterThan(0);
+  });
+});
+
+/**
+ * What each backend reports of one extension: its instruction events as `<index> <type>`, between
+ * `extension-started` and `extension-finished`. Whether a layer-making instruction is `cache-hit`
+ * or `cache-miss` depends on each backend's cache (the columns share daemons, and one builds what
+ * another built before), so both read `cache`.
+ */
+function eventTrace(events: readonly ExtenderEvent[], extensionId: string): string[] {
+  const trace: string[] = [];
+  for (const event of events) {
+    if (event.type === 'extension-started' || event.type === 'extension-finished') {
+      if (event.extensionId === extensionId) trace.push(event.type);
+    } else if (isInstructionEvent(event) && event.extensionId === extensionId) {
+      trace.push(`${event.index} ${event.type === 'cache-hit' || event.type === 'cache-miss' ? 'cache' : event.type}`);
+    }
+  }
+  return trace;
+}
+
+/**
+ * Differences in what backends report, stated with their reason: per case and backend kind,
+ * the trace lines the reference has and the backend has not (`-`), and the other way round (`+`).
+ */
+const EXPECTED_EVENT_DIFFERENCES: Record<string, Record<string, string[]>> = {
+  workdir: {
+    // buildah makes no layer for a WORKDIR whose directory the next instruction runs in: it
+    // creates the directory then, in that instruction's layer (the trees are the same). The
+    // in-place backend, BuildKit and the classic builder write a layer for the WORKDIR itself.
+    buildah: ['- 1 layer-written', '- 3 layer-written'],
+  },
+};
+
+function traceDiff(expected: string[], actual: string[]): string[] {
+  const out: string[] = [];
+  const a = new Set(actual);
+  const e = new Set(expected);
+  for (const line of expected) if (!a.has(line)) out.push(`- ${line}`);
+  for (const line of actual) if (!e.has(line)) out.push(`+ ${line}`);
+  return out;
+}
+
+describe.each(CASES)('events of Dockerfile $name', (c) => {
+  it.each(BACKENDS.filter((b) => b.id !== REFERENCE))(`are the ${REFERENCE} events, in its order, through $id`, ({ id, kind }) => {
+    const extensionId = `e2e/${c.name}`;
+    const expected = eventTrace(outcome(REFERENCE).events, extensionId);
+    const actual = eventTrace(outcome(id).events, extensionId);
+    const allowed = EXPECTED_EVENT_DIFFERENCES[c.name]?.[kind] ?? [];
+    const diff = traceDiff(expected, actual);
+    expect(diff, `${c.name} through ${id} vs ${REFERENCE}: ${actual.join(', ')}`).toEqual(allowed);
+    // and in the same order, the stated lines left out
+    const stated = new Set(allowed.map((line) => line.slice(2)));
+    expect(actual.filter((line) => !stated.has(line))).toEqual(expected.filter((line) => !stated.has(line)));
+    expect(expected[0]).toBe('extension-started');
+    expect(expected.at(-1)).toBe('extension-finished');
+  });
+});
+
+describe('events', () => {
+  const validate = eventLineValidator();
+
+  it.each(BACKENDS)('every event of $id, as a -log-format json line, validates against events.schema.json', ({ id }) => {
+    const out: string[] = [];
+    const writer = { write: (chunk: string) => out.push(chunk) };
+    const renderer = new Renderer({ stdout: writer, stderr: writer, level: 'debug', format: 'json', color: false, progress: false });
+    for (const event of outcome(id).events) renderer.emit(event);
+    renderer.close();
+    const lines = out.join('').split('\n').filter((l) => l !== '');
+    expect(lines.length).toBeGreaterThan(CASES.length * 4);
+    const problems = lines.flatMap((line) => validate(line));
+    expect(problems).toEqual([]);
+  });
+
+  it.each(BACKENDS)('$id reports each instruction with the text of the Dockerfile and each new layer once', ({ id }) => {
+    const o = outcome(id);
+    const layers = o.events.filter((e) => e.type === 'layer-written');
+    expect(layers).toHaveLength(o.layers);
+    for (const c of CASES) {
+      const started = o.events.flatMap((e) => (e.type === 'instruction-started' && e.extensionId === `e2e/${c.name}` ? [e.instruction] : []));
+      const lines = c.run.split('\n').filter((l) => l !== '');
+      const after = lines.slice(lines.findIndex((l) => l.startsWith('FROM')) + 1);
+      expect(started, c.name).toEqual(after);
+    }
   });
 });
 

@@ -22,12 +22,14 @@ import { readLayoutImage } from '@cnb-extender/extender-core';
 import { copyLayoutImage, createWorkspace, readLayerPaths, type Workspace, type WorkspaceExtension } from '@cnb-extender/extender-core/testing';
 import { applyLayer, decompressLayer, openLayerSource, type Descriptor, type Digest } from '@cnb-extender/oci';
 import { ensureDebianLayouts, type DebianLayouts } from '@cnb-extender/testenv';
+import { eventLineValidator } from '@cnb-extender/extender-cli/testing';
 
 const repo = resolve(import.meta.dirname, '..', '..');
 const EXTENDER = join(repo, 'apps', 'extender', 'src', 'main.ts');
 const PLATFORM_API = '0.13';
 const IMAGE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const scratch = mkdtempSync(join(tmpdir(), 'inplace-sandbox-'));
+const validateLine = eventLineValidator();
 
 /**
  * Runs inside `unshare --mount --pid --fork`: the overlay as the container's
@@ -149,6 +151,12 @@ function runExtenderInSandbox(image: string, volumes: Volumes, args: string[], e
         .split('\n')
         .filter((line) => line.startsWith('{'))
         .map((line) => JSON.parse(line) as LogRecord);
+      // every JSON line, on either stream, is one docs/events.md describes
+      const problems = `${stdout}\n${stderr}`
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .flatMap((line) => validateLine(line));
+      if (problems.length > 0) fail(new Error(`JSON lines that events.schema.json refuses:\n${problems.join('\n')}`));
       done({ code, signal, stdout, stderr, container: dir, upper, events });
     });
   });

@@ -41,9 +41,11 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { access, chmod, copyFile, cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { copyLayoutImage } from '@cnb-extender/extender-core/testing';
 import { buildImageFromDirectory, sha256, type Digest, type ImageConfig, type ImageIndex, type ImageManifest } from '@cnb-extender/oci';
+import { eventLineValidator } from '@cnb-extender/extender-cli/testing';
 import { buildRelease, REPO_ROOT } from '@cnb-extender/release';
 import { publishImage, type FixtureImage } from '@cnb-extender/testenv';
 import type {} from '@cnb-extender/testenv';
@@ -365,5 +367,110 @@ describe('packaged extender: backend settings and the RUN network', () => {
     const network = await extender([], ['-e', 'CNB_EXTEND_NETWORK=bridge']);
     expect(network.code, network.stderr).toBe(3);
     expect(network.stderr).toBe('ERROR: failed to resolve inputs: invalid value "bridge" for CNB_EXTEND_NETWORK: expected one of default, none, host\n');
+  });
+});
+
+describe('packaged extender on a terminal, and its JSON events', () => {
+  /** A RUN longer than the widest terminal here, in the curl extension's run.Dockerfile. */
+  const LONG_RUN = `RUN mkdir -p /opt/long-run/${'sub-directory-'.repeat(6)}end && echo "${'a long line of a RUN instruction that no terminal row holds, '.repeat(3).trim()}" > /opt/long-run/note`;
+  const STATUS = /^\s*… (curl|tree) \[\d+\]/;
+
+  /** The fixtures for a run-kind extension, with LONG_RUN after curl's COPY. */
+  async function longRunVolumes(): Promise<Volumes> {
+    const v = await restorerHandOff('0.13', ENTRY_POINTS[0]!);
+    const dockerfile = join(v.layers, 'generated', 'curl', 'run.Dockerfile');
+    const text = await readFile(dockerfile, 'utf8');
+    expect(text).toContain('COPY run-file /\n');
+    await writeFile(dockerfile, text.replace('COPY run-file /\n', `COPY run-file /\n${LONG_RUN}\n`));
+    return v;
+  }
+
+  /** `docker run` of the run-kind extender as pack starts it, with these docker and extender arguments. */
+  function runKindArgs(v: Volumes, dockerArgs: string[], command: string[]): string[] {
+    return [
+      'run', '--rm', '--network', 'none', '--user', '0:0', ...dockerArgs,
+      '-v', `${v.layers}:/layers`, '-v', `${v.workspace}:/workspace`, '-v', `${v.platform}:/platform`, '-v', `${v.kaniko}:/kaniko`,
+      '-e', 'CNB_PLATFORM_API=0.13', '-e', `CNB_USER_ID=${CNB_USER.uid}`, '-e', `CNB_GROUP_ID=${CNB_USER.gid}`,
+      runWithLifecycle.dockerRef, ...command,
+    ];
+  }
+
+  /**
+   * Runs `argv` in a tmux window of `columns` × 50 (a real pseudo-terminal and a real
+   * terminal's screen) and returns its exit code and the final screen: `rows` as tmux shows
+   * them (a long line takes several), `lines` with wrapped rows joined.
+   */
+  async function inTmux(columns: number, argv: string[]): Promise<{ code: number; rows: string[]; lines: string[] }> {
+    const dir = await mkdtemp(join(scratch, `tmux-${columns}-`));
+    const quote = (arg: string) => `'${arg.replace(/'/g, `'\\''`)}'`;
+    await writeFile(join(dir, 'run.sh'), `${argv.map(quote).join(' ')}\necho $? > ${quote(join(dir, 'exit'))}\nexec sleep 600\n`);
+    // a server of its own, its socket in a short directory removed afterwards
+    const socketDir = await mkdtemp(join(tmpdir(), 'e2e-tmux-'));
+    const tmux = (args: string[]) => runSync('tmux', ['-S', join(socketDir, 'socket'), '-f', '/dev/null', ...args]);
+    const started = tmux(['new-session', '-d', '-s', 'extender', '-x', String(columns), '-y', '50', 'sh', join(dir, 'run.sh')]);
+    expect(started, 'starting tmux (Debian package tmux)').toMatchObject({ code: 0 });
+    try {
+      let code: string | undefined;
+      for (let i = 0; i < 1800 && code === undefined; i++) {
+        code = await readFile(join(dir, 'exit'), 'utf8').catch(() => undefined);
+        if (code === undefined) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(code, 'the extender in tmux did not finish in 3 minutes').toBeDefined();
+      const capture = (join: boolean) => {
+        const shown = tmux(['capture-pane', '-p', '-t', 'extender', '-S', '-', '-E', '-', ...(join ? ['-J'] : [])]);
+        expect(shown.code, shown.stderr).toBe(0);
+        return shown.stdout.replace(/\n+$/, '').split('\n').map((row) => row.trimEnd());
+      };
+      return { code: Number(code!.trim()), rows: capture(false), lines: capture(true) };
+    } finally {
+      tmux(['kill-server']);
+      await rm(socketDir, { recursive: true, force: true });
+    }
+  }
+
+  it.each([40, 160])('in %i columns, the in-place extender\'s screen ends with every instruction finished once and no status line left', async (columns) => {
+    const v = await longRunVolumes();
+    const { code, rows, lines } = await inTmux(columns, [
+      inject('testenv').docker.cli, '-H', inject('testenv').docker.host,
+      ...runKindArgs(v, ['-t'], ['/bin/sh', '-c', `stty cols ${columns} rows 50 2>/dev/null; exec /cnb/extender/extender -app /workspace -kind run`]),
+    ]);
+    const screen = rows.join('\n');
+    expect(code, screen).toBe(0);
+    // no status line left behind, none over two rows, no escape sequence printed as text
+    expect(rows.filter((row) => STATUS.test(row)), screen).toEqual([]);
+    expect(screen).not.toMatch(/\[2K|\[\d*A|\[J|\r/);
+    // each instruction finished once: curl has 9 after FROM (USER root, RUN, COPY, LONG_RUN, ARG, RUN, RUN, ARG, USER)
+    const finished = lines.filter((line) => /^ {2}✔ /.test(line));
+    const curl = finished.filter((line) => line.startsWith('  ✔ curl ['));
+    expect(curl.map((line) => /\[(\d+)\]/.exec(line)![1]), screen).toEqual(['1', '2', '3', '4', '5', '6', '7', '8', '9']);
+    expect(new Set(finished).size).toBe(finished.length);
+    // the long RUN's finished line is whole (wrapping over rows at 40 and 160 columns), with its layer's size
+    const long = finished.find((line) => line.includes('/opt/long-run/'));
+    expect(long, screen).toMatch(new RegExp(`^ {2}✔ curl \\[4\\] ${LONG_RUN.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(done, layer \\d+(\\.\\d)? (B|kB)\\)$`));
+    expect(rows.filter((row) => row.startsWith('  ✔ curl [4] ')), screen).toHaveLength(1);
+    expect(rows.length).toBeGreaterThan(lines.length);
+    // the RUN output and the result are on the screen too
+    expect(lines, screen).toContain('Setting up curl (stand-in for apt-get)');
+    expect(lines.some((line) => line.startsWith('Extended run image (rebasable: false)')), screen).toBe(true);
+  });
+
+  it('with -log-format json, every line validates against events.schema.json and the instructions come in order', async () => {
+    const v = await longRunVolumes();
+    const result = await docker(runKindArgs(v, [], ['/cnb/extender/extender', '-app', '/workspace', '-kind', 'run', '-log-format', 'json']));
+    const output = `${result.stdout}${result.stderr}`;
+    expect(result.code, output).toBe(0);
+    const validate = eventLineValidator();
+    const all = [...result.stdout.split('\n'), ...result.stderr.split('\n')].filter((line) => line !== '');
+    expect(all.flatMap((line) => validate(line)), output).toEqual([]);
+    const records = result.stdout.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as { event?: string; extensionId?: string; index?: number; instruction?: string; size?: number });
+    const trace = records.filter((r) => r.extensionId === 'curl' && r.index !== undefined).map((r) => `${r.index} ${r.event}`);
+    expect(trace.slice(0, 10)).toEqual([
+      '0 instruction-started', '0 instruction-finished',
+      '1 instruction-started', '1 cache-miss', '1 layer-written', '1 instruction-finished',
+      '2 instruction-started', '2 cache-miss', '2 layer-written', '2 instruction-finished',
+    ]);
+    const layer = records.find((r) => r.event === 'layer-written' && r.instruction === LONG_RUN);
+    expect(layer?.index, output).toBe(3);
+    expect(layer?.size).toBeGreaterThan(0);
   });
 });

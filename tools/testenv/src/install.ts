@@ -23,6 +23,8 @@ export const REQUIRED_PACKAGES: readonly string[] = [
   'patchelf',
   'apache2-utils',
   'openssl',
+  // a real terminal for the live view's tests (tmux capture-pane reads its screen)
+  'tmux',
 ];
 
 export interface InstallOptions {
