@@ -2,7 +2,8 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { waitsForBuildkitd } from './sequencer.ts';
+import { existsSync } from 'node:fs';
+import { SLOW_FILES, slowRank, waitsForBuildkitd } from './sequencer.ts';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 
@@ -31,5 +32,13 @@ describe('the test sequencer', () => {
       .map((f) => relative(ROOT, f))
       .sort();
     expect(late).toEqual(['e2e/src/docs-examples.test.ts', 'libs/backend-buildkit/src/buildkitd.test.ts', 'tools/testenv/src/buildkitd.test.ts']);
+  });
+
+  it('starts the files known to be slowest first, longest first, and every one of them exists', () => {
+    for (const [path] of SLOW_FILES) expect(existsSync(join(ROOT, path)), path).toBe(true);
+    const seconds = SLOW_FILES.map(([, s]) => s);
+    expect(seconds).toEqual([...seconds].sort((a, b) => b - a));
+    expect(slowRank(join(ROOT, 'e2e/src/differential.test.ts'))).toBe(0);
+    expect(slowRank(join(ROOT, 'libs/oci/src/model.test.ts'))).toBe(-1);
   });
 });
