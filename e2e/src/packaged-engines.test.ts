@@ -17,11 +17,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { chmod, cp, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { makeTestPki, startBuildkitd, startSocketForwarder, waitForBuildkitd, type BuildkitdEndpoint } from '@cnb-extender/testenv';
+import { freePort, makeTestPki, startBuildkitd, startSocketForwarder, waitForBuildkitd, type BuildkitdEndpoint } from '@cnb-extender/testenv';
 import { extend, readLayoutImage, type ImageDescription } from '@cnb-extender/extender-core';
 import { createWorkspace, readLayerFiles, type Workspace, type WorkspaceExtension } from '@cnb-extender/extender-core/testing';
 import { applyLayer, type Digest } from '@cnb-extender/oci';
@@ -307,7 +306,7 @@ describe("the release build's extender against a standalone buildkitd", () => {
   const failures = [
     {
       name: 'an unreachable address',
-      host: async () => `tcp://127.0.0.1:${await closedPort()}?tlsdir=${await tlsDir('tls-unreachable', { ca: buildkitd.tls.caFile, cert: buildkitd.tls.certFile, key: buildkitd.tls.keyFile })}`,
+      host: async () => `tcp://127.0.0.1:${await freePort()}?tlsdir=${await tlsDir('tls-unreachable', { ca: buildkitd.tls.caFile, cert: buildkitd.tls.certFile, key: buildkitd.tls.keyFile })}`,
       message: /applying Dockerfile for e2e\/chmod: connecting to BuildKit at tcp:\/\/127\.0\.0\.1:\d+\?tlsdir=[^:]+: connect ECONNREFUSED/,
     },
     {
@@ -442,13 +441,4 @@ describe("the release build's extender on a standalone buildkitd, settings from 
 async function chownTree(path: string, id: number): Promise<void> {
   const done = spawnSync('chown', ['-R', `${id}:${id}`, path], { encoding: 'utf8' });
   if (done.status !== 0) throw new Error(`chown -R ${id}:${id} ${path}: ${done.stderr}`);
-}
-
-/** A loopback port nothing listens on (taken, then released). */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }

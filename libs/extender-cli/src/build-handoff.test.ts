@@ -1,32 +1,14 @@
 import { chmod, mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FakeBackend } from '@cnb-extender/extender-core/testing';
-import type { ExtenderBackend } from '@cnb-extender/extender-core';
-import type { BackendRegistration } from '@cnb-extender/backend-registry';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildEnvironment, parsePasswd } from './build-handoff.ts';
 import { runExtendCommand } from './extend-command.ts';
 import { parseSchedule } from './deprecation/schedule.ts';
-import { Collect, createFixture, registryWithFake, type Fixture } from './test/support.ts';
+import { Collect, createFixture, registryWithFakeInPlace, type Fixture } from './test/support.ts';
 
 const BUILD_DOCKERFILE = 'ARG base_image\nFROM ${base_image}\nENV FOO=a=b\nRUN echo built > /built.txt\n';
 const SCHEDULE = parseSchedule('');
 
-/** FakeBackend declaring itself in-place, as backend-inplace does. */
-function inPlaceRegistry() {
-  const registration: BackendRegistration = {
-    id: 'fake-inplace',
-    packageName: '@cnb-extender/extender-core/testing',
-    description: 'FakeBackend declared in-place',
-    load: async () => ({
-      createBackend: (): ExtenderBackend => {
-        const fake = new FakeBackend({ id: 'fake-inplace' });
-        return { id: fake.id, capabilities: { ...fake.capabilities, inPlace: true }, apply: fake.apply.bind(fake), cleanup: fake.cleanup.bind(fake) };
-      },
-    }),
-  };
-  return new Map([...registryWithFake(), ['fake-inplace', registration]]);
-}
 
 let fixture: Fixture | undefined;
 afterEach(async () => {
@@ -56,7 +38,7 @@ async function setup(builderExit = 0) {
 async function run(env: Record<string, string | undefined>, passwdFile: string) {
   const stdout = new Collect();
   const stderr = new Collect();
-  const code = await runExtendCommand({ argv: [], env, stdout, stderr, version: '0.1.0', backends: inPlaceRegistry(), schedule: SCHEDULE, passwdFile, currentUid: 0 });
+  const code = await runExtendCommand({ argv: [], env, stdout, stderr, version: '0.1.0', backends: registryWithFakeInPlace(), schedule: SCHEDULE, passwdFile, currentUid: 0 });
   return { code, stdout, stderr };
 }
 

@@ -2,13 +2,11 @@ import { chown, chmod, readdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ExtenderBackend } from '@cnb-extender/extender-core';
-import { FakeBackend, createWorkspace, testEnv, type Workspace } from '@cnb-extender/extender-core/testing';
-import type { BackendRegistration } from '@cnb-extender/backend-registry';
+import { createWorkspace, testEnv, type Workspace } from '@cnb-extender/extender-core/testing';
 import type { ExtendCommandOptions } from './extend-command.ts';
 import { runExtendCommand } from './extend-command.ts';
 import { parseSchedule } from './deprecation/schedule.ts';
-import { Collect, createFixture, extendInChild, registryWithFake, type Fixture } from './test/support.ts';
+import { Collect, createFixture, extendInChild, registryWithFake, registryWithFakeInPlace, type Fixture } from './test/support.ts';
 
 const RUN_DOCKERFILE = 'ARG base_image\nFROM ${base_image}\nRUN echo hello > /hello.txt\n';
 const SCHEDULE = parseSchedule(
@@ -39,21 +37,6 @@ function workspaceEnv(ws: Workspace): Record<string, string> {
   return { CNB_PLATFORM_API: '0.13', CNB_LAYERS_DIR: ws.layersDir, CNB_APP_DIR: ws.appDir, CNB_PLATFORM_DIR: ws.platformDir, CNB_EXTEND_BACKEND: 'fake' };
 }
 
-/** FakeBackend declaring itself in-place, as backend-inplace does. */
-function inPlaceRegistry() {
-  const registration: BackendRegistration = {
-    id: 'fake-inplace',
-    packageName: '@cnb-extender/extender-core/testing',
-    description: 'FakeBackend declared in-place',
-    load: async () => ({
-      createBackend: (): ExtenderBackend => {
-        const fake = new FakeBackend({ id: 'fake-inplace' });
-        return { id: fake.id, capabilities: { ...fake.capabilities, inPlace: true }, apply: fake.apply.bind(fake), cleanup: fake.cleanup.bind(fake) };
-      },
-    }),
-  };
-  return new Map([...registryWithFake(), ['fake-inplace', registration]]);
-}
 
 describe('the implicit extend dir (/kaniko when neither -extend-dir nor CNB_EXTEND_DIR is given)', () => {
   it('is neither created nor announced for an image-producing backend when it does not exist', async () => {
@@ -78,7 +61,7 @@ describe('the implicit extend dir (/kaniko when neither -extend-dir nor CNB_EXTE
 
     workspace = await createWorkspace({ runImage: testEnv().fixtures.run.registryRef, extensions: [{ id: 'acme/curl', run: RUN_DOCKERFILE }] });
     const implicit = join(workspace.root, 'kaniko');
-    const inPlace = await run({ ...workspaceEnv(workspace), CNB_EXTEND_BACKEND: 'fake-inplace' }, { implicitExtendDir: implicit, backends: inPlaceRegistry() });
+    const inPlace = await run({ ...workspaceEnv(workspace), CNB_EXTEND_BACKEND: 'fake-inplace' }, { implicitExtendDir: implicit, backends: registryWithFakeInPlace() });
     expect(inPlace.stderr.split('\n').filter((l) => l.startsWith(NOTICE))).toHaveLength(1);
     expect(inPlace.code).toBe(0);
     expect(await exists(implicit)).toBe(true);

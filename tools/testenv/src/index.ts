@@ -8,6 +8,7 @@ export { describeEnv, testEnvFromProcess, TESTENV_VARIABLE } from './describe.ts
 export { ensureDebianImages, ensureDebianLayouts, type DebianImages, type DebianImagesOptions, type DebianLayouts } from './debian.ts';
 export { publishImage } from './publish.ts';
 export { startDockerd, type RunningDockerd, type DockerdEngine } from './dockerd.ts';
+export { freePort } from './proc.ts';
 export { makeTestPki, startSocketForwarder, type TestPki, type ForwarderTls, type SocketForwarder } from './tls.ts';
 export { ensureBuildkitBinaries, startBuildkitd, buildctlTlsArgs, type BuildkitBinaries, type RunningBuildkitd, type BuildkitdTls } from './buildkitd.ts';
 export { childClosed, spawnFailure } from './proc.ts';

@@ -18,28 +18,12 @@
  * - walking a tree, an excluded directory is only entered when an exception
  *   may re-include something below it (`walkRule` below).
  */
+import { cleanPath } from '../plan/config.ts';
 import { checkGoPattern, PatternSyntaxError } from './go-match.ts';
 
 export { PatternSyntaxError } from './go-match.ts';
 
-/** Go's `path.Clean` for a `/`-separated path. */
-export function cleanPath(path: string): string {
-  if (path === '') return '.';
-  const rooted = path.startsWith('/');
-  const out: string[] = [];
-  for (const part of path.split('/')) {
-    if (part === '' || part === '.') continue;
-    if (part === '..') {
-      if (out.length > 0 && out[out.length - 1] !== '..') out.pop();
-      else if (!rooted) out.push('..');
-      continue;
-    }
-    out.push(part);
-  }
-  const joined = out.join('/');
-  if (rooted) return `/${joined}`;
-  return joined === '' ? '.' : joined;
-}
+export { cleanPath };
 
 type MatchType = 'exact' | 'prefix' | 'suffix' | 'regexp';
 

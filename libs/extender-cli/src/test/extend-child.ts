@@ -12,29 +12,15 @@
  *   A root process that sets all its uids to another user keeps no capabilities.
  */
 import { BACKENDS, loadPublishing, type BackendRegistration, type BackendRegistry } from '@cnb-extender/backend-registry';
-import type { ExtenderBackend } from '@cnb-extender/extender-core';
-import { FakeBackend } from '@cnb-extender/extender-core/testing';
 import { parseSchedule } from '../deprecation/schedule.ts';
 import { runExtendCommand } from '../extend-command.ts';
-import { CHILD_USER_VARIABLE, registryWithFake } from './support.ts';
+import { CHILD_USER_VARIABLE, registryWithFakeInPlace } from './support.ts';
 
 const env = process.env;
-/** FakeBackend declaring itself in-place, as backend-inplace does. */
-const fakeInPlace: BackendRegistration = {
-  id: 'fake-inplace',
-  packageName: '@cnb-extender/extender-core/testing',
-  description: 'FakeBackend declared in-place',
-  load: async () => ({
-    createBackend: (): ExtenderBackend => {
-      const fake = new FakeBackend({ id: 'fake-inplace' });
-      return { id: fake.id, capabilities: { ...fake.capabilities, inPlace: true }, apply: fake.apply.bind(fake), cleanup: fake.cleanup.bind(fake) };
-    },
-  }),
-};
 
 function backends(): BackendRegistry {
   if (env['EXTEND_CHILD_BACKENDS'] !== 'fake') return BACKENDS;
-  return new Map([...registryWithFake(), ['fake-inplace', fakeInPlace]]);
+  return registryWithFakeInPlace();
 }
 
 /** Every backend package loaded now, and handed out from memory later (an import() would read the checkout again). */

@@ -151,3 +151,19 @@ export function extendInChild(argv: string[], env: Record<string, string | undef
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+/** The fake registry plus a FakeBackend declaring itself in-place (`fake-inplace`), as backend-inplace does. */
+export function registryWithFakeInPlace(): BackendRegistry {
+  const registration: BackendRegistration = {
+    id: 'fake-inplace',
+    packageName: '@cnb-extender/extender-core/testing',
+    description: 'FakeBackend declared in-place',
+    load: async () => ({
+      createBackend: (): ExtenderBackend => {
+        const fake = new FakeBackend({ id: 'fake-inplace' });
+        return { id: fake.id, capabilities: { ...fake.capabilities, inPlace: true }, apply: fake.apply.bind(fake), cleanup: fake.cleanup.bind(fake) };
+      },
+    }),
+  };
+  return new Map([...registryWithFake(), ['fake-inplace', registration]]);
+}
