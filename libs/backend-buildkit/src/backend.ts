@@ -295,9 +295,11 @@ export class BuildKitBackend implements ExtenderBackend {
     let failed: string | undefined;
     let failedIndex: number | undefined;
     const onStatus = (status: StatusResponse) => {
-      for (const v of status.vertexes) {
-        const step = toolStep(v.name);
-        const index = step === undefined ? undefined : progress.vertexIndex(step);
+      const steps = status.vertexes.map((v) => toolStep(v.name));
+      const indexes = progress.vertexIndexes(steps);
+      for (const [at, v] of status.vertexes.entries()) {
+        const step = steps[at];
+        const index = indexes[at];
         vertexes.set(v.digest, { name: v.name, index });
         if (step === undefined) continue;
         if (v.error) {

@@ -430,10 +430,12 @@ export class DockerBackend implements ExtenderBackend {
         return;
       }
       // BuildKit: a vertex per step that has one (`[3/5] RUN x`, variables expanded), cached or run
-      for (const vertex of status.vertexes) {
-        const step = toolStep(vertex.name);
+      const steps = status.vertexes.map((vertex) => toolStep(vertex.name));
+      const indexes = progress.vertexIndexes(steps);
+      for (const [at, vertex] of status.vertexes.entries()) {
+        const step = steps[at];
         if (step === undefined) continue;
-        const index = progress.vertexIndex(step);
+        const index = indexes[at];
         if (vertex.error) {
           outcome.failedStep = step.instruction;
           if (index !== undefined) outcome.failedIndex = index;

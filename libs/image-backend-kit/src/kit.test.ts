@@ -150,6 +150,14 @@ describe('StepReporter', () => {
     // numbering every instruction
     const every = new StepReporter(new MemorySink(), 'x', dockerfile);
     expect(['[ 4/9] RUN mkdir -p /u && chown 1000 /u', '[8/9] WORKDIR /w', '[6/9] RUN echo same'].map((name) => every.vertexIndex(toolStep(name)!))).toEqual([2, 6, 4]);
+    // a base from a named context has no FROM vertex: the first RUN is 1, the total still counts the FROM
+    const named = new StepReporter(new MemorySink(), 'x', dockerfile);
+    const fromContext = ['[4/5] WORKDIR /w', '[3/5] RUN echo same', '[2/5] RUN echo same', '[1/5] RUN mkdir -p /u && chown 1000 /u'];
+    expect(named.vertexIndexes(fromContext.map((name) => toolStep(name)))).toEqual([6, 5, 4, 2]);
+    // nor with numbered steps alone, whichever vertex comes first
+    const runs = 'FROM base\nRUN a\nRUN b\nRUN b\n';
+    expect(new StepReporter(new MemorySink(), 'x', runs).vertexIndexes(['[3/4] RUN b', '[2/4] RUN b', '[1/4] RUN a'].map((name) => toolStep(name)))).toEqual([2, 1, 0]);
+    expect(new StepReporter(new MemorySink(), 'x', runs).vertexIndexes(['[3/4] RUN b', '[4/4] RUN b', '[1/4] FROM base'].map((name) => toolStep(name)))).toEqual([1, 2, undefined]);
     // a vertex that reads like nothing takes the first of its keyword in its place
     expect(new StepReporter(new MemorySink(), 'x', dockerfile).vertexIndex(toolStep('[2/5] RUN --mount=type=cache,target=/c echo')!)).toBe(2);
     expect(new StepReporter(new MemorySink(), 'x', dockerfile).vertexIndex(toolStep('[2/5] ADD x /y')!)).toBeUndefined();

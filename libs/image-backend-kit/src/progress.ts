@@ -26,6 +26,14 @@ function readsLike(written: string, shown: string): boolean {
   return new RegExp(`^${pattern}$`, 's').test(canonicalLine(shown));
 }
 
+/** `RUN x` → `run`. */
+function keywordOf(instruction: string): string {
+  return (canonicalLine(instruction).split(' ', 1)[0] ?? '').toLowerCase();
+}
+
+/** What BuildKit's Dockerfile frontend gives a numbered vertex of its own, besides FROM. */
+const VERTEX_KEYWORDS: ReadonlySet<string> = new Set(['run', 'copy', 'add', 'workdir']);
+
 export class StepReporter {
   readonly steps: readonly DockerfileStep[];
   readonly #events: EventSink;
@@ -33,14 +41,18 @@ export class StepReporter {
   readonly #started = new Set<number>();
   readonly #cacheReported = new Set<number>();
   readonly #done = new Set<number>();
+  /** The steps BuildKit gives a numbered vertex (besides FROM). */
+  readonly #vertexSteps: readonly DockerfileStep[];
   /** BuildKit's step numbers → positions (-1: FROM, or no instruction of the Dockerfile). */
   readonly #vertexes = new Map<number, number>();
+  #fromNumbered: boolean | undefined;
   #current: number | undefined;
 
   constructor(events: EventSink, extensionId: string, content: string) {
     this.#events = events;
     this.#extensionId = extensionId;
     this.steps = dockerfileSteps(content);
+    this.#vertexSteps = this.steps.filter((s) => VERTEX_KEYWORDS.has(s.keyword));
   }
 
   /** The instruction the tool is on (the last one it started). */
@@ -54,40 +66,86 @@ export class StepReporter {
   }
 
   /**
+   * The positions of the vertexes of one status message. BuildKit lists the whole graph in its
+   * first message, and the whole list tells how it numbered the steps (see `vertexIndex`).
+   */
+  vertexIndexes(steps: readonly (ToolStep | undefined)[]): (number | undefined)[] {
+    for (const step of steps) if (step !== undefined) this.#learnNumbering(step);
+    return steps.map((step) => (step === undefined ? undefined : this.vertexIndex(step)));
+  }
+
+  /**
+   * Whether BuildKit gave the FROM a vertex of its own (`[1/4] FROM x`). It counts the FROM in the
+   * total unless the base is `scratch`, but numbers it only when it pulls the image: a base from a
+   * named context (`oci-layout://`) or without layers has no FROM vertex, so the first RUN is `[1/4]`.
+   */
+  #learnNumbering(step: ToolStep): void {
+    if (this.#fromNumbered !== undefined) return;
+    if (keywordOf(step.instruction) === 'from') this.#fromNumbered = true;
+    else if (step.number === 1) this.#fromNumbered = false;
+    else if (step.number === step.total && step.total === this.#vertexSteps.length + 1) this.#fromNumbered = true;
+  }
+
+  /**
    * The position of the instruction a BuildKit vertex (`[3/5] RUN x`) is for. BuildKit shows an
    * instruction with its variables expanded, and numbers either every instruction (some
-   * versions) or only the steps it has a vertex for (FROM, RUN, COPY, ADD, WORKDIR), in
-   * Dockerfile order, though it may report them out of order: a vertex is the instruction of
-   * its keyword that reads like it, counted from the vertexes numbered before and after it.
+   * versions) or only the steps it has a vertex for (RUN, COPY, ADD, WORKDIR; FROM too when it
+   * pulls the base), in Dockerfile order, though it may report them out of order. The number
+   * names the step when the total says which steps are numbered; otherwise a vertex is the
+   * instruction of its keyword that reads like it, counted from the vertexes numbered before
+   * and after it.
    */
   vertexIndex(step: ToolStep): number | undefined {
     const known = this.#vertexes.get(step.number);
     if (known !== undefined) return known < 0 ? undefined : known;
-    const keyword = (canonicalLine(step.instruction).split(' ', 1)[0] ?? '').toLowerCase();
-    let index = -1;
-    if (keyword !== 'from') {
-      const every = step.total - 1 === this.steps.length ? this.steps[step.number - 2] : undefined;
-      if (every?.keyword === keyword) index = every.index;
-      else {
-        // between the nearest vertexes numbered before (FROM is 1) and after it
-        let lower = { number: 1, index: -1 };
-        let hi = this.steps.length - 1;
-        for (const [number, at] of this.#vertexes) {
-          if (at < 0) continue;
-          if (number < step.number && number > lower.number) lower = { number, index: at };
-          if (number > step.number) hi = Math.min(hi, at - 1);
-        }
-        const between = this.steps.filter((s) => s.makesLayer && s.index > lower.index && s.index <= hi);
-        const pick = (skip: number) => {
-          const candidates = between.slice(skip).filter((s) => s.keyword === keyword);
-          return candidates.find((s) => readsLike(s.instruction, step.instruction)) ?? candidates[0];
-        };
-        // the vertexes numbered in between are steps of their own
-        index = (pick(step.number - lower.number - 1) ?? pick(0))?.index ?? -1;
-      }
+    this.#learnNumbering(step);
+    const keyword = keywordOf(step.instruction);
+    if (keyword === 'from') {
+      this.#vertexes.set(step.number, -1);
+      return undefined;
     }
+    const numbered = this.#numbered(step, keyword);
+    if (numbered !== undefined) {
+      // a guess between two numberings is not kept: a later vertex may tell which it is
+      if (numbered.certain) this.#vertexes.set(step.number, numbered.index);
+      return numbered.index;
+    }
+    // between the nearest vertexes numbered before (FROM is 1) and after it
+    let lower = { number: 1, index: -1 };
+    let hi = this.steps.length - 1;
+    for (const [number, at] of this.#vertexes) {
+      if (at < 0) continue;
+      if (number < step.number && number > lower.number) lower = { number, index: at };
+      if (number > step.number) hi = Math.min(hi, at - 1);
+    }
+    const between = this.steps.filter((s) => s.makesLayer && s.index > lower.index && s.index <= hi);
+    const pick = (skip: number) => {
+      const candidates = between.slice(Math.max(0, skip)).filter((s) => s.keyword === keyword);
+      return candidates.find((s) => readsLike(s.instruction, step.instruction)) ?? candidates[0];
+    };
+    // the vertexes numbered in between are steps of their own
+    const index = (pick(step.number - lower.number - 1) ?? pick(0))?.index ?? -1;
     this.#vertexes.set(step.number, index);
     return index < 0 ? undefined : index;
+  }
+
+  /** The step a vertex's number names, when its total tells which steps BuildKit numbered. */
+  #numbered(step: ToolStep, keyword: string): { index: number; certain: boolean } | undefined {
+    let numbered: readonly DockerfileStep[];
+    let fromCounted = true;
+    if (step.total === this.#vertexSteps.length + 1) numbered = this.#vertexSteps;
+    else if (step.total === this.#vertexSteps.length) {
+      numbered = this.#vertexSteps;
+      fromCounted = false;
+    } else if (step.total === this.steps.length + 1) numbered = this.steps;
+    else return undefined;
+    const offsets = !fromCounted ? [1] : this.#fromNumbered === undefined ? [2, 1] : [this.#fromNumbered ? 2 : 1];
+    const candidates = offsets.flatMap((offset) => {
+      const candidate = numbered[step.number - offset];
+      return candidate?.keyword === keyword ? [candidate] : [];
+    });
+    const chosen = candidates.find((s) => readsLike(s.instruction, step.instruction)) ?? candidates[0];
+    return chosen === undefined ? undefined : { index: chosen.index, certain: offsets.length === 1 };
   }
 
   #base(index: number) {
