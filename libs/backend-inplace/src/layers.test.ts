@@ -6,9 +6,8 @@ import { chmodSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { applyLayer, writeLayer } from '@cnb-extender/oci';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { createBuildState, executeInstruction } from './execute/executor.ts';
 import { diffSnapshots, takeSnapshot, type Snapshot } from './snapshot/index.ts';
-import { setXattrHex, removeTree, treeView, unpackFixture } from './test/support.ts';
+import { executeDockerfile, setXattrHex, removeTree, treeView, unpackFixture } from './test/support.ts';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
@@ -29,13 +28,12 @@ describe('executed changes → layers → applied on the base', () => {
     chmodSync(a, 0o755);
     const ignorePaths = ['/workspace'];
     const snap = (root: string): Snapshot => takeSnapshot(root, racyWindowNs === undefined ? { ignorePaths } : { ignorePaths, racyWindowNs });
-    const state = createBuildState({ User: '0:0', Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'] });
-    const opts = { root: a, contextDir: scratch };
+    const opts = { root: a, contextDir: scratch, config: { User: '0:0', Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'] } };
     const steps: (() => Promise<unknown>)[] = [
-      () => executeInstruction(state, { kind: 'RUN', original: 'RUN 1', form: 'shell', command: 'mkdir -p /opt/a/b && echo one > /opt/a/b/f && ln /opt/a/b/f /opt/a/hard && ln -s b/f /opt/a/soft && cp /bin/busybox /opt/a/suid && chmod 4755 /opt/a/suid && chown 1000:1000 /opt/a/b' }, opts),
+      () => executeDockerfile('RUN mkdir -p /opt/a/b && echo one > /opt/a/b/f && ln /opt/a/b/f /opt/a/hard && ln -s b/f /opt/a/soft && cp /bin/busybox /opt/a/suid && chmod 4755 /opt/a/suid && chown 1000:1000 /opt/a/b', opts),
       async () => setXattrHex(join(a, 'opt/a/suid'), 'security.capability', '0100000200040000000000000000000000000000'),
-      () => executeInstruction(state, { kind: 'RUN', original: 'RUN 2', form: 'shell', command: 'rm -rf /opt/a/b && mkdir /opt/a/b && echo two > /opt/a/b/g; rm /etc/cnb-fixture; rm -rf /home/cnb; echo more >> /opt/a/hard' }, opts),
-      () => executeInstruction(state, { kind: 'RUN', original: 'RUN 3', form: 'shell', command: 'rm /opt/a/soft && mkdir /opt/a/soft && rm -rf /usr/local && echo file > /usr/local; chmod 700 /root; ln /bin/busybox /bin/bb2; echo ws > /workspace/x' }, opts),
+      () => executeDockerfile('RUN rm -rf /opt/a/b && mkdir /opt/a/b && echo two > /opt/a/b/g; rm /etc/cnb-fixture; rm -rf /home/cnb; echo more >> /opt/a/hard', opts),
+      () => executeDockerfile('RUN rm /opt/a/soft && mkdir /opt/a/soft && rm -rf /usr/local && echo file > /usr/local; chmod 700 /root; ln /bin/busybox /bin/bb2; echo ws > /workspace/x', opts),
     ];
     let previous = snap(a);
     for (const [i, step] of steps.entries()) {

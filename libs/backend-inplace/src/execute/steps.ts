@@ -4,9 +4,11 @@
  * working directory each step sees (BuildKit's dispatch rules); this runs the
  * steps that touch the root filesystem.
  */
+import { chmodSync, lchownSync, mkdirSync, statSync } from 'node:fs';
 import type { DockerignoreFile, Step } from '@cnb-extender/dockerfile';
 import { copyIntoRoot, parseChmod } from './copy.ts';
-import { ensureDir, runArgv, type StepResult } from './executor.ts';
+import { resolveInRoot } from './paths.ts';
+import { RunError, runProcess, type RunSpec } from './run.ts';
 import { resolveOwner, resolveUser } from './user.ts';
 
 export interface StepOptions {
@@ -19,6 +21,19 @@ export interface StepOptions {
   allowRemote?: boolean;
   signal?: AbortSignal;
   onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+}
+
+/** What one instruction did. */
+export interface StepResult {
+  /** The instruction as written: the history line of its layer. */
+  createdBy: string;
+  /** True when the root filesystem may have changed (a snapshot is due). */
+  changesFilesystem: boolean;
+  /**
+   * Image paths the instruction wrote, when known (COPY/ADD/WORKDIR); null
+   * when anything may have changed (RUN): then a full walk decides.
+   */
+  touched: string[] | null;
 }
 
 export class UnsupportedStepError extends Error {
@@ -85,5 +100,50 @@ export async function executeStep(step: Step, options: StepOptions): Promise<Ste
     }
     default:
       return none;
+  }
+}
+
+/** Creates image directory `path` and missing parents (0755); returns the image paths created. */
+function ensureDir(root: string, path: string, owner: () => { uid: number; gid: number }): string[] {
+  const created: string[] = [];
+  let image = '';
+  for (const part of path.split('/').filter((p) => p !== '')) {
+    image = `${image}/${part}`;
+    const host = resolveInRoot(root, image);
+    try {
+      if (!statSync(host).isDirectory()) throw new Error(`${image} exists and is not a directory`);
+      continue;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    const o = owner();
+    mkdirSync(host);
+    lchownSync(host, o.uid, o.gid);
+    // 0755 as Docker creates it, not what the extender's umask leaves of it
+    chmodSync(host, 0o755);
+    created.push(image);
+  }
+  return created;
+}
+
+const STDERR_TAIL = 1024;
+
+/**
+ * Runs a RUN's process (creating its working directory when missing) and
+ * fails with the argv, user, directory, exit code and the end of stderr.
+ */
+async function runArgv(spec: RunSpec): Promise<void> {
+  ensureDir(spec.root, spec.cwd, () => ({ uid: 0, gid: 0 }));
+  let stderrTail = '';
+  const result = await runProcess({
+    ...spec,
+    onOutput: (stream, chunk) => {
+      if (stream === 'stderr') stderrTail = (stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL);
+      spec.onOutput?.(stream, chunk);
+    },
+  });
+  if (result.exitCode !== 0) {
+    const said = stderrTail.trim() === '' ? '' : ` (stderr ends: ${JSON.stringify(stderrTail.trim().split('\n').slice(-3).join('\n'))})`;
+    throw new RunError(`running ${JSON.stringify(spec.argv)} as ${spec.user.uid}:${spec.user.gid} in ${spec.cwd}: exit code ${result.exitCode}${said}`, result.exitCode);
   }
 }

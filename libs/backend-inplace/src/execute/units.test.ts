@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { removeTree } from '../test/support.ts';
-import { expandWord } from './expand.ts';
 import { resolveInRoot } from './paths.ts';
 import { resolveOwner, resolveUser } from './user.ts';
 
@@ -12,15 +11,6 @@ afterAll(() => removeTree(root));
 mkdirSync(join(root, 'etc'));
 writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\ncnb:x:1000:1000:cnb:/home/cnb:/bin/sh\napp:x:2000:2000::/srv:/bin/sh\n');
 writeFileSync(join(root, 'etc/group'), 'root:x:0:\ncnb:x:1000:\ndocker:x:999:cnb,app\nstaff:x:50:cnb\n');
-
-describe('expandWord', () => {
-  const env = new Map([['A', 'a'], ['EMPTY', '']]);
-  it('expands like the Dockerfile shell lexer for the common forms', () => {
-    expect(expandWord('$A-${A}-${B:-dflt}-${EMPTY:-e}-${EMPTY-e}-${A:+set}-${B:+x}', env)).toBe('a-a-dflt-e--set-');
-    expect(expandWord('\\$A \'$A\' "$A b"', env)).toBe('$A $A a b');
-    expect(() => expandWord('${B:?missing}', env)).toThrow('B: missing');
-  });
-});
 
 describe('resolveUser / resolveOwner', () => {
   it('resolves names and numbers against the root, with supplementary groups only without a group', () => {

@@ -4,10 +4,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { evaluate, type ImageConfig } from '@cnb-extender/dockerfile';
 import { applyLayer } from '@cnb-extender/oci';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FixtureImage } from '@cnb-extender/testenv';
+import { executeStep, type StepOptions, type StepResult } from '../execute/steps.ts';
 import type { Snapshot } from '../snapshot/types.ts';
 import { hashFile } from '../snapshot/walk.ts';
 import { readXattrs, setXattr } from '../xattr.ts';
@@ -83,3 +85,19 @@ export function treeView(s: Snapshot): Map<string, string> {
   return out;
 }
 
+/**
+ * Evaluates `instructions` (Dockerfile lines after `FROM`) with libs/dockerfile on `config`
+ * and runs each step as the backend does.
+ */
+export async function executeDockerfile(
+  instructions: string,
+  options: StepOptions & { config?: ImageConfig; buildArgs?: Record<string, string> },
+): Promise<StepResult[]> {
+  const { config = {}, buildArgs = {}, ...stepOptions } = options;
+  const plan = evaluate(`FROM base\n${instructions}\n`, { baseConfig: config, buildArgs });
+  const results: StepResult[] = [];
+  for (const step of plan.stages[plan.target]!.steps) {
+    results.push(await executeStep(step, stepOptions));
+  }
+  return results;
+}

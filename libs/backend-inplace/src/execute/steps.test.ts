@@ -1,51 +1,52 @@
+// The filesystem side of evaluated steps, on an unpacked fixture image: each test writes
+// Dockerfile lines, evaluates them with libs/dockerfile and runs the steps as the backend does.
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync, existsSync, lstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ImageConfig } from '@cnb-extender/dockerfile';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { diffSnapshots, takeSnapshot } from '../snapshot/index.ts';
-import { fixtureConfig, mountsAt, removeTree, unpackFixture } from '../test/support.ts';
-import { createBuildState, executeInstruction, InstructionError, type BuildState, type ExecuteOptions } from './executor.ts';
-import type { Instruction } from './instructions.ts';
+import { executeDockerfile, fixtureConfig, mountsAt, removeTree, unpackFixture } from '../test/support.ts';
+import { RunError } from './run.ts';
+import type { StepOptions, StepResult } from './steps.ts';
 
 const dirs: string[] = [];
 afterEach(() => {
   for (const d of dirs.splice(0)) removeTree(d);
 });
 
-async function setup(): Promise<{ root: string; context: string; state: BuildState; opts: ExecuteOptions; out: () => string }> {
+async function setup(): Promise<{ root: string; context: string; config: ImageConfig; opts: StepOptions; out: () => string; apply: (lines: string, extra?: Partial<StepOptions> & { config?: ImageConfig }) => Promise<StepResult[]> }> {
   const fixture = inject('testenv').fixtures.build;
   const root = await unpackFixture(fixture);
   const context = mkdtempSync(join(tmpdir(), 'inplace-ctx-'));
   dirs.push(root, context);
-  const state = createBuildState(fixtureConfig(fixture), [{ name: 'given', value: 'from-outside' }]);
+  const config = fixtureConfig(fixture) as ImageConfig;
   let output = '';
-  const opts: ExecuteOptions = { root, contextDir: context, onOutput: (_s, c) => (output += c.toString()) };
-  return { root, context, state, opts, out: () => output };
+  const opts: StepOptions = { root, contextDir: context, onOutput: (_s, c) => (output += c.toString()) };
+  const apply = (lines: string, extra: Partial<StepOptions> & { config?: ImageConfig } = {}) => executeDockerfile(lines, { ...opts, config, buildArgs: { given: 'from-outside' }, ...extra });
+  return { root, context, config, opts, out: () => output, apply };
 }
-
-const run = (command: string): Instruction => ({ kind: 'RUN', original: `RUN ${command}`, form: 'shell', command });
 
 describe('RUN (chrooted into an unpacked fixture image)', () => {
   it('runs as the image user with the image env plus ARG/ENV, in the WORKDIR it creates', async () => {
-    const { state, opts, out, root } = await setup();
-    await executeInstruction(state, { kind: 'ARG', original: 'ARG given', args: [{ name: 'given' }, { name: 'withdefault', default: 'd-$given' }] }, opts);
-    await executeInstruction(state, { kind: 'ENV', original: 'ENV greeting=hello', pairs: [['greeting', 'hello ${withdefault}']] }, opts);
-    const wd = await executeInstruction(state, { kind: 'WORKDIR', original: 'WORKDIR /srv/app', path: '/srv/app' }, opts);
-    expect(wd.touched).toEqual(['/srv', '/srv/app']);
+    const { apply, out, root } = await setup();
+    const results = await apply([
+      'ARG given',
+      'ARG withdefault=d-$given',
+      'ENV greeting="hello ${withdefault}"',
+      'WORKDIR /srv/app',
+      'RUN echo "uid=$(id -u) gid=$(id -g) pwd=$(pwd) g=$greeting a=$given home=$HOME path=$PATH"',
+    ].join('\n'));
+    expect(results.find((r) => r.createdBy === 'WORKDIR /srv/app')?.touched).toEqual(['/srv', '/srv/app']);
     expect(statSync(join(root, 'srv/app')).uid).toBe(1000);
-    await executeInstruction(state, run('echo "uid=$(id -u) gid=$(id -g) pwd=$(pwd) g=$greeting a=$given home=$HOME path=$PATH"'), opts);
     expect(out()).toContain('uid=1000 gid=1000 pwd=/srv/app g=hello d-from-outside a=from-outside home=/home/cnb path=/usr/local/sbin');
-    // ARGs are not persisted in the image config, ENV is.
-    expect(state.config.Env).toContain('greeting=hello d-from-outside');
-    expect(state.config.Env?.some((e) => e.startsWith('given='))).toBe(false);
   });
 
   it("creates files (RUN) and directories (WORKDIR) as Docker does (umask 022), whatever the extender's own umask is", async () => {
-    const { state, opts, root } = await setup();
+    const { apply, root } = await setup();
     const previous = process.umask(0o077);
     try {
-      await executeInstruction(state, run('mkdir /tmp/made && echo x > /tmp/made/file'), opts);
-      await executeInstruction(state, { kind: 'WORKDIR', original: 'WORKDIR /srv/umask', path: '/srv/umask' }, opts);
+      await apply('RUN mkdir /tmp/made && echo x > /tmp/made/file\nWORKDIR /srv/umask');
     } finally {
       process.umask(previous);
     }
@@ -55,32 +56,25 @@ describe('RUN (chrooted into an unpacked fixture image)', () => {
   });
 
   it('switches USER (root, numeric, name:group) and uses exec form and SHELL', async () => {
-    const { state, opts, out } = await setup();
-    await executeInstruction(state, { kind: 'USER', original: 'USER root', user: 'root' }, opts);
-    await executeInstruction(state, { kind: 'RUN', original: 'RUN ["id","-u"]', form: 'exec', command: ['id', '-u'] }, opts);
-    await executeInstruction(state, { kind: 'USER', original: 'USER 4242', user: '4242' }, opts);
-    await executeInstruction(state, run('echo "n=$(id -u):$(id -g)"'), opts);
-    await executeInstruction(state, { kind: 'USER', original: 'USER cnb:root', user: 'cnb:root' }, opts);
-    await executeInstruction(state, { kind: 'SHELL', original: 'SHELL ["/bin/sh","-ec"]', shell: ['/bin/sh', '-ec'] }, opts);
-    await executeInstruction(state, run('echo "s=$(id -u):$(id -g) $-"'), opts);
+    const { apply, out } = await setup();
+    await apply(['USER root', 'RUN ["id","-u"]', 'USER 4242', 'RUN echo "n=$(id -u):$(id -g)"', 'USER cnb:root', 'SHELL ["/bin/sh","-ec"]', 'RUN echo "s=$(id -u):$(id -g) $-"'].join('\n'));
     expect(out()).toMatch(/^0\n/);
     expect(out()).toContain('n=4242:0');
     expect(out()).toMatch(/s=1000:0 \S*e/);
   });
 
   it('fails with the command and its exit code', async () => {
-    const { state, opts } = await setup();
-    const error = await executeInstruction(state, run('echo something went wrong >&2; exit 7'), opts).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(InstructionError);
-    expect((error as InstructionError).exitCode).toBe(7);
-    expect((error as InstructionError).instruction).toBe('RUN echo something went wrong >&2; exit 7');
-    expect((error as Error).message).toContain('RUN echo something went wrong >&2; exit 7: running ["/bin/sh","-c","echo something went wrong >&2; exit 7"] as 1000:1000 in /: exit code 7');
+    const { apply } = await setup();
+    const error = await apply('RUN echo something went wrong >&2; exit 7').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RunError);
+    expect((error as RunError).exitCode).toBe(7);
+    expect((error as Error).message).toContain('running ["/bin/sh","-c","echo something went wrong >&2; exit 7"] as 1000:1000 in /: exit code 7');
     expect((error as Error).message).toContain('something went wrong');
   });
 
   it('has /proc of its own pid namespace, /dev, no network, and leaves nothing mounted or created', async () => {
-    const { state, opts, out, root } = await setup();
-    await executeInstruction(state, run('echo "pid=$$"; test -c /dev/null && echo devnull; ls /sys >/dev/null 2>&1; cat /proc/net/dev | grep -c ":" ; echo x > /tmp/t'), opts);
+    const { apply, out, root } = await setup();
+    await apply('RUN echo "pid=$$"; test -c /dev/null && echo devnull; ls /sys >/dev/null 2>&1; cat /proc/net/dev | grep -c ":" ; echo x > /tmp/t');
     expect(out()).toContain('pid=1\n');
     expect(out()).toContain('devnull');
     expect(out()).toMatch(/^1$/m); // only lo
@@ -91,11 +85,11 @@ describe('RUN (chrooted into an unpacked fixture image)', () => {
   });
 
   it('gets loopback only without the network, the host network and resolver when allowed', async () => {
-    const { state, opts, out, root } = await setup();
-    await executeInstruction(state, run('echo "lo:$(ip addr show lo | grep -c 127.0.0.1) links:$(grep -c : /proc/net/dev)"'), opts);
+    const { apply, out, root } = await setup();
+    await apply('RUN echo "lo:$(ip addr show lo | grep -c 127.0.0.1) links:$(grep -c : /proc/net/dev)"');
     expect(out()).toContain('lo:1 links:1');
     writeFileSync(join(root, 'etc/resolv.conf'), 'nameserver 192.0.2.1\n');
-    await executeInstruction(state, run('echo "links:$(grep -c : /proc/net/dev)"; cat /etc/resolv.conf'), { ...opts, network: true });
+    await apply('RUN echo "links:$(grep -c : /proc/net/dev)"; cat /etc/resolv.conf', { network: true });
     expect(out()).toMatch(/links:([2-9]|\d\d)/);
     expect(out()).toContain(readFileSync('/etc/resolv.conf', 'utf8'));
     // the image's own file is untouched afterwards
@@ -103,10 +97,9 @@ describe('RUN (chrooted into an unpacked fixture image)', () => {
   });
 
   it('kills the whole process group on abort and leaves no mounts', async () => {
-    const { state, opts, root } = await setup();
+    const { apply, root } = await setup();
     const controller = new AbortController();
-    const started = executeInstruction(state, run('sleep 300 & sleep 300 & (setsid sleep 300 &); echo started; wait'), {
-      ...opts,
+    const started = apply('RUN sleep 300 & sleep 300 & (setsid sleep 300 &); echo started; wait', {
       signal: controller.signal,
       onOutput: (_s, c) => {
         if (c.toString().includes('started')) controller.abort(new Error('stop'));
@@ -127,10 +120,9 @@ describe('RUN (chrooted into an unpacked fixture image)', () => {
   });
 
   it('produces whiteouts, opaque dirs, setuid files and hardlinks in the snapshot, and nothing under ignored paths', async () => {
-    const { state, opts, root } = await setup();
-    await executeInstruction(state, { kind: 'USER', original: 'USER root', user: 'root' }, opts);
+    const { apply, config, root } = await setup();
     const before = takeSnapshot(root, { ignorePaths: ['/workspace', '/layers'] });
-    await executeInstruction(state, run('rm /etc/cnb-fixture; rm -rf /usr/local && mkdir /usr/local; cp /bin/busybox /bin/su2 && chmod u+s /bin/su2; echo h > /root/a && ln /root/a /root/b; echo app > /workspace/app; echo x >> /etc/passwd'), opts);
+    await apply('RUN rm /etc/cnb-fixture; rm -rf /usr/local && mkdir /usr/local; cp /bin/busybox /bin/su2 && chmod u+s /bin/su2; echo h > /root/a && ln /root/a /root/b; echo app > /workspace/app; echo x >> /etc/passwd', { config: { ...config, User: 'root' } });
     const set = diffSnapshots(before, takeSnapshot(root, { ignorePaths: ['/workspace', '/layers'] }));
     expect(set.deleted).toEqual(['etc/cnb-fixture']);
     expect(set.opaque).toEqual(['usr/local']);
@@ -200,15 +192,13 @@ describe('RUN in place in an image without util-linux (busybox, distroless)', ()
 
 describe('COPY / ADD', () => {
   it('copies files, directory contents and globs with --chown and --chmod, following Docker destination rules', async () => {
-    const { state, opts, context, root } = await setup();
+    const { apply, context, root } = await setup();
     writeFileSync(join(context, 'a.txt'), 'A');
     writeFileSync(join(context, 'b.txt'), 'B');
     mkdirSync(join(context, 'dir/sub'), { recursive: true });
     writeFileSync(join(context, 'dir/sub/c'), 'C');
     symlinkSync('sub/c', join(context, 'dir/link'));
-    await executeInstruction(state, { kind: 'COPY', original: 'COPY --chown=cnb *.txt /opt/', sources: ['*.txt'], dest: '/opt/', chown: 'cnb' }, opts);
-    await executeInstruction(state, { kind: 'COPY', original: 'COPY dir /opt/dir', sources: ['dir'], dest: '/opt/dir' }, opts);
-    await executeInstruction(state, { kind: 'COPY', original: 'COPY --chmod=0600 a.txt renamed', sources: ['a.txt'], dest: 'renamed', chmod: '0600' }, opts);
+    await apply('COPY --chown=cnb *.txt /opt/\nCOPY dir /opt/dir\nCOPY --chmod=0600 a.txt renamed');
     expect(readFileSync(join(root, 'opt/a.txt'), 'utf8')).toBe('A');
     expect(statSync(join(root, 'opt/b.txt'))).toMatchObject({ uid: 1000, gid: 1000 });
     expect(readFileSync(join(root, 'opt/dir/sub/c'), 'utf8')).toBe('C');
@@ -218,56 +208,33 @@ describe('COPY / ADD', () => {
   });
 
   it('refuses sources outside the context: .., and symlinks pointing out', async () => {
-    const { state, opts, context } = await setup();
+    const { apply, context } = await setup();
     symlinkSync('/etc/passwd', join(context, 'evil'));
     mkdirSync(join(context, 'd'));
     symlinkSync('../../', join(context, 'd/up'));
-    await expect(executeInstruction(state, { kind: 'COPY', original: 'COPY ../x /x', sources: ['../x'], dest: '/x' }, opts)).rejects.toThrow(/outside the build context/);
-    await expect(executeInstruction(state, { kind: 'COPY', original: 'COPY evil /x', sources: ['evil'], dest: '/x' }, opts)).rejects.toThrow(/outside the build context/);
-    await expect(executeInstruction(state, { kind: 'COPY', original: 'COPY d/up/etc /x', sources: ['d/up/etc'], dest: '/x' }, opts)).rejects.toThrow(/outside the build context|no such file/);
-    await expect(executeInstruction(state, { kind: 'ADD', original: 'ADD http://127.0.0.1:1/x /x', sources: ['http://127.0.0.1:1/x'], dest: '/x' }, opts)).rejects.toThrow(/not allowed/);
+    await expect(apply('COPY ../x /x')).rejects.toThrow(/outside the build context/);
+    await expect(apply('COPY evil /x')).rejects.toThrow(/outside the build context/);
+    await expect(apply('COPY d/up/etc /x')).rejects.toThrow(/outside the build context|no such file/);
+    await expect(apply('ADD http://127.0.0.1:1/x /x')).rejects.toThrow(/not allowed/);
   });
 
   it('writes through symlinks in the image only inside the root', async () => {
-    const { state, opts, context, root } = await setup();
+    const { apply, context, root } = await setup();
     writeFileSync(join(context, 'f'), 'F');
     symlinkSync('/etc', join(root, 'escape'));
     symlinkSync('../../../../../../tmp', join(root, 'up'));
-    await executeInstruction(state, { kind: 'COPY', original: 'COPY f /escape/f', sources: ['f'], dest: '/escape/f' }, opts);
-    await executeInstruction(state, { kind: 'COPY', original: 'COPY f /up/f', sources: ['f'], dest: '/up/f' }, opts);
+    await apply('COPY f /escape/f\nCOPY f /up/f');
     expect(readFileSync(join(root, 'etc/f'), 'utf8')).toBe('F');
     expect(readFileSync(join(root, 'tmp/f'), 'utf8')).toBe('F');
   });
 
   it('ADD extracts a local tar archive', async () => {
-    const { state, opts, context, root } = await setup();
+    const { apply, context, root } = await setup();
     mkdirSync(join(context, 'src'));
     writeFileSync(join(context, 'src/inside'), 'I');
     const { execFileSync } = await import('node:child_process');
     execFileSync('tar', ['-czf', join(context, 'a.tar.gz'), '-C', join(context, 'src'), 'inside']);
-    await executeInstruction(state, { kind: 'ADD', original: 'ADD a.tar.gz /ext/', sources: ['a.tar.gz'], dest: '/ext/' }, opts);
+    await apply('ADD a.tar.gz /ext/');
     expect(readFileSync(join(root, 'ext/inside'), 'utf8')).toBe('I');
-  });
-});
-
-describe('config instructions', () => {
-  it('update the image config as Docker does', async () => {
-    const { state, opts } = await setup();
-    const steps: Instruction[] = [
-      { kind: 'ARG', original: 'ARG v=1', args: [{ name: 'v', default: '1' }] },
-      { kind: 'LABEL', original: 'LABEL a=$v', pairs: [['a', '$v'], ['io.buildpacks.rebasable', 'true']] },
-      { kind: 'EXPOSE', original: 'EXPOSE 8080 53/udp', ports: ['8080', '53/udp'] },
-      { kind: 'VOLUME', original: 'VOLUME /data', paths: ['/data'] },
-      { kind: 'STOPSIGNAL', original: 'STOPSIGNAL SIGINT', signal: 'SIGINT' },
-      { kind: 'ENTRYPOINT', original: 'ENTRYPOINT ["/bin/app"]', form: 'exec', command: ['/bin/app'] },
-      { kind: 'CMD', original: 'CMD run me', form: 'shell', command: 'run me' },
-    ];
-    for (const s of steps) expect((await executeInstruction(state, s, opts)).changesFilesystem).toBe(false);
-    expect(state.config.Labels).toMatchObject({ a: '1', 'io.buildpacks.rebasable': 'true' });
-    expect(state.config.ExposedPorts).toEqual({ '8080/tcp': {}, '53/udp': {} });
-    expect(state.config.Volumes).toEqual({ '/data': {} });
-    expect(state.config.StopSignal).toBe('SIGINT');
-    expect(state.config.Entrypoint).toEqual(['/bin/app']);
-    expect(state.config.Cmd).toEqual(['/bin/sh', '-c', 'run me']);
   });
 });
