@@ -19,13 +19,14 @@ import {
   exitCodeOf,
   extenderUsage,
   messageOf,
+  deprecationModeSetting,
   parseDeprecationMode,
   parseExtenderCommandLine,
   renderError,
   type ExtenderInputs,
 } from '@cnb-extender/platform';
 import { builtInSchedule } from './deprecation/builtin.ts';
-import { deprecationModeFrom, evaluateDeprecation, type DeprecationSchedule, type SurfaceId } from './deprecation/schedule.ts';
+import { evaluateDeprecation, type DeprecationSchedule, type SurfaceId } from './deprecation/schedule.ts';
 import { colorOff, liveViewWanted, Renderer, type Writer } from './render.ts';
 import { ensureOwner, planBuildHandOff, runBuildHandOff } from './build-handoff.ts';
 import { IN_CONTAINER_ENV, probeContainer } from './container.ts';
@@ -151,7 +152,7 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
 
     // Deprecated surfaces: each is evaluated against the schedule once; notices print once.
     const schedule = options.schedule ?? builtInSchedule();
-    const mode = deprecationModeFrom(env);
+    const mode = deprecationModeSetting(env[ENV.deprecationMode]);
     const used: SurfaceId[] = [];
     const entry = options.entry ?? 'extender';
     if (entry !== 'extender') used.push('lifecycle-extender-entry');

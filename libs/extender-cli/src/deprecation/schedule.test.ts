@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { EXIT_CODES } from '@cnb-extender/platform';
+import { createApiList, deprecationModeSetting, EXIT_CODES, parseDeprecationMode, verifyBuildpackApi } from '@cnb-extender/platform';
 import { builtInSchedule } from './builtin.ts';
-import { SURFACE_IDS, ScheduleError, checkRelease, checkSchedule, deprecationModeFrom, evaluateSurface, parseSchedule, stageOf, type DeprecatedSurface } from './schedule.ts';
+import { SURFACE_IDS, ScheduleError, checkRelease, checkSchedule, evaluateSurface, parseSchedule, stageOf, type DeprecatedSurface } from './schedule.ts';
 
 const surface: DeprecatedSurface = {
   id: 'kaniko-cache-ttl-flag',
@@ -89,10 +89,19 @@ describe('deprecation schedule', () => {
       expect(evaluateSurface(surface, '2.0.0', 'quiet').error?.message).toMatch(/it was removed in 2\.0\.0/);
     });
 
-    it('reads CNB_DEPRECATION_MODE, ignoring unknown values', () => {
-      expect(deprecationModeFrom({ CNB_DEPRECATION_MODE: 'Quiet' })).toBe('quiet');
-      expect(deprecationModeFrom({ CNB_DEPRECATION_MODE: 'loud' })).toBeUndefined();
-      expect(deprecationModeFrom({})).toBeUndefined();
+    it('reads CNB_DEPRECATION_MODE as the lifecycle does, the same for scheduled surfaces and deprecated APIs', () => {
+      // cmd/apis.go compares the value as given: `quiet`, `warn` and `error` only, case-sensitive
+      expect(['quiet', 'warn', 'error', 'Quiet', 'QUIET', ' quiet', 'loud', '', undefined].map(deprecationModeSetting)).toEqual(['quiet', 'warn', 'error', undefined, undefined, undefined, undefined, undefined, undefined]);
+      // both sets of notices read the variable through libs/platform, as extend-command does
+      const apis = createApiList(['0.7', '0.8'], ['0.7']);
+      const notices = (value: string | undefined) => ({
+        api: verifyBuildpackApi('Extension', 'acme/curl@1.0.0', '0.7', { apis, deprecationMode: parseDeprecationMode(value) }).notices.length,
+        surface: evaluateSurface(surface, '0.2.0', deprecationModeSetting(value)).notice === undefined ? 0 : 1,
+      });
+      // `quiet` silences both; `Quiet` is not a mode (the default, warn), and so silences neither
+      expect(notices('quiet')).toEqual({ api: 0, surface: 0 });
+      expect(notices('Quiet')).toEqual({ api: 1, surface: 1 });
+      expect(notices(undefined)).toEqual({ api: 1, surface: 1 });
     });
   });
 });

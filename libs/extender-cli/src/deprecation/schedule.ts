@@ -6,7 +6,7 @@
  */
 import semver from 'semver';
 import { parse as parseToml } from 'smol-toml';
-import { EXIT_CODES, LifecycleError } from '@cnb-extender/platform';
+import { EXIT_CODES, LifecycleError, type DeprecationMode } from '@cnb-extender/platform';
 
 /** Every deprecated surface the code still implements. The release check compares the schedule with this list. */
 export const SURFACE_IDS = ['lifecycle-extender-entry', 'kaniko-cache-ttl-flag', 'kaniko-cache-ttl-env', 'implicit-kaniko-dir', 'inplace-build-chaining'] as const;
@@ -119,13 +119,8 @@ export function stageOf(surface: DeprecatedSurface, version: string): SurfaceSta
   return 'active';
 }
 
-/** `CNB_DEPRECATION_MODE` as given: `undefined` when unset or unknown (the schedule decides). */
-export type DeprecationModeSetting = 'quiet' | 'warn' | 'error' | undefined;
-
-export function deprecationModeFrom(env: Readonly<Record<string, string | undefined>>): DeprecationModeSetting {
-  const value = env['CNB_DEPRECATION_MODE']?.trim().toLowerCase();
-  return value === 'quiet' || value === 'warn' || value === 'error' ? value : undefined;
-}
+/** `CNB_DEPRECATION_MODE` as given (libs/platform's `deprecationModeSetting`): `undefined` when unset or unknown (the schedule decides). */
+export type DeprecationModeSetting = DeprecationMode | undefined;
 
 export interface DeprecationOutcome {
   /** A line to log once at warn level. */

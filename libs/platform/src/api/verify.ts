@@ -11,9 +11,18 @@ export type DeprecationMode = (typeof DEPRECATION_MODES)[number];
 /** The lifecycle's default (`cmd/apis.go`). */
 export const DEFAULT_DEPRECATION_MODE: DeprecationMode = 'warn';
 
+/**
+ * `CNB_DEPRECATION_MODE` as the lifecycle reads it (`cmd/apis.go`): exactly `quiet`, `warn` or
+ * `error`, case-sensitive and untrimmed; `undefined` when unset, empty or anything else (`Quiet`
+ * included). Every deprecation notice, of an API or of a scheduled surface, reads the mode here.
+ */
+export function deprecationModeSetting(value: string | undefined): DeprecationMode | undefined {
+  return (DEPRECATION_MODES as readonly string[]).includes(value ?? '') ? (value as DeprecationMode) : undefined;
+}
+
 /** `CNB_DEPRECATION_MODE` → mode; unset or unknown values behave as `warn`, like upstream. */
 export function parseDeprecationMode(value: string | undefined): DeprecationMode {
-  return (DEPRECATION_MODES as readonly string[]).includes(value ?? '') ? (value as DeprecationMode) : DEFAULT_DEPRECATION_MODE;
+  return deprecationModeSetting(value) ?? DEFAULT_DEPRECATION_MODE;
 }
 
 /** A message the caller should log; the library never prints. */
