@@ -1,6 +1,7 @@
 export * from './media-types.ts';
 export * from './digest.ts';
 export * from './model.ts';
+export * from './platform.ts';
 export * from './validate.ts';
 export * from './reference.ts';
 export * from './registry/index.ts';

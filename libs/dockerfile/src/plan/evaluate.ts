@@ -6,6 +6,7 @@
  * the order they are set (an ENV after an ARG shadows it, and vice versa), and
  * each instruction's arguments are expanded before it runs.
  */
+import { hostPlatform } from '@cnb-extender/oci';
 import { DockerfileError, type SourceRange } from '../errors.ts';
 import { goLower, goQuote, goQuoteSlice } from '../go.ts';
 import { chompHeredocContent, parseHeredoc } from '../heredoc.ts';
@@ -66,9 +67,10 @@ const PROXY_ARGS = ['http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy', 'all_p
 /** Args BuildKit never puts into the environment. */
 const NON_ENV_ARGS = new Set(['BUILDKIT_SBOM_SCAN_CONTEXT', 'BUILDKIT_SBOM_SCAN_STAGE']);
 
-function hostPlatform(): Platform {
-  const arch = ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' } as Record<string, string>)[process.arch];
-  return { os: 'linux', architecture: arch ?? process.arch };
+/** libs/oci's host platform, without a variant. */
+function defaultTargetPlatform(): Platform {
+  const { os, architecture } = hostPlatform();
+  return { os, architecture };
 }
 
 function formatPlatform(p: Platform): string {
@@ -154,7 +156,7 @@ class Evaluation {
 }
 
 function defaultArgs(options: EvaluateOptions, buildArgs: Map<string, string>, target: string): Vars {
-  const tp = options.platform ?? hostPlatform();
+  const tp = options.platform ?? defaultTargetPlatform();
   const bp = options.buildPlatform ?? tp;
   const vars = new Vars();
   const defaults: [string, string][] = [

@@ -6,6 +6,7 @@ import { Transform, type Readable } from 'node:stream';
 import { type Digest, isDigest, parseDigest } from '../digest.ts';
 import { isIndexMediaType, isManifestMediaType } from '../media-types.ts';
 import { type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest, type Platform, REF_NAME_ANNOTATION } from '../model.ts';
+import { hostPlatform } from '../platform.ts';
 import { ShapeError, checkImageConfig, checkImageIndex, checkImageManifest } from '../validate.ts';
 
 export class LayoutError extends Error {
@@ -260,10 +261,10 @@ function parseJson<T>(bytes: Buffer, what: string): T {
   }
 }
 
-/** The platform of this process in OCI terms. */
+/** The platform of this process in OCI terms, without a variant. */
 export function defaultPlatform(): { os: string; architecture: string } {
-  const arch: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
-  return { os: 'linux', architecture: arch[process.arch] ?? process.arch };
+  const { os, architecture } = hostPlatform();
+  return { os, architecture };
 }
 
 /**

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { hostPlatform, isLoopbackRegistry, parseInsecureRegistries, parseRetryAfter, platformMatches } from './client.ts';
+import { hostPlatform } from '../platform.ts';
+import { isLoopbackRegistry, parseInsecureRegistries, parseRetryAfter, platformMatches } from './client.ts';
 import { SecretRedactor, describeNetworkError } from './errors.ts';
 
 describe('client helpers', () => {

@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import { sha256, type Digest } from '../digest.ts';
 import { MediaType, isIndexMediaType } from '../media-types.ts';
 import type { Descriptor, ImageIndex, ImageManifest, Platform } from '../model.ts';
+import { hostPlatform } from '../platform.ts';
 import {
   formatReference,
   registryEndpoint,
@@ -189,17 +190,6 @@ export function parseInsecureRegistries(value: string | undefined): string[] {
 export function isLoopbackRegistry(registry: string): boolean {
   const host = registryHostname(registry).toLowerCase();
   return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
-/** The platform of this process in OCI terms (`linux`/`amd64`, `linux`/`arm64`, …). */
-export function hostPlatform(): Platform {
-  const arch: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
-  const out: Platform = { os: 'linux', architecture: arch[process.arch] ?? process.arch };
-  if (process.arch === 'arm') {
-    const version = (process.config.variables as { arm_version?: string }).arm_version;
-    if (version) out.variant = `v${version}`;
-  }
-  return out;
 }
 
 function defaultVariant(architecture: string): string | undefined {
