@@ -4,18 +4,10 @@
  * argument (`lifecycle extend`).
  */
 import { basename, extname } from 'node:path';
+import { LIFECYCLE_PHASES } from '@cnb-extender/platform';
 
-/** The phase binaries (symlink names) the lifecycle ships, and the verb of each. */
-export const PHASE_NAMES = Object.freeze({
-  analyzer: 'analyze',
-  builder: 'build',
-  creator: 'create',
-  detector: 'detect',
-  exporter: 'export',
-  extender: 'extend',
-  rebaser: 'rebase',
-  restorer: 'restore',
-} as const);
+/** The phase binaries (symlink names) the lifecycle ships, and the verb of each (libs/platform's one list). */
+export const PHASE_NAMES = LIFECYCLE_PHASES;
 
 export type PhaseName = keyof typeof PHASE_NAMES;
 export type PhaseVerb = (typeof PHASE_NAMES)[PhaseName];

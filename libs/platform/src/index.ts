@@ -6,3 +6,4 @@ export * from './errors.ts';
 export * from './log.ts';
 export * from './files/index.ts';
 export * from './inputs/index.ts';
+export * from './lifecycle/phases.ts';

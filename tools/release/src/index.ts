@@ -7,3 +7,4 @@ export * from './deprecation-steps.ts';
 export * from './release-notes.ts';
 export * from './sbom.ts';
 export * from './release.ts';
+export * from './compose.ts';
