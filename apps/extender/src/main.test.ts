@@ -1,3 +1,4 @@
+// test lane: system (the in-place backend, the default, runs as root)
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

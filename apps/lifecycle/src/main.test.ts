@@ -1,3 +1,4 @@
+// test lane: system (the in-place backend, the default, runs as root)
 import { spawn, spawnSync } from 'node:child_process';
 import { chmod, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

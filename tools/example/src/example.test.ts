@@ -1,3 +1,4 @@
+// test lane: system (the main job starts a loopback registry and extends in place, as root)
 import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

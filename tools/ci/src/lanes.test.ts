@@ -1,0 +1,42 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { unitTestFiles } from './lanes.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'lanes-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+function write(path: string, text: string): void {
+  mkdirSync(dirname(join(root, path)), { recursive: true });
+  writeFileSync(join(root, path), text);
+}
+
+describe('the fast test lane', () => {
+  write('nx.json', '{}');
+  write('libs/kit/package.json', JSON.stringify({ name: '@cnb-extender/kit', exports: { '.': './src/index.ts', './testing': './src/testing/index.ts' } }));
+  write('libs/kit/src/index.ts', "import { chown } from 'node:fs/promises';\nexport const own = () => chown('/x', 0, 0);\n");
+  write('libs/kit/src/testing/index.ts', "export { registry } from './env.ts';\n");
+  write('libs/kit/src/testing/env.ts', "import { inject } from 'vitest';\nexport const registry = () => (inject as any)('testenv').registry;\n");
+  write('libs/pkg/src/pure.test.ts', "import { own } from '@cnb-extender/kit';\nimport { helper } from './test-helper.ts';\n");
+  write('libs/pkg/src/test-helper.ts', 'export const helper = 1;\n');
+  write('libs/pkg/src/env.test.ts', "import { inject } from 'vitest';\nconst env = inject('testenv');\n");
+  write('libs/pkg/src/through-kit.test.ts', "import { registry } from '@cnb-extender/kit/testing';\n");
+  write('libs/pkg/src/through-helper.test.ts', "import { start } from './test/start.ts';\n");
+  write('libs/pkg/src/test/start.ts', "import { startTestEnv } from '@cnb-extender/testenv';\nexport const start = startTestEnv;\n");
+  write('libs/pkg/src/root.test.ts', "import { requireRoot } from '@cnb-extender/kit/testing';\nrequireRoot('this');\n");
+  write('libs/pkg/src/marked.test.ts', '// test lane: system (runs the CLI as root)\nimport { it } from "vitest";\n');
+  write('libs/pkg/src/cycle.test.ts', "import './a.test-support.ts';\n");
+
+  it('keeps the files that need neither the environment nor root, however far a test support module reaches', () => {
+    expect(unitTestFiles(join(root, 'libs', 'pkg'))).toEqual(['src/cycle.test.ts', 'src/pure.test.ts']);
+  });
+
+  it('reads production modules not at all: they chown on purpose, whichever test calls them', () => {
+    expect(unitTestFiles(join(root, 'libs', 'pkg'))).toContain('src/pure.test.ts');
+  });
+
+  it('has nothing for a package without sources', () => {
+    expect(unitTestFiles(join(root, 'libs', 'none'))).toEqual([]);
+  });
+});
