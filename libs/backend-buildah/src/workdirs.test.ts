@@ -12,7 +12,6 @@ import { createWorkspace, testEnv, type Workspace } from '@cnb-extender/extender
 import { decompressLayer, readTar, type Digest } from '@cnb-extender/oci';
 import { createBuildahBackend } from './index.ts';
 import { buildahExecutables } from './test-engines.ts';
-import { resolveOwner } from './workdirs.ts';
 
 const workspaces: Workspace[] = [];
 afterAll(async () => {
@@ -100,19 +99,5 @@ USER 1000:1000
     expect((err as ExtenderError).message).toBe(
       'failed to extend run image: applying Dockerfile for test/wd: WORKDIR /nowhere: creating /nowhere: resolving user "ghost": no user "ghost" in /etc/passwd of the image',
     );
-  });
-});
-
-describe('WORKDIR owner', () => {
-  const passwd = 'root:x:0:0:root:/root:/bin/sh\ncnb:x:1000:1001:cnb:/home/cnb:/bin/sh\n';
-  const group = 'root:x:0:\ncnb:x:1001:\nstaff:x:50:cnb\n';
-  it('resolves USER values as the in-place backend does', () => {
-    expect(resolveOwner('', passwd, group)).toEqual({ uid: 0, gid: 0 });
-    expect(resolveOwner('cnb', passwd, group)).toEqual({ uid: 1000, gid: 1001 });
-    expect(resolveOwner('1000', passwd, group)).toEqual({ uid: 1000, gid: 1001 });
-    expect(resolveOwner('4242', passwd, group)).toEqual({ uid: 4242, gid: 0 });
-    expect(resolveOwner('cnb:staff', passwd, group)).toEqual({ uid: 1000, gid: 50 });
-    expect(resolveOwner('7:8', '', '')).toEqual({ uid: 7, gid: 8 });
-    expect(() => resolveOwner('cnb:nogroup', passwd, group)).toThrow('resolving user "cnb:nogroup": no group "nogroup" in /etc/group of the image');
   });
 });

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import type { DockerfileSpec, ImageDescription } from '@cnb-extender/extender-core';
 import { evaluate, type ImageConfig as PlanConfig, type WorkdirStep } from '@cnb-extender/dockerfile';
 import { normalizeEntryPath, type BuiltImage, type BuiltLayer } from '@cnb-extender/image-backend-kit';
-import { OPAQUE_WHITEOUT, WHITEOUT_PREFIX, decompressLayer, readTar, writeLayer, type HistoryEntry, type LayerEntry, type LayerEntryType } from '@cnb-extender/oci';
+import { OPAQUE_WHITEOUT, WHITEOUT_PREFIX, decompressLayer, readTar, resolveImageUser, writeLayer, type HistoryEntry, type LayerEntry, type LayerEntryType } from '@cnb-extender/oci';
 
 export interface AddWorkdirLayersOptions {
   built: BuiltImage;
@@ -148,37 +148,6 @@ class TrackedTree {
   }
 }
 
-/**
- * The owner of a directory WORKDIR creates: the USER value (`name`, `uid`,
- * `name:group`, `uid:gid`) resolved against the image's /etc/passwd and
- * /etc/group as the in-place backend does it: numeric ids need no entry (the
- * gid is then the user's entry's or 0), names must exist.
- */
-export function resolveOwner(spec: string, passwd: string, group: string): { uid: number; gid: number } {
-  const value = spec === '' ? 'root' : spec;
-  const colon = value.indexOf(':');
-  const userPart = colon < 0 ? value : value.slice(0, colon);
-  const groupPart = colon < 0 ? '' : value.slice(colon + 1);
-  const numeric = (s: string) => /^[0-9]+$/.test(s);
-  const users = passwd.split('\n').flatMap((line) => {
-    const f = line.split(':');
-    return f.length < 7 || line.startsWith('#') ? [] : [{ name: f[0]!, uid: Number(f[2]), gid: Number(f[3]) }];
-  });
-  const entry = numeric(userPart) ? users.find((u) => u.uid === Number(userPart)) : users.find((u) => u.name === userPart);
-  if (!entry && !numeric(userPart)) throw new Error(`resolving user ${JSON.stringify(spec)}: no user ${JSON.stringify(userPart)} in /etc/passwd of the image`);
-  const uid = numeric(userPart) ? Number(userPart) : entry!.uid;
-  let gid = entry?.gid ?? 0;
-  if (groupPart !== '') {
-    if (numeric(groupPart)) gid = Number(groupPart);
-    else {
-      const found = group.split('\n').find((line) => !line.startsWith('#') && line.split(':').length >= 4 && line.split(':')[0] === groupPart);
-      if (!found) throw new Error(`resolving user ${JSON.stringify(spec)}: no group ${JSON.stringify(groupPart)} in /etc/group of the image`);
-      gid = Number(found.split(':')[2]);
-    }
-  }
-  return { uid, gid };
-}
-
 interface PlacedWorkdir {
   step: WorkdirStep;
   /** Index of its entry in the built config's history. */
@@ -262,7 +231,9 @@ export async function addWorkdirLayers(options: AddWorkdirLayersOptions): Promis
     if (missing.length === 0 || missing.every((p) => later.has(p))) continue;
     let owner;
     try {
-      owner = resolveOwner(step.user, tree.get(PASSWD)?.content?.toString('utf8') ?? '', tree.get(GROUP)?.content?.toString('utf8') ?? '');
+      // the USER's ids as the in-place backend resolves them (numeric ids need no entry; the gid is then the entry's or 0)
+      const { uid, gid } = resolveImageUser(step.user, tree.get(PASSWD)?.content?.toString('utf8') ?? '', tree.get(GROUP)?.content?.toString('utf8') ?? '');
+      owner = { uid, gid };
     } catch (err) {
       throw new WorkdirOwnerError(step.original, `creating ${step.workdir}: ${(err as Error).message}`);
     }

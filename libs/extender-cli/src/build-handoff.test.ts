@@ -1,7 +1,7 @@
 import { chmod, mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildEnvironment, parsePasswd } from './build-handoff.ts';
+import { buildEnvironment } from './build-handoff.ts';
 import { runExtendCommand } from './extend-command.ts';
 import { parseSchedule } from './deprecation/schedule.ts';
 import { Collect, createFixture, registryWithFakeInPlace, type Fixture } from './test/support.ts';
@@ -43,19 +43,10 @@ async function run(env: Record<string, string | undefined>, passwdFile: string) 
 }
 
 describe('build hand-off', () => {
-  describe('#parsePasswd', () => {
-    it('reads name, uid and home, skipping malformed lines', () => {
-      expect(parsePasswd('root:x:0:0:root:/root:/bin/sh\nbroken\ncnb:x:1000:1000::/home/cnb:/bin/sh\n')).toEqual([
-        { name: 'root', uid: 0, home: '/root' },
-        { name: 'cnb', uid: 1000, home: '/home/cnb' },
-      ]);
-    });
-  });
-
   describe('#buildEnvironment', () => {
     it('layers process env, image Env (split on the first =), inputs, then HOME and USER', () => {
       const inputs = { appDir: '/workspace', layersDir: '/layers', uid: 1000, gid: 1000, noColor: false, logLevel: 'info' } as Parameters<typeof buildEnvironment>[2];
-      const env = buildEnvironment({ PATH: '/bin', HOME: '/root', CNB_LAYERS_DIR: '/old' }, ['PATH=/usr/local/bin:/bin', 'OPTS=-Dx=y', 'bad'], inputs, { name: 'cnb', uid: 1000, home: '/home/cnb' });
+      const env = buildEnvironment({ PATH: '/bin', HOME: '/root', CNB_LAYERS_DIR: '/old' }, ['PATH=/usr/local/bin:/bin', 'OPTS=-Dx=y', 'bad'], inputs, { name: 'cnb', uid: 1000, gid: 1000, home: '/home/cnb' });
       expect(env).toMatchObject({ PATH: '/usr/local/bin:/bin', OPTS: '-Dx=y', CNB_LAYERS_DIR: '/layers', CNB_APP_DIR: '/workspace', CNB_USER_ID: '1000', HOME: '/home/cnb', USER: 'cnb' });
       expect(env).not.toHaveProperty('bad');
     });

@@ -12,6 +12,7 @@
 import { spawn } from 'node:child_process';
 import { readdir, readFile, lchown, lstat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parsePasswd, type PasswdEntry } from '@cnb-extender/oci';
 import { EXIT_CODES, LifecycleError, type ExtenderInputs } from '@cnb-extender/platform';
 import type { Writer } from './render.ts';
 
@@ -24,25 +25,6 @@ export interface BuildHandOff {
   env: Record<string, string>;
   uid: number;
   gid: number;
-}
-
-export interface PasswdEntry {
-  name: string;
-  uid: number;
-  home: string;
-}
-
-/** `/etc/passwd` lines → entries (malformed lines are skipped). */
-export function parsePasswd(text: string): PasswdEntry[] {
-  const out: PasswdEntry[] = [];
-  for (const line of text.split('\n')) {
-    const fields = line.split(':');
-    if (fields.length < 7 || line.startsWith('#')) continue;
-    const uid = Number(fields[2]);
-    if (!Number.isInteger(uid)) continue;
-    out.push({ name: fields[0]!, uid, home: fields[5]! });
-  }
-  return out;
 }
 
 /**

@@ -15,3 +15,4 @@ export { TarFormatError } from './layer/tar-format.ts';
 export * from './layout/layout.ts';
 export * from './layout/writer.ts';
 export * from './image.ts';
+export * from './user.ts';

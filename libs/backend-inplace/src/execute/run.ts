@@ -1,7 +1,7 @@
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { accessSync, constants, lstatSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import type { ResolvedUser } from './user.ts';
+import type { ResolvedUser } from '@cnb-extender/oci';
 
 /** A process to run against a root filesystem. */
 export interface RunSpec {
