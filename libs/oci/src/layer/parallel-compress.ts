@@ -10,6 +10,31 @@ export const GZIP_BLOCK_SIZE = 1 << 20;
 export const ZSTD_BLOCK_SIZE = 8 << 20;
 const WINDOW = 32 << 10;
 
+/**
+ * Compressed bytes of whole blocks of zeros (sparse files, zero-filled images), per format
+ * and level: such a block after 32 KiB of zeros always compresses to the same bytes, so it
+ * is compressed once per process. Checking a block costs a memcmp.
+ */
+const zeroBlocks = new Map<string, Promise<Buffer>>();
+let zeros: Buffer | undefined;
+
+function allZero(block: Buffer): boolean {
+  zeros ??= Buffer.alloc(ZSTD_BLOCK_SIZE);
+  return block.length <= zeros.length && block.equals(zeros.subarray(0, block.length));
+}
+
+/** `compress()`, or the bytes it gave before for this key when `reusable` holds. */
+function onceForZeros(key: string, reusable: boolean, compress: () => Promise<Buffer>): Promise<Buffer> {
+  if (!reusable) return compress();
+  let found = zeroBlocks.get(key);
+  if (!found) {
+    found = compress();
+    zeroBlocks.set(key, found);
+    found.catch(() => zeroBlocks.delete(key));
+  }
+  return found;
+}
+
 function defaultConcurrency(): number {
   return Math.max(2, availableParallelism());
 }
@@ -90,7 +115,9 @@ export async function* parallelGzip(input: AsyncIterable<Uint8Array>, level = 6,
     length = (length + block.length) % 2 ** 32;
     const options: ZlibOptions = { level, finishFlush: last ? constants.Z_FINISH : constants.Z_SYNC_FLUSH };
     if (before.length > 0) options.dictionary = before;
-    return deflateRawAsync(block, options);
+    // A full block of zeros after a window of zeros: the same bytes every time.
+    const reusable = !last && block.length === GZIP_BLOCK_SIZE && before.length === WINDOW && allZero(before) && allZero(block);
+    return onceForZeros(`gzip-${level}`, reusable, () => deflateRawAsync(block, options));
   });
   const trailer = Buffer.alloc(8);
   trailer.writeUInt32LE(crc >>> 0, 0);
@@ -108,5 +135,6 @@ const zstdCompressAsync = promisify<Buffer, ZstdOptions, Buffer>(zstdCompress);
  */
 export async function* parallelZstd(input: AsyncIterable<Uint8Array>, level = 3, concurrency = defaultConcurrency()): AsyncGenerator<Buffer> {
   const options: ZstdOptions = { params: { [constants.ZSTD_c_compressionLevel]: level, [constants.ZSTD_c_checksumFlag]: 1 } };
-  yield* compressBlocks(input, ZSTD_BLOCK_SIZE, concurrency, (block) => zstdCompressAsync(block, options));
+  // Frames are independent: a full block of zeros always gives the same frame.
+  yield* compressBlocks(input, ZSTD_BLOCK_SIZE, concurrency, (block) => onceForZeros(`zstd-${level}`, block.length === ZSTD_BLOCK_SIZE && allZero(block), () => zstdCompressAsync(block, options)));
 }

@@ -1,3 +1,4 @@
+import { createHash, type Hash } from 'node:crypto';
 import { closeSync, createWriteStream, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Readable, Transform, type Writable } from 'node:stream';
@@ -21,6 +22,13 @@ export interface WriteLayerOptions {
   sort?: boolean;
   /** Family of the media type in the returned descriptor (default 'oci'). */
   family?: MediaTypeFamily;
+  /** Blocks compressed at once (default: the machine's cores, at least 2). The bytes do not depend on it. */
+  workers?: number;
+  /**
+   * Regular files whose sha256 the caller wants, computed from the same read that
+   * puts their bytes into the layer (a snapshot's racy entries). Returned in `contentHashes`.
+   */
+  hashContent?: (entry: LayerEntry) => boolean;
   signal?: AbortSignal;
 }
 
@@ -37,6 +45,8 @@ export interface LayerWriteResult {
   /** The layer's descriptor for a manifest. */
   descriptor: Descriptor;
   entryCount: number;
+  /** Layer path → sha256 (hex) of the bytes written for it, for the files `hashContent` chose. */
+  contentHashes: Map<string, string>;
 }
 
 /** Bytes handed downstream at a time: headers and small files are packed together. */
@@ -56,14 +66,16 @@ export async function writeLayer(
   options: WriteLayerOptions = {},
 ): Promise<LayerWriteResult> {
   const compression = options.compression ?? 'gzip';
-  const compress = compressor(compression, options.level);
+  const compress = compressor(compression, options.level, options.workers);
   const list = options.sort === false ? [...entries] : sortLayerEntries([...entries]);
   const mtime = Math.floor((options.mtime ?? defaultLayerTime()).getTime() / 1000);
   const diff = digester();
   const blob = digester();
   const counts = { tar: 0, blob: 0 };
 
-  const tar = Readable.from(tarChunks(list, mtime, diff.hash, counts), { objectMode: false, highWaterMark: 4 * CHUNK_SIZE });
+  const contentHashes = new Map<string, string>();
+  const hashing = options.hashContent ? { want: options.hashContent, found: contentHashes } : undefined;
+  const tar = Readable.from(tarChunks(list, mtime, diff.hash, counts, hashing), { objectMode: false, highWaterMark: 4 * CHUNK_SIZE });
   const tap = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       // Uncompressed, the blob is the tar: its digest is the diffID, hashed once.
@@ -94,20 +106,22 @@ export async function writeLayer(
     mediaType,
     descriptor: { mediaType, digest, size: counts.blob },
     entryCount: list.length,
+    contentHashes,
   };
 }
 
 type Stage = (source: AsyncIterable<Buffer>) => AsyncIterable<Buffer>;
 
-function compressor(compression: LayerCompression, level: number | undefined): Stage | undefined {
+function compressor(compression: LayerCompression, level: number | undefined, workers: number | undefined): Stage | undefined {
+  if (workers !== undefined && (!Number.isSafeInteger(workers) || workers < 1)) throw new LayerError(`writing a layer: ${workers} compression workers (must be a whole number ≥ 1)`);
   switch (compression) {
     case 'gzip':
-      return (source) => parallelGzip(source, level ?? 6);
+      return (source) => parallelGzip(source, level ?? 6, workers);
     case 'zstd':
       if (typeof createZstdCompress !== 'function') {
         throw new LayerError(`writing a zstd layer: this Node.js (${process.version}) has no zstd in node:zlib`);
       }
-      return (source) => parallelZstd(source, level ?? 3);
+      return (source) => parallelZstd(source, level ?? 3, workers);
     case 'none':
       return undefined;
   }
@@ -128,6 +142,7 @@ async function* tarChunks(
   mtime: number,
   diffHash: { update(data: Uint8Array): unknown },
   counts: { tar: number },
+  hashing: { want: (entry: LayerEntry) => boolean; found: Map<string, string> } | undefined,
 ): AsyncGenerator<Buffer> {
   let chunk = Buffer.allocUnsafe(CHUNK_SIZE);
   let used = 0;
@@ -193,22 +208,35 @@ async function* tarChunks(
       devminor: entry.devMinor ?? 0,
     };
     yield* put(encodeHeader(fields, entry.xattrs));
-    if (size === 0) continue;
+    // The bytes written for a file are what its content hash is taken of: one read for both.
+    const content = type === 'file' && hashing?.want(entry) ? createHash('sha256') : undefined;
+    if (type === 'hardlink' && hashing?.want(entry)) {
+      const first = hashing.found.get(linkname);
+      if (first !== undefined) hashing.found.set(entry.path, first);
+    }
+    if (size === 0) {
+      if (content) hashing!.found.set(entry.path, content.digest('hex'));
+      continue;
+    }
 
     if (entry.content) {
+      content?.update(entry.content);
       yield* put(entry.content);
     } else if (size <= SYNC_READ_LIMIT && size <= CHUNK_SIZE - used) {
+      const at = used;
       used += readSmallFile(entry.source!, chunk, used, size, entry.path);
+      content?.update(chunk.subarray(at, used));
       if (used === CHUNK_SIZE) yield flush();
     } else {
-      yield* readLargeFile(entry.source!, size, entry.path);
+      yield* readLargeFile(entry.source!, size, entry.path, content);
     }
+    if (content) hashing!.found.set(entry.path, content.digest('hex'));
     yield* zeros(paddingFor(size));
   }
   yield* zeros(2 * BLOCK_SIZE);
   if (used > 0) yield flush();
 
-  async function* readLargeFile(source: string, size: number, path: string): AsyncGenerator<Buffer> {
+  async function* readLargeFile(source: string, size: number, path: string, content: Hash | undefined): AsyncGenerator<Buffer> {
     const handle = await open(source, 'r').catch((cause: Error) => {
       throw new LayerError(`writing layer: reading ${source} for ${path}: ${cause.message}`, { cause });
     });
@@ -218,6 +246,7 @@ async function* tarChunks(
         const want = Math.min(remaining, CHUNK_SIZE - used);
         const { bytesRead } = await handle.read(chunk, used, want, size - remaining);
         if (bytesRead === 0) throw changedSize(source, path, size);
+        content?.update(chunk.subarray(used, used + bytesRead));
         used += bytesRead;
         remaining -= bytesRead;
         if (used === CHUNK_SIZE) yield flush();
