@@ -11,7 +11,8 @@ import { applyLayer, defaultLayerTime, familyOf, writeLayer, type ContainerConfi
 import { evaluate, readDockerignore, type ImageConfig as DockerfileImageConfig, type StagePlan, type Step } from '@cnb-extender/dockerfile';
 import { contextDigest, LayerCache, layerFormatKey, sha256, type LayerFormat } from './cache.ts';
 import { executeStep } from './execute/steps.ts';
-import { diffSnapshots, takeSnapshot, type Snapshot } from './snapshot/index.ts';
+import { writeChangeLayer } from './layer.ts';
+import { diffSnapshots, settleHashes, takeSnapshot, type Snapshot } from './snapshot/index.ts';
 
 export interface InplaceBackendOptions {
   /**
@@ -39,8 +40,13 @@ export interface InplaceBackendOptions {
    * is applied to the root instead.
    */
   cache?: boolean;
-  /** Layer compression (default gzip). */
+  /**
+   * Layer compression (default gzip). zstd layers are smaller and faster to write and read,
+   * but only newer runtimes and registries take them (docs/backends.md).
+   */
   compression?: LayerCompression;
+  /** Blocks compressed at once (default: the machine's cores, at least 2); the bytes do not depend on it. */
+  compressionWorkers?: number;
 }
 
 function layerSource(blob: BlobSource): LayerSource {
@@ -112,7 +118,8 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
 
       // The extend dir (cache and work areas) is never part of an image either.
       const extra = options.extraIgnorePaths ?? (root === '/' ? [] : CNB_MOUNT_POINTS);
-      const snapshotOptions = { ignorePaths: [...applyOptions.ignorePaths, applyOptions.extendDir, ...extra], signal };
+      // Racy files are hashed by the layer writer's read of them, the others just before the next RUN.
+      const snapshotOptions = { ignorePaths: [...applyOptions.ignorePaths, applyOptions.extendDir, ...extra], deferHashes: true, signal };
       let previous: Snapshot = takeSnapshot(root, snapshotOptions);
       const newLayers: LayerDescription[] = [];
       const history: HistoryEntry[] = [];
@@ -173,6 +180,11 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
           previous = takeSnapshot(root, snapshotOptions);
           baselineStale = false;
         }
+        if (step.changesFilesystem && previous.unhashed) {
+          const hashStart = performance.now();
+          settleHashes(previous);
+          timed('snapshot-hashes', hashStart);
+        }
         let result;
         const lines = lineSplitter((line) => events.emit({ type: 'debug', level: 'info', message: line }));
         const executeStart = performance.now();
@@ -206,7 +218,7 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
             const blob = `layer.tar${compression === 'gzip' ? '.gz' : compression === 'zstd' ? '.zst' : ''}`;
             let path = staging ? join(staging, blob) : join(work, `layer-${newLayers.length + 1}-${blob}`);
             const layerStart = performance.now();
-            const written = await writeLayer(changes.entries, path, { compression, family, mtime, signal });
+            const written = await writeChangeLayer(changes, next, path, { compression, family, mtime, ...(options.compressionWorkers ? { workers: options.compressionWorkers } : {}), signal });
             timed('write-layer', layerStart);
             if (staging) {
               const entry = cache!.commit(staging, key!, { empty: false, blob, diffId: written.diffId, descriptor: written.descriptor });
@@ -216,7 +228,7 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
                 // not reproducible): the root holds ours, so the image gets ours, written again
                 // from the same entries outside the cache.
                 path = join(work, `layer-${newLayers.length + 1}-${blob}`);
-                const again = await writeLayer(changes.entries, path, { compression, family, mtime, signal });
+                const again = await writeLayer(changes.entries, path, { compression, family, mtime, ...(options.compressionWorkers ? { workers: options.compressionWorkers } : {}), signal });
                 if (again.diffId !== written.diffId) throw new BackendInstructionError(text, `rewriting the layer gave ${again.diffId}, not ${written.diffId}: the root changed while the layer was written`, { index });
               }
             }

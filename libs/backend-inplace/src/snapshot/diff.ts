@@ -22,7 +22,8 @@ function devMinor(rdev: number): number {
  * change and user space cannot set it, so equal times mean nothing happened —
  * except for entries that were "racy" when `prev` was taken (changed so close to
  * that walk that a later change may share the timestamp tick): for those the
- * bytes and extended attributes, hashed at that time, decide instead.
+ * bytes and extended attributes, hashed at that time, decide instead. The hash
+ * read then is kept on `cur` when it is racy itself and has none yet.
  */
 export function hasChanged(prev: FileMeta, cur: FileMeta, abs: string): boolean {
   if (prev.type !== cur.type || prev.mode !== cur.mode || prev.uid !== cur.uid || prev.gid !== cur.gid) return true;
@@ -39,7 +40,13 @@ export function hasChanged(prev: FileMeta, cur: FileMeta, abs: string): boolean 
     // changes nlink (and must put every name of the inode into the layer).
     if (!sameObject(prev, cur) || prev.nlink !== cur.nlink) return true;
     if (!sameXattrs(prev.xattrs, readXattrs(abs))) return true;
-    return cur.type === 'file' && prev.hash !== hashFile(abs);
+    if (cur.type !== 'file') return false;
+    // A racy entry whose hash was never taken cannot be compared: count it as changed.
+    if (prev.hash === undefined) return true;
+    const hash = hashFile(abs);
+    // The bytes read are the current entry's too: a racy one that waits for its hash has it now.
+    if (cur.racy && cur.hash === undefined) cur.hash = hash;
+    return prev.hash !== hash;
   }
   return !sameObject(prev, cur) || prev.mtimeNs !== cur.mtimeNs || prev.ctimeNs !== cur.ctimeNs;
 }

@@ -39,6 +39,8 @@ export interface Snapshot {
   files: Map<string, FileMeta>;
   /** Wall clock (ns since the epoch) when the walk began. */
   startedNs: bigint;
+  /** Racy files whose hash is still to be taken (`deferHashes`; see `settleHashes`). */
+  unhashed?: string[];
 }
 
 /** Why an entry is in a change set. */

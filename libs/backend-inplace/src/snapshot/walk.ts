@@ -18,6 +18,12 @@ export interface SnapshotOptions {
    * every 1–10 ms), 2 s when they do not (filesystems with whole-second times).
    */
   racyWindowNs?: bigint;
+  /**
+   * Leave racy files unhashed (listed in `Snapshot.unhashed`) for the layer writer to hash
+   * from its own read of them; `settleHashes` hashes the rest before the root changes again.
+   * Default false: hashed during the walk.
+   */
+  deferHashes?: boolean;
   signal?: AbortSignal;
 }
 
@@ -153,12 +159,16 @@ export function takeSnapshot(root: string, options: SnapshotOptions = {}): Snaps
   if (!rootStat.isDirectory()) throw new SnapshotError(`snapshotting ${absRoot}: not a directory`);
   visit(absRoot, '');
   const racyFrom = startedNs - (options.racyWindowNs ?? (subSecondTimes ? FINE_RACY_WINDOW_NS : COARSE_RACY_WINDOW_NS));
+  const unhashed: string[] = [];
   for (const [abs, meta] of candidates) {
     if (meta.ctimeNs < racyFrom) continue;
     options.signal?.throwIfAborted();
     meta.racy = true;
     try {
-      if (meta.type === 'file') meta.hash = hashFile(abs, buffer);
+      if (meta.type === 'file') {
+        if (options.deferHashes) unhashed.push(abs.slice(prefix.length));
+        else meta.hash = hashFile(abs, buffer);
+      }
       const xattrs = readXattrs(abs);
       if (xattrs) meta.xattrs = xattrs;
     } catch (cause) {
@@ -166,5 +176,39 @@ export function takeSnapshot(root: string, options: SnapshotOptions = {}): Snaps
       if ((cause as NodeJS.ErrnoException).code !== 'ENOENT') throw new SnapshotError(`snapshotting ${absRoot}: reading ${abs}: ${(cause as Error).message}`, { cause });
     }
   }
-  return { root: absRoot, files, startedNs };
+  return { root: absRoot, files, startedNs, ...(unhashed.length > 0 ? { unhashed } : {}) };
+}
+
+/**
+ * Gives every racy file of a snapshot taken with `deferHashes` its content hash: from
+ * `known` (layer path → sha256 hex, what the layer writer read), from a diff that already
+ * hashed it, or by reading it now. Call it before the root changes again.
+ */
+export function settleHashes(snapshot: Snapshot, known?: ReadonlyMap<string, string>): void {
+  const pending = snapshot.unhashed;
+  if (!pending) return;
+  const prefix = snapshot.root === '/' ? '/' : `${snapshot.root}/`;
+  const left: string[] = [];
+  let buffer: Buffer | undefined;
+  for (const path of pending) {
+    const meta = snapshot.files.get(path);
+    if (!meta || meta.hash !== undefined) continue;
+    const hash = known?.get(path);
+    if (hash !== undefined) {
+      meta.hash = hash;
+      continue;
+    }
+    if (!known) {
+      try {
+        meta.hash = hashFile(prefix + path, (buffer ??= Buffer.allocUnsafe(1 << 20)));
+      } catch (cause) {
+        // gone: the next walk will not find it either (and an unhashed racy entry counts as changed)
+        if ((cause as NodeJS.ErrnoException).code !== 'ENOENT') throw new SnapshotError(`snapshotting ${snapshot.root}: reading ${prefix + path}: ${(cause as Error).message}`, { cause });
+      }
+      continue;
+    }
+    left.push(path);
+  }
+  if (left.length > 0) snapshot.unhashed = left;
+  else delete snapshot.unhashed;
 }
