@@ -25,6 +25,7 @@ import type { Digest } from '@cnb-extender/oci';
 import { REPO_ROOT } from '@cnb-extender/release';
 
 /** Kubernetes objects are read as plain JSON. */
+// biome-ignore lint/suspicious/noExplicitAny: a manifest is walked by field names the test asserts on
 type K8sObject = Record<string, any>;
 
 // the environment's buildkitd binaries (built in the background on a new machine) start the example's daemon

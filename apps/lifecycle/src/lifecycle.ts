@@ -25,7 +25,7 @@ function phaseNames(): string {
 }
 
 export async function runLifecycle(options: LifecycleOptions): Promise<number> {
-  const { invokedAs, argv, env, stderr } = options;
+  const { invokedAs, argv, stderr } = options;
   try {
     const target = dispatchName(invokedAs);
     if (target.kind === 'unknown') {

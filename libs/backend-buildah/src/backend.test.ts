@@ -7,7 +7,7 @@ import { ExtenderError, MemorySink, extend, readLayoutImage, type DockerfileSpec
 import { createWorkspace, testEnv, type Workspace } from '@cnb-extender/extender-core/testing';
 import { decompressLayer, readTar, type Digest } from '@cnb-extender/oci';
 import { compareVersions } from './detect.ts';
-import { BuildahBackend, createBackend, createBuildahBackend, detectBuildah, isBuildahAvailable, mountsBelow, type BuildahBackendOptions } from './index.ts';
+import { type BuildahBackend, createBackend, createBuildahBackend, detectBuildah, isBuildahAvailable, mountsBelow, type BuildahBackendOptions } from './index.ts';
 import { hasCapSysResource, parseHardLimits } from './limits.ts';
 import { buildahExecutables } from './test-engines.ts';
 

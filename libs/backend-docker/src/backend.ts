@@ -206,9 +206,9 @@ export class DockerBackend implements ExtenderBackend {
 
   async #ping(): Promise<void> {
     const where = `connecting to the Docker daemon at ${this.host}${describeTls(this.tls)}`;
-    let client: Docker;
     try {
-      client = this.#client;
+      // creating the client reads DOCKER_HOST and the TLS files: their errors come first
+      void this.#client;
     } catch (err) {
       throw new ImageBackendError(`${where}: ${messageOf(err)}`, { cause: err });
     }

@@ -323,7 +323,6 @@ export async function loadBackend(id: string, options: LoadBackendOptions = {}):
 }
 
 async function backendFromModule(mod: unknown, registration: BackendRegistration, factoryOptions: BackendFactoryOptions): Promise<ExtenderBackend> {
-  const { env } = factoryOptions;
   const { id, packageName } = registration;
   const invalid = (what: string) => new BackendSelectionError(id, 'invalid', `backend ${id} is not available in this build (package ${packageName} ${what})`);
   if (typeof mod !== 'object' || mod === null) throw invalid('is not a module');

@@ -8,7 +8,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import http2 from 'node:http2';
 import { Duplex } from 'node:stream';
 import type { Keychain } from '@cnb-extender/oci';
-import { ClientCall, GrpcStatus, ServerCall } from './grpc.ts';
+import { type ClientCall, GrpcStatus, ServerCall } from './grpc.ts';
 import { sendDiffCopy } from './filesync.ts';
 import { ContentService, type LayoutContentStore } from './content.ts';
 import { HEALTH_SERVING, decodeBytesMessage, decodeCredentialsRequest, encodeBytesMessage, encodeCredentialsResponse, encodeHealthResponse } from './messages.ts';

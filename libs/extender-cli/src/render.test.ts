@@ -62,7 +62,7 @@ describe('the live view', () => {
       expect(screen.filter((row) => row.startsWith('output of'))).toHaveLength(3);
       // nothing but the finished lines and the extension's own lines wraps
       const long = terminal.lines().filter((line) => displayWidth(line) > columns);
-      expect(long.filter((line) => !/^(  ✔ |Applying |Applied )/.test(line))).toEqual([]);
+      expect(long.filter((line) => !/^( {2}✔ |Applying |Applied )/.test(line))).toEqual([]);
       expect(terminal.lines()[0]).toBe(`Applying Dockerfile for extension ${EXT}`);
       expect(terminal.lines().at(-1)).toBe(`Applied Dockerfile for extension ${EXT} (3 new layers)`);
     });

@@ -147,7 +147,7 @@ describe('RUN in place in an image without util-linux (busybox, distroless)', ()
   it('starts the process itself as uid:gid in the working directory with exactly the RUN env', async () => {
     const { runWithoutUtilLinux } = await import('./run.ts');
     let out = '';
-    const r = await runWithoutUtilLinux({ root: '/', argv: ['sh', '-c', 'id -u; id -g; id -G; pwd; echo "$ONLY"; echo "\${HOME-unset}"; exit 7'], env: ['PATH=/usr/bin:/bin', 'ONLY=this'], user: { uid: 65534, gid: 65534, groups: [65534, 100], home: '/' }, cwd: '/tmp', network: true, onOutput: (_s, c) => (out += c.toString()) });
+    const r = await runWithoutUtilLinux({ root: '/', argv: ['sh', '-c', 'id -u; id -g; id -G; pwd; echo "$ONLY"; echo "${HOME-unset}"; exit 7'], env: ['PATH=/usr/bin:/bin', 'ONLY=this'], user: { uid: 65534, gid: 65534, groups: [65534, 100], home: '/' }, cwd: '/tmp', network: true, onOutput: (_s, c) => (out += c.toString()) });
     expect(r.exitCode).toBe(7);
     // no supplementary groups without util-linux: only the primary group
     expect(out).toBe('65534\n65534\n65534\n/tmp\nthis\nunset\n');

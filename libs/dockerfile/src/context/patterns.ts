@@ -119,7 +119,7 @@ const LETTER_ESCAPES: Record<string, [string, string | undefined]> = {
 
 /** A literal character in a JavaScript `u` expression. */
 function literal(ch: string, inClass: boolean): string {
-  if (inClass) return /[\\\]\[^]/.test(ch) ? `\\${ch}` : ch;
+  if (inClass) return /[\\\][^]/.test(ch) ? `\\${ch}` : ch;
   return /[\\^$.*+?()[\]{}|/]/.test(ch) ? `\\${ch}` : ch;
 }
 

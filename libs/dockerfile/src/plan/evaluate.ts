@@ -640,7 +640,7 @@ function collectDependencies(ev: Evaluation, infos: StageInfo[]): void {
         try {
           checked = expandWithMatches(cmd.from, () => undefined, { escapeToken: ev.escapeToken }).result;
         } catch (err) {
-          return ev.fail((err as Error).message, cmd.location, err);
+          ev.fail((err as Error).message, cmd.location, err);
         }
         if (checked !== cmd.from) {
           ev.fail('variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround', cmd.location);

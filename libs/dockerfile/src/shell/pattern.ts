@@ -234,7 +234,7 @@ export function replacePattern(pattern: string, value: string, replacement: stri
     out += chars.slice(lastMatchEnd, m[0]).join('');
     if (m[1] > lastMatchEnd || m[0] === 0) out += expandTemplate(replacement, chars.slice(m[0], m[1]).join(''));
     lastMatchEnd = m[1];
-    searchPos = searchPos + 1 > m[1] ? searchPos + 1 : m[1];
+    searchPos = Math.max(searchPos + 1, m[1]);
   }
   return out + chars.slice(lastMatchEnd).join('');
 }

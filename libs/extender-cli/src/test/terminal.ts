@@ -27,7 +27,7 @@ export class TestTerminal {
     if (event === 'resize') this.#listeners.add(listener);
   }
   off(event: 'resize', listener: () => void): void {
-    this.#listeners.delete(listener);
+    if (event === 'resize') this.#listeners.delete(listener);
   }
 
   resize(columns: number): void {

@@ -123,6 +123,7 @@ describe('analyzed.toml', () => {
         a.runImage!.reference = 'registry.example/run@sha256:eeee';
         a.runImage!.extend = undefined;
       });
+      // biome-ignore lint/suspicious/noExplicitAny: the raw TOML, walked by the names the test asserts on
       const raw = parse(await readFile(path, 'utf8'), { integersAsBigInt: true }) as Record<string, any>;
       expect(raw['run-image'].reference).toBe('registry.example/run@sha256:eeee');
       expect(raw['run-image']).not.toHaveProperty('extend');

@@ -1,4 +1,4 @@
-import { type ApiList } from '../api/apis.ts';
+import type { ApiList } from '../api/apis.ts';
 import { verifyBuildpackApi, type DeprecationMode, type Notice } from '../api/verify.ts';
 import { composeTable, parseToml, prune, readTomlFile, stringifyToml, TableView, writeTomlFile, type FileContext, type TomlTable } from './toml.ts';
 

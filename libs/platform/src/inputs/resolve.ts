@@ -3,7 +3,7 @@ import { ApiVersion } from '../api/version.ts';
 import { EXIT_CODES } from '../exit-codes.ts';
 import { fail } from '../errors.ts';
 import { PLACEHOLDER_LAYERS, type InputDefinition } from './definitions.ts';
-import { type FlagSpec } from './flags.ts';
+import type { FlagSpec } from './flags.ts';
 import { formatGoDuration, GoValueError, parseGoBool, parseGoDuration, parseGoInt } from './go-values.ts';
 
 /** Resolved values: paths and strings as text, durations in milliseconds, ints, bools, lists of entries. */
