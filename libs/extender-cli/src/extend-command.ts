@@ -8,7 +8,7 @@ import { accessSync, constants, existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { BACKENDS, chooseBackend, loadBackend, publishBuildImage, type AutoProbes, type BackendRegistry, type BuildImageTarget } from '@cnb-extender/backend-registry';
+import { BACKENDS, chooseBackend, loadBackend, publishBuildImage, publishRunImage, type AutoProbes, type BackendRegistry, type BuildImageTarget } from '@cnb-extender/backend-registry';
 import {
   ApiVersion,
   ENV,
@@ -210,7 +210,8 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
       }
     }
     const publishTarget = inputs.extendKind === 'build' && !backend.capabilities.inPlace ? buildImageTarget(inputs, backend.id) : undefined;
-    if (publishTarget) {
+    const runReference = runImageReference(inputs, invocation.origins.extendedRunImage?.name, backend, log);
+    if (publishTarget || runReference) {
       // the image-producing backend keeps its new layer blobs here, outside the core's work
       // directory (removed before extend() returns), until they are published; an in-place
       // backend never gets one (it would land in the filesystem being extended)
@@ -241,8 +242,23 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
       events: log,
       ...(options.signal ? { signal: options.signal } : {}),
     });
+      ...(runReference ? { runOutput: 'none' as const } : {}),
     log.debug(`Extended image user: ${result.user === '' ? '(unset)' : result.user}`);
     if (publishTarget) {
+    if (runReference) {
+      // the run-image reference mode: the extended run image goes to a registry, not <extended>/run
+      const published = await publishRunImage({
+        image: result.image,
+        reference: runReference,
+        analyzedPath: inputs.analyzedPath,
+        ...(options.signal ? { signal: options.signal } : {}),
+      }).catch((err: unknown) => {
+        throw afterExtension('run', err);
+      });
+      log.info(published.message.charAt(0).toUpperCase() + published.message.slice(1));
+      log.close();
+      return EXIT_CODES.success;
+    }
       // an image-producing backend cannot change this container: the platform runs the
       // build phase in the published image instead
       const published = await publishBuildImage({
@@ -358,6 +374,31 @@ function buildImageTarget(inputs: ExtenderInputs, backendId: string): BuildImage
 }
 
 function reportFailure(err: unknown, stderr: Writer, renderer: Renderer | undefined, signal: AbortSignal | undefined): number {
+/**
+ * The run-image reference mode (`-extended-run-image`): run kind with an image-producing
+ * backend pushes the extended run image instead of writing `<extended>/run`. An in-place
+ * backend is refused (exit 3) before anything runs; for the build kind the input does not
+ * apply and is ignored with a warning (platforms may set the variable for both kinds).
+ */
+function runImageReference(inputs: ExtenderInputs, name: string | undefined, backend: ExtenderBackend, log: Renderer): string | undefined {
+  const reference = inputs.extendedRunImage ?? '';
+  if (reference === '') return undefined;
+  const given = name ?? `-extended-run-image / ${ENV.extendedRunImage}`;
+  if (inputs.extendKind !== 'run') {
+    log.warn(`${given} is ignored: it applies to the run kind only`);
+    return undefined;
+  }
+  if (backend.capabilities.inPlace) {
+    const action = 'extend run image';
+    throw new LifecycleError(
+      EXIT_CODES.invalidArgs,
+      `failed to ${action}: ${given} asks for the extended run image to be pushed, which needs an image-producing backend; the ${backend.id} backend changes the container it runs in: choose -backend buildah, docker or buildkit, or leave ${given} unset to write <extended>/run`,
+      { action },
+    );
+  }
+  return reference;
+}
+
   if (signal?.aborted) {
     const reason: unknown = signal.reason;
     const name = reason instanceof Error && /^SIG[A-Z]+$/.test(reason.message) ? reason.message : undefined;

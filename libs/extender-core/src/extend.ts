@@ -80,6 +80,12 @@ export interface ExtendOptions {
    * RegistryClient with its default keychain and `CNB_INSECURE_REGISTRIES`.
    */
   registry?: RegistryAccess;
+  /**
+   * Run kind: `layout` (default) writes `<extended>/run/sha256:<hex>/`; `none` writes nothing,
+   * for a caller that publishes `result.image` itself (the run-image reference mode), whose
+   * new layers' blobs must then outlive the work directory (a backend `layerDir`).
+   */
+  runOutput?: 'layout' | 'none';
 }
 
 export interface ExtendResult {
@@ -146,7 +152,7 @@ export async function extend(options: ExtendOptions): Promise<ExtendResult> {
   const signal = options.signal ?? new AbortController().signal;
   const top = `failed to extend ${kind} image`;
   try {
-    return await measure(events, 'extend', () => run(kind, inputs, backend, events, signal, options.registry));
+    return await measure(events, 'extend', () => run(kind, inputs, backend, events, signal, options.registry, options.runOutput ?? 'layout'));
   } catch (err) {
     if (signal.aborted) throw abortError(signal, top);
     if (err instanceof ExtenderError && err.code === 'PLATFORM_API_UNSUPPORTED') throw err;
@@ -169,6 +175,7 @@ async function run(
   events: EventSink,
   signal: AbortSignal,
   registry: RegistryAccess | undefined,
+  runOutput: 'layout' | 'none',
 ): Promise<ExtendResult> {
   // Platform API first, like the lifecycle.
   let platformApi;
@@ -225,7 +232,7 @@ async function run(
 
   let result: Omit<ExtendResult, 'workDir'>;
   try {
-    result = await extendWith(kind, reference, dockerfiles, inputs, extendDir, backend, context, registry, kind === 'build' ? analyzed.buildImage : analyzed.runImage);
+    result = await extendWith(kind, reference, dockerfiles, inputs, extendDir, backend, context, registry, kind === 'build' ? analyzed.buildImage : analyzed.runImage, runOutput);
   } catch (err) {
     await cleanUp(backend, context, workRoot).catch((cleanupErr: unknown) => {
       events.emit({ type: 'warning', level: 'warn', code: 'cleanup-failed', message: messageOf(cleanupErr) });
@@ -260,6 +267,7 @@ async function extendWith(
   context: BackendContext,
   registry: RegistryAccess | undefined,
   analyzedImage: AnalyzedImage | undefined,
+  runOutput: 'layout' | 'none',
 ): Promise<Omit<ExtendResult, 'workDir'>> {
   const { events, signal } = context;
   // Every Dockerfile is checked before anything is applied: a bad second one must not
@@ -402,6 +410,10 @@ async function extendWith(
     current.config.config ??= {};
     current.config.config.Labels = { ...current.config.config.Labels, [REBASABLE_LABEL]: String(rebasable) };
     signal.throwIfAborted();
+  }
+  if (kind === 'run' && runOutput === 'none') {
+    current.manifestDigest = serializeImage(current).manifestDigest;
+  } else if (kind === 'run') {
     const written = await measure(events, 'write-output', () =>
       writeRunOutput({ extendedDir: inputs.extendedDir, image: current, baseLayerCount, signal }),
     ).catch((err: unknown) => {

@@ -7,5 +7,5 @@ export { assembleImage, defaultBlobDir, type AssembleOptions, type BuiltImage, t
 export { readBuiltLayout } from './built-layout.ts';
 export { readImageArchive, writeImageArchive, type ReadImageArchiveOptions, type WriteImageArchiveOptions, type ImageArchiveLayer } from './archive.ts';
 export { runTool, type RunToolOptions, type ToolResult } from './tool.ts';
-export { publishBuildImage, type BuildImageTarget, type PublishBuildImageOptions, type PublishedBuildImage } from './publish.ts';
+export { publishBuildImage, publishRunImage, type BuildImageTarget, type PublishBuildImageOptions, type PublishedBuildImage, type PublishRunImageOptions, type PublishedRunImage } from './publish.ts';
 export { StepReporter } from './progress.ts';

@@ -44,6 +44,38 @@ export interface PublishedBuildImage {
   message: string;
 }
 
+type Serialized = ReturnType<typeof serializeImage>;
+
+/** A source of the image's layers: new ones from their blobs, base ones from the base image's registry. */
+function layerOpener(image: ImageDescription, baseReference: string | undefined, getClient: () => RegistryClient): (descriptor: Descriptor) => Promise<ReadableStream<Uint8Array>> {
+  return async (descriptor) => {
+    const layer = image.layers.find((l) => l.descriptor.digest === descriptor.digest);
+    if (layer?.blob) return Readable.toWeb(await openBlob(layer.blob)) as ReadableStream<Uint8Array>;
+    if (!baseReference) throw new ImageBackendError(`layer ${descriptor.digest} has no blob and there is no base reference to fetch it from`);
+    return getClient().getBlob(parseReference(baseReference), descriptor);
+  };
+}
+
+/** Push the serialized image to `target` (base layers mounted from the base's repository on the same registry); its digest reference. */
+async function pushToRegistry(
+  target: string,
+  serialized: Serialized,
+  client: RegistryClient,
+  openLayer: (descriptor: Descriptor) => Promise<ReadableStream<Uint8Array>>,
+  baseReference: string | undefined,
+): Promise<string> {
+  const ref = parseReference(target);
+  const base = baseReference ? parseReference(baseReference) : undefined;
+  const result = await pushImage(client, ref, {
+    manifest: { bytes: serialized.manifestBytes, mediaType: serialized.manifestMediaType },
+    source: {
+      open: (descriptor) => (descriptor.digest === serialized.manifest.config.digest ? serialized.configBytes : openLayer(descriptor)),
+    },
+    ...(base && base.registry === ref.registry && base.repository !== ref.repository ? { mountFrom: [base.repository] } : {}),
+  });
+  return formatReference({ registry: ref.registry, repository: ref.repository, digest: result.descriptor.digest });
+}
+
 /** Push or write the extended build image and record it (see module doc). */
 export async function publishBuildImage(options: PublishBuildImageOptions): Promise<PublishedBuildImage> {
   const { image, target } = options;
@@ -53,25 +85,11 @@ export async function publishBuildImage(options: PublishBuildImageOptions): Prom
   const ownClient = client === undefined;
   const where = target.kind === 'registry' ? target.reference : target.dir;
   const getClient = () => (client ??= new RegistryClient(options.signal ? { signal: options.signal } : {}));
-  const openLayer = async (descriptor: Descriptor): Promise<ReadableStream<Uint8Array>> => {
-    const layer = image.layers.find((l) => l.descriptor.digest === descriptor.digest);
-    if (layer?.blob) return Readable.toWeb(await openBlob(layer.blob)) as ReadableStream<Uint8Array>;
-    if (!baseReference) throw new ImageBackendError(`layer ${descriptor.digest} has no blob and there is no base reference to fetch it from`);
-    return getClient().getBlob(parseReference(baseReference), descriptor);
-  };
+  const openLayer = layerOpener(image, baseReference, getClient);
   let reference: string;
   try {
     if (target.kind === 'registry') {
-      const ref = parseReference(target.reference);
-      const base = baseReference ? parseReference(baseReference) : undefined;
-      const result = await pushImage(getClient(), ref, {
-        manifest: { bytes: serialized.manifestBytes, mediaType: serialized.manifestMediaType },
-        source: {
-          open: (descriptor) => (descriptor.digest === serialized.manifest.config.digest ? serialized.configBytes : openLayer(descriptor)),
-        },
-        ...(base && base.registry === ref.registry && base.repository !== ref.repository ? { mountFrom: [base.repository] } : {}),
-      });
-      reference = formatReference({ registry: ref.registry, repository: ref.repository, digest: result.descriptor.digest });
+      reference = await pushToRegistry(target.reference, serialized, getClient(), openLayer, baseReference);
     } else {
       await mkdir(target.dir, { recursive: true });
       const writer = await OciLayoutWriter.create(target.dir, { keepExisting: true });
@@ -115,5 +133,64 @@ export async function publishBuildImage(options: PublishBuildImageOptions): Prom
       `the extended build image is ${reference}` +
       (options.analyzedPath ? ` (recorded as [build-image] reference in ${options.analyzedPath})` : '') +
       '; this backend does not run the build phase: the platform must now run the builder in that image',
+  };
+}
+
+export interface PublishRunImageOptions {
+  /** `extend()`'s result image for kind run, written with `runOutput: 'none'` (new layers' blobs must still be readable). */
+  image: ImageDescription;
+  /** Registry reference to push to (`-extended-run-image`). */
+  reference: string;
+  /** analyzed.toml to record `[run-image.extended] reference` in (written atomically, only after the push succeeded). */
+  analyzedPath: string;
+  /** Where blob-less base layers come from (default `image.reference`, the analyzed run image). */
+  baseReference?: string;
+  registry?: RegistryClient;
+  signal?: AbortSignal;
+}
+
+export interface PublishedRunImage {
+  /** Digest reference of the pushed extended run image. */
+  reference: string;
+  manifestDigest: Digest;
+  message: string;
+}
+
+/**
+ * The run-image reference mode (buildpacks/spec#414, docs/spec-delta.md): push the extended
+ * run image — the manifest and config `<extended>/run` would hold, with the original run
+ * image's layers (mounted or copied from its repository) and the new ones — and record its
+ * digest reference as `[run-image.extended] reference` in analyzed.toml (other keys kept).
+ * A failed push leaves analyzed.toml as it was.
+ */
+export async function publishRunImage(options: PublishRunImageOptions): Promise<PublishedRunImage> {
+  const { image } = options;
+  const serialized = serializeImage(image);
+  const baseReference = options.baseReference ?? image.reference;
+  let client = options.registry;
+  const ownClient = client === undefined;
+  const getClient = () => (client ??= new RegistryClient(options.signal ? { signal: options.signal } : {}));
+  let reference: string;
+  try {
+    reference = await pushToRegistry(options.reference, serialized, getClient(), layerOpener(image, baseReference, getClient), baseReference);
+  } catch (err) {
+    throw new ImageBackendError(`pushing the extended run image to ${options.reference}: ${messageOf(err)}`, { cause: err });
+  } finally {
+    if (ownClient) await client?.close();
+  }
+  try {
+    await updateAnalyzed(options.analyzedPath, (analyzed) => {
+      if (!analyzed.runImage) throw new Error('it has no [run-image] table');
+      analyzed.runImage = { ...analyzed.runImage, extended: { ...(analyzed.runImage.extended ?? {}), reference } };
+    });
+  } catch (err) {
+    throw new ImageBackendError(`recording the extended run image in ${options.analyzedPath}: ${messageOf(err)}`, { cause: err });
+  }
+  return {
+    reference,
+    manifestDigest: serialized.manifestDigest,
+    message:
+      `the extended run image is ${reference} (recorded as [run-image.extended] reference in ${options.analyzedPath}); ` +
+      'nothing was written to <extended>/run: an exporter must read the extended run image from that reference',
   };
 }

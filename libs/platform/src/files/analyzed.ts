@@ -36,6 +36,12 @@ export interface RunImage {
   /** extensions asked for the run image to be extended */
   extend?: boolean;
   target?: TargetMetadata;
+  /**
+   * `[run-image.extended]`: the extended run image pushed by the extender's run-image reference
+   * mode (`-extended-run-image`), as a digest reference. A proposal (buildpacks/spec#414,
+   * docs/spec-delta.md): today's exporter does not read it and still expects `<extended>/run`.
+   */
+  extended?: ImageIdentifier;
   extra?: TomlTable;
 }
 
@@ -86,6 +92,7 @@ export function analyzedFromTable(table: TomlTable, ctx: FileContext): Analyzed 
         image: run.string('image'),
         extend: run.boolean('extend'),
         target: ((t) => t && readTarget(t))(run.table('target')),
+        extended: ((e) => e && prune({ reference: e.string('reference') ?? '', extra: e.extra() }))(run.table('extended')),
         extra: run.extra(),
       }),
     metadata: root.rawTable('metadata'),
@@ -122,6 +129,7 @@ export function analyzedToTable(analyzed: Analyzed): TomlTable {
                 },
                 target.extra,
               ),
+            extended: runImage.extended && composeTable({ reference: runImage.extended.reference }, runImage.extended.extra),
           },
           runImage.extra,
         ),

@@ -60,6 +60,7 @@ export const ENV = Object.freeze({
   extendedBuildLayout: 'CNB_EXTENDED_BUILD_LAYOUT',
   extendedDir: 'CNB_EXTENDED_DIR',
   generatedDir: 'CNB_GENERATED_DIR',
+  extendedRunImage: 'CNB_EXTENDED_RUN_IMAGE',
   gid: 'CNB_GROUP_ID',
   groupPath: 'CNB_GROUP_PATH',
   kanikoCacheTtl: 'CNB_KANIKO_CACHE_TTL',
@@ -178,3 +179,11 @@ export const EXTENDER_INPUTS: readonly InputDefinition[] = Object.freeze([
   { key: 'platformDir', kind: 'path', flag: 'platform', env: ENV.platformDir, default: DEFAULTS.platformDir, description: 'path to platform directory' },
   { key: 'uid', kind: 'int', flag: 'uid', env: ENV.uid, default: '0', description: "UID of user in the stack's build and run images" },
 ] satisfies InputDefinition[]);
+  {
+    key: 'extendedRunImage',
+    kind: 'string',
+    flag: 'extended-run-image',
+    env: ENV.extendedRunImage,
+    description:
+      'registry reference to push the extended run image to instead of writing <extended>/run (run kind with an image-producing backend; its digest reference is recorded as [run-image.extended] reference in analyzed.toml, a proposal today\'s exporter does not read: docs/spec-delta.md)',
+  },

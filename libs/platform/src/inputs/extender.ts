@@ -35,6 +35,8 @@ export interface ExtenderInputs {
   extendedBuildLayout?: string;
   extendedDir: string;
   generatedDir: string;
+  /** Run kind, image-producing backends: push the extended run image here and record it in analyzed.toml instead of writing `<extended>/run`. */
+  extendedRunImage?: string;
   gid: number;
   groupPath: string;
   layersDir: string;
