@@ -3,8 +3,7 @@
  * every other entry (its PAX/GNU extension headers included) is copied byte for
  * byte, so hardlinks, xattrs, owners and modes survive exactly as the tool wrote them.
  */
-
-const BLOCK = 512;
+import { BLOCK_SIZE as BLOCK, decodeHeader, decodePax, TypeFlag } from '@cnb-extender/oci';
 
 /** `./a/b/` → `a/b`. */
 export function normalizeEntryPath(name: string): string {
@@ -35,36 +34,10 @@ export function isIgnoredPath(path: string, ignored: readonly string[]): boolean
   return false;
 }
 
-function parseNumber(field: Buffer): number {
-  if ((field[0]! & 0x80) !== 0) {
-    // GNU base-256
-    let n = 0;
-    for (let i = 1; i < field.length; i++) n = n * 256 + field[i]!;
-    return n;
-  }
-  const text = field.toString('latin1').replace(/\0.*$/s, '').trim();
-  return text === '' ? 0 : parseInt(text, 8);
-}
-
+/** A NUL-terminated name (a GNU long-name record). */
 function cString(buf: Buffer): string {
   const nul = buf.indexOf(0);
   return buf.subarray(0, nul < 0 ? buf.length : nul).toString('utf8');
-}
-
-function paxPath(data: Buffer): string | undefined {
-  let offset = 0;
-  let path: string | undefined;
-  while (offset < data.length) {
-    const space = data.indexOf(0x20, offset);
-    if (space < 0) break;
-    const length = parseInt(data.subarray(offset, space).toString('latin1'), 10);
-    if (!Number.isFinite(length) || length <= 0) break;
-    const record = data.subarray(space + 1, offset + length - 1).toString('utf8');
-    const eq = record.indexOf('=');
-    if (eq > 0 && record.slice(0, eq) === 'path') path = record.slice(eq + 1);
-    offset += length;
-  }
-  return path;
 }
 
 export interface TarFilterStats {
@@ -99,24 +72,23 @@ export async function* filterTar(input: AsyncIterable<Uint8Array>, ignored: read
     if (!(await fill(BLOCK))) break;
     const header = take(BLOCK);
     if (header.every((b) => b === 0)) break;
-    const type = String.fromCharCode(header[156]!);
-    const size = parseNumber(header.subarray(124, 136));
+    const fields = decodeHeader(header);
+    const type = fields.typeflag;
+    const size = fields.size;
     const padded = Math.ceil(size / BLOCK) * BLOCK;
-    if (type === 'x' || type === 'L' || type === 'K' || type === 'g') {
+    if (type === TypeFlag.paxLocal || type === TypeFlag.gnuLongName || type === TypeFlag.gnuLongLink || type === TypeFlag.paxGlobal) {
       if (!(await fill(padded))) throw new Error('reading a tar layer: unexpected end inside an extension header');
       const data = Buffer.from(take(padded));
-      if (type === 'g') {
+      if (type === TypeFlag.paxGlobal) {
         yield Buffer.concat([header, data]);
         continue;
       }
-      if (type === 'x') longName = paxPath(data.subarray(0, size)) ?? longName;
-      if (type === 'L') longName = cString(data.subarray(0, size));
+      if (type === TypeFlag.paxLocal) longName = decodePax(data.subarray(0, size)).get('path')?.toString('utf8') ?? longName;
+      if (type === TypeFlag.gnuLongName) longName = cString(data.subarray(0, size));
       pending.push(Buffer.from(header), data);
       continue;
     }
-    const magic = header.subarray(257, 263).toString('latin1');
-    const prefix = magic.startsWith('ustar') && magic !== 'ustar ' ? cString(header.subarray(345, 500)) : '';
-    const name = longName ?? (prefix ? `${prefix}/${cString(header.subarray(0, 100))}` : cString(header.subarray(0, 100)));
+    const name = longName ?? fields.name;
     longName = undefined;
     const keep = !isIgnoredPath(effectivePath(name), ignored);
     if (keep) {

@@ -1,7 +1,7 @@
 import { chmodSync, closeSync, copyFileSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, rmSync, type Stats, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, posix, relative, sep } from 'node:path';
 import { contextPaths, dockerignoreMatcher, goMatch, hasWildcards, type DockerignoreFile } from '@cnb-extender/dockerfile';
-import { applyLayer } from '@cnb-extender/oci';
+import { applyLayer, detectCompression } from '@cnb-extender/oci';
 import { cleanImagePath, isWithin, resolveInRoot } from './paths.ts';
 
 export class CopyError extends Error {
@@ -169,8 +169,7 @@ function isArchive(path: string): boolean {
   try {
     const head = Buffer.alloc(512);
     const n = readSync(fd, head, 0, 512, 0);
-    if (n >= 2 && head[0] === 0x1f && head[1] === 0x8b) return true;
-    if (n >= 4 && head.readUInt32BE(0) === 0x28b52ffd) return true;
+    if (detectCompression(head.subarray(0, n)) !== 'none') return true;
     return n >= 262 && head.toString('latin1', 257, 262) === 'ustar';
   } finally {
     closeSync(fd);
