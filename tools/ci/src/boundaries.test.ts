@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { checkBoundaries, formatViolation } from './boundaries.ts';
+import { checkBoundaries, checkReferences, formatReferenceMismatch, formatViolation } from './boundaries.ts';
 import { findImports } from './imports.ts';
 
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
@@ -148,6 +148,23 @@ describe('findImports', () => {
       { specifier: 'e', line: 5 },
       { specifier: 'f', line: 6 },
       { specifier: 'h', line: 8 },
+    ]);
+  });
+});
+
+describe('tsconfig references', () => {
+  it('name the same workspace packages as package.json, in the repository', async () => {
+    expect((await checkReferences(repoRoot)).map(formatReferenceMismatch)).toEqual([]);
+  });
+
+  it('report a package declared but not referenced, and one referenced but not declared', async () => {
+    const root = await workspace([
+      { dir: 'libs/core', name: '@x/core', tags: [], files: { 'tsconfig.json': '{}' } },
+      { dir: 'libs/oci', name: '@x/oci', tags: [], files: { 'tsconfig.json': '{}' } },
+      { dir: 'libs/backend', name: '@x/backend', tags: [], dependencies: ['@x/core', 'left-pad'], files: { 'tsconfig.json': JSON.stringify({ references: [{ path: '../oci' }] }) } },
+    ]);
+    expect((await checkReferences(root)).map(formatReferenceMismatch)).toEqual([
+      'libs/backend/tsconfig.json: libs/core is declared in package.json but not referenced; libs/oci is referenced but not declared in package.json',
     ]);
   });
 });

@@ -105,3 +105,42 @@ export async function checkBoundaries(root: string): Promise<BoundaryViolation[]
 export function formatViolation(v: BoundaryViolation): string {
   return `${v.file}:${v.line}: ${v.from} imports ${v.to}: ${v.rule}`;
 }
+
+/** A package whose tsconfig.json references differ from the workspace packages its package.json declares. */
+export interface ReferenceMismatch {
+  dir: string;
+  /** Declared in package.json, not referenced. */
+  missing: string[];
+  /** Referenced, not declared. */
+  extra: string[];
+}
+
+/**
+ * `tsc -b` builds a package after the ones its tsconfig.json references; npm links the ones
+ * its package.json declares. The two lists name the same workspace packages, or one drifts.
+ */
+export async function checkReferences(root: string): Promise<ReferenceMismatch[]> {
+  const packages = await listWorkspacePackages(root);
+  const byName = new Map(packages.map((pkg) => [pkg.name, pkg]));
+  const mismatches: ReferenceMismatch[] = [];
+  for (const pkg of packages) {
+    const tsconfig = await readFile(path.join(root, pkg.dir, 'tsconfig.json'), 'utf8').catch(() => undefined);
+    if (tsconfig === undefined) continue;
+    const references = ((JSON.parse(tsconfig) as { references?: { path: string }[] }).references ?? []).map((ref) =>
+      path.relative(root, path.resolve(root, pkg.dir, ref.path)).split(path.sep).join('/'),
+    );
+    const declared = pkg.dependencies.flatMap((name) => {
+      const dep = byName.get(name);
+      return dep ? [dep.dir] : [];
+    });
+    const missing = declared.filter((dir) => !references.includes(dir)).sort();
+    const extra = references.filter((dir) => !declared.includes(dir)).sort();
+    if (missing.length > 0 || extra.length > 0) mismatches.push({ dir: pkg.dir, missing, extra });
+  }
+  return mismatches;
+}
+
+export function formatReferenceMismatch(m: ReferenceMismatch): string {
+  const parts = [...m.missing.map((dir) => `${dir} is declared in package.json but not referenced`), ...m.extra.map((dir) => `${dir} is referenced but not declared in package.json`)];
+  return `${m.dir}/tsconfig.json: ${parts.join('; ')}`;
+}

@@ -9,6 +9,8 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
+import { isTestCode } from './boundaries.ts';
+import { findImports } from './imports.ts';
 
 const ENVIRONMENT_MARKERS = [
   /\binject\b[^\n]*\(\s*['"]testenv['"]\s*\)/,
@@ -26,12 +28,11 @@ const ENVIRONMENT_MARKERS = [
   /\bEXTEND_CHILD_USER\b/,
   /\b(?:uid|gid):\s*\d+/,
 ];
-const IMPORT = /(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/g;
 const WORKSPACE_SCOPE = '@cnb-extender/';
 
-/** Test code: what the lanes read (see the module doc). */
-function isTestCode(file: string): boolean {
-  return /\.test\.ts$/.test(file) || /(?:^|\/)(?:test|testing)\//.test(file) || /(?:^|\/)test-[^/]+\.ts$/.test(file);
+/** Test code and the modules that support it (a package's `testing/` entry, `test-*.ts` helpers). */
+function isTestSupport(file: string): boolean {
+  return isTestCode(file) || /(?:^|\/)testing\//.test(file) || /(?:^|\/)test-[^/]+\.ts$/.test(file);
 }
 
 /** `@cnb-extender/oci/testing` → the source file its package exports it as. */
@@ -69,8 +70,7 @@ export function usesTestEnvironment(file: string, seen = new Set<string>()): boo
     return false;
   }
   if (ENVIRONMENT_MARKERS.some((marker) => marker.test(source))) return true;
-  for (const match of source.matchAll(IMPORT)) {
-    const specifier = match[1] ?? match[2]!;
+  for (const { specifier } of findImports(source)) {
     let found: string | undefined;
     if (specifier.startsWith('.')) {
       const target = resolve(dirname(file), specifier);
@@ -78,7 +78,7 @@ export function usesTestEnvironment(file: string, seen = new Set<string>()): boo
     } else if (specifier.startsWith(WORKSPACE_SCOPE)) {
       found = workspaceModule(specifier, workspaceRootOf(file));
     }
-    if (found && isTestCode(found) && usesTestEnvironment(found, seen)) return true;
+    if (found && isTestSupport(found) && usesTestEnvironment(found, seen)) return true;
   }
   return false;
 }
