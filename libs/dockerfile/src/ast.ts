@@ -88,8 +88,3 @@ export function dump(ast: DockerfileAst): string {
   for (const child of ast.children) out += `(${dumpInstruction(child)})\n`;
   return out;
 }
-
-/** The dump of one instruction, without parentheses (`run "echo hi"`). */
-export function dumpNode(node: InstructionNode): string {
-  return dumpInstruction(node);
-}

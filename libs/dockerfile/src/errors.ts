@@ -63,8 +63,3 @@ export class DockerfileError extends Error {
 export class ExpansionError extends Error {
   override name = 'ExpansionError';
 }
-
-/** A range covering one position. */
-export function pointRange(line: number, column: number): SourceRange {
-  return { start: { line, column }, end: { line, column } };
-}

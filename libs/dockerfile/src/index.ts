@@ -1,7 +1,6 @@
 // Parsing (BuildKit's frontend/dockerfile/parser)
 export { parse } from './parser.ts';
 export type { Directive, ParseOptions, ParseResult, ParseWarning } from './parser.ts';
-export { dump, dumpNode } from './ast.ts';
 export type { DockerfileAst, Heredoc, InstructionNode, ValueNode } from './ast.ts';
 export { chompHeredocContent, parseHeredoc } from './heredoc.ts';
 export type { HeredocSpec } from './heredoc.ts';

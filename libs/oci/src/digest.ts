@@ -47,8 +47,3 @@ export function digester(algorithm = 'sha256'): { hash: Hash; digest(): Digest }
   const hash = createHash(algorithm);
   return { hash, digest: () => `${algorithm}:${hash.digest('hex')}` };
 }
-
-/** The hex part of a digest (`sha256:abc` → `abc`). */
-export function digestHex(digest: string): string {
-  return parseDigest(digest).hex;
-}

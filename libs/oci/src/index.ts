@@ -11,7 +11,7 @@ export * from './layer/writer.ts';
 export * from './layer/reader.ts';
 export * from './layer/apply.ts';
 export { xattrAccess, defaultXattrFilter, type XattrAccess } from './layer/xattr.ts';
-export { BLOCK_SIZE, decodeHeader, decodePax, TarFormatError, TypeFlag, type HeaderFields } from './layer/tar-format.ts';
+export { BLOCK_SIZE, decodeHeader, decodePax, TarFormatError, TypeFlag } from './layer/tar-format.ts';
 export * from './layout/layout.ts';
 export * from './layout/writer.ts';
 export * from './image.ts';

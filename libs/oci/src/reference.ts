@@ -152,11 +152,6 @@ export function familiarReference(ref: ImageReference): string {
   return name;
 }
 
-/** `registry/repository` without tag or digest. */
-export function repositoryName(ref: RepositoryRef): string {
-  return `${ref.registry}/${ref.repository}`;
-}
-
 /** The same repository with another tag (validated); any digest is dropped. */
 export function withTag(ref: RepositoryRef, tag: string): ImageReference {
   if (!TAG_RE.test(tag)) throw new ImageReferenceError(`invalid tag ${JSON.stringify(tag)}`);
@@ -171,18 +166,6 @@ export function withDigest(ref: RepositoryRef & { tag?: string }, digest: string
   const out: ImageReference = { registry: ref.registry, repository: ref.repository, digest: checked };
   if (ref.tag !== undefined) out.tag = ref.tag;
   return out;
-}
-
-export function isValidTag(tag: string): boolean {
-  return TAG_RE.test(tag);
-}
-
-export function isValidRepository(repository: string): boolean {
-  return REMOTE_NAME_RE.test(repository) && repository.length <= REPOSITORY_MAX_LENGTH;
-}
-
-export function isValidRegistry(registry: string): boolean {
-  return DOMAIN_RE.test(registry);
 }
 
 /**

@@ -73,10 +73,6 @@ export interface Scope {
   actions: ('pull' | 'push' | string)[];
 }
 
-export function scopeString(scope: Scope): string {
-  return `repository:${scope.repository}:${[...new Set(scope.actions)].sort().join(',')}`;
-}
-
 /** Merge scopes per repository; stable order so equal sets give equal cache keys. */
 export function mergeScopes(scopes: (Scope | string)[]): string[] {
   const byResource = new Map<string, Set<string>>();

@@ -256,8 +256,6 @@ export function staticKeychain(map: Record<string, Credential>): Keychain {
   return { resolve: async (registry) => entries.get(normalizeRegistryKey(registry)) };
 }
 
-export const anonymousKeychain: Keychain = { resolve: async () => undefined };
-
 /** The lifecycle's order: CNB_REGISTRY_AUTH, then Docker's config, then anonymous. */
 export function defaultKeychain(env: NodeJS.ProcessEnv = process.env): Keychain {
   const options: DockerConfigKeychainOptions = { env };
