@@ -12,6 +12,9 @@ export { BackendSelectionError, SELECT_BACKEND_ACTION } from './errors.ts';
 /** The network a RUN gets (`-extend-network`; libs/platform's `ExtendNetwork`). */
 export type RunNetwork = 'default' | 'none' | 'host';
 
+/** Compression of the layers an in-place backend writes (`-extend-layer-compression`; libs/platform's `ExtendLayerCompression`). */
+export type LayerCompressionChoice = 'gzip' | 'zstd';
+
 /** What a backend package receives when the registry creates its backend. */
 export interface BackendFactoryOptions {
   /** The process environment (backends read their own settings, e.g. `DOCKER_HOST`). */
@@ -24,6 +27,8 @@ export interface BackendFactoryOptions {
   layerDir?: string;
   /** The network RUN gets; each registration maps it to its backend's option. Omitted: the backend's own default. */
   network?: RunNetwork;
+  /** Compression of the layers the backend writes itself (in-place). Omitted: gzip. */
+  layerCompression?: LayerCompressionChoice;
   /** Constructor options from `-backend-opt` entries, already checked against the registration's settings. */
   settings?: Readonly<Record<string, unknown>>;
 }
@@ -112,7 +117,11 @@ export const BACKENDS: BackendRegistry = new Map<string, BackendRegistration>([
         none: 'a network namespace of its own with only loopback (util-linux `unshare --net`: needs util-linux in the image and `CAP_SYS_ADMIN`; without util-linux such a RUN fails rather than get the network)',
         host: 'the same as `default`: the container\'s network',
       },
-      create: callFactory('createInplaceBackend', (o) => ({ ...o.settings, ...(o.network ? { network: o.network !== 'none' } : {}) })),
+      create: callFactory('createInplaceBackend', (o) => ({
+        ...o.settings,
+        ...(o.network ? { network: o.network !== 'none' } : {}),
+        ...(o.layerCompression ? { compression: o.layerCompression } : {}),
+      })),
       load: () => import('@cnb-extender/backend-inplace' as string),
     },
   ],
@@ -263,6 +272,8 @@ export interface LoadBackendOptions {
   layerDir?: string;
   /** The network RUN gets (`-extend-network`); omitted: the backend's own default. */
   network?: RunNetwork;
+  /** Compression of the layers an in-place backend writes (`-extend-layer-compression`); omitted: gzip. */
+  layerCompression?: LayerCompressionChoice;
   /** `name=value` settings for the backend (`-backend-opt`), checked before the package is loaded. */
   backendOpts?: readonly string[];
   /** Where `backendOpts` came from, for messages (default `-backend-opt`). */
@@ -277,7 +288,7 @@ export interface LoadBackendOptions {
  * a value of the wrong kind is a `BackendSelectionError` (exit 3) naming the entry. The CLI
  * calls it (through `loadBackend`) before anything runs.
  */
-export function backendSettings(id: string, entries: readonly string[], options: Omit<LoadBackendOptions, 'backendOpts' | 'env' | 'layerDir' | 'network'> = {}): Record<string, unknown> {
+export function backendSettings(id: string, entries: readonly string[], options: Omit<LoadBackendOptions, 'backendOpts' | 'env' | 'layerDir' | 'network' | 'layerCompression'> = {}): Record<string, unknown> {
   const registry = options.registry ?? BACKENDS;
   const registration = registry.get(id);
   if (!registration) throw new BackendSelectionError(id, 'unknown', `unknown backend "${id}" (known backends: ${backendIds(registry).join(', ')})`);
@@ -313,6 +324,7 @@ export async function loadBackend(id: string, options: LoadBackendOptions = {}):
     env: options.env ?? {},
     ...(options.layerDir ? { layerDir: options.layerDir } : {}),
     ...(options.network ? { network: options.network } : {}),
+    ...(options.layerCompression ? { layerCompression: options.layerCompression } : {}),
     settings,
   };
   const backend = await backendFromModule(mod, registration, factoryOptions).catch((err: unknown) => {

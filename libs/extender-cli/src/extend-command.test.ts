@@ -206,6 +206,22 @@ describe('runExtendCommand', () => {
     });
   });
 
+  describe('-extend-layer-compression', () => {
+    it('is gzip unless set (flag over CNB_EXTEND_LAYER_COMPRESSION), reaches the backend factory, and an unknown value exits 3', async () => {
+      fixture = await createFixture([{ id: 'acme/curl', run: RUN_DOCKERFILE }]);
+      const before = fakeFactoryCalls.length;
+      expect((await run(['-kind', 'run'], fixture.env)).code).toBe(0);
+      expect(fakeFactoryCalls[before]!.layerCompression).toBe('gzip');
+      expect((await run(['-kind', 'run'], { ...fixture.env, CNB_EXTEND_LAYER_COMPRESSION: 'zstd' })).code).toBe(0);
+      expect(fakeFactoryCalls.at(-1)!.layerCompression).toBe('zstd');
+      expect((await run(['-kind', 'run', '-extend-layer-compression=gzip'], { ...fixture.env, CNB_EXTEND_LAYER_COMPRESSION: 'zstd' })).code).toBe(0);
+      expect(fakeFactoryCalls.at(-1)!.layerCompression).toBe('gzip');
+      const bad = await run(['-kind', 'run', '-extend-layer-compression', 'xz'], fixture.env);
+      expect(bad.code).toBe(3);
+      expect(bad.stderr.text).toBe('ERROR: failed to resolve inputs: invalid value "xz" for -extend-layer-compression: expected one of gzip, zstd\n');
+    });
+  });
+
   describe('-extend-cache-ttl with a backend that keeps no layer cache', () => {
     const IGNORED = (name: string) => `Warning: ${name} is ignored: the fake backend keeps no layer cache of its own, so the time-to-live of cached layers does not apply`;
 

@@ -185,6 +185,7 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
       registry,
       env,
       network: inputs.extendNetwork,
+      layerCompression: inputs.extendLayerCompression,
       backendOpts: inputs.backendOpts,
       ...(invocation.origins.backendOpts.name ? { backendOptsSource: invocation.origins.backendOpts.name } : {}),
       ...(options.cwd ? { cwd: options.cwd } : {}),

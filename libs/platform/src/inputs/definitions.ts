@@ -55,6 +55,7 @@ export const ENV = Object.freeze({
   extendCacheTtl: 'CNB_EXTEND_CACHE_TTL',
   extendDir: 'CNB_EXTEND_DIR',
   extendKind: 'CNB_EXTEND_KIND',
+  extendLayerCompression: 'CNB_EXTEND_LAYER_COMPRESSION',
   extendNetwork: 'CNB_EXTEND_NETWORK',
   extendedBuildImage: 'CNB_EXTENDED_BUILD_IMAGE',
   extendedBuildLayout: 'CNB_EXTENDED_BUILD_LAYOUT',
@@ -84,6 +85,7 @@ export const DEFAULTS = Object.freeze({
   /** the directory platforms mount today (the "kaniko dir") */
   extendDir: '/kaniko',
   extendKind: 'build',
+  extendLayerCompression: 'gzip',
   extendNetwork: 'default',
   extendedDir: `${PLACEHOLDER_LAYERS}/extended`,
   generatedDir: `${PLACEHOLDER_LAYERS}/generated`,
@@ -105,6 +107,10 @@ export type ExtendKind = (typeof EXTEND_KINDS)[number];
  */
 export const EXTEND_NETWORKS = ['default', 'none', 'host'] as const;
 export type ExtendNetwork = (typeof EXTEND_NETWORKS)[number];
+
+/** Compression of the layers an in-place backend writes (`-extend-layer-compression`); gzip is what every runtime reads. */
+export const EXTEND_LAYER_COMPRESSIONS = ['gzip', 'zstd'] as const;
+export type ExtendLayerCompression = (typeof EXTEND_LAYER_COMPRESSIONS)[number];
 
 /** The extender's inputs (`/cnb/lifecycle/extender`, `lifecycle extend`). */
 export const EXTENDER_INPUTS: readonly InputDefinition[] = Object.freeze([
@@ -133,6 +139,16 @@ export const EXTENDER_INPUTS: readonly InputDefinition[] = Object.freeze([
   },
   { key: 'extendDir', kind: 'path', flag: 'extend-dir', env: ENV.extendDir, default: DEFAULTS.extendDir, description: 'path to the extend directory (layer cache and work area; formerly the kaniko directory)' },
   { key: 'extendKind', kind: 'string', flag: 'kind', env: ENV.extendKind, default: DEFAULTS.extendKind, since: '0.12', choices: EXTEND_KINDS, description: 'kind of image to extend' },
+  {
+    key: 'extendLayerCompression',
+    kind: 'string',
+    flag: 'extend-layer-compression',
+    env: ENV.extendLayerCompression,
+    default: DEFAULTS.extendLayerCompression,
+    choices: EXTEND_LAYER_COMPRESSIONS,
+    description:
+      'compression of the layers the in-place backend writes (gzip: every registry and runtime reads it; zstd: faster and smaller, needs containerd 1.5+, Docker 23+ or CRI-O/podman with zstd support and an exporter that keeps the media type, docs/backends.md); part of the layer cache key',
+  },
   {
     key: 'extendNetwork',
     kind: 'string',

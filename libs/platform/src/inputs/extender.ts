@@ -4,7 +4,7 @@ import { ApiVersion } from '../api/version.ts';
 import { EXIT_CODES } from '../exit-codes.ts';
 import { fail } from '../errors.ts';
 import { parseLogLevel, type LogFormat, type LogLevel } from '../log.ts';
-import { EXTENDER_INPUTS, type ExtendKind, type ExtendNetwork } from './definitions.ts';
+import { EXTENDER_INPUTS, type ExtendKind, type ExtendLayerCompression, type ExtendNetwork } from './definitions.ts';
 import { formatGoUsage, parseGoFlags, type FlagSpec } from './flags.ts';
 import { checkChoices, deprecationMessages, flagSpecsFor, resolveInputs, type DeprecatedUse, type InputOrigin } from './resolve.ts';
 
@@ -27,6 +27,8 @@ export interface ExtenderInputs {
   /** the extend directory (`/kaniko` by default) */
   extendDir: string;
   extendKind: ExtendKind;
+  /** Compression of the layers an in-place backend writes. */
+  extendLayerCompression: ExtendLayerCompression;
   /** the network RUN instructions get (`default`, `none`, `host`) */
   extendNetwork: ExtendNetwork;
   /** build kind, image-producing backend: registry reference to push the extended build image to */
