@@ -13,7 +13,8 @@ import { MemorySink, extend, readLayoutImage } from '@cnb-extender/extender-core
 import { createWorkspace, readLayerFiles, runBackendContract } from '@cnb-extender/extender-core/testing';
 import type { Digest } from '@cnb-extender/oci';
 import { describe, expect, inject, it } from 'vitest';
-import { BuildKitBackend, BuildKitClient, type TlsOptions } from './index.ts';
+import type { TlsOptions } from '@cnb-extender/buildkit-session';
+import { BuildKitBackend, BuildKitClient } from './index.ts';
 import { applyDockerfile, flatten, runBase } from './test-support.ts';
 import { waitForBuildkitd } from '@cnb-extender/testenv';
 

@@ -1,5 +1,4 @@
 export { BuildKitBackend, instructionFromHistory, instructionFromVertex, type BuildKitBackendOptions } from './backend.ts';
 export { BuildKitClient, type ClientOptions, type DaemonInfo, type NetworkMode, type SessionTransport, type SolveOptions, type SolveResult } from './client.ts';
-// the protocol pieces, for callers that used them from here
-export { BuildSession, SessionMethod, walkContext, sendDiffCopy, goFileMode, GoMode, Pattern, PatternSet, GrpcError, GrpcStatus, parseAddress, defaultAddress, tlsFromDir, EndpointError } from '@cnb-extender/buildkit-session';
-export type { SessionOptions, SessionStats, WalkEntry, WalkOptions, Endpoint, TlsOptions } from '@cnb-extender/buildkit-session';
+// the backend registry turns the `tls-dir` setting into TLS files with it
+export { tlsFromDir } from '@cnb-extender/buildkit-session';

@@ -7,8 +7,6 @@ export {
   negotiateApiVersion,
   compareApiVersions,
   API_VERSION_MAX,
-  API_VERSION_MIN,
-  BUILDKIT_API_VERSION_MIN,
   type DaemonFacts,
   type ConnectOptions,
   type DockerConnection,
@@ -16,4 +14,3 @@ export {
   type DockerTlsSettings,
   type ReachableOptions,
 } from './host.ts';
-export { decodeStatus, type BuildkitStatus, type BuildkitVertex } from './buildkit-status.ts';

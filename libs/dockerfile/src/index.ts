@@ -2,7 +2,6 @@
 export { parse } from './parser.ts';
 export type { Directive, ParseOptions, ParseResult, ParseWarning } from './parser.ts';
 export type { DockerfileAst, Heredoc, InstructionNode, ValueNode } from './ast.ts';
-export { chompHeredocContent, parseHeredoc } from './heredoc.ts';
 export type { HeredocSpec } from './heredoc.ts';
 
 // Errors
@@ -14,8 +13,7 @@ export { expandWithMatches, expandWord, expandWords } from './shell/lex.ts';
 export type { EnvSource, ExpansionResult, LexOptions } from './shell/lex.ts';
 
 // Typed instructions (BuildKit's frontend/dockerfile/instructions)
-export { INSTRUCTION_NAMES, parseInstruction, parseInstructions } from './instructions/parse.ts';
-export { parseDevice, parseMount } from './instructions/mount.ts';
+export { parseInstruction, parseInstructions } from './instructions/parse.ts';
 export type { Device, Mount, MountSharing, MountType } from './instructions/mount.ts';
 export type {
   AddCommand,
@@ -49,9 +47,8 @@ export type {
 } from './instructions/types.ts';
 
 // Evaluation with build args: the plan backends execute
-export { evaluate, evaluateInstructions } from './plan/evaluate.ts';
+export { evaluate } from './plan/evaluate.ts';
 export type { EvaluateOptions } from './plan/evaluate.ts';
-export { DEFAULT_PATH_ENV, DEFAULT_SHELL } from './plan/config.ts';
 export type { HealthcheckConfig, ImageConfig } from './plan/config.ts';
 export type {
   AddStep,
@@ -82,9 +79,7 @@ export type {
 
 // CNB extension rules (the Go lifecycle's buildpack/dockerfile.go)
 export {
-  BASE_IMAGE_ARG,
   ExtensionRuleError,
-  RECOMMENDED_INSTRUCTIONS,
   RESERVED_BUILD_ARGS,
   ReservedBuildArgError,
   validateBuildDockerfile,
@@ -95,10 +90,10 @@ export {
 export type { ExtensionCheckOptions, ExtensionDockerfileInfo, ExtensionKind, ExtensionWarning } from './extension.ts';
 
 // Build contexts: Docker's pattern rules (moby/patternmatcher), `.dockerignore`, walking a context
-export { checkGoPattern, goMatch, hasWildcards, PatternSyntaxError } from './context/go-match.ts';
+export { goMatch, hasWildcards, PatternSyntaxError } from './context/go-match.ts';
 export { cleanPath, ContextPattern, PatternMatcher } from './context/patterns.ts';
 export type { MatchInfo, WalkRule } from './context/patterns.ts';
-export { dockerignoreMatcher, goTrimSpace, parseDockerignore, readDockerignore } from './context/dockerignore.ts';
+export { dockerignoreMatcher, parseDockerignore, readDockerignore } from './context/dockerignore.ts';
 export type { DockerignoreFile } from './context/dockerignore.ts';
 export { contextPaths, walkContextTree } from './context/walk.ts';
 export type { ContextWalkEntry, ContextWalkOptions } from './context/walk.ts';

@@ -5,7 +5,6 @@
  */
 import {
   LifecycleError,
-  RESERVED_BUILD_ARGS,
   TomlFileError,
   extendArgsFor,
   ifExists,
@@ -20,9 +19,6 @@ import {
 import type { BuildArg, ExtendKind } from './backend.ts';
 import { ExtenderError, messageOf, type ExtenderErrorCode } from './errors.ts';
 import type { EventSink } from './events.ts';
-
-/** Names the core sets itself; an extend-config.toml may not use them. */
-export const RESERVED_ARGS = RESERVED_BUILD_ARGS;
 
 export interface AnalyzedImage {
   reference: string;

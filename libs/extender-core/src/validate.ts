@@ -36,8 +36,6 @@ export function splitInstructions(content: string, file = 'Dockerfile'): Dockerf
   });
 }
 
-export { RECOMMENDED_INSTRUCTIONS } from '@cnb-extender/dockerfile';
-
 export interface ValidationResult {
   errors: string[];
   warnings: string[];

@@ -21,8 +21,6 @@
 import { cleanPath } from '../plan/config.ts';
 import { checkGoPattern, PatternSyntaxError } from './go-match.ts';
 
-export { PatternSyntaxError } from './go-match.ts';
-
 export { cleanPath };
 
 type MatchType = 'exact' | 'prefix' | 'suffix' | 'regexp';
