@@ -9,3 +9,4 @@ export { readImageArchive, writeImageArchive, type ReadImageArchiveOptions, type
 export { runTool, type RunToolOptions, type ToolResult } from './tool.ts';
 export { publishBuildImage, publishRunImage, type BuildImageTarget, type PublishBuildImageOptions, type PublishedBuildImage, type PublishRunImageOptions, type PublishedRunImage } from './publish.ts';
 export { StepReporter } from './progress.ts';
+export { ImageBuildTemplate, type ImageBuild, type ImageBuildSteps, type ImageBuildTemplateOptions } from './template.ts';

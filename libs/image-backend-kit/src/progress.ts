@@ -7,7 +7,7 @@
  * the config. A layer-making instruction finishes once its layer was read back
  * (`assembleImage` reports it); the core puts everything in order.
  */
-import { dockerfileSteps, type DockerfileStep, type EventSink } from '@cnb-extender/extender-core';
+import { BackendInstructionError, dockerfileSteps, type DockerfileStep, type EventSink } from '@cnb-extender/extender-core';
 import type { ToolStep } from './instructions.ts';
 
 /** The first line, blanks collapsed, the keyword upper-cased. */
@@ -63,6 +63,14 @@ export class StepReporter {
   /** The instruction at `index` as written, or undefined. */
   instruction(index: number | undefined): string | undefined {
     return index === undefined ? undefined : this.steps[index]?.instruction;
+  }
+
+  /**
+   * The error for a failed instruction: `shown` as the tool showed it, named as written when its
+   * position `index` is known.
+   */
+  failed(shown: string, index: number | undefined, message: string, cause?: unknown): BackendInstructionError {
+    return new BackendInstructionError(this.instruction(index) ?? shown, message, { ...(cause === undefined ? {} : { cause }), ...(index === undefined ? {} : { index }) });
   }
 
   /**
