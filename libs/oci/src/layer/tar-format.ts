@@ -76,16 +76,6 @@ function writeOctal(block: Uint8Array, offset: number, length: number, value: nu
   block[offset + length - 1] = 0;
 }
 
-/** Which values of an entry need a PAX record (undefined: none). */
-export interface PaxNeeds {
-  path?: string;
-  linkpath?: string;
-  size?: number;
-  uid?: number;
-  gid?: number;
-  xattrs?: Record<string, Uint8Array>;
-}
-
 /**
  * Encode the header block(s) for one entry: a PAX header plus its records when
  * needed, then the ustar block.
