@@ -1,29 +1,26 @@
 /**
  * The extend phase: everything the Go lifecycle's `phase.Extender` does,
- * backend-neutral. `extend()` is what a CLI calls.
+ * backend-neutral. `extend()` is what a CLI calls: prepare (a plan from the inputs) →
+ * resolve the base → check every Dockerfile → apply each → finish (the output), around a
+ * work directory that is always removed.
  */
-import { randomUUID } from 'node:crypto';
 import { rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ZERO_TIME, type HistoryEntry, type ImageConfig, type Platform } from '@cnb-extender/oci';
-import { LifecycleError, verifyPlatformApi, type ApiVersion, type DeprecationMode, type ExtenderInputs } from '@cnb-extender/platform';
-import type { ApplyOptions, BackendContext, DockerfileSpec, ExtendKind, ExtenderBackend, ImageDescription } from './backend.ts';
-import { registryAccess, repositoryOf, resolveBaseImage, type RegistryAccess } from './base.ts';
-import { buildArgsFor, discoverDockerfiles, isRootUser, userFrom } from './discovery.ts';
+import { ZERO_TIME, type Platform } from '@cnb-extender/oci';
+import type { ApiVersion, DeprecationMode, ExtenderInputs } from '@cnb-extender/platform';
+import { abortError, applyExtension } from './apply-extension.ts';
+import type { BackendContext, ExtendKind, ExtenderBackend, ImageDescription } from './backend.ts';
+import { registryAccess, resolveBaseImage, type RegistryAccess } from './base.ts';
+import { isRootUser } from './discovery.ts';
 import { ExtenderError, messageOf, wrap } from './errors.ts';
 import { measure, nullSink, type EventSink } from './events.ts';
-import { readAnalyzed, readGroupExtensions, referenceFor, type AnalyzedImage } from './files.ts';
-import { orderInstructionEvents } from './instruction-order.ts';
+import { checkDockerfiles, planExtend, type ExtendPlan } from './extend-plan.ts';
+import { envToMap, recordExtension, REBASABLE_LABEL, startRecord, type ExtensionRecord } from './extension-record.ts';
 import { serializeImage, writeRunOutput } from './output.ts';
-import { dockerfileSteps } from './steps.ts';
-import { checkExtensionDockerfile } from './validate.ts';
 import { createWorkDir, pruneWorkDirs } from './work-dir.ts';
 
-export const REBASABLE_LABEL = 'io.buildpacks.rebasable';
-/** The extend dir when nothing else is configured (what platforms mount today). */
-export const DEFAULT_EXTEND_DIR = '/kaniko';
-/** `-kaniko-cache-ttl` default: two weeks. */
-export const DEFAULT_CACHE_TTL_MS = 336 * 60 * 60 * 1000;
+export { DEFAULT_CACHE_TTL_MS, DEFAULT_EXTEND_DIR } from './extend-plan.ts';
+export { envToMap, extensionLayerHistory, normalizedHistory, REBASABLE_LABEL } from './extension-record.ts';
 
 /** Resolved inputs of the extend phase (the CLI maps flags and env to these). */
 export interface ExtendInputs {
@@ -105,54 +102,16 @@ export interface ExtendResult {
   workDir: string;
 }
 
-/** `KEY=value` → map, split on the first `=` (the Go extender fails on values with `=`; we do not). */
-export function envToMap(env: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const entry of env) {
-    const eq = entry.indexOf('=');
-    if (eq <= 0) continue;
-    out[entry.slice(0, eq)] = entry.slice(eq + 1);
-  }
-  return out;
-}
-
-/** Go's `strconv.ParseBool` truth values. */
-function parseBool(value: string | undefined): boolean {
-  return value !== undefined && ['1', 't', 'T', 'TRUE', 'true', 'True'].includes(value);
-}
-
-/** History with entries for empty layers removed and padded to `layerCount` (imgutil's NormalizedHistory). */
-export function normalizedHistory(history: readonly HistoryEntry[] | undefined, layerCount: number): HistoryEntry[] {
-  if (!history) return Array.from({ length: layerCount }, () => ({}));
-  const kept = history.filter((h) => !h.empty_layer);
-  while (kept.length < layerCount) kept.push({});
-  return kept;
-}
-
-/** The history line for one layer added by an extension. */
-export function extensionLayerHistory(createdBy: string | undefined, extensionId: string): string {
-  return `Layer: '${createdBy ?? ''}', Created by extension: ${extensionId}`;
-}
-
-function abortError(signal: AbortSignal, action: string): ExtenderError {
-  const reason: unknown = signal.reason;
-  return new ExtenderError('ABORTED', `${action}: cancelled${reason instanceof Error ? `: ${reason.message}` : ''}`, { cause: reason });
-}
-
-function cloneConfig(config: ImageConfig): ImageConfig {
-  return structuredClone(config);
-}
-
 /**
  * Extend the build or run image. Throws `ExtenderError` (see `exitCode`).
  */
 export async function extend(options: ExtendOptions): Promise<ExtendResult> {
-  const { kind, inputs, backend } = options;
+  const { kind } = options;
   const events = options.events ?? nullSink;
   const signal = options.signal ?? new AbortController().signal;
   const top = `failed to extend ${kind} image`;
   try {
-    return await measure(events, 'extend', () => run(kind, inputs, backend, events, signal, options.registry, options.runOutput ?? 'layout'));
+    return await measure(events, 'extend', () => run(options, events, signal));
   } catch (err) {
     if (signal.aborted) throw abortError(signal, top);
     if (err instanceof ExtenderError && err.code === 'PLATFORM_API_UNSUPPORTED') throw err;
@@ -168,80 +127,42 @@ export async function extend(options: ExtendOptions): Promise<ExtendResult> {
   }
 }
 
-async function run(
-  kind: ExtendKind,
-  inputs: ExtendInputs,
-  backend: ExtenderBackend,
-  events: EventSink,
-  signal: AbortSignal,
-  registry: RegistryAccess | undefined,
-  runOutput: 'layout' | 'none',
-): Promise<ExtendResult> {
-  // Platform API first, like the lifecycle.
-  let platformApi;
-  try {
-    const verified = verifyPlatformApi(inputs.platformApi, inputs.deprecationMode ? { deprecationMode: inputs.deprecationMode } : {});
-    platformApi = verified.api;
-    for (const notice of verified.notices) events.emit({ type: 'warning', level: 'warn', code: 'deprecated-api', message: notice.message });
-  } catch (err) {
-    // Kept as the lifecycle words it (`failed to get platform API version; please set …`).
-    throw new ExtenderError('PLATFORM_API_UNSUPPORTED', err instanceof LifecycleError ? err.message : `failed to check platform API: ${messageOf(err)}`, { cause: err });
-  }
-  if (!backend.capabilities.kinds.includes(kind)) {
-    throw new ExtenderError('BACKEND_UNSUPPORTED', `selecting backend: backend ${backend.id} cannot extend ${kind} images`);
-  }
-
-  // Inputs (the Go extender's factory): analyzed.toml, group.toml.
-  const analyzed = await readAnalyzed(inputs.analyzedPath).catch((err: unknown) => {
-    throw wrap(err, 'initializing extender', 'ANALYZED_INVALID', { path: inputs.analyzedPath });
-  });
-  const reference = referenceFor(kind, analyzed, inputs.analyzedPath);
-  const extensions = await readGroupExtensions(inputs.groupPath, {
-    events,
-    ...(inputs.deprecationMode ? { deprecationMode: inputs.deprecationMode } : {}),
-  }).catch((err: unknown) => {
-    throw wrap(err, 'initializing extender', 'GROUP_INVALID', { path: inputs.groupPath });
-  });
-  const dockerfiles = await discoverDockerfiles({
-    kind,
-    platformApi,
-    generatedDir: inputs.generatedDir,
-    appDir: inputs.appDir,
-    extensions,
-    events,
-  }).catch((err: unknown) => {
-    throw wrap(err, `getting ${kind}.Dockerfiles`, 'DOCKERFILE_INVALID');
-  });
-
-  const extendDir = inputs.extendDir ?? DEFAULT_EXTEND_DIR;
-  const workRoot = inputs.workRoot ?? join(extendDir, 'work');
-  // Work directories of runs that were killed (SIGKILL, OOM) could not remove themselves.
-  for (const dir of await pruneWorkDirs(workRoot, {
-    onError: (dir, err) => events.emit({ type: 'warning', level: 'warn', code: 'cleanup-failed', message: `removing the work directory ${dir} of a run that is gone: ${messageOf(err)}` }),
-  })) {
-    events.emit({ type: 'debug', level: 'debug', message: `Removed the work directory ${dir} of a run that is gone` });
-  }
-  let workDir: string;
-  try {
-    workDir = await createWorkDir(workRoot, kind);
-  } catch (err) {
-    throw new ExtenderError('INVALID_INPUT', `creating a work directory in ${workRoot}: ${messageOf(err)}`, { cause: err, path: workRoot });
-  }
+async function run(options: ExtendOptions, events: EventSink, signal: AbortSignal): Promise<ExtendResult> {
+  const { kind, inputs, backend } = options;
+  const plan = await planExtend(kind, inputs, backend, events);
+  const workDir = await prepareWorkDir(plan.workRoot, kind, events);
   const context: BackendContext = { signal, events, workDir };
-  events.emit({ type: 'extend-started', level: 'info', kind, backend: backend.id, reference });
+  events.emit({ type: 'extend-started', level: 'info', kind, backend: backend.id, reference: plan.reference });
 
   let result: Omit<ExtendResult, 'workDir'>;
   try {
-    result = await extendWith(kind, reference, dockerfiles, inputs, extendDir, backend, context, registry, kind === 'build' ? analyzed.buildImage : analyzed.runImage, runOutput);
+    checkDockerfiles(plan, events);
+    const base = await resolveBase(plan, backend, context, options.registry);
+    const record = await applyEach(plan, base, backend, context);
+    result = await finish(plan, record, base.layers.length, options.runOutput ?? 'layout', context);
   } catch (err) {
-    await cleanUp(backend, context, workRoot).catch((cleanupErr: unknown) => {
+    await cleanUp(backend, context, plan.workRoot).catch((cleanupErr: unknown) => {
       events.emit({ type: 'warning', level: 'warn', code: 'cleanup-failed', message: messageOf(cleanupErr) });
     });
     throw err;
   }
   // Like the lifecycle, a failing cleanup fails an otherwise successful run.
-  await cleanUp(backend, context, workRoot);
+  await cleanUp(backend, context, plan.workRoot);
   return { ...result, workDir };
+}
+
+/** A work directory of this run, after removing those of runs that were killed (SIGKILL, OOM) and could not remove theirs. */
+async function prepareWorkDir(workRoot: string, kind: ExtendKind, events: EventSink): Promise<string> {
+  for (const dir of await pruneWorkDirs(workRoot, {
+    onError: (dir, err) => events.emit({ type: 'warning', level: 'warn', code: 'cleanup-failed', message: `removing the work directory ${dir} of a run that is gone: ${messageOf(err)}` }),
+  })) {
+    events.emit({ type: 'debug', level: 'debug', message: `Removed the work directory ${dir} of a run that is gone` });
+  }
+  try {
+    return await createWorkDir(workRoot, kind);
+  } catch (err) {
+    throw new ExtenderError('INVALID_INPUT', `creating a work directory in ${workRoot}: ${messageOf(err)}`, { cause: err, path: workRoot });
+  }
 }
 
 /** The backend's cleanup, then the work directory (always removed, even when the backend fails). */
@@ -257,202 +178,76 @@ async function cleanUp(backend: ExtenderBackend, context: BackendContext, workRo
   if (failure !== undefined) throw new ExtenderError('CLEANUP_FAILED', `cleaning up backend ${backend.id}: ${messageOf(failure)}`, { cause: failure });
 }
 
-async function extendWith(
-  kind: ExtendKind,
-  reference: string,
-  dockerfiles: Awaited<ReturnType<typeof discoverDockerfiles>>,
-  inputs: ExtendInputs,
-  extendDir: string,
-  backend: ExtenderBackend,
-  context: BackendContext,
-  registry: RegistryAccess | undefined,
-  analyzedImage: AnalyzedImage | undefined,
-  runOutput: 'layout' | 'none',
-): Promise<Omit<ExtendResult, 'workDir'>> {
+async function resolveBase(plan: ExtendPlan, backend: ExtenderBackend, context: BackendContext, registry: RegistryAccess | undefined): Promise<ImageDescription> {
   const { events, signal } = context;
-  // Every Dockerfile is checked before anything is applied: a bad second one must not
-  // be found after the first has changed the image (in place: the live root filesystem).
-  for (const dockerfile of dockerfiles) {
-    const validation = checkExtensionDockerfile(dockerfile.content, kind, dockerfile.path);
-    for (const warning of validation.warnings) {
-      events.emit({ type: 'warning', level: 'warn', code: 'dockerfile-rule', message: `${dockerfile.path}: ${warning}`, extensionId: dockerfile.extensionId });
-    }
-    if (validation.errors.length > 0) {
-      throw new ExtenderError('DOCKERFILE_INVALID', `applying Dockerfile for ${dockerfile.extensionId}: ${dockerfile.path}: ${validation.errors.join('; ')}`, {
-        path: dockerfile.path,
-        extensionId: dockerfile.extensionId,
-      });
-    }
-  }
-  const target = platformFromAnalyzed(analyzedImage);
-  const platform = inputs.platform ?? target;
-  const base = await measure(events, 'resolve-base', async () => {
-    return resolveBaseImage({
-      kind,
-      reference,
-      extendDir,
+  return measure(events, 'resolve-base', () =>
+    resolveBaseImage({
+      kind: plan.kind,
+      reference: plan.reference,
+      extendDir: plan.extendDir,
       events,
       signal,
       registry: registry ?? registryAccess({ signal }),
-      ...(platform ? { platform } : {}),
-      ...(target ? { target } : {}),
+      ...(plan.platform ? { platform: plan.platform } : {}),
+      ...(plan.target ? { target: plan.target } : {}),
       ...(backend.resolveBase ? { backend: (request) => backend.resolveBase!(request, context) } : {}),
-    });
-  }).catch((err: unknown) => {
-    throw wrap(err, `getting ${kind} image to extend`, 'BASE_IMAGE');
+    }),
+  ).catch((err: unknown) => {
+    throw wrap(err, `getting ${plan.kind} image to extend`, 'BASE_IMAGE');
   });
+}
 
-  const baseLayerCount = base.layers.length;
-  let current: ImageDescription = { ...base, config: cloneConfig(base.config) };
-  let workingHistory = normalizedHistory(current.config.history, current.config.rootfs.diff_ids.length);
-  current.config.history = workingHistory;
-  let rebasable = true; // the original base need not be rebasable
-  let { userId } = userFrom(current.config.config?.User);
-  const originalUserId = userId;
-  const ignorePaths = [inputs.appDir, inputs.layersDir, inputs.platformDir, '/var/run', inputs.workRoot ?? join(extendDir, 'work')];
-
-  for (const [position, dockerfile] of dockerfiles.entries()) {
+/** Each Dockerfile in order, each on the image the ones before it left. */
+async function applyEach(plan: ExtendPlan, base: ImageDescription, backend: ExtenderBackend, context: BackendContext): Promise<ExtensionRecord> {
+  const { events, signal } = context;
+  let record = startRecord(base);
+  const originalUserId = record.userId;
+  for (const [position, dockerfile] of plan.dockerfiles.entries()) {
     signal.throwIfAborted();
-    const action = `applying Dockerfile for ${dockerfile.extensionId}`;
-    // The first Dockerfile extends the analyzed reference; later ones an intermediate image
-    // that exists nowhere else, named by the digest of its manifest.
-    const intermediateRef = position === 0 ? (base.reference ?? reference) : `${repositoryOf(reference)}@${serializeImage(current).manifestDigest}`;
-    const spec: DockerfileSpec = {
-      extensionId: dockerfile.extensionId,
-      kind,
-      path: dockerfile.path,
-      content: dockerfile.content,
-      args: buildArgsFor(dockerfile.configArgs, current.config.config?.User, intermediateRef, randomUUID()),
-      contextDir: dockerfile.contextDir,
-    };
-    const applyOptions: ApplyOptions = {
-      buildContext: dockerfile.contextDir,
-      ignorePaths,
-      cacheTtlMs: inputs.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS,
-      extendDir,
-    };
-    events.emit({ type: 'extension-started', level: 'info', kind, extensionId: dockerfile.extensionId, path: dockerfile.path });
-    // the backend's instruction events, by position, in the order every backend gives them
-    const ordered = orderInstructionEvents(events, dockerfile.extensionId, dockerfileSteps(dockerfile.content));
-    let result: ImageDescription;
-    try {
-      result = await measure(events, `apply:${dockerfile.extensionId}`, async () => {
-        const applied = await backend.apply(spec, current, applyOptions, { ...context, events: ordered });
-        ordered.complete();
-        return applied;
-      });
-    } catch (err) {
-      if (signal.aborted) throw abortError(signal, action);
-      const instruction = (err as { instruction?: unknown }).instruction;
-      const where = typeof instruction === 'string' ? `${action}: ${instruction}` : action;
-      // The instruction is named once, also when a backend's message starts with it.
-      let detail = messageOf(err);
-      if (typeof instruction === 'string' && instruction !== '' && detail.startsWith(`${instruction}: `)) detail = detail.slice(instruction.length + 2);
-      if (typeof instruction === 'string') {
-        const index = (err as { index?: unknown }).index;
-        ordered.fail({ instruction, message: detail, ...(typeof index === 'number' ? { index } : {}) });
-      }
-      throw new ExtenderError('APPLY_FAILED', `${where}: ${detail}`, {
-        cause: err,
-        path: dockerfile.path,
-        extensionId: dockerfile.extensionId,
-        ...(typeof instruction === 'string' ? { instruction } : {}),
-      });
-    }
-    checkResult(result, current, action, dockerfile.extensionId);
-    const config = cloneConfig(result.config);
-    config.config ??= {};
-
-    // rebasable: AND over every applied Dockerfile's resulting label.
-    rebasable = rebasable && parseBool(config.config.Labels?.[REBASABLE_LABEL]);
-    config.config.Labels = { ...config.config.Labels, [REBASABLE_LABEL]: String(rebasable) };
-
-    // history: keep what we had, one entry per new layer naming the extension.
-    const resultHistory = normalizedHistory(config.history, config.rootfs.diff_ids.length);
-    const nextHistory = [...workingHistory];
-    for (let i = workingHistory.length; i < resultHistory.length; i++) {
-      nextHistory.push({ created_by: extensionLayerHistory(resultHistory[i]!.created_by, dockerfile.extensionId) });
-    }
-    workingHistory = nextHistory;
-    config.history = workingHistory;
-
-    const previousUserId = userId;
-    userId = userFrom(config.config.User).userId;
-    if (isRootUser(userId)) {
-      events.emit({
-        type: 'warning',
-        level: 'warn',
-        code: 'user-root',
-        extensionId: dockerfile.extensionId,
-        message: `Extension from ${dockerfile.path} changed the user ID from ${previousUserId} to ${userId}; this must not be the final user ID (a following extension must reset the user).`,
-      });
-    }
-    const newLayers = result.layers.length - current.layers.length;
-    current = { ...result, config };
-    events.emit({ type: 'extension-finished', level: 'info', kind, extensionId: dockerfile.extensionId, newLayers });
+    events.emit({ type: 'extension-started', level: 'info', kind: plan.kind, extensionId: dockerfile.extensionId, path: dockerfile.path });
+    const result = await applyExtension(plan, { dockerfile, position, current: record.image, baseReference: base.reference }, backend, context);
+    const recorded = recordExtension(record, result, dockerfile.extensionId, dockerfile.path);
+    for (const warning of recorded.warnings) events.emit(warning);
+    record = recorded.record;
+    events.emit({ type: 'extension-finished', level: 'info', kind: plan.kind, extensionId: dockerfile.extensionId, newLayers: recorded.newLayers });
   }
-
-  if (isRootUser(userId) && kind === 'run') {
+  if (isRootUser(record.userId) && plan.kind === 'run') {
     throw new ExtenderError('ROOT_USER', 'extending run image: the final user ID is 0 (root); please add another extension that resets the user to non-root');
   }
-  if (userId !== originalUserId) {
+  if (record.userId !== originalUserId) {
     events.emit({
       type: 'warning',
       level: 'warn',
       code: 'user-changed',
-      message: `The original user ID was ${originalUserId} but the final extension left the user ID set to ${userId}.`,
+      message: `The original user ID was ${originalUserId} but the final extension left the user ID set to ${record.userId}.`,
     });
   }
+  return record;
+}
 
+/** The result; run kind: the zeroed `created`, the rebasable label, and the layout unless the caller publishes it. */
+async function finish(plan: ExtendPlan, record: ExtensionRecord, baseLayerCount: number, runOutput: 'layout' | 'none', context: BackendContext): Promise<Omit<ExtendResult, 'workDir'>> {
+  const { events, signal } = context;
+  const { kind } = plan;
+  const { image, rebasable } = record;
   let outputDir: string | undefined;
   if (kind === 'run') {
-    current.config.created = ZERO_TIME;
-    current.config.config ??= {};
-    current.config.config.Labels = { ...current.config.config.Labels, [REBASABLE_LABEL]: String(rebasable) };
+    image.config.created = ZERO_TIME;
+    image.config.config ??= {};
+    image.config.config.Labels = { ...image.config.config.Labels, [REBASABLE_LABEL]: String(rebasable) };
     signal.throwIfAborted();
   }
   if (kind === 'run' && runOutput === 'none') {
-    current.manifestDigest = serializeImage(current).manifestDigest;
+    image.manifestDigest = serializeImage(image).manifestDigest;
   } else if (kind === 'run') {
-    const written = await measure(events, 'write-output', () =>
-      writeRunOutput({ extendedDir: inputs.extendedDir, image: current, baseLayerCount, signal }),
-    ).catch((err: unknown) => {
+    const written = await measure(events, 'write-output', () => writeRunOutput({ extendedDir: plan.extendedDir, image, baseLayerCount, signal })).catch((err: unknown) => {
       if (signal.aborted) throw abortError(signal, 'copying extended image to output directory');
-      throw wrap(err, `copying extended image to output directory ${join(inputs.extendedDir, 'run')}`, 'OUTPUT_FAILED', { path: inputs.extendedDir });
+      throw wrap(err, `copying extended image to output directory ${join(plan.extendedDir, 'run')}`, 'OUTPUT_FAILED', { path: plan.extendedDir });
     });
     outputDir = written.dir;
-    current.manifestDigest = written.manifestDigest;
+    image.manifestDigest = written.manifestDigest;
   }
-  const env = current.config.config?.Env ?? [];
+  const env = image.config.config?.Env ?? [];
   events.emit({ type: 'extend-finished', level: 'info', kind, rebasable, ...(outputDir ? { output: outputDir } : {}) });
-  return {
-    kind,
-    image: current,
-    rebasable,
-    ...(outputDir ? { outputDir } : {}),
-    env: [...env],
-    envMap: envToMap(env),
-    user: current.config.config?.User ?? '',
-  };
-}
-
-function platformFromAnalyzed(image: AnalyzedImage | undefined): Platform | undefined {
-  return image?.target ? { ...image.target } : undefined;
-}
-
-/** A backend result must keep the base's layers and describe every layer. */
-function checkResult(result: ImageDescription, base: ImageDescription, action: string, extensionId: string): void {
-  const fail = (what: string) => new ExtenderError('APPLY_FAILED', `${action}: backend returned an inconsistent image: ${what}`, { extensionId });
-  if (result.layers.length < base.layers.length) throw fail(`it has ${result.layers.length} layers, fewer than the base's ${base.layers.length}`);
-  for (const [i, layer] of base.layers.entries()) {
-    const got = result.layers[i]!;
-    if (got.diffId !== layer.diffId || got.descriptor.digest !== layer.descriptor.digest) throw fail(`base layer ${i} changed from ${layer.descriptor.digest} to ${got.descriptor.digest}`);
-  }
-  if (result.config.rootfs.diff_ids.length !== result.layers.length) {
-    throw fail(`config lists ${result.config.rootfs.diff_ids.length} diff_ids for ${result.layers.length} layers`);
-  }
-  for (const [i, layer] of result.layers.entries()) {
-    if (result.config.rootfs.diff_ids[i] !== layer.diffId) throw fail(`diff_id ${i} is ${result.config.rootfs.diff_ids[i]} but layer ${i} says ${layer.diffId}`);
-    if (i >= base.layers.length && !layer.blob) throw fail(`new layer ${layer.descriptor.digest} has no blob`);
-  }
+  return { kind, image, rebasable, ...(outputDir ? { outputDir } : {}), env: [...env], envMap: envToMap(env), user: image.config.config?.User ?? '' };
 }
