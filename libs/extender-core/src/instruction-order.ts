@@ -69,120 +69,147 @@ function canonical(line: string): string {
 
 /** See module doc. `steps` are `dockerfileSteps(content)` of the Dockerfile being applied. */
 export function orderInstructionEvents(sink: EventSink, extensionId: string, steps: readonly DockerfileStep[]): OrderedInstructionSink {
-  const slots = new Map<number, Slot>();
-  /** The first instruction that has not finished. */
-  let next = 0;
-  let closed = false;
+  return new InstructionOrder(sink, extensionId, steps);
+}
 
-  const slotOf = (index: number): Slot => {
-    let slot = slots.get(index);
+class InstructionOrder implements OrderedInstructionSink {
+  readonly #sink: EventSink;
+  readonly #extensionId: string;
+  readonly #steps: readonly DockerfileStep[];
+  readonly #slots = new Map<number, Slot>();
+  /** The first instruction that has not finished. */
+  #next = 0;
+  #closed = false;
+
+  constructor(sink: EventSink, extensionId: string, steps: readonly DockerfileStep[]) {
+    this.#sink = sink;
+    this.#extensionId = extensionId;
+    this.#steps = steps;
+  }
+
+  emit(event: ExtenderEvent): void {
+    if (!isInstructionEvent(event) || event.extensionId !== this.#extensionId) {
+      this.#sink.emit(event);
+      return;
+    }
+    const { index } = event;
+    if (this.#closed || !Number.isInteger(index) || index < 0 || index >= this.#steps.length) {
+      this.#debug(`${event.type} for instruction ${index} (${event.instruction}) left out: ${this.#closed ? 'the Dockerfile was done' : `the Dockerfile has ${this.#steps.length} instructions after FROM`}`);
+      return;
+    }
+    if (index < this.#next) {
+      this.#debug(`${event.type} for instruction ${index} (${event.instruction}) left out: it came after the instruction finished`);
+      return;
+    }
+    // Instructions before this one that change only the config are done: the backend went on.
+    for (let i = this.#next; i < index && !this.#steps[i]!.makesLayer; i++) {
+      const slot = this.#slotOf(i);
+      slot.finished ??= { type: 'instruction-finished', level: 'info', ...this.#base(i) };
+    }
+    const slot = this.#slotOf(index);
+    // the core reports failures (fail()), once
+    if (event.type === 'instruction-failed') return;
+    this.#keep(slot, event);
+    this.#pump();
+  }
+
+  complete(): void {
+    if (this.#closed) return;
+    for (; this.#next < this.#steps.length; this.#next++) this.#flush(this.#next, true);
+    this.#closed = true;
+  }
+
+  fail(failure: InstructionFailure): number | undefined {
+    if (this.#closed) return undefined;
+    const index = this.#failingIndex(failure);
+    if (index === undefined || index < this.#next) {
+      this.#closed = true;
+      return undefined;
+    }
+    for (; this.#next < index; this.#next++) this.#flush(this.#next, true);
+    this.#flush(index, false);
+    this.#out({ type: 'instruction-failed', level: 'error', ...this.#base(index), message: failure.message });
+    this.#slots.clear();
+    this.#next = index + 1;
+    this.#closed = true;
+    return index;
+  }
+
+  /** What the backend reported of one instruction, kept until its turn. */
+  #keep(slot: Slot, event: Exclude<InstructionEvent, { type: 'instruction-failed' }>): void {
+    switch (event.type) {
+      case 'instruction-started':
+        slot.started ??= event;
+        break;
+      case 'cache-hit':
+      case 'cache-miss':
+        // the first word counts (a builder may repeat its status)
+        slot.cache ??= event;
+        break;
+      case 'layer-written':
+        slot.layers.push(event);
+        break;
+      case 'instruction-finished':
+        slot.finished ??= event;
+        break;
+    }
+  }
+
+  /** The failing instruction's position: the one the backend gives, else the one its text names, else the latest started. */
+  #failingIndex(failure: InstructionFailure): number | undefined {
+    const steps = this.#steps;
+    if (failure.index !== undefined && Number.isInteger(failure.index) && failure.index >= 0 && failure.index < steps.length) return failure.index;
+    if (failure.instruction === undefined) return undefined;
+    const wanted = canonical(failure.instruction);
+    // the latest instruction the backend reported that reads like it, else the first such line at or after the next one
+    const reported = [...this.#slots.keys()].filter((i) => canonical(steps[i]!.instruction) === wanted);
+    const found = reported.length > 0 ? Math.max(...reported) : steps.findIndex((s, i) => i >= this.#next && canonical(s.instruction) === wanted);
+    if (found >= 0) return found;
+    // named otherwise (BuildKit names a step with its variables expanded): the latest one the backend started
+    const started = [...this.#slots.entries()].filter(([, slot]) => slot.started !== undefined).map(([i]) => i);
+    return started.length > 0 ? Math.max(...started) : undefined;
+  }
+
+  #slotOf(index: number): Slot {
+    let slot = this.#slots.get(index);
     if (!slot) {
       slot = { layers: [], startedOut: false, cacheOut: false, layersOut: 0 };
-      slots.set(index, slot);
+      this.#slots.set(index, slot);
     }
     return slot;
-  };
-  const base = (index: number) => ({ extensionId, index, instruction: steps[index]!.instruction });
-  const out = <T extends InstructionEvent>(event: T): void => {
-    sink.emit({ ...event, ...base(event.index), level: INSTRUCTION_EVENT_LEVELS[event.type] });
-  };
+  }
+
+  #base(index: number) {
+    return { extensionId: this.#extensionId, index, instruction: this.#steps[index]!.instruction };
+  }
+
+  #out<T extends InstructionEvent>(event: T): void {
+    this.#sink.emit({ ...event, ...this.#base(event.index), level: INSTRUCTION_EVENT_LEVELS[event.type] });
+  }
+
   /** Emit what is known of `index` in order; true when it finished. */
-  const flush = (index: number, finish: boolean): boolean => {
-    const slot = slotOf(index);
+  #flush(index: number, finish: boolean): boolean {
+    const slot = this.#slotOf(index);
     if (!slot.startedOut) {
-      out(slot.started ?? { type: 'instruction-started', level: 'info', ...base(index) });
+      this.#out(slot.started ?? { type: 'instruction-started', level: 'info', ...this.#base(index) });
       slot.startedOut = true;
     }
     if (slot.cache && !slot.cacheOut) {
-      out(slot.cache);
+      this.#out(slot.cache);
       slot.cacheOut = true;
     }
-    while (slot.layersOut < slot.layers.length) out(slot.layers[slot.layersOut++]!);
+    while (slot.layersOut < slot.layers.length) this.#out(slot.layers[slot.layersOut++]!);
     if (!slot.finished && !finish) return false;
-    out(slot.finished ?? { type: 'instruction-finished', level: 'info', ...base(index) });
-    slots.delete(index);
+    this.#out(slot.finished ?? { type: 'instruction-finished', level: 'info', ...this.#base(index) });
+    this.#slots.delete(index);
     return true;
-  };
-  const pump = (): void => {
-    while (next < steps.length && slots.has(next) && flush(next, false)) next++;
-  };
-  const debug = (message: string) => sink.emit({ type: 'debug', level: 'debug', message: `${extensionId}: ${message}` });
+  }
 
-  return {
-    emit(event: ExtenderEvent): void {
-      if (!isInstructionEvent(event) || event.extensionId !== extensionId) {
-        sink.emit(event);
-        return;
-      }
-      const { index } = event;
-      if (closed || !Number.isInteger(index) || index < 0 || index >= steps.length) {
-        debug(`${event.type} for instruction ${index} (${event.instruction}) left out: ${closed ? 'the Dockerfile was done' : `the Dockerfile has ${steps.length} instructions after FROM`}`);
-        return;
-      }
-      if (index < next) {
-        debug(`${event.type} for instruction ${index} (${event.instruction}) left out: it came after the instruction finished`);
-        return;
-      }
-      // Instructions before this one that change only the config are done: the backend went on.
-      for (let i = next; i < index && !steps[i]!.makesLayer; i++) {
-        const slot = slotOf(i);
-        slot.finished ??= { type: 'instruction-finished', level: 'info', ...base(i) };
-      }
-      const slot = slotOf(index);
-      switch (event.type) {
-        case 'instruction-started':
-          slot.started ??= event;
-          break;
-        case 'cache-hit':
-        case 'cache-miss':
-          // the first word counts (a builder may repeat its status)
-          slot.cache ??= event;
-          break;
-        case 'layer-written':
-          slot.layers.push(event);
-          break;
-        case 'instruction-finished':
-          slot.finished ??= event;
-          break;
-        case 'instruction-failed':
-          // the core reports failures (fail()), once
-          return;
-      }
-      pump();
-    },
+  #pump(): void {
+    while (this.#next < this.#steps.length && this.#slots.has(this.#next) && this.#flush(this.#next, false)) this.#next++;
+  }
 
-    complete(): void {
-      if (closed) return;
-      for (; next < steps.length; next++) flush(next, true);
-      closed = true;
-    },
-
-    fail(failure: InstructionFailure): number | undefined {
-      if (closed) return undefined;
-      let index = failure.index !== undefined && Number.isInteger(failure.index) && failure.index >= 0 && failure.index < steps.length ? failure.index : undefined;
-      if (index === undefined && failure.instruction !== undefined) {
-        const wanted = canonical(failure.instruction);
-        // the latest instruction the backend reported that reads like it, else the first such line at or after the next one
-        const reported = [...slots.keys()].filter((i) => canonical(steps[i]!.instruction) === wanted);
-        const found = reported.length > 0 ? Math.max(...reported) : steps.findIndex((s, i) => i >= next && canonical(s.instruction) === wanted);
-        if (found >= 0) index = found;
-      }
-      if (index === undefined && failure.instruction !== undefined) {
-        // named otherwise (BuildKit names a step with its variables expanded): the latest one the backend started
-        const started = [...slots.entries()].filter(([, slot]) => slot.started !== undefined).map(([i]) => i);
-        if (started.length > 0) index = Math.max(...started);
-      }
-      if (index === undefined || index < next) {
-        closed = true;
-        return undefined;
-      }
-      for (; next < index; next++) flush(next, true);
-      flush(index, false);
-      out({ type: 'instruction-failed', level: 'error', ...base(index), message: failure.message });
-      slots.clear();
-      next = index + 1;
-      closed = true;
-      return index;
-    },
-  };
+  #debug(message: string): void {
+    this.#sink.emit({ type: 'debug', level: 'debug', message: `${this.#extensionId}: ${message}` });
+  }
 }
