@@ -14,10 +14,6 @@ export function isLogLevel(value: string): value is LogLevel {
   return (LOG_LEVELS as readonly string[]).includes(value);
 }
 
-export function isLogFormat(value: string): value is LogFormat {
-  return (LOG_FORMATS as readonly string[]).includes(value);
-}
-
 /**
  * Parse `-log-level` / `CNB_LOG_LEVEL`. Accepts what the lifecycle's logger accepts
  * (`warning` = `warn`, `fatal` is treated as `error`). Anything else fails like upstream:
@@ -126,11 +122,3 @@ export function createLogger(options: CreateLoggerOptions): LeveledLogger {
     error: (message) => log({ level: 'error', message }),
   };
 }
-
-/** A logger that drops everything (tests, library defaults). */
-export const NOOP_LOGGER: Logger = Object.freeze({
-  debug: () => {},
-  info: () => {},
-  warn: () => {},
-  error: () => {},
-});

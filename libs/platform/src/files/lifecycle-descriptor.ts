@@ -1,5 +1,5 @@
 import { BUILDPACK_APIS, PLATFORM_APIS, type ApiList } from '../api/apis.ts';
-import { composeTable, parseToml, prune, readTomlFile, stringifyToml, TableView, writeTomlFile, type FileContext, type TomlTable } from './toml.ts';
+import { composeTable, parseToml, prune, readTomlFile, stringifyToml, TableView, type FileContext, type TomlTable } from './toml.ts';
 
 /**
  * `lifecycle.toml`, the descriptor shipped next to the binaries: which Buildpack and
@@ -92,8 +92,4 @@ export function stringifyLifecycleDescriptor(descriptor: LifecycleDescriptor): s
 export async function readLifecycleDescriptor(path: string): Promise<LifecycleDescriptor> {
   const ctx = { what: WHAT, path };
   return lifecycleDescriptorFromTable(await readTomlFile(ctx), ctx);
-}
-
-export async function writeLifecycleDescriptor(path: string, descriptor: LifecycleDescriptor): Promise<void> {
-  await writeTomlFile({ what: WHAT, path }, lifecycleDescriptorToTable(descriptor));
 }

@@ -1,4 +1,4 @@
-import { composeTable, parseToml, prune, readTomlFile, stringifyToml, TableView, writeTomlFile, type FileContext, type TomlTable } from './toml.ts';
+import { composeTable, parseToml, prune, readTomlFile, stringifyToml, TableView, type FileContext, type TomlTable } from './toml.ts';
 
 /**
  * `plan.toml`: the resolved build plan the detector writes. The extender only passes it on
@@ -74,8 +74,4 @@ export function stringifyPlan(plan: Plan): string {
 export async function readPlan(path: string): Promise<Plan> {
   const ctx = { what: WHAT, path };
   return planFromTable(await readTomlFile(ctx), ctx);
-}
-
-export async function writePlan(path: string, plan: Plan): Promise<void> {
-  await writeTomlFile({ what: WHAT, path }, planToTable(plan));
 }

@@ -1,4 +1,4 @@
-import { composeTable, parseToml, prune, readTomlFile, stringifyToml, TableView, writeTomlFile, type FileContext, type TomlTable } from './toml.ts';
+import { composeTable, parseToml, prune, readTomlFile, stringifyToml, TableView, type FileContext, type TomlTable } from './toml.ts';
 
 /** `run.toml`: the run images (and their mirrors) the platform offers; `<cnb>/run.toml` by default. */
 export interface RunMetadata {
@@ -36,8 +36,4 @@ export function stringifyRun(run: RunMetadata): string {
 export async function readRun(path: string): Promise<RunMetadata> {
   const ctx = { what: WHAT, path };
   return runFromTable(await readTomlFile(ctx), ctx);
-}
-
-export async function writeRun(path: string, run: RunMetadata): Promise<void> {
-  await writeTomlFile({ what: WHAT, path }, runToTable(run));
 }
