@@ -1,1 +1,1 @@
-export { EVENTS_SCHEMA_PATH, eventLineValidator, eventsSchema, type EventLineValidator } from './events-schema.ts';
+export { eventLineValidator, eventsSchema, type EventLineValidator } from './events-schema.ts';

@@ -1,1 +1,1 @@
-export { runImageBackendScenarios, FILES_DOCKERFILE, USER_DOCKERFILE, type ScenarioOptions } from './scenarios.ts';
+export { runImageBackendScenarios, type ScenarioOptions } from './scenarios.ts';
