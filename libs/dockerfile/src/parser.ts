@@ -7,7 +7,7 @@ import type { DockerfileAst, Heredoc, InstructionNode, ValueNode } from './ast.t
 import { checkEscapeToken, DirectiveParser, type DirectiveName } from './directives.ts';
 import { DockerfileError, ExpansionError, type Position, type SourceRange } from './errors.ts';
 import { goLower, leftSpaceEnd, trimLeadingTabs, trimNewline, trimSpace } from './go.ts';
-import { heredocsFromLine } from './heredoc.ts';
+import { heredocsFromLine, type HeredocSpec } from './heredoc.ts';
 import { LineError, nodeFromLine, type LineContext, type RawNode, type RawValue } from './line-parsers.ts';
 
 export interface ParseOptions {
@@ -136,18 +136,8 @@ function canContainHeredoc(node: InstructionNode): boolean {
   return !target.json;
 }
 
-/**
- * Parse a Dockerfile. Throws DockerfileError (kind `syntax`) where BuildKit's
- * parser fails; instruction-level checks (unknown instructions, flags) happen
- * in `parseInstructions`.
- */
-export function parse(source: string | Uint8Array, options: ParseOptions = {}): ParseResult {
-  const file = options.file ?? 'Dockerfile';
-  let text = typeof source === 'string' ? source : decoder.decode(source);
-  // BuildKit strips one byte-order mark from the first line; columns count from after it.
-  const hadBom = text.charCodeAt(0) === 0xfeff;
-  if (hadBom) text = text.slice(1);
-
+/** The source split into lines, cut at the first line BuildKit's scanner refuses as too long. */
+function splitLines(text: string, hadBom: boolean): { lines: string[]; count: number; tooLongLine: number } {
   const lines = text.split('\n');
   // A trailing newline does not start another line.
   let count = text.length === 0 ? 0 : text.endsWith('\n') ? lines.length - 1 : lines.length;
@@ -160,145 +150,212 @@ export function parse(source: string | Uint8Array, options: ParseOptions = {}): 
       break;
     }
   }
-  const hasNewline = (i: number): boolean => i < lines.length - 1;
+  return { lines, count, tooLongLine };
+}
 
-  const fail = (reason: string, range: SourceRange, cause?: unknown): never => {
-    throw new DockerfileError(reason, { kind: 'syntax', file, range, cause });
-  };
-  const lineRange = (startLine: number, endLine: number): SourceRange => {
-    const first = lines[startLine - 1] ?? '';
-    const last = trimNewline(lines[endLine - 1] ?? '');
+/** One logical line: continuation lines joined, with where each piece came from. */
+interface LogicalLine {
+  text: string;
+  map: LineMap;
+  startLine: number;
+  /** The first continuation line that was empty (BuildKit warns about those). */
+  emptyContinuation: number | undefined;
+}
+
+/** One parse of one source: the line cursor and everything collected so far. */
+class Parser {
+  readonly file: string;
+  readonly lines: string[];
+  readonly count: number;
+  readonly directiveParser = new DirectiveParser();
+  readonly directives: Directive[] = [];
+  readonly warnings: ParseWarning[] = [];
+  readonly children: InstructionNode[] = [];
+  readonly ctx: LineContext = { escape: 0x5c };
+  escapeToken: '\\' | '`' = '\\';
+  comments: string[] = [];
+  /** Index of the next line to read. */
+  i = 0;
+
+  constructor(file: string, lines: string[], count: number) {
+    this.file = file;
+    this.lines = lines;
+    this.count = count;
+  }
+
+  fail(reason: string, range: SourceRange, cause?: unknown): never {
+    throw new DockerfileError(reason, { kind: 'syntax', file: this.file, range, cause });
+  }
+
+  lineRange(startLine: number, endLine: number): SourceRange {
+    const first = this.lines[startLine - 1] ?? '';
+    const last = trimNewline(this.lines[endLine - 1] ?? '');
     return {
       start: { line: startLine, column: Math.min(leftSpaceEnd(first), first.length) + 1 },
       end: { line: endLine, column: last.length + 1 },
     };
-  };
+  }
 
-  const directiveParser = new DirectiveParser();
-  const directives: Directive[] = [];
-  const warnings: ParseWarning[] = [];
-  const children: InstructionNode[] = [];
-  const ctx: LineContext = { escape: 0x5c };
-  let escapeToken: '\\' | '`' = '\\';
-  let comments: string[] = [];
-  let i = 0;
+  hasNewline(i: number): boolean {
+    return i < this.lines.length - 1;
+  }
 
-  while (i < count) {
-    const rawLine = lines[i]!;
-    const lineNo = i + 1;
-    if (isComment(rawLine)) {
-      // BuildKit drops the first byte of the raw line, not the `#`.
-      const comment = trimSpace(rawLine.slice(1));
-      if (comment === '') comments = [];
-      else comments.push(comment);
+  /** Parse every line into instruction nodes. */
+  run(): void {
+    while (this.i < this.count) {
+      const rawLine = this.lines[this.i]!;
+      const lineNo = this.i + 1;
+      if (isComment(rawLine)) this.#collectComment(rawLine);
+      const indent = leftSpaceEnd(rawLine);
+      const token = trimNewline(rawLine).slice(indent);
+      if (!this.directiveParser.done) this.#readDirective(token, lineNo);
+      this.i++;
+      const line = this.#readLogicalLine(isComment(token) ? '' : token, lineNo, indent);
+      if (line === undefined) continue;
+      const lastLine = this.i;
+      if (line.emptyContinuation !== undefined) this.#warnEmptyContinuation(line.text, line.emptyContinuation);
+      let node = this.#toNode(line, lastLine);
+      if (canContainHeredoc(node) && line.text.includes('<<')) node = this.#withHeredocs(node, line);
+      this.children.push(node);
+      this.comments = [];
     }
-    const indent = leftSpaceEnd(rawLine);
-    const token = trimNewline(rawLine).slice(indent);
-    if (!directiveParser.done) {
-      try {
-        const directive = directiveParser.parseLine(token);
-        if (directive) {
-          comments.pop();
-          if (directive.name === 'escape') {
-            escapeToken = checkEscapeToken(directive.value);
-            ctx.escape = escapeToken.charCodeAt(0);
-          }
-          directives.push({ name: directive.name, value: directive.value, range: lineRange(lineNo, lineNo) });
+  }
+
+  #collectComment(rawLine: string): void {
+    // BuildKit drops the first byte of the raw line, not the `#`.
+    const comment = trimSpace(rawLine.slice(1));
+    if (comment === '') this.comments = [];
+    else this.comments.push(comment);
+  }
+
+  #readDirective(token: string, lineNo: number): void {
+    try {
+      const directive = this.directiveParser.parseLine(token);
+      if (directive) {
+        this.comments.pop();
+        if (directive.name === 'escape') {
+          this.escapeToken = checkEscapeToken(directive.value);
+          this.ctx.escape = this.escapeToken.charCodeAt(0);
         }
-      } catch (err) {
-        fail((err as Error).message, lineRange(lineNo, lineNo), err);
+        this.directives.push({ name: directive.name, value: directive.value, range: this.lineRange(lineNo, lineNo) });
       }
+    } catch (err) {
+      this.fail((err as Error).message, this.lineRange(lineNo, lineNo), err);
     }
-    i++;
-    const first = isComment(token) ? '' : token;
-    const startLine = lineNo;
-    let piece = trimContinuation(first, ctx.escape);
+  }
+
+  /**
+   * The logical line starting with `first` (line `lineNo`), continuation lines
+   * read and joined; comment lines inside it are skipped. Undefined for a line
+   * with nothing on it.
+   */
+  #readLogicalLine(first: string, lineNo: number, indent: number): LogicalLine | undefined {
+    let piece = trimContinuation(first, this.ctx.escape);
     let endOfLine = piece === undefined;
     if (piece === undefined) piece = first;
-    if (endOfLine && piece.length === 0) continue;
+    if (endOfLine && piece.length === 0) return undefined;
 
     const map = new LineMap();
     map.add(0, lineNo, indent + 1);
     let logical = piece;
     let emptyContinuation: number | undefined;
-    while (!endOfLine && i < count) {
-      const raw = lines[i]!;
-      const current = i + 1;
-      i++;
+    while (!endOfLine && this.i < this.count) {
+      const raw = this.lines[this.i]!;
+      const current = this.i + 1;
+      this.i++;
       if (isComment(raw)) continue;
       const stripped = trimNewline(raw);
       if (leftSpaceEnd(stripped) === stripped.length) {
         emptyContinuation ??= current;
         continue;
       }
-      const cont = trimContinuation(stripped, ctx.escape);
+      const cont = trimContinuation(stripped, this.ctx.escape);
       endOfLine = cont === undefined;
       map.add(logical.length, current, 1);
       logical += cont ?? stripped;
     }
-    const lastLine = i;
+    return { text: logical, map, startLine: lineNo, emptyContinuation };
+  }
 
-    if (emptyContinuation !== undefined) {
-      warnings.push({
-        code: 'no-empty-continuation',
-        message: `Empty continuation line found in: ${logical}`,
-        detail: 'Empty continuation lines will become errors in a future release',
-        url: 'https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/',
-        range: lineRange(emptyContinuation, emptyContinuation),
-      });
-    }
+  #warnEmptyContinuation(logical: string, line: number): void {
+    this.warnings.push({
+      code: 'no-empty-continuation',
+      message: `Empty continuation line found in: ${logical}`,
+      detail: 'Empty continuation lines will become errors in a future release',
+      url: 'https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/',
+      range: this.lineRange(line, line),
+    });
+  }
 
+  #toNode(line: LogicalLine, lastLine: number): InstructionNode {
     let raw: RawNode;
     try {
-      raw = nodeFromLine(logical, 0, ctx);
+      raw = nodeFromLine(line.text, 0, this.ctx);
     } catch (err) {
       if (err instanceof LineError) {
-        const at = map.position(err.offset);
-        fail(err.message, { start: at, end: lineRange(startLine, lastLine).end }, err);
+        const at = line.map.position(err.offset);
+        this.fail(err.message, { start: at, end: this.lineRange(line.startLine, lastLine).end }, err);
       }
       throw err;
     }
-    let node = toNode(raw!, map, comments, lineRange(startLine, lastLine).end);
-
-    if (canContainHeredoc(node) && logical.includes('<<')) {
-      let specs;
-      try {
-        specs = heredocsFromLine(logical);
-      } catch (err) {
-        fail(err instanceof ExpansionError || err instanceof Error ? err.message : String(err), lineRange(startLine, lastLine), err);
-      }
-      const heredocs: Heredoc[] = [];
-      for (const spec of specs!) {
-        const from = i + 1;
-        let content = '';
-        let terminated = false;
-        while (i < count) {
-          const line = lines[i]!;
-          i++;
-          let candidate = trimNewline(line);
-          if (spec.chomp) candidate = trimLeadingTabs(candidate);
-          if (candidate === spec.name) {
-            terminated = true;
-            break;
-          }
-          content += hasNewline(i - 1) ? `${line}\n` : line;
-        }
-        if (!terminated) fail('unterminated heredoc', lineRange(startLine, i), undefined);
-        heredocs.push({ ...spec, content, range: lineRange(from, i) });
-      }
-      if (heredocs.length > 0) node = { ...node, heredocs, range: { start: node.range.start, end: lineRange(startLine, i).end } };
-    }
-
-    children.push(node);
-    comments = [];
+    return toNode(raw!, line.map, this.comments, this.lineRange(line.startLine, lastLine).end);
   }
 
+  /** The node with the bodies of its heredocs, read from the lines that follow it. */
+  #withHeredocs(node: InstructionNode, line: LogicalLine): InstructionNode {
+    let specs;
+    try {
+      specs = heredocsFromLine(line.text);
+    } catch (err) {
+      this.fail(err instanceof ExpansionError || err instanceof Error ? err.message : String(err), this.lineRange(line.startLine, this.i), err);
+    }
+    const heredocs: Heredoc[] = [];
+    for (const spec of specs!) heredocs.push(this.#readHeredoc(spec, line.startLine));
+    if (heredocs.length === 0) return node;
+    return { ...node, heredocs, range: { start: node.range.start, end: this.lineRange(line.startLine, this.i).end } };
+  }
+
+  #readHeredoc(spec: HeredocSpec, startLine: number): Heredoc {
+    const from = this.i + 1;
+    let content = '';
+    let terminated = false;
+    while (this.i < this.count) {
+      const line = this.lines[this.i]!;
+      this.i++;
+      let candidate = trimNewline(line);
+      if (spec.chomp) candidate = trimLeadingTabs(candidate);
+      if (candidate === spec.name) {
+        terminated = true;
+        break;
+      }
+      content += this.hasNewline(this.i - 1) ? `${line}\n` : line;
+    }
+    if (!terminated) this.fail('unterminated heredoc', this.lineRange(startLine, this.i), undefined);
+    return { ...spec, content, range: this.lineRange(from, this.i) };
+  }
+}
+
+/**
+ * Parse a Dockerfile. Throws DockerfileError (kind `syntax`) where BuildKit's
+ * parser fails; instruction-level checks (unknown instructions, flags) happen
+ * in `parseInstructions`.
+ */
+export function parse(source: string | Uint8Array, options: ParseOptions = {}): ParseResult {
+  const file = options.file ?? 'Dockerfile';
+  let text = typeof source === 'string' ? source : decoder.decode(source);
+  // BuildKit strips one byte-order mark from the first line; columns count from after it.
+  const hadBom = text.charCodeAt(0) === 0xfeff;
+  if (hadBom) text = text.slice(1);
+  const { lines, count, tooLongLine } = splitLines(text, hadBom);
+  const parser = new Parser(file, lines, count);
+  parser.run();
+  const { children, escapeToken, directives, warnings } = parser;
   if (children.length === 0) {
     const line = Math.max(count, 1);
-    fail('file with no instructions', { start: { line, column: 1 }, end: { line, column: 1 } });
+    parser.fail('file with no instructions', { start: { line, column: 1 }, end: { line, column: 1 } });
   }
   if (tooLongLine > 0) {
-    fail(`dockerfile line greater than max allowed size of ${MAX_LINE_BYTES - 1}`, { start: { line: tooLongLine, column: 1 }, end: { line: tooLongLine, column: 1 } });
+    parser.fail(`dockerfile line greater than max allowed size of ${MAX_LINE_BYTES - 1}`, { start: { line: tooLongLine, column: 1 }, end: { line: tooLongLine, column: 1 } });
   }
   const ast: DockerfileAst = { children, range: { start: children[0]!.range.start, end: children[children.length - 1]!.range.end } };
   return { file, ast, escapeToken, directives, warnings };
