@@ -140,6 +140,159 @@ export function ramInBytes(size: string): number | undefined {
   return Math.trunc(value);
 }
 
+/** A mount being read, and whether its read-only flag is still the type's default. */
+interface MountDraft {
+  mount: Mount;
+  roAuto: boolean;
+}
+
+type MountField = (draft: MountDraft, value: string, key: string) => void;
+
+function unexpectedKey(key: string, mount: Mount): Error {
+  return new Error(`unexpected key '${key}' for mount type '${mount.type}'`);
+}
+
+function goBoolValue(key: string, value: string): boolean {
+  const b = parseGoBool(value);
+  if (b === undefined) throw new Error(`invalid value for ${key}: ${value}`);
+  return b;
+}
+
+const setSource: MountField = ({ mount }, value) => {
+  mount.source = value;
+};
+const setTarget: MountField = ({ mount }, value) => {
+  mount.target = value;
+};
+const setReadOnly: MountField = (draft, value, key) => {
+  const b = goBoolValue(key, value);
+  draft.mount.readOnly = key === 'readonly' || key === 'ro' ? b : !b;
+  draft.roAuto = false;
+};
+const setId: MountField = ({ mount }, value, key) => {
+  const id = parseUint32(value, 10);
+  if (id === undefined) throw new Error(`invalid value ${value} for ${key}`);
+  mount[key as 'uid' | 'gid'] = id;
+};
+
+/** What each `key=value` field of a mount sets (a Map: field names are user input). */
+const MOUNT_FIELDS = new Map<string, MountField>([
+  [
+    'type',
+    ({ mount }, value) => {
+      const v = value.toLowerCase() as MountType;
+      if (!MOUNT_TYPES.includes(v)) throw new Error(withSuggestion(`unsupported mount type "${value}"`, value, MOUNT_TYPES, true));
+      mount.type = v;
+    },
+  ],
+  [
+    'from',
+    ({ mount }, value) => {
+      mount.from = value;
+    },
+  ],
+  ['source', setSource],
+  ['src', setSource],
+  ['target', setTarget],
+  ['dst', setTarget],
+  ['destination', setTarget],
+  ['readonly', setReadOnly],
+  ['ro', setReadOnly],
+  ['readwrite', setReadOnly],
+  ['rw', setReadOnly],
+  [
+    'required',
+    ({ mount }, value, key) => {
+      if (mount.type !== 'secret' && mount.type !== 'ssh') throw unexpectedKey(key, mount);
+      mount.required = goBoolValue(key, value);
+    },
+  ],
+  [
+    'size',
+    ({ mount }, value, key) => {
+      if (mount.type !== 'tmpfs') throw unexpectedKey(key, mount);
+      const size = ramInBytes(value);
+      if (size === undefined) throw new Error(`invalid value for ${key}: ${value}`);
+      mount.sizeLimit = size;
+    },
+  ],
+  [
+    'id',
+    ({ mount }, value) => {
+      mount.cacheId = value;
+    },
+  ],
+  [
+    'sharing',
+    ({ mount }, value) => {
+      const v = value.toLowerCase() as MountSharing;
+      if (!SHARING_MODES.includes(v)) throw new Error(withSuggestion(`unsupported sharing value "${value}"`, value, SHARING_MODES, true));
+      mount.cacheSharing = v;
+    },
+  ],
+  [
+    'mode',
+    ({ mount }, value) => {
+      const mode = parseUint32(value, 8);
+      if (mode === undefined) throw new Error(`invalid value ${value} for mode`);
+      mount.mode = mode;
+    },
+  ],
+  ['uid', setId],
+  ['gid', setId],
+  [
+    'env',
+    ({ mount }, value) => {
+      mount.env = value;
+    },
+  ],
+]);
+
+/** A field without `=`: the read-only flags and `required` may stand alone. */
+function applyBareKey(draft: MountDraft, key: string, field: string): void {
+  const { mount } = draft;
+  switch (key) {
+    case 'readonly':
+    case 'ro':
+      mount.readOnly = true;
+      draft.roAuto = false;
+      return;
+    case 'readwrite':
+    case 'rw':
+      mount.readOnly = false;
+      draft.roAuto = false;
+      return;
+    case 'required':
+      if (mount.type === 'secret' || mount.type === 'ssh') {
+        mount.required = true;
+        return;
+      }
+      throw unexpectedKey(key, mount);
+    default:
+      throw new Error(`invalid field '${field}' must be a key=value pair`);
+  }
+}
+
+/** mode, uid and gid only make sense for mounts that create files (secret, ssh, cache). */
+function checkFileInfoAllowed(m: Mount): void {
+  const fileInfoAllowed = m.type === 'secret' || m.type === 'ssh' || m.type === 'cache';
+  if (!fileInfoAllowed) {
+    if (m.mode !== undefined) throw new Error(`mode not allowed for "${m.type}" type mounts`);
+    if (m.uid !== undefined) throw new Error(`uid not allowed for "${m.type}" type mounts`);
+    if (m.gid !== undefined) throw new Error(`gid not allowed for "${m.type}" type mounts`);
+  }
+}
+
+function checkSecretAndSharing(m: Mount): void {
+  if (m.type === 'secret') {
+    if (m.from !== '') throw new Error('secret mount should not have a from');
+    if (m.cacheSharing !== '') throw new Error('secret mount should not define sharing');
+    if (m.source === '' && m.target === '' && m.cacheId === '') throw new Error('invalid secret mount. one of source, target required');
+    if (m.source !== '' && m.cacheId !== '') throw new Error("both source and id can't be set");
+  }
+  if (m.cacheSharing !== '' && m.type !== 'cache') throw new Error(`invalid cache sharing set for ${m.type} mount`);
+}
+
 /**
  * `parseMount`. Without `expand` (when parsing the Dockerfile) only the CSV
  * syntax and `from=` are checked, values are evaluated later; with it (when
@@ -153,33 +306,14 @@ export function parseMount(spec: string, expand?: (word: string) => string): Mou
     throw new Error(`failed to parse csv mounts: ${(err as Error).message}`, { cause: err });
   }
   const m: Mount = { type: 'bind', from: '', source: '', target: '', readOnly: false, sizeLimit: 0, cacheId: '', cacheSharing: '', required: false };
-  let roAuto = true;
+  const draft: MountDraft = { mount: m, roAuto: true };
   for (const field of fields) {
     const eq = field.indexOf('=');
     const key = (eq < 0 ? field : field.slice(0, eq)).toLowerCase();
     let value = eq < 0 ? '' : field.slice(eq + 1);
     if (eq < 0) {
-      if (!expand) continue;
-      switch (key) {
-        case 'readonly':
-        case 'ro':
-          m.readOnly = true;
-          roAuto = false;
-          continue;
-        case 'readwrite':
-        case 'rw':
-          m.readOnly = false;
-          roAuto = false;
-          continue;
-        case 'required':
-          if (m.type === 'secret' || m.type === 'ssh') {
-            m.required = true;
-            continue;
-          }
-          throw new Error(`unexpected key '${key}' for mount type '${m.type}'`);
-        default:
-          throw new Error(`invalid field '${field}' must be a key=value pair`);
-      }
+      if (expand) applyBareKey(draft, key, field);
+      continue;
     }
     if (expand) {
       value = expand(value);
@@ -189,92 +323,13 @@ export function parseMount(spec: string, expand?: (word: string) => string): Mou
     } else {
       continue;
     }
-    switch (key) {
-      case 'type': {
-        const v = value.toLowerCase() as MountType;
-        if (!MOUNT_TYPES.includes(v)) throw new Error(withSuggestion(`unsupported mount type "${value}"`, value, MOUNT_TYPES, true));
-        m.type = v;
-        break;
-      }
-      case 'from':
-        m.from = value;
-        break;
-      case 'source':
-      case 'src':
-        m.source = value;
-        break;
-      case 'target':
-      case 'dst':
-      case 'destination':
-        m.target = value;
-        break;
-      case 'readonly':
-      case 'ro':
-      case 'readwrite':
-      case 'rw': {
-        const b = parseGoBool(value);
-        if (b === undefined) throw new Error(`invalid value for ${key}: ${value}`);
-        m.readOnly = key === 'readonly' || key === 'ro' ? b : !b;
-        roAuto = false;
-        break;
-      }
-      case 'required': {
-        if (m.type !== 'secret' && m.type !== 'ssh') throw new Error(`unexpected key '${key}' for mount type '${m.type}'`);
-        const b = parseGoBool(value);
-        if (b === undefined) throw new Error(`invalid value for ${key}: ${value}`);
-        m.required = b;
-        break;
-      }
-      case 'size': {
-        if (m.type !== 'tmpfs') throw new Error(`unexpected key '${key}' for mount type '${m.type}'`);
-        const size = ramInBytes(value);
-        if (size === undefined) throw new Error(`invalid value for ${key}: ${value}`);
-        m.sizeLimit = size;
-        break;
-      }
-      case 'id':
-        m.cacheId = value;
-        break;
-      case 'sharing': {
-        const v = value.toLowerCase() as MountSharing;
-        if (!SHARING_MODES.includes(v)) throw new Error(withSuggestion(`unsupported sharing value "${value}"`, value, SHARING_MODES, true));
-        m.cacheSharing = v;
-        break;
-      }
-      case 'mode': {
-        const mode = parseUint32(value, 8);
-        if (mode === undefined) throw new Error(`invalid value ${value} for mode`);
-        m.mode = mode;
-        break;
-      }
-      case 'uid':
-      case 'gid': {
-        const id = parseUint32(value, 10);
-        if (id === undefined) throw new Error(`invalid value ${value} for ${key}`);
-        m[key] = id;
-        break;
-      }
-      case 'env':
-        m.env = value;
-        break;
-      default:
-        throw new Error(withSuggestion(`unexpected key '${key}' in '${field}'`, key, MOUNT_KEYS, true));
-    }
+    const apply = MOUNT_FIELDS.get(key);
+    if (!apply) throw new Error(withSuggestion(`unexpected key '${key}' in '${field}'`, key, MOUNT_KEYS, true));
+    apply(draft, value, key);
   }
-  const fileInfoAllowed = m.type === 'secret' || m.type === 'ssh' || m.type === 'cache';
-  if (!fileInfoAllowed) {
-    if (m.mode !== undefined) throw new Error(`mode not allowed for "${m.type}" type mounts`);
-    if (m.uid !== undefined) throw new Error(`uid not allowed for "${m.type}" type mounts`);
-    if (m.gid !== undefined) throw new Error(`gid not allowed for "${m.type}" type mounts`);
-  }
-  if (roAuto) m.readOnly = !(m.type === 'cache' || m.type === 'tmpfs');
-  if (m.type === 'secret') {
-    if (m.from !== '') throw new Error('secret mount should not have a from');
-    if (m.cacheSharing !== '') throw new Error('secret mount should not define sharing');
-    if (m.source === '' && m.target === '' && m.cacheId === '') throw new Error('invalid secret mount. one of source, target required');
-    if (m.source !== '' && m.cacheId !== '') throw new Error("both source and id can't be set");
-  }
-  if (m.cacheSharing !== '' && m.type !== 'cache') throw new Error(`invalid cache sharing set for ${m.type} mount`);
+  checkFileInfoAllowed(m);
+  if (draft.roAuto) m.readOnly = !(m.type === 'cache' || m.type === 'tmpfs');
+  checkSecretAndSharing(m);
   return m;
 }
 
