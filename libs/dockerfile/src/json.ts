@@ -57,6 +57,41 @@ function readU4(text: string, at: number): number {
   return v;
 }
 
+/** The one-character escapes of JSON strings, by the character after the backslash. */
+const SIMPLE_ESCAPES = new Map<number, string>([
+  [0x22, '"'],
+  [0x5c, '\\'],
+  [0x2f, '/'],
+  [0x62, '\b'],
+  [0x66, '\f'],
+  [0x6e, '\n'],
+  [0x72, '\r'],
+  [0x74, '\t'],
+]);
+
+/** The escape sequence at `i` (its backslash): what it decodes to and the index after it. */
+function readEscape(text: string, i: number): { decoded: string; next: number } {
+  const e = text.charCodeAt(i + 1);
+  if (e === 0x75) return readUnicodeEscape(text, i);
+  const decoded = SIMPLE_ESCAPES.get(e);
+  if (decoded === undefined) throw new JsonSyntaxError('invalid character in string escape code');
+  return { decoded, next: i + 2 };
+}
+
+/** A `\uXXXX` escape at `i`, with Go's surrogate rules. */
+function readUnicodeEscape(text: string, i: number): { decoded: string; next: number } {
+  const r = readU4(text, i + 2);
+  if (r < 0) throw new JsonSyntaxError('invalid character in \\u hexadecimal character escape');
+  const next = i + 6;
+  if (r < 0xd800 || r > 0xdfff) return { decoded: String.fromCharCode(r), next };
+  // A surrogate must be followed by `\u` and its partner, else it becomes U+FFFD.
+  if (r <= 0xdbff && text.charCodeAt(next) === 0x5c && text.charCodeAt(next + 1) === 0x75) {
+    const r2 = readU4(text, next + 2);
+    if (r2 >= 0xdc00 && r2 <= 0xdfff) return { decoded: String.fromCharCode(r, r2), next: next + 6 };
+  }
+  return { decoded: '\ufffd', next };
+}
+
 /** Parse a JSON string at `cur.pos` (which holds `"`), decoding it as Go does. */
 function readString(cur: Cursor): string {
   const text = cur.text;
@@ -89,58 +124,9 @@ function readString(cur: Cursor): string {
       continue;
     }
     out += text.slice(runStart, i);
-    const e = text.charCodeAt(i + 1);
-    switch (e) {
-      case 0x22:
-        out += '"';
-        break;
-      case 0x5c:
-        out += '\\';
-        break;
-      case 0x2f:
-        out += '/';
-        break;
-      case 0x62:
-        out += '\b';
-        break;
-      case 0x66:
-        out += '\f';
-        break;
-      case 0x6e:
-        out += '\n';
-        break;
-      case 0x72:
-        out += '\r';
-        break;
-      case 0x74:
-        out += '\t';
-        break;
-      case 0x75: {
-        const r = readU4(text, i + 2);
-        if (r < 0) throw new JsonSyntaxError('invalid character in \\u hexadecimal character escape');
-        i += 6;
-        if (r >= 0xd800 && r <= 0xdfff) {
-          // A surrogate must be followed by `\u` and its partner, else it becomes U+FFFD.
-          if (r <= 0xdbff && text.charCodeAt(i) === 0x5c && text.charCodeAt(i + 1) === 0x75) {
-            const r2 = readU4(text, i + 2);
-            if (r2 >= 0xdc00 && r2 <= 0xdfff) {
-              out += String.fromCharCode(r, r2);
-              i += 6;
-              runStart = i;
-              continue;
-            }
-          }
-          out += '\ufffd';
-        } else {
-          out += String.fromCharCode(r);
-        }
-        runStart = i;
-        continue;
-      }
-      default:
-        throw new JsonSyntaxError('invalid character in string escape code');
-    }
-    i += 2;
+    const escape = readEscape(text, i);
+    out += escape.decoded;
+    i = escape.next;
     runStart = i;
   }
 }
