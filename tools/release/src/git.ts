@@ -29,10 +29,6 @@ export async function uncommittedChanges(root: string): Promise<string[]> {
   return (await git(root, ['status', '--porcelain=v1', '--untracked-files=all'])).split('\n').filter(Boolean);
 }
 
-export async function headCommit(root: string): Promise<string> {
-  return (await git(root, ['rev-parse', 'HEAD'])).trim();
-}
-
 /** The tag a release of `version` gets. */
 export function releaseTag(version: string): string {
   return `v${version}`;

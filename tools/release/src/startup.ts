@@ -20,6 +20,10 @@ import { isSea } from 'node:sea';
 /** Carries NODE_EXTRA_CA_CERTS across the restart, and says a restart happened. */
 export const HELD_EXTRA_CA_CERTS = 'CNB_EXTENDER_HELD_NODE_EXTRA_CA_CERTS';
 
+/**
+ * Run first in the single executable (bundle.ts injects the call as the bundle's entry).
+ * @public
+ */
 export function holdUnreadableExtraCaCerts(): void {
   const env = process.env;
   const held = env[HELD_EXTRA_CA_CERTS];
