@@ -98,90 +98,81 @@ function describeDefault(def: InputDefinition): string {
   return `the default ${JSON.stringify(def.default)}`;
 }
 
-/**
- * Resolve inputs with precedence flag > env > default. Within each level the current name
- * beats its deprecated aliases. An empty env var counts as unset. A `list` input takes every
- * occurrence of its flag, else the whitespace-separated entries of its env var, else none (`[]`). Env values that do not
- * parse fall back to the default, as the lifecycle does, and are reported in `warnings`.
- * Then `<layers>` placeholders are replaced with the resolved layers directory and path
- * inputs are made absolute.
- */
-export function resolveInputs(defs: readonly InputDefinition[], options: ResolveOptions = {}): ResolvedInputs {
-  const flags = options.flags ?? new Map<string, string>();
+/** One place an input's value may come from: its flag or env var, or a deprecated alias of either. */
+interface Candidate {
+  kind: 'flag' | 'env';
+  name: string;
+  text: string;
+  /** A `list` flag's occurrences, as given. */
+  entries?: readonly string[];
+  /** The current name, when this candidate is a deprecated alias. */
+  alias?: string;
+}
+
+function flagCandidate(flags: ReadonlyMap<string, string | readonly string[]>, flagName: string, alias?: string): Candidate | undefined {
+  const given = flags.get(flagName);
+  if (given === undefined) return undefined;
+  const candidate: Candidate =
+    typeof given === 'string' ? { kind: 'flag', name: `-${flagName}`, text: given } : { kind: 'flag', name: `-${flagName}`, text: given.join(' '), entries: given };
+  if (alias !== undefined) candidate.alias = alias;
+  return candidate;
+}
+
+/** The candidates that were set, in precedence order: flag, its aliases, env var, its aliases. */
+function candidatesFor(def: InputDefinition, flags: ReadonlyMap<string, string | readonly string[]>, options: ResolveOptions): Candidate[] {
   const env = options.env ?? {};
-  const cwd = options.cwd ?? process.cwd();
-  const values: Record<string, InputValue> = {};
-  const origins: Record<string, InputOrigin> = {};
-  const deprecations: DeprecatedUse[] = [];
-  const warnings: string[] = [];
-
-  for (const def of defs) {
-    type Candidate = { kind: 'flag' | 'env'; name: string; text: string; entries?: readonly string[]; alias?: string };
-    const candidates: Candidate[] = [];
-    const aliases = def.deprecatedAliases ?? [];
-    const flagCandidate = (flagName: string, alias?: string): Candidate | undefined => {
-      const given = flags.get(flagName);
-      if (given === undefined) return undefined;
-      const candidate: Candidate =
-        typeof given === 'string' ? { kind: 'flag', name: `-${flagName}`, text: given } : { kind: 'flag', name: `-${flagName}`, text: given.join(' '), entries: given };
-      if (alias !== undefined) candidate.alias = alias;
-      return candidate;
-    };
-    if (flagAvailable(def, options.platformApi)) {
-      const own = flagCandidate(def.flag!);
-      if (own) candidates.push(own);
-      for (const alias of aliases) {
-        const aliased = alias.flag ? flagCandidate(alias.flag, `-${def.flag}`) : undefined;
-        if (aliased) candidates.push(aliased);
-      }
-    }
-    if (def.env) {
-      const text = env[def.env];
-      if (text !== undefined && text !== '') candidates.push({ kind: 'env', name: def.env, text });
-      for (const alias of aliases) {
-        const aliasText = alias.env ? env[alias.env] : undefined;
-        if (aliasText !== undefined && aliasText !== '') candidates.push({ kind: 'env', name: alias.env!, text: aliasText, alias: def.env });
-      }
-    }
-
-    let chosen: Candidate | undefined;
-    let value: InputValue | undefined;
-    for (const candidate of candidates) {
-      if (chosen) break;
-      if (candidate.kind === 'flag') {
-        // parseGoFlags already checked the syntax of flag values; a list flag's entries are kept as given
-        chosen = candidate;
-        value = candidate.entries && def.kind === 'list' ? [...candidate.entries] : convert(def, candidate.text);
-        continue;
-      }
-      try {
-        value = convert(def, candidate.text);
-        chosen = candidate;
-      } catch (err) {
-        if (!(err instanceof GoValueError)) throw err;
-        warnings.push(`ignoring ${candidate.name}=${JSON.stringify(candidate.text)}: ${err.message}; using ${describeDefault(def)}`);
-      }
-    }
-    for (const candidate of candidates) {
-      if (candidate.alias) {
-        const use: DeprecatedUse = { input: def.key, kind: candidate.kind, used: candidate.name, replacement: candidate.alias, effective: candidate === chosen };
-        if (chosen && candidate !== chosen) use.overriddenBy = chosen.name;
-        deprecations.push(use);
-      }
-    }
-    if (chosen) {
-      values[def.key] = value!;
-      origins[def.key] = { source: chosen.kind, name: chosen.name, raw: chosen.text };
-    } else if (def.default !== undefined) {
-      values[def.key] = convert(def, def.default);
-      origins[def.key] = { source: 'default', raw: def.default };
-    } else if (def.kind === 'list') {
-      values[def.key] = [];
-      origins[def.key] = { source: 'default' };
+  const candidates: Candidate[] = [];
+  const aliases = def.deprecatedAliases ?? [];
+  if (flagAvailable(def, options.platformApi)) {
+    const own = flagCandidate(flags, def.flag!);
+    if (own) candidates.push(own);
+    for (const alias of aliases) {
+      const aliased = alias.flag ? flagCandidate(flags, alias.flag, `-${def.flag}`) : undefined;
+      if (aliased) candidates.push(aliased);
     }
   }
+  if (def.env) {
+    const text = env[def.env];
+    if (text !== undefined && text !== '') candidates.push({ kind: 'env', name: def.env, text });
+    for (const alias of aliases) {
+      const aliasText = alias.env ? env[alias.env] : undefined;
+      if (aliasText !== undefined && aliasText !== '') candidates.push({ kind: 'env', name: alias.env!, text: aliasText, alias: def.env });
+    }
+  }
+  return candidates;
+}
 
-  // `<layers>` placeholders, then absolute paths
+/** The first candidate whose value converts; env values that do not are warned about and skipped. */
+function chooseCandidate(def: InputDefinition, candidates: Candidate[], warnings: string[]): { chosen?: Candidate; value?: InputValue } {
+  for (const candidate of candidates) {
+    if (candidate.kind === 'flag') {
+      // parseGoFlags already checked the syntax of flag values; a list flag's entries are kept as given
+      return { chosen: candidate, value: candidate.entries && def.kind === 'list' ? [...candidate.entries] : convert(def, candidate.text) };
+    }
+    try {
+      return { value: convert(def, candidate.text), chosen: candidate };
+    } catch (err) {
+      if (!(err instanceof GoValueError)) throw err;
+      warnings.push(`ignoring ${candidate.name}=${JSON.stringify(candidate.text)}: ${err.message}; using ${describeDefault(def)}`);
+    }
+  }
+  return {};
+}
+
+function deprecatedUses(def: InputDefinition, candidates: Candidate[], chosen: Candidate | undefined): DeprecatedUse[] {
+  const uses: DeprecatedUse[] = [];
+  for (const candidate of candidates) {
+    if (candidate.alias) {
+      const use: DeprecatedUse = { input: def.key, kind: candidate.kind, used: candidate.name, replacement: candidate.alias, effective: candidate === chosen };
+      if (chosen && candidate !== chosen) use.overriddenBy = chosen.name;
+      uses.push(use);
+    }
+  }
+  return uses;
+}
+
+/** Replace `<layers>` placeholders with the resolved layers directory, then make path inputs absolute. */
+function resolvePaths(defs: readonly InputDefinition[], values: Record<string, InputValue>, cwd: string): void {
   const layers = values['layersDir'];
   for (const def of defs) {
     const value = values[def.key];
@@ -193,6 +184,40 @@ export function resolveInputs(defs: readonly InputDefinition[], options: Resolve
     if (def.kind === 'path' && next !== '') next = resolvePath(cwd, next);
     values[def.key] = next;
   }
+}
+
+/**
+ * Resolve inputs with precedence flag > env > default. Within each level the current name
+ * beats its deprecated aliases. An empty env var counts as unset. A `list` input takes every
+ * occurrence of its flag, else the whitespace-separated entries of its env var, else none (`[]`). Env values that do not
+ * parse fall back to the default, as the lifecycle does, and are reported in `warnings`.
+ * Then `<layers>` placeholders are replaced with the resolved layers directory and path
+ * inputs are made absolute.
+ */
+export function resolveInputs(defs: readonly InputDefinition[], options: ResolveOptions = {}): ResolvedInputs {
+  const flags = options.flags ?? new Map<string, string>();
+  const cwd = options.cwd ?? process.cwd();
+  const values: Record<string, InputValue> = {};
+  const origins: Record<string, InputOrigin> = {};
+  const deprecations: DeprecatedUse[] = [];
+  const warnings: string[] = [];
+
+  for (const def of defs) {
+    const candidates = candidatesFor(def, flags, options);
+    const { chosen, value } = chooseCandidate(def, candidates, warnings);
+    deprecations.push(...deprecatedUses(def, candidates, chosen));
+    if (chosen) {
+      values[def.key] = value!;
+      origins[def.key] = { source: chosen.kind, name: chosen.name, raw: chosen.text };
+    } else if (def.default !== undefined) {
+      values[def.key] = convert(def, def.default);
+      origins[def.key] = { source: 'default', raw: def.default };
+    } else if (def.kind === 'list') {
+      values[def.key] = [];
+      origins[def.key] = { source: 'default' };
+    }
+  }
+  resolvePaths(defs, values, cwd);
   return { values, origins, deprecations, warnings };
 }
 
