@@ -120,7 +120,9 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
       const extra = options.extraIgnorePaths ?? (root === '/' ? [] : CNB_MOUNT_POINTS);
       // Racy files are hashed by the layer writer's read of them, the others just before the next RUN.
       const snapshotOptions = { ignorePaths: [...applyOptions.ignorePaths, applyOptions.extendDir, ...extra], deferHashes: true, signal };
-      let previous: Snapshot = takeSnapshot(root, snapshotOptions);
+      // Taken before the first instruction that may change files: a Dockerfile of config
+      // instructions only (ENV, LABEL, USER, …) never walks the root.
+      let previous: Snapshot | undefined;
       const newLayers: LayerDescription[] = [];
       const history: HistoryEntry[] = [];
       // Everything besides the files that decides a new layer's bytes, fixed once per apply: the
@@ -176,11 +178,13 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
         }
         // run, not cached: without a cache, or one it cannot be looked up in (ADD of a URL)
         if (step.changesFilesystem && key === undefined) events.emit({ type: 'cache-miss', level: 'debug', extensionId: dockerfile.extensionId, instruction: text, index });
-        if (baselineStale && step.changesFilesystem) {
+        if ((baselineStale || !previous) && step.changesFilesystem) {
+          const snapshotStart = performance.now();
           previous = takeSnapshot(root, snapshotOptions);
           baselineStale = false;
+          timed('snapshot', snapshotStart);
         }
-        if (step.changesFilesystem && previous.unhashed) {
+        if (step.changesFilesystem && previous?.unhashed) {
           const hashStart = performance.now();
           settleHashes(previous);
           timed('snapshot-hashes', hashStart);
@@ -210,6 +214,7 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
         if (result.changesFilesystem) {
           const snapshotStart = performance.now();
           const next = takeSnapshot(root, snapshotOptions);
+          if (!previous) throw new Error(`applying ${dockerfile.path}: ${text} changed files but was not expected to (no snapshot before it)`);
           const changes = diffSnapshots(previous, next);
           previous = next;
           timed('snapshot', snapshotStart);
