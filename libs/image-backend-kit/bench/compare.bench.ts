@@ -29,12 +29,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitForBuildkitd, type BuildkitdEndpoint, type EngineSet, type TestEnv } from '@cnb-extender/testenv';
-import { WORKLOAD, benchArg, benchEnv, median, timeCommand, type BenchResult } from './harness.ts';
+import { WORKLOAD, benchArg, benchEnv, buildahRunArgs, median, timeCommand, type BenchResult } from './harness.ts';
 
 type RowId =
   | 'inplace'
@@ -99,50 +99,6 @@ function measure(row: Omit<Row, 'result' | 'error'>, fn: () => BenchResult): voi
 function backendBench(pkg: string, args: string[]): BenchResult {
   const out = execFileSync(process.execPath, [join(repo, 'libs', pkg, 'bench', 'apply.bench.ts'), '--json', '--runs', String(runs), ...args], { env: process.env, stdio: ['ignore', 'pipe', 'inherit'] });
   return JSON.parse(out.toString()) as BenchResult;
-}
-
-function compareVersions(a: string, b: string): number {
-  const pa = a.split('.').map((n) => Number.parseInt(n, 10) || 0);
-  const pb = b.split('.').map((n) => Number.parseInt(n, 10) || 0);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
-}
-
-/**
- * What `buildah build` of `version` needs here for RUN to work, as the buildah
- * backend passes it (libs/backend-buildah/src/limits.ts): buildah 1.35 and later
- * raise RUN's open files and processes to 1048576, which fails without
- * CAP_SYS_RESOURCE, so both are pinned to this process's hard limits (processes
- * capped at kernel.pid_max); and `--network host`. Older buildah gets nothing.
- */
-function buildahRunArgs(version: string): string[] {
-  if (compareVersions(version, '1.35.0') < 0) return [];
-  const read = (path: string) => {
-    try {
-      return readFileSync(path, 'utf8');
-    } catch {
-      return '';
-    }
-  };
-  const args = ['--network', 'host'];
-  const capEff = /^CapEff:\s*([0-9a-fA-F]+)\s*$/m.exec(read('/proc/self/status'))?.[1];
-  if (capEff !== undefined && ((BigInt(`0x${capEff}`) >> 24n) & 1n) === 1n) return args;
-  const hard = (what: string): number | undefined => {
-    const value = new RegExp(`^Max ${what}\\s+\\S+\\s+(\\S+)`, 'm').exec(read('/proc/self/limits'))?.[1];
-    return value === undefined ? undefined : value === 'unlimited' ? Infinity : Number(value);
-  };
-  const nofile = hard('open files');
-  const nproc = hard('processes');
-  const pidMax = Number(read('/proc/sys/kernel/pid_max').trim()) || Infinity;
-  if (nofile !== undefined && nofile < 1048576) args.push('--ulimit', `nofile=${nofile}:${nofile}`);
-  if (nproc !== undefined && nproc < 1048576) {
-    const p = Math.min(nproc, pidMax);
-    args.push('--ulimit', `nproc=${p}:${p}`);
-  }
-  return args;
 }
 
 function result(name: string, engine: string, times: number[]): BenchResult {

@@ -6,7 +6,7 @@
  * runs them all in one process tree and prints ratios.
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { extend, type ExtenderBackend } from '@cnb-extender/extender-core';
@@ -114,4 +114,48 @@ export function timeCommand(command: string, args: string[], options: { env?: No
   const start = performance.now();
   execFileSync(command, args, { stdio: 'pipe', ...options });
   return performance.now() - start;
+}
+
+/**
+ * What `buildah build` of `version` needs here for RUN to work, as the buildah
+ * backend passes it (libs/backend-buildah/src/limits.ts): buildah 1.35 and later
+ * raise RUN's open files and processes to 1048576, which fails without
+ * CAP_SYS_RESOURCE, so both are pinned to this process's hard limits (processes
+ * capped at kernel.pid_max); and `--network host`. Older buildah gets nothing.
+ */
+export function buildahRunArgs(version: string): string[] {
+  if (compareVersions(version, '1.35.0') < 0) return [];
+  const read = (path: string) => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const args = ['--network', 'host'];
+  const capEff = /^CapEff:\s*([0-9a-fA-F]+)\s*$/m.exec(read('/proc/self/status'))?.[1];
+  if (capEff !== undefined && ((BigInt(`0x${capEff}`) >> 24n) & 1n) === 1n) return args;
+  const hard = (what: string): number | undefined => {
+    const value = new RegExp(`^Max ${what}\\s+\\S+\\s+(\\S+)`, 'm').exec(read('/proc/self/limits'))?.[1];
+    return value === undefined ? undefined : value === 'unlimited' ? Infinity : Number(value);
+  };
+  const nofile = hard('open files');
+  const nproc = hard('processes');
+  const pidMax = Number(read('/proc/sys/kernel/pid_max').trim()) || Infinity;
+  if (nofile !== undefined && nofile < 1048576) args.push('--ulimit', `nofile=${nofile}:${nofile}`);
+  if (nproc !== undefined && nproc < 1048576) {
+    const p = Math.min(nproc, pidMax);
+    args.push('--ulimit', `nproc=${p}:${p}`);
+  }
+  return args;
+}
+
+function compareVersions(a: string, b: string): number {
+  const pa = a.split('.').map((n) => Number.parseInt(n, 10) || 0);
+  const pb = b.split('.').map((n) => Number.parseInt(n, 10) || 0);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
 }
