@@ -26,7 +26,8 @@ import { createWorkspace, readLayerFiles, type Workspace, type WorkspaceExtensio
 import { applyLayer, type Digest } from '@cnb-extender/oci';
 import { describeTree } from '@cnb-extender/oci/testing';
 import { createInplaceBackend } from '@cnb-extender/backend-inplace';
-import { buildRelease, REPO_ROOT } from '@cnb-extender/release';
+import { REPO_ROOT } from '@cnb-extender/release';
+import { sharedReleaseBuild } from './release-build.ts';
 import { STATED_DIFFERENCES, normalizeConfig, normalizeTree, treeDiff, type ComparableConfig } from './index.ts';
 
 const HEAD = 'ARG base_image\nFROM ${base_image}\nUSER root\n';
@@ -133,8 +134,8 @@ beforeAll(async () => {
   if (!current) throw new Error('the test environment has no current engine set (env.engines lacks "current")');
   await mkdir(join(REPO_ROOT, 'out'), { recursive: true });
   scratch = await mkdtemp(join(REPO_ROOT, 'out', 'e2e-engines-'));
-  const release = await buildRelease({ outDir: join(scratch, 'release'), platforms: ['amd64'] });
-  const tarball = release.platforms.amd64!.extenderTarball;
+  const release = await sharedReleaseBuild();
+  const tarball = release.amd64.extenderTarball;
   const unpacked = join(scratch, 'extender');
   await mkdir(unpacked);
   const extracted = spawnSync('tar', ['-xzf', tarball, '-C', unpacked], { encoding: 'utf8' });

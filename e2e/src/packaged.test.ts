@@ -46,7 +46,8 @@ import { join } from 'node:path';
 import { copyLayoutImage } from '@cnb-extender/extender-core/testing';
 import { buildImageFromDirectory, sha256, type Digest, type ImageConfig, type ImageIndex, type ImageManifest } from '@cnb-extender/oci';
 import { eventLineValidator } from '@cnb-extender/extender-cli/testing';
-import { buildRelease, REPO_ROOT } from '@cnb-extender/release';
+import { REPO_ROOT } from '@cnb-extender/release';
+import { sharedReleaseBuild } from './release-build.ts';
 import { publishImage, type FixtureImage } from '@cnb-extender/testenv';
 import type {} from '@cnb-extender/testenv';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -136,8 +137,8 @@ beforeAll(async () => {
   await mkdir(join(REPO_ROOT, 'out'), { recursive: true });
   scratch = await mkdtemp(join(REPO_ROOT, 'out', 'e2e-packaged-'));
   // pack runs linux/amd64 images here: the other platforms' artifacts are tools/release's tests' business
-  const release = await buildRelease({ outDir: join(scratch, 'release'), platforms: ['amd64'] });
-  const amd64 = release.platforms.amd64!;
+  const release = await sharedReleaseBuild();
+  const amd64 = release.amd64;
 
   // The lifecycle layer: the overlay tarball extracted into /cnb over an upstream lifecycle (a stand-in).
   const rootfs = join(scratch, 'lifecycle-rootfs');
@@ -152,7 +153,7 @@ beforeAll(async () => {
   const lifecycleImage = join(scratch, 'lifecycle.oci');
   await buildImageFromDirectory({ rootfs, layoutDir: lifecycleImage, refName: 'latest', createdBy: 'e2e: lifecycle overlay over an upstream lifecycle stand-in', walk: { xattrs: false } });
 
-  const extenderLayer = await lastLayer(release.imageLayout!, { refName: release.version, platform: amd64.platform.oci });
+  const extenderLayer = await lastLayer(release.imageLayout, { refName: release.version, platform: amd64.platform.oci });
   const target = { registryHost: env.registry.host, docker: env.docker, stateDir: env.stateDir };
   const builderLayout = await graftLayers(env.fixtures.build, [extenderLayer, await lastLayer(lifecycleImage)], { layoutDir: join(scratch, 'builder.oci'), refName: 'latest' });
   builder = await publishImage(builderLayout, 'e2e/builder', target);
