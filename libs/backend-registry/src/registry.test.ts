@@ -243,6 +243,17 @@ describe('backend registry', () => {
       for (const id of backendIds()) expect(handed(id, undefined), id).not.toHaveProperty('network');
     });
 
+    it('hands -extend-layer-compression to the in-place backend as its compression, and only when given', () => {
+      const registration = BACKENDS.get('inplace')!;
+      const seen: Record<string, unknown>[] = [];
+      const mod = { createInplaceBackend: (options: Record<string, unknown>) => seen.push(options) };
+      registration.create!(mod, { env: {}, settings: {}, layerCompression: 'zstd' });
+      registration.create!(mod, { env: {}, settings: {}, layerCompression: 'gzip' });
+      registration.create!(mod, { env: {}, settings: {} });
+      expect(seen.map((o) => o['compression'])).toEqual(['zstd', 'gzip', undefined]);
+      expect(seen[2]).not.toHaveProperty('compression');
+    });
+
     it('refuses settings before loading the package (exit 3), naming the entry', async () => {
       let loaded = false;
       const registration: BackendRegistration = {

@@ -37,6 +37,53 @@ async function listTar(path: string): Promise<{ name: string; type: string; mtim
 }
 
 describe('writeLayer', () => {
+  it('hands back the sha256 of the files it was asked to hash, from the bytes it wrote (small, large, in memory, empty, hardlinked)', async () => {
+    const dir = join(work, 'hash-content');
+    await mkdir(dir, { recursive: true });
+    const { writeFile } = await import('node:fs/promises');
+    const small = Buffer.from('small file\n');
+    const large = Buffer.alloc(3 * (1 << 20) + 12345);
+    for (let i = 0; i < large.length; i += 4093) large[i] = i % 251;
+    await writeFile(join(dir, 'small'), small);
+    await writeFile(join(dir, 'large'), large);
+    const entries: LayerEntry[] = [
+      { path: 'a/small', type: 'file', mode: 0o644, uid: 0, gid: 0, size: small.length, source: join(dir, 'small'), inode: '1:1' },
+      { path: 'a/small-link', type: 'file', mode: 0o644, uid: 0, gid: 0, size: small.length, source: join(dir, 'small'), inode: '1:1' },
+      { path: 'b/large', type: 'file', mode: 0o644, uid: 0, gid: 0, size: large.length, source: join(dir, 'large') },
+      { path: 'c/memory', type: 'file', mode: 0o644, uid: 0, gid: 0, content: Buffer.from('in memory') },
+      { path: 'c/empty', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0 },
+      { path: 'c/not-asked', type: 'file', mode: 0o644, uid: 0, gid: 0, content: Buffer.from('x') },
+    ];
+    const plain = await writeLayer(entries, join(work, 'hash-plain.tar.gz'));
+    const hashed = await writeLayer(entries, join(work, 'hash-hashed.tar.gz'), { hashContent: (e) => e.path !== 'c/not-asked' });
+    expect(hashed.digest).toBe(plain.digest);
+    expect(plain.contentHashes.size).toBe(0);
+    expect(Object.fromEntries(hashed.contentHashes)).toEqual({
+      'a/small': sha(small),
+      'a/small-link': sha(small),
+      'b/large': sha(large),
+      'c/memory': sha(Buffer.from('in memory')),
+      'c/empty': sha(Buffer.alloc(0)),
+    });
+  });
+
+  it('writes the same bytes with 1 and 5 compression workers, and refuses 0', async () => {
+    const { writeFile } = await import('node:fs/promises');
+    const zeros = join(work, 'zeros');
+    await writeFile(zeros, Buffer.alloc(20 * (1 << 20)));
+    const entries: LayerEntry[] = [{ path: 'zeros', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 20 * (1 << 20), source: zeros }];
+    for (const compression of ['gzip', 'zstd'] as const) {
+      const one = await writeLayer(entries, join(work, `w1.${compression}`), { compression, workers: 1 });
+      const five = await writeLayer(entries, join(work, `w5.${compression}`), { compression, workers: 5 });
+      expect(five.digest).toBe(one.digest);
+      const { tar } = await decompressLayer((await import('node:fs')).createReadStream(join(work, `w5.${compression}`)));
+      const hash = createHash('sha256');
+      for await (const chunk of tar) hash.update(chunk as Buffer);
+      expect(`sha256:${hash.digest('hex')}`).toBe(one.diffId);
+    }
+    await expect(writeLayer(entries, join(work, 'w0'), { workers: 0 })).rejects.toThrow(/0 compression workers/);
+  });
+
   it('writes byte-identical layers from the same tree on two runs', async () => {
     const a = await writeLayer(await walkDirectory(tree), join(work, 'a.tar.gz'));
     const b = await writeLayer(await walkDirectory(tree), join(work, 'b.tar.gz'));
