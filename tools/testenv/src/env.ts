@@ -131,6 +131,84 @@ async function allSettledOrThrow<T extends readonly unknown[]>(parts: { [K in ke
 }
 
 /**
+ * Starts the standalone buildkitd in the background: building its binaries takes
+ * minutes on a new machine, and only the tests that use it wait for it. Its
+ * outcome lands in a status file the tests read.
+ */
+function startBuildkitdInBackground(stateDir: string, state: Internals, options: StartTestEnvOptions): BuildkitdHandle {
+  const statusFile = join(stateDir, 'buildkitd-status.json');
+  state.buildkitdStarting = startStandaloneBuildkitd(stateDir, state, options).then(
+    async (running) => {
+      const endpoint: BuildkitdEndpoint = { version: running.version, unixAddress: running.unixAddress, socketPath: running.socketPath, tcpAddress: running.tcpAddress, tls: running.tls, buildctl: running.buildctl };
+      await writeFile(`${statusFile}.tmp`, `${JSON.stringify({ endpoint })}\n`);
+      await rename(`${statusFile}.tmp`, statusFile);
+    },
+    async (error: unknown) => {
+      const message = chainError('starting the standalone buildkitd', error).message;
+      options.log?.(`testenv: ${message}`);
+      await writeFile(`${statusFile}.tmp`, `${JSON.stringify({ error: message })}\n`).catch(() => undefined);
+      await rename(`${statusFile}.tmp`, statusFile).catch(() => undefined);
+    },
+  );
+  return { statusFile };
+}
+
+/** The registries, dockerd, the fixture layouts and the current engines, started side by side. */
+function startServices(stateDir: string, state: Internals, options: StartTestEnvOptions) {
+  const secureDir = join(stateDir, 'secure-registry');
+  const wantCurrent = (options.engines ?? ['debian12', 'current']).includes('current');
+  return allSettledOrThrow([
+    startRegistry({ dir: join(stateDir, 'registry') }).then((r) => {
+      state.registries.push(r);
+      return r;
+    }),
+    (async () => {
+      const material = await createSecureMaterial(join(secureDir, 'certs'));
+      const r = await startRegistry({ dir: secureDir, tls: material.tls, htpasswdFile: material.htpasswdFile });
+      state.registries.push(r);
+      return { registry: r, material };
+    })(),
+    startDockerd(join(stateDir, 'docker')).then((d) => {
+      state.dockerd = d;
+      return d;
+    }),
+    buildFixtureLayouts({ cacheRoot: options.cacheRoot }),
+    wantCurrent ? startCurrentEngines(stateDir, state, options) : Promise.resolve(undefined),
+  ]);
+}
+
+type Services = Awaited<ReturnType<typeof startServices>>;
+
+/** A Docker-style `certs.d` directory trusting the secure registry's CA. */
+async function writeCertsDir(stateDir: string, secure: Services[1]): Promise<string> {
+  const certsDir = join(stateDir, 'certs.d');
+  await mkdir(join(certsDir, secure.registry.host), { recursive: true });
+  await copyFile(secure.material.tls.caFile, join(certsDir, secure.registry.host, 'ca.crt'));
+  return certsDir;
+}
+
+/** Debian 12's engines, and the current ones (with the fixture images pulled into their dockerd) when started. */
+async function engineSets(stateDir: string, dockerd: RunningDockerd, docker: TestEnv['docker'], current: EngineSet | undefined, fixtures: FixtureImage[]): Promise<EngineSet[]> {
+  const systemBuildah = await buildahVersion('buildah');
+  const engines: EngineSet[] = [
+    {
+      id: 'debian12',
+      description: `Docker ${dockerd.version} (API ${dockerd.apiVersion}), buildah ${systemBuildah} (Debian 12)`,
+      suite: 'bookworm',
+      docker: { ...docker, version: dockerd.version, apiVersion: dockerd.apiVersion, builderVersion: dockerd.builderVersion },
+      buildah: { executable: 'buildah', version: systemBuildah },
+    },
+  ];
+  if (current) {
+    // the same fixture images in the current dockerd, pulled from the plain registry
+    const configDir = join(stateDir, 'docker-config-current');
+    await Promise.all(fixtures.map((f) => pullIntoDocker(current.docker, f.dockerRef.replace(/:latest$/, ''), f.manifestDigest, configDir)));
+    engines.push(current);
+  }
+  return engines;
+}
+
+/**
  * Starts a complete test environment. On failure everything already started is
  * stopped again and the error names what could not be provided.
  */
@@ -144,71 +222,13 @@ export async function startTestEnv(options: StartTestEnvOptions = {}): Promise<T
   live.add(state);
   installExitHook();
   try {
-    const secureDir = join(stateDir, 'secure-registry');
-    const wantCurrent = (options.engines ?? ['debian12', 'current']).includes('current');
-    // The standalone buildkitd starts in the background: building its binaries takes
-    // minutes on a new machine, and only the tests that use it wait for it.
-    let buildkitdHandle: BuildkitdHandle | undefined;
-    if (options.buildkitd !== false) {
-      const statusFile = join(stateDir, 'buildkitd-status.json');
-      buildkitdHandle = { statusFile };
-      state.buildkitdStarting = startStandaloneBuildkitd(stateDir, state, options).then(
-        async (running) => {
-          const endpoint: BuildkitdEndpoint = { version: running.version, unixAddress: running.unixAddress, socketPath: running.socketPath, tcpAddress: running.tcpAddress, tls: running.tls, buildctl: running.buildctl };
-          await writeFile(`${statusFile}.tmp`, `${JSON.stringify({ endpoint })}\n`);
-          await rename(`${statusFile}.tmp`, statusFile);
-        },
-        async (error: unknown) => {
-          const message = chainError('starting the standalone buildkitd', error).message;
-          options.log?.(`testenv: ${message}`);
-          await writeFile(`${statusFile}.tmp`, `${JSON.stringify({ error: message })}\n`).catch(() => undefined);
-          await rename(`${statusFile}.tmp`, statusFile).catch(() => undefined);
-        },
-      );
-    }
-    const [registry, secure, dockerd, layouts, current] = await allSettledOrThrow([
-      startRegistry({ dir: join(stateDir, 'registry') }).then((r) => {
-        state.registries.push(r);
-        return r;
-      }),
-      (async () => {
-        const material = await createSecureMaterial(join(secureDir, 'certs'));
-        const r = await startRegistry({ dir: secureDir, tls: material.tls, htpasswdFile: material.htpasswdFile });
-        state.registries.push(r);
-        return { registry: r, material };
-      })(),
-      startDockerd(join(stateDir, 'docker')).then((d) => {
-        state.dockerd = d;
-        return d;
-      }),
-      buildFixtureLayouts({ cacheRoot: options.cacheRoot }),
-      wantCurrent ? startCurrentEngines(stateDir, state, options) : Promise.resolve(undefined),
-    ]);
-
-    const certsDir = join(stateDir, 'certs.d');
-    await mkdir(join(certsDir, secure.registry.host), { recursive: true });
-    await copyFile(secure.material.tls.caFile, join(certsDir, secure.registry.host, 'ca.crt'));
-
+    const buildkitdHandle = options.buildkitd !== false ? startBuildkitdInBackground(stateDir, state, options) : undefined;
+    const [registry, secure, dockerd, layouts, current] = await startServices(stateDir, state, options);
+    const certsDir = await writeCertsDir(stateDir, secure);
     const target = { registryHost: registry.host, docker: { host: dockerd.host, socketPath: dockerd.socketPath, cli: DOCKER_CLI }, stateDir };
     const fixture = (name: 'build' | 'run'): Promise<FixtureImage> => publishImage(layouts[name], `fixtures/${name}`, target);
     const [build, runImage] = await Promise.all([fixture('build'), fixture('run')]);
-    const systemBuildah = await buildahVersion('buildah');
-    const engines: EngineSet[] = [
-      {
-        id: 'debian12',
-        description: `Docker ${dockerd.version} (API ${dockerd.apiVersion}), buildah ${systemBuildah} (Debian 12)`,
-        suite: 'bookworm',
-        docker: { ...target.docker, version: dockerd.version, apiVersion: dockerd.apiVersion, builderVersion: dockerd.builderVersion },
-        buildah: { executable: 'buildah', version: systemBuildah },
-      },
-    ];
-    if (current) {
-      // the same fixture images in the current dockerd, pulled from the plain registry
-      const configDir = join(stateDir, 'docker-config-current');
-      await Promise.all([build, runImage].map((f) => pullIntoDocker(current.docker, f.dockerRef.replace(/:latest$/, ''), f.manifestDigest, configDir)));
-      engines.push(current);
-    }
-
+    const engines = await engineSets(stateDir, dockerd, target.docker, current, [build, runImage]);
     const env: TestEnv = {
       nodeVersion: process.version,
       stateDir,
