@@ -9,7 +9,7 @@
  * Works with buildah 1.23 and later; what differs between versions (RUN's
  * resource limits, history texts, netavark) is handled where it is used.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   BackendInstructionError,
@@ -22,15 +22,17 @@ import {
 } from '@cnb-extender/extender-core';
 import {
   ImageBackendError,
-  assembleImage,
-  defaultBlobDir,
+  ImageBuildTemplate,
   materializeBaseLayout,
   messageOf,
   readBuiltLayout,
   runTool,
   stepIndex,
-  StepReporter,
   toolStep,
+  type BuiltImage,
+  type ImageBuild,
+  type ImageBuildSteps,
+  type MaterializedBase,
 } from '@cnb-extender/image-backend-kit';
 import { NORMALIZED_LAYER_TIME, type RegistryClient } from '@cnb-extender/oci';
 import { detectBuildah } from './detect.ts';
@@ -93,8 +95,7 @@ export class BuildahBackend implements ExtenderBackend {
   #toolEnv: NodeJS.ProcessEnv;
   #checked: Promise<string> | undefined;
   #storage: BuildahStorage | undefined;
-  #workDirs = new Set<string>();
-  #count = 0;
+  readonly #template: ImageBuildTemplate<MaterializedBase>;
 
   constructor(options: BuildahBackendOptions = {}) {
     this.options = options;
@@ -105,6 +106,7 @@ export class BuildahBackend implements ExtenderBackend {
     // with `--timestamp`: buildah does not get it, whatever its version.
     const { SOURCE_DATE_EPOCH: _, ...toolEnv } = this.#env;
     this.#toolEnv = toolEnv;
+    this.#template = new ImageBuildTemplate({ id: this.id, layerDir: options.layerDir, toolLabels: TOOL_LABELS }, this.#steps());
   }
 
   get isolation(): BuildahIsolation {
@@ -137,134 +139,133 @@ export class BuildahBackend implements ExtenderBackend {
     }
   }
 
-  async apply(dockerfile: DockerfileSpec, base: ImageDescription, options: ApplyOptions, context: BackendContext): Promise<ImageDescription> {
-    const { signal, events, workDir } = context;
-    signal.throwIfAborted();
-    const version = await this.#check(signal);
-    const area = join(workDir, 'buildah');
-    this.#workDirs.add(workDir);
-    await mkdir(area, { recursive: true });
-    if (!this.#storage) {
-      const wanted = this.options.storageDriver ?? ((this.#env['CNB_BUILDAH_STORAGE_DRIVER'] as StorageDriver | undefined) || 'auto');
-      this.#storage = await prepareStorage(this.#buildah, join(area, 'storage'), wanted, this.#toolEnv, signal);
-      events.emit({ type: 'debug', level: 'debug', message: `buildah: storage driver ${this.#storage.driver} in ${this.#storage.root}` });
-    }
-    const n = ++this.#count;
-    const baseDir = join(area, `base-${n}`);
-    const outDir = join(area, `out-${n}`);
-    const workdirDir = join(area, `workdirs-${n}`);
-    try {
-      const layout = await materializeBaseLayout(base, {
-        dir: baseDir,
-        fetchedBlobDir: join(area, 'fetched'),
-        signal,
-        ...(this.options.registry ? { registry: this.options.registry } : {}),
-      });
-      const dockerfilePath = join(area, `Dockerfile-${n}`);
-      await writeFile(dockerfilePath, dockerfile.content);
-      const args = [...storageArgs(this.#storage), 'build', '--isolation', this.isolation, '--pull-never', `--layers=${this.options.layers ?? true}`, '-f', dockerfilePath];
-      // RUN gets the host's network by default (as with the in-place backend, which runs in the
-      // container). It is what chroot isolation gives; said explicitly so that the oci and rootless
-      // isolations, whose default is a network of their own, do the same. (buildah 1.4x still wants
-      // netavark installed for it.) Without the network: `--network none` with oci and rootless;
-      // chroot isolation has only the host's network, so buildah itself runs in a network
-      // namespace of its own (util-linux unshare) with loopback alone, and RUN shares it.
-      const cutOff = this.options.network === 'none' && this.isolation === 'chroot';
-      args.push('--network', this.options.network === 'none' && !cutOff ? 'none' : 'host');
-      // buildah 1.35+ raises RUN's open files and processes to 1048576, which fails without
-      // CAP_SYS_RESOURCE; pinned to the extender's own limits then (limits.ts).
-      const ulimits = pinnedUlimits(version, await readLimitFacts());
-      if (ulimits.length > 0 && n === 1) events.emit({ type: 'debug', level: 'debug', message: `buildah ${version}: RUN limits pinned (${ulimits.filter((a) => a !== '--ulimit').join(', ')}): raising them to 1048576 needs CAP_SYS_RESOURCE` });
-      args.push(...ulimits);
-      for (const arg of dockerfile.args) args.push('--build-arg', `${arg.name}=${arg.name === 'base_image' ? `oci:base-${n}:${layout.refName}` : arg.value}`);
-      if (this.timestamp !== undefined) args.push('--timestamp', String(this.timestamp));
-      // Relative layout paths (run in the area): buildah up to 1.31 names an `oci:` image after its
-      // path (`localhost/base-1`), and a path with upper-case letters is not a valid image name.
-      // Later buildah (containers/common's libimage) names it after the ref name instead, the same
-      // `docker.io/library/base:latest` for every base: nothing here looks an image up by its name.
-      args.push('-t', `oci:out-${n}:result`, options.buildContext);
-      // the step buildah is on, as it shows it (`FROM oci:…`, `RUN exit 3`)
-      let step: string | undefined;
-      const progress = new StepReporter(events, dockerfile.extensionId, dockerfile.content);
-      const [command, commandArgs] = cutOff ? ['unshare', ['--net', '--', 'sh', '-c', NETNS_SETUP, 'buildah', this.#buildah, ...args]] : [this.#buildah, args];
-      const result = await runTool(command, commandArgs, {
-        env: this.#toolEnv,
-        cwd: area,
-        signal,
-        onLine: (line) => {
-          const found = toolStep(line);
-          if (found !== undefined) {
-            step = found.instruction;
-            const index = stepIndex(found, progress.steps.length);
-            if (index !== undefined) progress.started(index);
-            return;
-          }
-          // `--> Using cache 5e3a…` (buildah --layers): the step came from buildah's cache
-          const cached = /\bUsing cache ([0-9a-f]{12,})/.exec(line);
-          if (cached && progress.current !== undefined) progress.cached(progress.current, cached[1]!);
-          if (line.trim() !== '') events.emit({ type: 'debug', level: 'debug', message: `buildah: ${line}` });
-        },
-      });
-      if (result.code !== 0) {
-        const output = result.tail.filter((l) => l.trim() !== '').slice(-8).join('\n');
-        let message = `buildah build exited with ${result.code ?? result.signal}: ${output}`;
-        if (/could not find "netavark"/.test(output)) message += `; buildah ${version} needs netavark to build, even for RUN on the host network: install it (Debian: apt-get install netavark)`;
-        if (cutOff && /^unshare: /m.test(output)) {
-          message += '; RUN without the network under chroot isolation runs buildah in a network namespace of its own, which needs util-linux unshare and CAP_SYS_ADMIN: grant them, or use the oci or rootless isolation';
-        }
-        if (step !== undefined && !/^FROM\b/i.test(step)) {
-          const index = progress.current;
-          throw new BackendInstructionError(progress.instruction(index) ?? step, message, index === undefined ? undefined : { index });
-        }
-        throw new ImageBackendError(message);
-      }
-      progress.end();
-      const workdirs = await addWorkdirLayers({
-        built: withoutBuildMetadata(await readBuiltLayout(outDir, 'result')),
-        base,
-        dockerfile,
-        dir: workdirDir,
-        mtime: this.timestamp !== undefined ? new Date(this.timestamp * 1000) : NORMALIZED_LAYER_TIME,
-        signal,
-      });
-      if ('unchecked' in workdirs) {
-        events.emit({ type: 'warning', level: 'warn', code: 'workdir-unchecked', extensionId: dockerfile.extensionId, message: `${dockerfile.extensionId}: WORKDIR directories no later instruction uses may be missing (buildah creates none): ${workdirs.unchecked}` });
-      }
-      for (const a of workdirs.added) {
-        events.emit({ type: 'debug', level: 'debug', message: `${dockerfile.extensionId}: ${a.instruction}: a layer with ${a.paths.join(', ')} (${a.uid}:${a.gid}), which buildah did not create` });
-      }
-      const built = workdirs.built;
-      return await assembleImage({
-        base,
-        built,
-        dockerfile,
-        ignorePaths: options.ignorePaths,
-        blobDir: this.options.layerDir ?? defaultBlobDir(workDir, this.id),
-        events,
-        signal,
-        toolLabels: TOOL_LABELS,
-      });
-    } catch (err) {
-      if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : err;
-      if (err instanceof WorkdirOwnerError) throw new BackendInstructionError(err.instruction, err.message, { cause: err });
-      if (err instanceof BackendInstructionError || err instanceof ImageBackendError) throw err;
-      throw new ImageBackendError(`building ${dockerfile.path} with buildah: ${messageOf(err)}`, { cause: err });
-    } finally {
-      await rm(baseDir, { recursive: true, force: true });
-      await rm(outDir, { recursive: true, force: true });
-      await rm(workdirDir, { recursive: true, force: true });
-    }
+  apply(dockerfile: DockerfileSpec, base: ImageDescription, options: ApplyOptions, context: BackendContext): Promise<ImageDescription> {
+    return this.#template.apply(dockerfile, base, options, context);
   }
 
-  async cleanup(context: BackendContext): Promise<void> {
-    const storage = this.#storage;
-    this.#storage = undefined;
-    if (storage) await removeStorage(this.#buildah, storage, this.#toolEnv);
-    for (const workDir of new Set([...this.#workDirs, context.workDir])) {
-      await rm(join(workDir, 'buildah'), { recursive: true, force: true });
-      await rm(defaultBlobDir(workDir, this.id), { recursive: true, force: true });
+  cleanup(context: BackendContext): Promise<void> {
+    return this.#template.cleanup(context);
+  }
+
+  /** buildah checked, its storage prepared in the work area (once). */
+  async #prepare(context: BackendContext, area: string): Promise<void> {
+    await this.#check(context.signal);
+    await mkdir(area, { recursive: true });
+    if (this.#storage) return;
+    const wanted = this.options.storageDriver ?? ((this.#env['CNB_BUILDAH_STORAGE_DRIVER'] as StorageDriver | undefined) || 'auto');
+    this.#storage = await prepareStorage(this.#buildah, join(area, 'storage'), wanted, this.#toolEnv, context.signal);
+    context.events.emit({ type: 'debug', level: 'debug', message: `buildah: storage driver ${this.#storage.driver} in ${this.#storage.root}` });
+  }
+
+  /** `buildah build` of the Dockerfile on the base layout into `oci:out-<n>:result`, in the apply's scratch. */
+  async #build(build: ImageBuild, layout: MaterializedBase): Promise<void> {
+    const { events, progress } = build;
+    const version = await this.#check(build.signal);
+    const { command, args, cutOff } = await this.#buildCommand(build, layout, version);
+    // the step buildah is on, as it shows it (`FROM oci:…`, `RUN exit 3`)
+    let step: string | undefined;
+    const result = await runTool(command, args, {
+      env: this.#toolEnv,
+      cwd: build.scratch,
+      signal: build.signal,
+      onLine: (line) => {
+        const found = toolStep(line);
+        if (found !== undefined) {
+          step = found.instruction;
+          const index = stepIndex(found, progress.steps.length);
+          if (index !== undefined) progress.started(index);
+          return;
+        }
+        // `--> Using cache 5e3a…` (buildah --layers): the step came from buildah's cache
+        const cached = /\bUsing cache ([0-9a-f]{12,})/.exec(line);
+        if (cached && progress.current !== undefined) progress.cached(progress.current, cached[1]!);
+        if (line.trim() !== '') events.emit({ type: 'debug', level: 'debug', message: `buildah: ${line}` });
+      },
+    });
+    if (result.code === 0) return;
+    const output = result.tail.filter((l) => l.trim() !== '').slice(-8).join('\n');
+    let message = `buildah build exited with ${result.code ?? result.signal}: ${output}`;
+    if (/could not find "netavark"/.test(output)) message += `; buildah ${version} needs netavark to build, even for RUN on the host network: install it (Debian: apt-get install netavark)`;
+    if (cutOff && /^unshare: /m.test(output)) {
+      message += '; RUN without the network under chroot isolation runs buildah in a network namespace of its own, which needs util-linux unshare and CAP_SYS_ADMIN: grant them, or use the oci or rootless isolation';
     }
-    this.#workDirs.clear();
+    if (step !== undefined && !/^FROM\b/i.test(step)) throw progress.failed(step, progress.current, message);
+    throw new ImageBackendError(message);
+  }
+
+  /** The command line of `buildah build` (in a network namespace of its own for RUN without the network under chroot). */
+  async #buildCommand(build: ImageBuild, layout: MaterializedBase, version: string): Promise<{ command: string; args: string[]; cutOff: boolean }> {
+    const { dockerfile, n } = build;
+    const dockerfilePath = join(build.scratch, `Dockerfile-${n}`);
+    await writeFile(dockerfilePath, dockerfile.content);
+    const args = [...storageArgs(this.#storage!), 'build', '--isolation', this.isolation, '--pull-never', `--layers=${this.options.layers ?? true}`, '-f', dockerfilePath];
+    // RUN gets the host's network by default (as with the in-place backend, which runs in the
+    // container). It is what chroot isolation gives; said explicitly so that the oci and rootless
+    // isolations, whose default is a network of their own, do the same. (buildah 1.4x still wants
+    // netavark installed for it.) Without the network: `--network none` with oci and rootless;
+    // chroot isolation has only the host's network, so buildah itself runs in a network
+    // namespace of its own (util-linux unshare) with loopback alone, and RUN shares it.
+    const cutOff = this.options.network === 'none' && this.isolation === 'chroot';
+    args.push('--network', this.options.network === 'none' && !cutOff ? 'none' : 'host');
+    // buildah 1.35+ raises RUN's open files and processes to 1048576, which fails without
+    // CAP_SYS_RESOURCE; pinned to the extender's own limits then (limits.ts).
+    const ulimits = pinnedUlimits(version, await readLimitFacts());
+    if (ulimits.length > 0 && n === 1) build.events.emit({ type: 'debug', level: 'debug', message: `buildah ${version}: RUN limits pinned (${ulimits.filter((a) => a !== '--ulimit').join(', ')}): raising them to 1048576 needs CAP_SYS_RESOURCE` });
+    args.push(...ulimits);
+    for (const arg of dockerfile.args) args.push('--build-arg', `${arg.name}=${arg.name === 'base_image' ? `oci:base-${n}:${layout.refName}` : arg.value}`);
+    if (this.timestamp !== undefined) args.push('--timestamp', String(this.timestamp));
+    // Relative layout paths (run in the scratch directory): buildah up to 1.31 names an `oci:` image
+    // after its path (`localhost/base-1`), and a path with upper-case letters is not a valid image
+    // name. Later buildah (containers/common's libimage) names it after the ref name instead, the
+    // same `docker.io/library/base:latest` for every base: nothing here looks an image up by its name.
+    args.push('-t', `oci:out-${n}:result`, build.options.buildContext);
+    if (!cutOff) return { command: this.#buildah, args, cutOff };
+    return { command: 'unshare', args: ['--net', '--', 'sh', '-c', NETNS_SETUP, 'buildah', this.#buildah, ...args], cutOff };
+  }
+
+  /** The OCI layout buildah wrote, with a layer for each WORKDIR whose directory buildah did not create. */
+  async #readBack(build: ImageBuild): Promise<BuiltImage> {
+    const { dockerfile, events } = build;
+    const workdirs = await addWorkdirLayers({
+      built: withoutBuildMetadata(await readBuiltLayout(join(build.scratch, `out-${build.n}`), 'result')),
+      base: build.base,
+      dockerfile,
+      dir: join(build.scratch, `workdirs-${build.n}`),
+      mtime: this.timestamp !== undefined ? new Date(this.timestamp * 1000) : NORMALIZED_LAYER_TIME,
+      signal: build.signal,
+    });
+    if ('unchecked' in workdirs) {
+      events.emit({ type: 'warning', level: 'warn', code: 'workdir-unchecked', extensionId: dockerfile.extensionId, message: `${dockerfile.extensionId}: WORKDIR directories no later instruction uses may be missing (buildah creates none): ${workdirs.unchecked}` });
+    }
+    for (const a of workdirs.added) {
+      events.emit({ type: 'debug', level: 'debug', message: `${dockerfile.extensionId}: ${a.instruction}: a layer with ${a.paths.join(', ')} (${a.uid}:${a.gid}), which buildah did not create` });
+    }
+    return workdirs.built;
+  }
+
+  /** The ImageBuildTemplate's steps for buildah. */
+  #steps(): ImageBuildSteps<MaterializedBase> {
+    return {
+      prepare: (context, area) => this.#prepare(context, area),
+      prepareBase: (build) =>
+        materializeBaseLayout(build.base, {
+          dir: join(build.scratch, `base-${build.n}`),
+          fetchedBlobDir: join(build.area, 'fetched'),
+          signal: build.signal,
+          ...(this.options.registry ? { registry: this.options.registry } : {}),
+        }),
+      build: (build, layout) => this.#build(build, layout),
+      readBack: (build) => this.#readBack(build),
+      failure: (build, err) => {
+        if (err instanceof WorkdirOwnerError) return new BackendInstructionError(err.instruction, err.message, { cause: err });
+        return new ImageBackendError(`building ${build.dockerfile.path} with buildah: ${messageOf(err)}`, { cause: err });
+      },
+      cleanup: async () => {
+        const storage = this.#storage;
+        this.#storage = undefined;
+        if (storage) await removeStorage(this.#buildah, storage, this.#toolEnv);
+      },
+    };
   }
 }
 
