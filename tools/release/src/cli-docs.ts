@@ -95,7 +95,7 @@ export async function generateCliDoc(scheduleFile = join(REPO_ROOT, 'release', '
     '| variable | meaning |',
     '|---|---|',
     `| \`${ENV.platformApi}\` | Platform API of the platform calling the extender (required) |`,
-    `| \`${ENV.deprecationMode}\` | \`warn\` (keep deprecated surfaces working with a notice, also past their fail version), \`quiet\` (the same without notices), \`error\` (fail from the warn version); unset: as the schedule says. Also governs deprecated Platform APIs, as in the lifecycle |`,
+    `| \`${ENV.deprecationMode}\` | \`warn\` (keep deprecated surfaces working with a notice, also past their fail version), \`quiet\` (the same without notices), \`error\` (fail from the warn version); unset or any other value (the value is case-sensitive, as in the lifecycle: \`Quiet\` is not \`quiet\`): as the schedule says. Also governs deprecated Platform and Buildpack APIs, as in the lifecycle |`,
     '| `CNB_UPSTREAM_LIFECYCLE` | path of the upstream lifecycle binary the multi-call `lifecycle` hands other phases to (default `/cnb/lifecycle/upstream/lifecycle`) |',
     '| `CNB_LIFECYCLE_BUILDER` | build kind with an in-place backend: the builder run after the extension (default `/cnb/lifecycle/builder`) |',
     '| `NODE_EXTRA_CA_CERTS` | a PEM file of extra CA certificates, loaded by Node as usual. When the file cannot be read at start (an image without the platform\'s CA bundle), the executables restart once without the variable, so Node prints no warning about it, and set it again for RUN instructions and the build phase |',
