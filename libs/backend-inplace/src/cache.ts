@@ -14,6 +14,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { currentPidNamespace, processAlive } from '@cnb-extender/extender-core';
 import { layerMediaType, type Descriptor, type Digest, type LayerCompression, type MediaTypeFamily } from '@cnb-extender/oci';
 import { hashFile } from './snapshot/walk.ts';
 
@@ -119,7 +120,7 @@ export class LayerCache {
   /** A fresh directory to write a new entry's blob into (then `commit` it). */
   staging(): string {
     mkdirSync(this.dir, { recursive: true });
-    const dir = join(this.dir, `.tmp-${process.pid}-${pidNamespace() || 'unknown'}-${randomBytes(6).toString('hex')}`);
+    const dir = join(this.dir, `.tmp-${process.pid}-${currentPidNamespace() || 'unknown'}-${randomBytes(6).toString('hex')}`);
     mkdirSync(dir);
     return dir;
   }
@@ -166,7 +167,7 @@ export class LayerCache {
     } catch {
       return;
     }
-    const here = pidNamespace();
+    const here = currentPidNamespace();
     for (const name of names) {
       if (name.startsWith('.tmp-')) {
         // A pid says whether its process is gone only in the pid namespace it was taken in;
@@ -174,7 +175,7 @@ export class LayerCache {
         // Past a day, no extender is still writing it, whichever container it was in.
         const [, pidText, namespace] = name.split('-');
         const pid = Number(pidText);
-        const gone = here !== '' && namespace === here && Number.isInteger(pid) && !alive(pid);
+        const gone = here !== '' && namespace === here && Number.isInteger(pid) && !processAlive(pid);
         if (gone || ageMs(join(this.dir, name), now) > STAGING_MAX_AGE_MS) rmSync(join(this.dir, name), { recursive: true, force: true });
         continue;
       }
@@ -207,24 +208,6 @@ function blobProblem(path: string, descriptor: Descriptor): string | undefined {
   const digest = `sha256:${hashFile(path)}`;
   if (digest !== descriptor.digest) return `the layer blob's digest is ${digest}, not the recorded ${descriptor.digest}`;
   return undefined;
-}
-
-/** This process's pid namespace (the inode in `/proc/self/ns/pid`), or '' when /proc does not tell. */
-function pidNamespace(): string {
-  try {
-    return /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1] ?? '';
-  } catch {
-    return '';
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**

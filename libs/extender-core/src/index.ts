@@ -9,3 +9,4 @@ export * from './validate.ts';
 export * from './extend.ts';
 export * from './steps.ts';
 export * from './instruction-order.ts';
+export { currentPidNamespace, processAlive } from './work-dir.ts';

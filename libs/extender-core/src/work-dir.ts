@@ -76,7 +76,8 @@ export function ownerOf(name: string): WorkDirOwner | undefined {
   return { pid: Number(match[1]), pidNamespace: match[2] === 'x' ? '' : match[2]!, startTime: match[3] === 'x' ? '' : match[3]! };
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with `pid` runs in this pid namespace (one we may not signal counts). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -94,7 +95,7 @@ export function ownerGone(owner: WorkDirOwner, here: WorkDirOwner = currentOwner
   if (owner.pid === here.pid && owner.startTime === here.startTime) return false;
   const started = processStartTime(owner.pid, proc);
   if (started !== undefined) return owner.startTime !== '' && started !== owner.startTime;
-  return !alive(owner.pid);
+  return !processAlive(owner.pid);
 }
 
 export interface PruneOptions {
