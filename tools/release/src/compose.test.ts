@@ -9,7 +9,9 @@ import { copyFile, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, write
 import { join } from 'node:path';
 import { parse } from 'smol-toml';
 import { ensurePackages } from '@cnb-extender/testenv';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type {} from '@cnb-extender/testenv';
+import { OciLayout } from '@cnb-extender/oci';
 import { REPO_ROOT } from './bundle.ts';
 import { buildRelease } from './package.ts';
 import { STAND_IN_PREFIX, writeStandInUpstream, type StandInOptions } from './testing/upstream-stand-in.ts';
@@ -26,14 +28,17 @@ function run(cmd: string, args: string[], env: Record<string, string> = {}) {
 
 let scratch: string;
 let overlay: string;
+let overlayArm64: string;
 let counter = 0;
 
 beforeAll(async () => {
   await ensurePackages({ packages: ['patchelf', 'busybox-static'] });
   await mkdir(join(REPO_ROOT, 'out'), { recursive: true });
   scratch = await mkdtemp(join(REPO_ROOT, 'out', 'compose-test-'));
-  const release = await buildRelease({ outDir: join(scratch, 'release'), platforms: ['amd64'], image: false });
+  // linux/arm64 from the downloads an earlier build cached (tools/release's inputs)
+  const release = await buildRelease({ outDir: join(scratch, 'release'), image: false });
   overlay = release.platforms.amd64!.lifecycleTarball;
+  overlayArm64 = release.platforms.arm64!.lifecycleTarball;
 }, 600_000);
 
 afterAll(async () => {
@@ -180,5 +185,89 @@ describe('refusals (exit 1, nothing written)', () => {
   it('refuses APIs with no overlap', async () => {
     await refused(await upstream({ platformApis: ['0.3', '0.4', '0.9'] }), /no Platform API is supported by both: the upstream lifecycle supports 0\.3, 0\.4, 0\.9, the extender 0\.10, 0\.11/);
     await refused(await upstream({ buildpackApis: ['0.2', '0.6'] }), /no Buildpack API is supported by both: the upstream lifecycle supports 0\.2, 0\.6/);
+  });
+});
+
+describe('the composed lifecycle image', () => {
+  let out: string;
+  let first: { code: number | null; stdout: string; stderr: string };
+  const VERSION_TAG = `${UPSTREAM_VERSION}_extender.${VERSION}`;
+  const layoutOf = (dir: string) => join(dir, `lifecycle-v${UPSTREAM_VERSION}+extender.${VERSION}.oci`);
+  const composeImage = async (dir: string) =>
+    run(process.execPath, [
+      CLI,
+      '--upstream', await upstream(),
+      '--upstream', await upstream({}, `lifecycle-v${UPSTREAM_VERSION}+linux.arm64.tgz`),
+      '--overlay', overlay,
+      '--overlay', overlayArm64,
+      '--image',
+      '--out', dir,
+    ]);
+
+  beforeAll(async () => {
+    out = join(scratch, 'image');
+    first = await composeImage(out);
+  });
+
+  it('is one index of a linux/amd64 and a linux/arm64 image, each one layer with /cnb/lifecycle and the labels of upstream lifecycle images', async () => {
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain(`${layoutOf(out)} (sha256:`);
+    const layout = await OciLayout.open(layoutOf(out));
+    const platforms = [
+      { os: 'linux', architecture: 'amd64' },
+      { os: 'linux', architecture: 'arm64', variant: 'v8' },
+    ];
+    const apis = JSON.stringify({
+      buildpack: { deprecated: [], supported: ['0.7', '0.8', '0.9', '0.10', '0.11'] },
+      platform: { deprecated: [], supported: ['0.10', '0.11', '0.12', '0.13', '0.14'] },
+    });
+    for (const platform of platforms) {
+      const image = await layout.image({ refName: VERSION_TAG, platform });
+      expect(image.manifest.layers).toHaveLength(1);
+      expect(image.config.config?.WorkingDir).toBe('/layers');
+      expect(image.config.config?.Labels).toEqual({
+        'io.buildpacks.lifecycle.apis': apis,
+        'io.buildpacks.lifecycle.version': `${UPSTREAM_VERSION}+extender.${VERSION}`,
+        'io.buildpacks.builder.metadata': JSON.stringify({ lifecycle: { version: `${UPSTREAM_VERSION}+extender.${VERSION}` }, api: { buildpack: '0.7', platform: '0.10' } }),
+      });
+      const listing = run('tar', ['-tvzf', layout.blobPath(image.manifest.layers[0]!.digest)]).stdout;
+      expect(listing).toMatch(/cnb\/lifecycle\.toml\n/);
+      expect(listing).toMatch(/cnb\/lifecycle\/extender -> lifecycle\n/);
+      expect(listing).toMatch(/cnb\/lifecycle\/analyzer -> upstream\/lifecycle\n/);
+      expect(listing).toMatch(/ 0\/0 .* cnb\/lifecycle\/upstream\/lifecycle\n/);
+    }
+    // the arm64 image holds the arm64 overlay
+    const arm = await layout.image({ refName: VERSION_TAG, platform: platforms[1]! });
+    const extracted = join(scratch, 'arm64-layer');
+    await mkdir(extracted);
+    expect(run('tar', ['-xzf', layout.blobPath(arm.manifest.layers[0]!.digest), '-C', extracted]).code).toBe(0);
+    const { elfArch } = await import('./compose.ts');
+    expect(elfArch(await readFile(join(extracted, 'cnb', 'lifecycle', 'lifecycle')))).toBe('arm64');
+  });
+
+  it('is the same index when built again', async () => {
+    const again = join(scratch, 'image-again');
+    const second = await composeImage(again);
+    expect(second.code).toBe(0);
+    const digest = (text: string) => /\((sha256:[0-9a-f]{64}),/.exec(text)?.[1];
+    expect(digest(second.stdout)).toBeDefined();
+    expect(digest(second.stdout)).toBe(digest(first.stdout));
+  });
+
+  it('pushed with both platforms and pulled into dockerd, runs the extender as /cnb/lifecycle/extender', () => {
+    const env = inject('testenv');
+    const ref = `${env.registry.host}/lifecycle:${VERSION_TAG}`;
+    const copied = run('skopeo', ['copy', '--all', '--dest-tls-verify=false', `oci:${layoutOf(out)}:${VERSION_TAG}`, `docker://${ref}`]);
+    expect(copied.stderr).toBe('');
+    expect(copied.code).toBe(0);
+    const raw = JSON.parse(run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]).stdout) as { manifests: { platform: { architecture: string } }[] };
+    expect(raw.manifests.map((m) => m.platform.architecture)).toEqual(['amd64', 'arm64']);
+    const docker = (args: string[]) => run(env.docker.cli, ['-H', env.docker.host, ...args]);
+    expect(docker(['pull', ref]).code).toBe(0);
+    expect(docker(['run', '--rm', '--entrypoint', '/cnb/lifecycle/lifecycle', ref, '-version'])).toMatchObject({ code: 0, stdout: `${VERSION}\n` });
+    const extender = docker(['run', '--rm', '-e', 'CNB_DEPRECATION_MODE=quiet', '--entrypoint', '/cnb/lifecycle/extender', ref]);
+    expect(extender.code).toBe(11);
+    expect(extender.stderr).toContain("failed to get platform API version; please set 'CNB_PLATFORM_API'");
   });
 });

@@ -64,7 +64,8 @@ export interface LifecycleTarball {
   platform: ReleasePlatform;
 }
 
-async function readEntries(path: string): Promise<Map<string, Entry>> {
+/** The entries of a lifecycle tarball (gzip or plain tar), by name. */
+export async function readEntries(path: string): Promise<Map<string, Entry>> {
   const entries = new Map<string, Entry>();
   const { tar } = await decompressLayer(createReadStream(path));
   for await (const entry of readTar(tar)) {
@@ -97,7 +98,7 @@ export function elfArch(bytes: Buffer): ReleaseArch | 'unknown' | undefined {
 const SUFFIX_PATTERN = /\+(linux\.[a-z0-9_-]+)\.tgz$/;
 
 /** The platform a tarball is for: the name's suffix (`+linux.x86-64.tgz`), checked against its `lifecycle/lifecycle` when that is an ELF file. */
-function tarballPlatform(path: string, entries: Map<string, Entry>, what: string): ReleasePlatform {
+export function tarballPlatform(path: string, entries: Map<string, Entry>, what: string): ReleasePlatform {
   const suffix = SUFFIX_PATTERN.exec(basename(path))?.[1];
   const fromName = suffix === undefined ? undefined : RELEASE_ARCHES.find((arch) => PLATFORMS[arch].suffix === suffix);
   const executable = entries.get('lifecycle/lifecycle');

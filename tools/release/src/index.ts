@@ -8,3 +8,4 @@ export * from './release-notes.ts';
 export * from './sbom.ts';
 export * from './release.ts';
 export * from './compose.ts';
+export * from './lifecycle-image.ts';
