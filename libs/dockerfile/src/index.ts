@@ -15,67 +15,13 @@ export type { EnvSource, ExpansionResult, LexOptions } from './shell/lex.ts';
 // Typed instructions (BuildKit's frontend/dockerfile/instructions)
 export { parseInstruction, parseInstructions } from './instructions/parse.ts';
 export type { Device, Mount, MountSharing, MountType } from './instructions/mount.ts';
-export type {
-  AddCommand,
-  ArgCommand,
-  ArgDefinition,
-  CmdCommand,
-  Command,
-  CommandKind,
-  CopyCommand,
-  EntrypointCommand,
-  EnvCommand,
-  ExposeCommand,
-  HealthcheckCommand,
-  HealthConfig,
-  InlineFile,
-  Instructions,
-  KeyValuePair,
-  LabelCommand,
-  MaintainerCommand,
-  NetworkMode,
-  OnbuildCommand,
-  RunCommand,
-  SecurityMode,
-  ShellCommand,
-  SourceContent,
-  Stage,
-  StopSignalCommand,
-  UserCommand,
-  VolumeCommand,
-  WorkdirCommand,
-} from './instructions/types.ts';
+export type * from './instructions/types.ts';
 
 // Evaluation with build args: the plan backends execute
 export { evaluate } from './plan/evaluate.ts';
 export type { EvaluateOptions } from './plan/evaluate.ts';
 export type { HealthcheckConfig, ImageConfig } from './plan/config.ts';
-export type {
-  AddStep,
-  ArgStep,
-  CmdStep,
-  CopyStep,
-  EntrypointStep,
-  EnvStep,
-  ExposeStep,
-  HealthcheckStep,
-  LabelStep,
-  MaintainerStep,
-  OnbuildStep,
-  Plan,
-  Platform,
-  ProxyEnv,
-  ResolvedMount,
-  RunStep,
-  ShellStep,
-  StageBase,
-  StagePlan,
-  Step,
-  StopSignalStep,
-  UserStep,
-  VolumeStep,
-  WorkdirStep,
-} from './plan/types.ts';
+export type * from './plan/types.ts';
 
 // CNB extension rules (the Go lifecycle's buildpack/dockerfile.go)
 export {
