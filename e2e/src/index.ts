@@ -77,7 +77,7 @@ export interface ComparableConfig {
 interface RuntimeConfigLike {
   User?: string;
   WorkingDir?: string;
-  Env?: string[];
+  Env?: string[] | null;
   Labels?: Record<string, string>;
   Entrypoint?: string[] | null;
   Cmd?: string[] | null;

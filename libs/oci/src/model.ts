@@ -41,11 +41,24 @@ export interface ImageIndex {
   [extra: string]: unknown;
 }
 
-/** The runtime part of an image config (`config` in the image config JSON). */
+/** Docker's `Healthcheck` in a container config (durations in nanoseconds). */
+export interface HealthcheckConfig {
+  Test: string[];
+  Interval?: number;
+  Timeout?: number;
+  StartPeriod?: number;
+  StartInterval?: number;
+  Retries?: number;
+}
+
+/**
+ * The runtime part of an image config (`config` in the image config JSON);
+ * unknown fields are carried through. Docker writes `"Env": null` for none.
+ */
 export interface ContainerConfig {
   User?: string;
   ExposedPorts?: Record<string, object>;
-  Env?: string[];
+  Env?: string[] | null;
   Entrypoint?: string[] | null;
   Cmd?: string[] | null;
   Volumes?: Record<string, object>;
@@ -53,7 +66,7 @@ export interface ContainerConfig {
   Labels?: Record<string, string>;
   StopSignal?: string;
   Shell?: string[];
-  Healthcheck?: Record<string, unknown>;
+  Healthcheck?: HealthcheckConfig | Record<string, unknown>;
   OnBuild?: string[] | null;
   ArgsEscaped?: boolean;
   [extra: string]: unknown;

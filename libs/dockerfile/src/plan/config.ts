@@ -4,34 +4,12 @@
  * its base image's config straight in. Helpers follow BuildKit's dispatch code.
  */
 import { isIP } from 'node:net';
+import type { ContainerConfig as ImageConfig } from '@cnb-extender/oci';
 import { goQuote, goUpper } from '../go.ts';
 
-export interface HealthcheckConfig {
-  Test: string[];
-  Interval?: number;
-  Timeout?: number;
-  StartPeriod?: number;
-  StartInterval?: number;
-  Retries?: number;
-}
-
-/** The runtime part of an image config; unknown fields are carried through. */
-export interface ImageConfig {
-  User?: string;
-  ExposedPorts?: Record<string, object>;
-  Env?: string[] | null;
-  Entrypoint?: string[] | null;
-  Cmd?: string[] | null;
-  Volumes?: Record<string, object>;
-  WorkingDir?: string;
-  Labels?: Record<string, string>;
-  StopSignal?: string;
-  Shell?: string[];
-  Healthcheck?: HealthcheckConfig | Record<string, unknown>;
-  OnBuild?: string[] | null;
-  ArgsEscaped?: boolean;
-  [extra: string]: unknown;
-}
+/** The runtime part of an image config is the OCI model's container config. */
+export type { ImageConfig };
+export type { HealthcheckConfig } from '@cnb-extender/oci';
 
 /** BuildKit adds this PATH to an image config without one (Linux). */
 export const DEFAULT_PATH_ENV = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
