@@ -158,18 +158,18 @@ function codePoints(s: string): { cps: number[]; chars: string[] } {
   return { chars, cps: chars.map((ch) => ch.codePointAt(0)!) };
 }
 
-function badPattern(pattern: string, err: unknown): Error {
-  return new Error(`invalid pattern (${pattern}) in substitution: ${(err as Error).message}`);
+/** The pattern of a substitution, compiled; a bad one fails as BuildKit reports it. */
+function substitutionPattern(pattern: string): PatternTokens {
+  try {
+    return compilePattern(pattern);
+  } catch (err) {
+    throw new Error(`invalid pattern (${pattern}) in substitution: ${(err as Error).message}`);
+  }
 }
 
 /** `${value#pattern}` (shortest) / `${value##pattern}` (longest). */
 export function trimPrefix(pattern: string, value: string, greedy: boolean): string {
-  let tokens: PatternTokens;
-  try {
-    tokens = compilePattern(pattern);
-  } catch (err) {
-    throw badPattern(pattern, err);
-  }
+  const tokens = substitutionPattern(pattern);
   const { chars, cps } = codePoints(value);
   const ends = prefixMatchEnds(tokens, cps);
   if (ends.length === 0) return value;
@@ -213,12 +213,7 @@ function expandTemplate(template: string, match: string): string {
 
 /** `${value/pattern/replacement}` and, with `all`, `${value//pattern/replacement}`. */
 export function replacePattern(pattern: string, value: string, replacement: string, all: boolean): string {
-  let tokens: PatternTokens;
-  try {
-    tokens = compilePattern(pattern);
-  } catch (err) {
-    throw badPattern(pattern, err);
-  }
+  const tokens = substitutionPattern(pattern);
   const { chars, cps } = codePoints(value);
   if (!all) {
     const m = findMatch(tokens, cps, 0);
