@@ -207,33 +207,25 @@ class Lexer {
     }
   }
 
-  #processSingleQuote(): string {
-    let result = '';
+  /** The opening quote, consumed: kept in the result only with `rawQuotes`. */
+  #openQuote(): string {
     const open = this.#next();
-    if (this.#opts.rawQuotes) result += runeString(open);
-    for (;;) {
-      const ch = this.#next();
+    return this.#opts.rawQuotes ? runeString(open) : '';
+  }
+
+  #processSingleQuote(): string {
+    let result = this.#openQuote();
+    for (let ch = this.#next(); ch !== 0x27; ch = this.#next()) {
       if (ch === EOF) throw new Error('unexpected end of statement while looking for matching single-quote');
-      if (ch === 0x27) {
-        if (this.#opts.rawQuotes) result += "'";
-        return result;
-      }
       result += runeString(ch);
     }
+    return this.#opts.rawQuotes ? `${result}'` : result;
   }
 
   #processDoubleQuote(): string {
-    let result = '';
-    const open = this.#next();
-    if (this.#opts.rawQuotes) result += runeString(open);
-    for (;;) {
-      const p = this.#peek();
+    let result = this.#openQuote();
+    for (let p = this.#peek(); p !== 0x22; p = this.#peek()) {
       if (p === EOF) throw new Error('unexpected end of statement while looking for matching double-quote');
-      if (p === 0x22) {
-        this.#next();
-        if (this.#opts.rawQuotes) result += '"';
-        return result;
-      }
       if (p === DOLLAR) {
         result += this.#processDollar();
         continue;
@@ -247,6 +239,8 @@ class Lexer {
       }
       result += runeString(ch);
     }
+    this.#next();
+    return this.#opts.rawQuotes ? `${result}"` : result;
   }
 
   #processName(): string {
@@ -308,13 +302,7 @@ class Lexer {
     }
     const rawEscapes = ch === 0x23 || ch === 0x25;
     if (nullIsUnset && rawEscapes) throw new Error(`unsupported modifier (${chs}) in substitution`);
-    let word: string;
-    try {
-      word = this.processStopOn(RBRACE, rawEscapes).result;
-    } catch (err) {
-      if (this.#peek() === EOF) throw new Error("syntax error: missing '}'");
-      throw err;
-    }
+    const word = this.#substitutionPart(RBRACE, rawEscapes, "'}'");
     const value = this.#getEnv(name);
     if (this.#opts.skipUnsetEnv && value === undefined) return `\${${name}${chs}${word}}`;
     const empty = value === undefined || (nullIsUnset && value === '');
@@ -343,23 +331,21 @@ class Lexer {
     }
   }
 
+  /** A part of `${…}` up to `stop`; input that ends first is missing `missing`. */
+  #substitutionPart(stop: number, rawEscapes: boolean, missing: string): string {
+    try {
+      return this.processStopOn(stop, rawEscapes).result;
+    } catch (err) {
+      if (this.#peek() === EOF) throw new Error(`syntax error: missing ${missing}`);
+      throw err;
+    }
+  }
+
   #processReplace(name: string): string {
     const all = this.#peek() === 0x2f;
     if (all) this.#next();
-    let pattern: string;
-    try {
-      pattern = this.processStopOn(0x2f, true).result;
-    } catch (err) {
-      if (this.#peek() === EOF) throw new Error("syntax error: missing '/' in ${}");
-      throw err;
-    }
-    let replacement: string;
-    try {
-      replacement = this.processStopOn(RBRACE, true).result;
-    } catch (err) {
-      if (this.#peek() === EOF) throw new Error("syntax error: missing '}'");
-      throw err;
-    }
+    const pattern = this.#substitutionPart(0x2f, true, "'/' in ${}");
+    const replacement = this.#substitutionPart(RBRACE, true, "'}'");
     const value = this.#getEnv(name);
     if (this.#opts.skipUnsetEnv && value === undefined) return `\${${name}/${pattern}/${replacement}}`;
     return replacePattern(pattern, value ?? '', replacement, all);
