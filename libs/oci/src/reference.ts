@@ -54,8 +54,6 @@ const REFERENCE_RE = new RegExp(`^((?:${DOMAIN}/)?${REMOTE_NAME})(?::(${TAG}))?(
 const NAME_RE = new RegExp(`^(?:(${DOMAIN})/)?(${REMOTE_NAME})$`);
 const TAG_RE = new RegExp(`^${TAG}$`);
 const DIGEST_RE = new RegExp(`^${DIGEST}$`);
-const DOMAIN_RE = new RegExp(`^${DOMAIN}$`);
-const REMOTE_NAME_RE = new RegExp(`^${REMOTE_NAME}$`);
 const IDENTIFIER_RE = /^[a-f0-9]{64}$/;
 const HEX_LENGTHS: Record<string, number> = { sha256: 64, sha384: 96, sha512: 128 };
 

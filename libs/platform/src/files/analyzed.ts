@@ -162,6 +162,7 @@ export async function writeAnalyzed(path: string, analyzed: Analyzed): Promise<v
 }
 
 /** Read, change and write back analyzed.toml; unknown keys survive. */
+// biome-ignore lint/suspicious/noConfusingVoidType: `change` may edit in place and return nothing, or return a new value
 export async function updateAnalyzed(path: string, change: (analyzed: Analyzed) => Analyzed | void): Promise<Analyzed> {
   const current = await readAnalyzed(path);
   const next = change(current) ?? current;
