@@ -8,40 +8,18 @@
  * are not kept) for the kit to assemble. Build output is streamed as events.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Duplex, Readable } from 'node:stream';
 import type Docker from 'dockerode';
-import {
-  BackendInstructionError,
-  serializeImage,
-  type ApplyOptions,
-  type BackendCapabilities,
-  type BackendContext,
-  type DockerfileSpec,
-  type EventSink,
-  type ExtenderBackend,
-  type ImageDescription,
-} from '@cnb-extender/extender-core';
-import {
-  ImageBackendError,
-  assembleImage,
-  defaultBlobDir,
-  layerInstructions,
-  materializeBaseLayout,
-  messageOf,
-  readImageArchive,
-  stepIndex,
-  StepReporter,
-  toolStep,
-  writeImageArchive,
-  type ImageArchiveLayer,
-} from '@cnb-extender/image-backend-kit';
+import type { ApplyOptions, BackendCapabilities, BackendContext, DockerfileSpec, ExtenderBackend, ImageDescription } from '@cnb-extender/extender-core';
+import { ImageBackendError, ImageBuildTemplate, messageOf, readImageArchive, type BuiltImage, type ImageBuild, type ImageBuildSteps } from '@cnb-extender/image-backend-kit';
 import { BuildSession, dialHijack, type Endpoint } from '@cnb-extender/buildkit-session';
 import { readDockerignore } from '@cnb-extender/dockerfile';
-import { defaultKeychain, parseReference, type RegistryClient } from '@cnb-extender/oci';
+import type { RegistryClient } from '@cnb-extender/oci';
 import { contextTar } from './archive.ts';
-import { decodeStatus } from './buildkit-status.ts';
+import { buildFailure, onBuildEvent, type BuildOutcome } from './build-events.ts';
+import { DaemonImages, followProgress } from './daemon-images.ts';
 import { BUILDKIT_API_VERSION_MIN, DEFAULT_DOCKER_HOST, negotiateApiVersion, type DaemonFacts, connect, describeConnectError, describeTls, dockerTlsFromEnv, type DockerConnection, type DockerEnv, type DockerTlsSettings } from './host.ts';
 
 export type DockerBuilder = 'classic' | 'buildkit';
@@ -84,36 +62,7 @@ export interface DockerBackendOptions {
   env?: DockerEnv;
 }
 
-/** An image this backend knows to be in the daemon, by the name it uses for it. */
-interface HeldImage {
-  name: string;
-  diffIds: readonly string[];
-}
-
-interface BuildOutcome {
-  error?: string;
-  /** Last instruction the build reported starting (classic `Step n/m : X`, BuildKit `[n/m] X`). */
-  step?: string;
-  /** BuildKit: the vertex that failed, and its position after FROM. */
-  failedStep?: string;
-  failedIndex?: number;
-  /** Classic builder: the step said ` ---> Using cache`; the image ID follows. */
-  usingCache?: boolean;
-}
-
 const DOCKERFILE_NAME = '.cnb-extender.Dockerfile';
-
-/**
- * Whether the daemon's view of an image's runtime config (`inspect().Config`, absent
- * fields as null or empty) agrees with a config's on what a build sees: a guard
- * against a description changed while keeping its manifest digest.
- */
-function sameRuntimeConfig(daemon: object | undefined, config: object | undefined): boolean {
-  const norm = (value: unknown) => (value === undefined || value === null || value === '' || (typeof value === 'object' && Object.keys(value).length === 0) ? null : JSON.stringify(value));
-  const a = (daemon ?? {}) as Record<string, unknown>;
-  const b = (config ?? {}) as Record<string, unknown>;
-  return ['User', 'Env', 'Entrypoint', 'Cmd', 'WorkingDir', 'Labels', 'Shell', 'OnBuild', 'StopSignal'].every((key) => norm(a[key]) === norm(b[key]));
-}
 
 export class DockerBackend implements ExtenderBackend {
   readonly id = 'docker';
@@ -136,17 +85,10 @@ export class DockerBackend implements ExtenderBackend {
   #connection: DockerConnection | undefined;
   #reachable: Promise<void> | undefined;
   #networkChecked: Promise<void> | undefined;
-  /** Tags this backend made (removed at the latest on cleanup). */
-  #tags = new Set<string>();
-  /**
-   * Images in the daemon whose layers a later base may share (the last base and
-   * result, a pulled base): their diff_ids say which layer chains the daemon holds.
-   */
-  #held: HeldImage[] = [];
-  #workDirs = new Set<string>();
   /** In the names of the images this backend tags: `cnb-extender-base-<runId>:<n>`, `cnb-extender-result-<runId>:<n>`. */
   readonly runId = randomBytes(6).toString('hex');
-  #count = 0;
+  readonly #images: DaemonImages;
+  readonly #template: ImageBuildTemplate<string>;
 
   constructor(options: DockerBackendOptions = {}) {
     this.options = options;
@@ -158,35 +100,11 @@ export class DockerBackend implements ExtenderBackend {
     this.tls = options.tls === false || !tcp ? undefined : (options.tls ?? dockerTlsFromEnv(env));
     this.requestedBuilder = options.builder ?? builderFromEnv(env);
     this.pullBase = options.pullBase ?? env['CNB_DOCKER_PULL_BASE'] === '1';
+    this.#images = new DaemonImages({ docker: () => this.#client, host: this.host, runId: this.runId, registry: options.registry, env: options.env, pullBase: this.pullBase });
+    this.#template = new ImageBuildTemplate({ id: this.id, layerDir: options.layerDir }, this.#steps());
   }
 
   readonly pullBase: boolean;
-
-  /** Have the daemon pull `reference` (a digest reference); credentials from the registry client's keychain. */
-  async #pullBase(reference: string, signal: AbortSignal, events: EventSink): Promise<string | undefined> {
-    const ref = parseReference(reference);
-    if (!ref.digest) return undefined;
-    try {
-      const keychain = this.options.registry?.keychain ?? defaultKeychain({ ...(this.options.env ?? process.env) } as NodeJS.ProcessEnv);
-      const credential = await keychain.resolve(ref.registry);
-      const authconfig = credential?.kind === 'basic' ? { username: credential.username, password: credential.password, serveraddress: ref.registry } : undefined;
-      const stream = (await this.#client.pull(reference, authconfig ? { authconfig } : {})) as NodeJS.ReadableStream;
-      let failure: string | undefined;
-      await this.#follow(stream, (event) => {
-        if (typeof event['error'] === 'string') failure = event['error'];
-      }, signal);
-      if (failure) throw new Error(failure);
-      return reference;
-    } catch (err) {
-      if (signal.aborted) throw err;
-      events.emit({ type: 'debug', level: 'debug', message: `docker: pulling ${reference} in the daemon failed (${this.#redact(messageOf(err))}); loading the base instead` });
-      return undefined;
-    }
-  }
-
-  #redact(text: string): string {
-    return this.options.registry ? this.options.registry.redact(text) : text;
-  }
 
   get #client(): Docker {
     this.#connection ??= connect(this.host, { env: this.#env, tls: this.tls ?? false });
@@ -263,203 +181,6 @@ export class DockerBackend implements ExtenderBackend {
     await this.#networkChecked;
   }
 
-  async #follow(stream: NodeJS.ReadableStream, onEvent: (event: Record<string, unknown>) => void, signal: AbortSignal): Promise<void> {
-    const abort = () => (stream as unknown as { destroy?: (e?: Error) => void }).destroy?.(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
-    signal.addEventListener('abort', abort, { once: true });
-    try {
-      await new Promise<void>((resolve, reject) => {
-        this.#client.modem.followProgress(
-          stream,
-          (err: Error | null) => (err ? reject(err) : resolve()),
-          (event: Record<string, unknown>) => onEvent(event),
-        );
-      });
-    } finally {
-      signal.removeEventListener('abort', abort);
-    }
-    signal.throwIfAborted();
-  }
-
-  /**
-   * The daemon's image called `name` (an ID, a tag, a digest reference), or undefined
-   * when it has none. Only a shortcut: when the lookup itself fails the base is loaded.
-   */
-  async #lookup(name: string, debug: (message: string) => void): Promise<Docker.ImageInspectInfo | undefined> {
-    try {
-      return await this.#client.getImage(name).inspect();
-    } catch (err) {
-      if ((err as { statusCode?: number }).statusCode !== 404) debug(`looking up ${name} in the daemon failed (${messageOf(err)}); loading the base`);
-      return undefined;
-    }
-  }
-
-  async #tag(image: string, tag: string): Promise<void> {
-    const [repo, version] = tag.split(':') as [string, string];
-    this.#tags.add(tag);
-    try {
-      await this.#client.getImage(image).tag({ repo, tag: version });
-    } catch (err) {
-      throw new ImageBackendError(`tagging the base image ${image} as ${tag} in the Docker daemon at ${this.host}: ${messageOf(err)}`, { cause: err });
-    }
-  }
-
-  /**
-   * Make the base an image of the daemon and return the name to build FROM: an image
-   * with the same config (hence the same ID) or, for the original base, the same
-   * manifest digest is only tagged; with `pullBase` the daemon pulls the first base;
-   * else it is loaded, without the layers the daemon already holds.
-   */
-  async #baseInDaemon(base: ImageDescription, area: string, n: number, signal: AbortSignal, events: EventSink): Promise<string> {
-    const { configBytes, manifest } = serializeImage(base);
-    const id = manifest.config.digest;
-    const diffIds = base.layers.map((l) => l.diffId as string);
-    const tag = `cnb-extender-base-${this.runId}:${n}`;
-    const debug = (message: string) => events.emit({ type: 'debug', level: 'debug', message: `docker: ${message}` });
-    if (await this.#lookup(id, debug)) {
-      await this.#tag(id, tag);
-      debug(`base ${id} is already in the daemon; not loading it`);
-      this.#held.push({ name: tag, diffIds });
-      return tag;
-    }
-    signal.throwIfAborted();
-    if (this.pullBase && n === 1 && base.reference) {
-      const pulled = await this.#pullBase(base.reference, signal, events);
-      if (pulled) {
-        this.#held.push({ name: pulled, diffIds });
-        return pulled;
-      }
-    } else if (base.reference && base.manifestDigest && parseReference(base.reference).digest === base.manifestDigest) {
-      // The original base, e.g. pulled by a platform that shares this daemon. Its ID is
-      // the digest of the config as published, which the description does not keep byte
-      // for byte; the manifest digest pins that config (as with pullBase).
-      const found = await this.#lookup(base.reference, debug);
-      if (found && (found.RootFS?.Layers ?? []).join() === diffIds.join() && sameRuntimeConfig(found.Config, base.config.config)) {
-        await this.#tag(found.Id, tag);
-        debug(`base ${base.reference} is already in the daemon (${found.Id}); not loading it`);
-        this.#held.push({ name: tag, diffIds });
-        return tag;
-      }
-    }
-    signal.throwIfAborted();
-    const held = this.#sharedLayers(diffIds);
-    try {
-      await this.#loadBase(base, configBytes, id, tag, held, area, n, signal, debug);
-    } catch (err) {
-      if (held === 0 || signal.aborted) throw err;
-      // an image holding those layers went away meanwhile: send them all
-      debug(`loading base ${id} without its first ${held} layers failed (${messageOf(err)}); sending all of them`);
-      await this.#loadBase(base, configBytes, id, tag, 0, area, n, signal, debug);
-    }
-    this.#held.push({ name: tag, diffIds });
-    return tag;
-  }
-
-  /** How many of the bottom layers `diffIds` names the daemon holds as one chain (through an image this backend holds). */
-  #sharedLayers(diffIds: readonly string[]): number {
-    let best = 0;
-    for (const image of this.#held) {
-      let k = 0;
-      while (k < diffIds.length && k < image.diffIds.length && image.diffIds[k] === diffIds[k]) k++;
-      best = Math.max(best, k);
-    }
-    return best;
-  }
-
-  async #loadBase(base: ImageDescription, configBytes: Buffer, id: string, tag: string, held: number, area: string, n: number, signal: AbortSignal, debug: (message: string) => void): Promise<void> {
-    const total = base.layers.length;
-    debug(held > 0 ? `loading base ${id}: ${held} of ${total} layers already in the daemon, sending ${total - held}` : `loading base ${id}: sending all ${total} layers`);
-    // only the layers sent need a blob on disk (a sparse base's are fetched from its registry)
-    const sent = { ...base, layers: base.layers.slice(held) };
-    const layout =
-      held < total
-        ? await materializeBaseLayout(sent, {
-            dir: join(area, `base-${n}`),
-            fetchedBlobDir: join(area, 'fetched'),
-            signal,
-            ...(this.options.registry ? { registry: this.options.registry } : {}),
-          })
-        : undefined;
-    const layers: ImageArchiveLayer[] = base.layers.map((l, i) => ({
-      digest: l.descriptor.digest,
-      size: l.descriptor.size,
-      ...(layout && i >= held ? { file: join(layout.layoutDir, 'blobs', ...l.descriptor.digest.split(':')) } : {}),
-    }));
-    this.#tags.add(tag);
-    let failure: string | undefined;
-    try {
-      const stream = await this.#client.loadImage(writeImageArchive({ config: configBytes, configDigest: id, layers, tags: [tag], signal }), { quiet: true });
-      await this.#follow(stream, (event) => {
-        if (typeof event['error'] === 'string') failure = event['error'];
-      }, signal);
-    } catch (err) {
-      if (signal.aborted) throw err;
-      throw new ImageBackendError(`loading the base image into the Docker daemon at ${this.host}: ${messageOf(err)}`, { cause: err });
-    } finally {
-      if (layout) await rm(layout.layoutDir, { recursive: true, force: true });
-    }
-    if (failure) throw new ImageBackendError(`loading the base image into the Docker daemon at ${this.host}: ${failure}`);
-  }
-
-  #onBuildEvent(event: Record<string, unknown>, outcome: BuildOutcome, progress: StepReporter, events: EventSink): void {
-    if (typeof event['error'] === 'string') outcome.error = event['error'];
-    if (typeof event['stream'] === 'string') {
-      // the classic builder: `Step 3/5 : RUN x`, then ` ---> Using cache` and ` ---> <image ID>` when cached
-      for (const line of event['stream'].split('\n')) {
-        const step = toolStep(line);
-        if (step !== undefined) {
-          outcome.step = step.instruction;
-          outcome.usingCache = false;
-          const index = stepIndex(step, progress.steps.length);
-          if (index !== undefined) progress.started(index);
-          continue;
-        }
-        if (/^\s*---> Using cache\s*$/.test(line)) outcome.usingCache = true;
-        const image = /^\s*---> ([0-9a-f]{12,})\s*$/.exec(line);
-        if (image && outcome.usingCache && progress.current !== undefined) {
-          progress.cached(progress.current, image[1]!);
-          outcome.usingCache = false;
-        }
-        if (line.trim() !== '') events.emit({ type: 'debug', level: 'debug', message: `docker: ${line}` });
-      }
-    }
-    if (event['id'] === 'moby.buildkit.trace' && typeof event['aux'] === 'string') {
-      let status;
-      try {
-        status = decodeStatus(event['aux']);
-      } catch {
-        return;
-      }
-      // BuildKit: a vertex per step that has one (`[3/5] RUN x`, variables expanded), cached or run
-      const steps = status.vertexes.map((vertex) => toolStep(vertex.name));
-      const indexes = progress.vertexIndexes(steps);
-      for (const [at, vertex] of status.vertexes.entries()) {
-        const step = steps[at];
-        if (step === undefined) continue;
-        const index = indexes[at];
-        if (vertex.error) {
-          outcome.failedStep = step.instruction;
-          if (index !== undefined) outcome.failedIndex = index;
-        }
-        if (index === undefined || !(vertex.started || vertex.cached)) continue;
-        outcome.step = step.instruction;
-        progress.started(index);
-        if (vertex.cached) progress.cached(index, vertex.digest);
-        else progress.ran(index, vertex.digest);
-      }
-      for (const log of status.logs) {
-        for (const line of log.text.split('\n')) if (line.trim() !== '') events.emit({ type: 'debug', level: 'debug', message: `docker: ${line}` });
-      }
-    }
-  }
-
-  /** The Dockerfile line a BuildKit error names (`process "/bin/sh -c exit 3" did not complete`, `executor failed running [/bin/sh -c exit 3]`). */
-  #instructionFromError(error: string, dockerfile: DockerfileSpec): string | undefined {
-    for (const instruction of layerInstructions(dockerfile.content)) {
-      if (instruction.keyword === 'run' && instruction.command !== '' && error.includes(instruction.command)) return instruction.text;
-    }
-    return undefined;
-  }
-
   /** `POST /build` with an empty body and these query parameters; resolves with the progress stream. */
   #postBuild(query: Record<string, unknown>): Promise<NodeJS.ReadableStream> {
     return new Promise((resolve, reject) => {
@@ -506,132 +227,93 @@ export class DockerBackend implements ExtenderBackend {
     return session;
   }
 
-  async apply(dockerfile: DockerfileSpec, base: ImageDescription, options: ApplyOptions, context: BackendContext): Promise<ImageDescription> {
-    const { signal, events, workDir } = context;
-    signal.throwIfAborted();
-    await this.#ensureReachable();
-    await this.#checkNetwork();
-    const builder = this.builder;
-    this.#workDirs.add(workDir);
-    const area = join(workDir, 'docker');
-    const n = ++this.#count;
-    const resultTag = `cnb-extender-result-${this.runId}:${n}`;
-    const outDir = join(area, `out-${n}`);
-    let keep: ReadonlySet<string> = new Set();
-    try {
-      const baseTag = await this.#baseInDaemon(base, area, n, signal, events);
-      const buildargs: Record<string, string> = {};
-      for (const arg of dockerfile.args) buildargs[arg.name] = arg.name === 'base_image' ? baseTag : arg.value;
-      this.#tags.add(resultTag);
-      const outcome: BuildOutcome = {};
-      const progress = new StepReporter(events, dockerfile.extensionId, dockerfile.content);
-      let session: BuildSession | undefined;
-      try {
-        const buildOptions = {
-          t: resultTag,
-          buildargs,
-          networkmode: this.network,
-          rm: true,
-          forcerm: true,
-        };
-        let stream: NodeJS.ReadableStream;
-        // <Dockerfile>.dockerignore beside the Dockerfile, else the context's .dockerignore
-        const ignore = await readDockerignore(options.buildContext, dockerfile.path);
-        if (builder === 'buildkit') {
-          const dockerfileDir = join(area, `dockerfile-${n}`);
-          await mkdir(dockerfileDir, { recursive: true });
-          await writeFile(join(dockerfileDir, 'Dockerfile'), dockerfile.content);
-          // BuildKit reads the context's .dockerignore itself, and <Dockerfile>.dockerignore beside the Dockerfile it is sent
-          if (ignore !== undefined && ignore.path === `${dockerfile.path}.dockerignore`) await copyFile(ignore.path, join(dockerfileDir, 'Dockerfile.dockerignore'));
-          session = await this.#openSession(options.buildContext, dockerfileDir, signal);
-          // no context in the request body: BuildKit asks the session for it. Not through
-          // dockerode's buildImage, which opens a session of its own for version 2.
-          stream = await this.#postBuild({ ...buildOptions, dockerfile: 'Dockerfile', version: '2', remote: 'client-session', session: session.options.id });
-        } else {
-          stream = await this.#client.buildImage(contextTar(options.buildContext, DOCKERFILE_NAME, dockerfile.content, ignore) as unknown as NodeJS.ReadableStream, {
-            ...buildOptions,
-            dockerfile: DOCKERFILE_NAME,
-            version: '1',
-          } as Docker.ImageBuildOptions);
-        }
-        await this.#follow(stream, (event) => this.#onBuildEvent(event, outcome, progress, events), signal);
-      } catch (err) {
-        if (signal.aborted) throw err;
-        outcome.error ??= messageOf(err);
-      } finally {
-        if (session) {
-          if (session.error && outcome.error === undefined) outcome.error = `the build's session failed: ${session.error.message}`;
-          await session.close();
-        }
-      }
-      if (outcome.error !== undefined) {
-        const message = `docker build (${builder === 'buildkit' ? 'BuildKit' : 'classic builder'}) at ${this.host} failed: ${outcome.error.trim()}`;
-        const instruction = outcome.failedStep ?? this.#instructionFromError(outcome.error, dockerfile) ?? outcome.step;
-        if (instruction !== undefined && !/^FROM\b/i.test(instruction)) {
-          const index = outcome.failedIndex ?? (outcome.failedStep === undefined && instruction === outcome.step ? progress.current : undefined);
-          throw new BackendInstructionError(progress.instruction(index) ?? instruction, message, index === undefined ? undefined : { index });
-        }
-        throw new ImageBackendError(message);
-      }
-      progress.end();
-      let built;
-      try {
-        const archive = await this.#client.getImage(resultTag).get();
-        built = await readImageArchive(archive, { dir: outDir, signal, skipLayers: base.layers.length });
-      } catch (err) {
-        if (signal.aborted) throw err;
-        throw new ImageBackendError(`exporting the built image ${resultTag} from the Docker daemon at ${this.host}: ${messageOf(err)}`, { cause: err });
-      }
-      const result = await assembleImage({
-        base,
-        built,
-        dockerfile,
-        ignorePaths: options.ignorePaths,
-        blobDir: this.options.layerDir ?? defaultBlobDir(workDir, this.id),
-        events,
-        signal,
-      });
+  apply(dockerfile: DockerfileSpec, base: ImageDescription, options: ApplyOptions, context: BackendContext): Promise<ImageDescription> {
+    return this.#template.apply(dockerfile, base, options, context);
+  }
+
+  cleanup(context: BackendContext): Promise<void> {
+    return this.#template.cleanup(context);
+  }
+
+  /** The ImageBuildTemplate's steps for the Docker daemon; the base is the name the Dockerfile builds FROM. */
+  #steps(): ImageBuildSteps<string> {
+    return {
+      prepare: async () => {
+        await this.#ensureReachable();
+        await this.#checkNetwork();
+      },
+      prepareBase: (build) => this.#images.baseInDaemon(build.base, { scratch: build.scratch, fetched: join(build.area, 'fetched') }, build.n, build.signal, build.events),
+      build: (build, baseTag) => this.#build(build, baseTag),
+      readBack: (build) => this.#readBack(build),
       // the next Dockerfile's base is this result: its base layers, and the new ones
       // when re-packing left them unchanged, are in the daemon through these two images
-      this.#held.push({ name: resultTag, diffIds: built.layers.map((l) => l.diffId) });
-      keep = new Set([baseTag, resultTag]);
-      return result;
-    } catch (err) {
-      if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : err;
-      if (err instanceof BackendInstructionError || err instanceof ImageBackendError) throw err;
-      throw new ImageBackendError(`building ${dockerfile.path} through the Docker daemon at ${this.host}: ${messageOf(err)}`, { cause: err });
-    } finally {
-      await rm(outDir, { recursive: true, force: true });
+      finished: (build, _base, _image, built) => this.#images.hold(this.#images.resultTag(build.n), built.layers.map((l) => l.diffId)),
       // the last base and result stay (until the next apply or cleanup) for the next base's layers
-      await this.#removeTags(keep);
-    }
+      release: async (build, succeeded) => {
+        await this.#images.removeTags(succeeded ? new Set([this.#images.baseTag(build.n), this.#images.resultTag(build.n)]) : new Set());
+      },
+      failure: (build, err) => new ImageBackendError(`building ${build.dockerfile.path} through the Docker daemon at ${this.host}: ${messageOf(err)}`, { cause: err }),
+      cleanup: async () => {
+        const failed = this.#connection ? await this.#images.removeTags() : [];
+        if (failed.length > 0) throw new ImageBackendError(`removing images from the Docker daemon at ${this.host}: ${failed.join('; ')}`);
+      },
+    };
   }
 
-  /** Remove this backend's tags but those in `keep`, newest first (a result before its base). */
-  async #removeTags(keep: ReadonlySet<string> = new Set()): Promise<string[]> {
-    const failed: string[] = [];
-    for (const tag of [...this.#tags].reverse()) {
-      if (keep.has(tag)) continue;
-      try {
-        await this.#client.getImage(tag).remove({ force: true });
-        this.#tags.delete(tag);
-      } catch (err) {
-        if ((err as { statusCode?: number }).statusCode === 404) this.#tags.delete(tag);
-        else failed.push(`${tag}: ${messageOf(err)}`);
+  /** `/build` of the Dockerfile FROM `baseTag`, tagged as the apply's result; its progress reported. */
+  async #build(build: ImageBuild, baseTag: string): Promise<void> {
+    const { dockerfile, signal, progress } = build;
+    const builder = this.builder;
+    const buildargs: Record<string, string> = {};
+    for (const arg of dockerfile.args) buildargs[arg.name] = arg.name === 'base_image' ? baseTag : arg.value;
+    const resultTag = this.#images.resultTag(build.n);
+    this.#images.track(resultTag);
+    const query = { t: resultTag, buildargs, networkmode: this.network, rm: true, forcerm: true };
+    const outcome: BuildOutcome = {};
+    let session: BuildSession | undefined;
+    try {
+      // <Dockerfile>.dockerignore beside the Dockerfile, else the context's .dockerignore
+      const ignore = await readDockerignore(build.options.buildContext, dockerfile.path);
+      let stream: NodeJS.ReadableStream;
+      if (builder === 'buildkit') {
+        const dockerfileDir = join(build.scratch, 'dockerfile');
+        await mkdir(dockerfileDir, { recursive: true });
+        await writeFile(join(dockerfileDir, 'Dockerfile'), dockerfile.content);
+        // BuildKit reads the context's .dockerignore itself, and <Dockerfile>.dockerignore beside the Dockerfile it is sent
+        if (ignore !== undefined && ignore.path === `${dockerfile.path}.dockerignore`) await copyFile(ignore.path, join(dockerfileDir, 'Dockerfile.dockerignore'));
+        session = await this.#openSession(build.options.buildContext, dockerfileDir, signal);
+        // no context in the request body: BuildKit asks the session for it. Not through
+        // dockerode's buildImage, which opens a session of its own for version 2.
+        stream = await this.#postBuild({ ...query, dockerfile: 'Dockerfile', version: '2', remote: 'client-session', session: session.options.id });
+      } else {
+        const context = contextTar(build.options.buildContext, DOCKERFILE_NAME, dockerfile.content, ignore) as unknown as NodeJS.ReadableStream;
+        stream = await this.#client.buildImage(context, { ...query, dockerfile: DOCKERFILE_NAME, version: '1' } as Docker.ImageBuildOptions);
+      }
+      await followProgress(this.#client, stream, (event) => onBuildEvent(event, outcome, progress, build.events), signal);
+    } catch (err) {
+      if (signal.aborted) throw err;
+      outcome.error ??= messageOf(err);
+    } finally {
+      if (session) {
+        if (session.error && outcome.error === undefined) outcome.error = `the build's session failed: ${session.error.message}`;
+        await session.close();
       }
     }
-    this.#held = this.#held.filter((image) => !image.name.startsWith('cnb-extender-') || this.#tags.has(image.name));
-    return failed;
+    if (outcome.error !== undefined) {
+      throw buildFailure({ ...outcome, error: outcome.error }, builder === 'buildkit' ? 'BuildKit' : 'classic builder', this.host, dockerfile, progress);
+    }
   }
 
-  async cleanup(context: BackendContext): Promise<void> {
-    const failed = this.#connection ? await this.#removeTags() : [];
-    for (const workDir of new Set([...this.#workDirs, context.workDir])) {
-      await rm(join(workDir, 'docker'), { recursive: true, force: true });
-      await rm(defaultBlobDir(workDir, this.id), { recursive: true, force: true });
+  /** The built image through `/images/{name}/get`, without the base's copies of its layers. */
+  async #readBack(build: ImageBuild): Promise<BuiltImage> {
+    const resultTag = this.#images.resultTag(build.n);
+    try {
+      const archive = await this.#client.getImage(resultTag).get();
+      return await readImageArchive(archive, { dir: join(build.scratch, 'out'), signal: build.signal, skipLayers: build.base.layers.length });
+    } catch (err) {
+      if (build.signal.aborted) throw err;
+      throw new ImageBackendError(`exporting the built image ${resultTag} from the Docker daemon at ${this.host}: ${messageOf(err)}`, { cause: err });
     }
-    this.#workDirs.clear();
-    if (failed.length > 0) throw new ImageBackendError(`removing images from the Docker daemon at ${this.host}: ${failed.join('; ')}`);
   }
 }
 

@@ -60,13 +60,13 @@ describe('the image build template', () => {
         calls.push(`read ${output}`);
         return built;
       },
-      finished: (_build, image) => void calls.push(`finished ${image.layers.length}`),
+      finished: (_build, prepared, image) => void calls.push(`finished ${prepared} ${image.layers.length}`),
       release: async (_build, succeeded) => void calls.push(`release ${succeeded}`),
       cleanup: async () => void calls.push('cleanup'),
     };
     const template = new ImageBuildTemplate({ id: 'tool' }, steps);
     const image = await template.apply(dockerfile, base, { buildContext: dockerfile.contextDir, ignorePaths: [], cacheTtlMs: 0, extendDir: workDir }, context());
-    expect(calls).toEqual(['prepare true', 'base true 1', 'build tag', 'read 7', 'finished 1', 'release true']);
+    expect(calls).toEqual(['prepare true', 'base true 1', 'build tag', 'read 7', 'finished tag 1', 'release true']);
     expect(image.config.config).toEqual({ User: 'root' });
     expect(image.config.history).toEqual([{ created_by: 'RUN echo hi > /hello' }]);
     expect(events.events.map((e) => e.type)).toEqual(['instruction-started', 'instruction-finished', 'instruction-started', 'cache-miss', 'layer-written']);

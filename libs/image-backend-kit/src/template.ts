@@ -46,7 +46,7 @@ export interface ImageBuildSteps<Base, Output = void> {
   /** The tool's image as a `BuiltImage`. */
   readBack(build: ImageBuild, base: Base, output: Output): Promise<BuiltImage>;
   /** After the image was assembled: what the backend keeps for later applies. */
-  finished?(build: ImageBuild, image: ImageDescription, built: BuiltImage): void;
+  finished?(build: ImageBuild, base: Base, image: ImageDescription, built: BuiltImage): void;
   /** When the apply ends, before its scratch is removed: release its state in the tool. */
   release?(build: ImageBuild, succeeded: boolean): Promise<void>;
   /** An error the steps threw that is neither an instruction's nor an `ImageBackendError`, as the backend reports it (default: as it is). */
@@ -121,7 +121,7 @@ export class ImageBuildTemplate<Base, Output = void> {
       signal: build.signal,
       ...(this.#options.toolLabels ? { toolLabels: this.#options.toolLabels } : {}),
     });
-    steps.finished?.(build, image, built);
+    steps.finished?.(build, prepared, image, built);
     return image;
   }
 
