@@ -307,64 +307,73 @@ async function fromOciIndex(view: ArchiveView): Promise<ManifestEntry> {
   return { Config: path(manifest.config), Layers: manifest.layers.map(path) };
 }
 
+/** Every entry of the archive placed in `view` (file contents kept in memory or in `files`). */
+async function readEntries(archive: AsyncIterable<Uint8Array>, view: ArchiveView, files: BlobFiles, signal: AbortSignal | undefined): Promise<void> {
+  const memory: Memory = { used: 0 };
+  for await (const entry of readTar(archive)) {
+    signal?.throwIfAborted();
+    const at = view.place(entry.name);
+    if (at === undefined) continue;
+    if (entry.type === 'directory') {
+      if (!view.nodes.has(at)) view.nodes.set(at, { kind: 'dir' });
+    } else if (entry.type === 'symlink') {
+      view.symlink(entry.name, at, entry.linkTarget);
+    } else if (entry.type === 'hardlink') {
+      // a second name for an earlier entry, named from the archive root
+      const what = `image archive entry ${shown(entry.name)} (hard link to ${shown(entry.linkTarget)})`;
+      const target = view.nodes.get(view.resolve(view.clean(entry.linkTarget, what), what, true).join('/'));
+      if (target?.kind === 'file') view.nodes.set(at, target);
+    } else if (entry.type === 'file') {
+      let blob: Blob;
+      try {
+        blob = await keep(entry, at, files, memory, signal);
+      } catch (err) {
+        if (err instanceof ImageBackendError || signal?.aborted) throw err;
+        throw new ImageBackendError(`reading image archive entry ${shown(entry.name)}: ${messageOf(err)}`, { cause: err });
+      }
+      view.nodes.set(at, { kind: 'file', blob });
+    }
+    // devices, fifos and other types are not part of an image archive: ignored
+  }
+}
+
+/** The image the archive's manifest.json (or OCI index.json) names: its config and its layers' blobs. */
+async function archiveImage(view: ArchiveView): Promise<{ config: ImageConfig; diffIds: string[]; blobs: Blob[] }> {
+  const manifestBlob = view.file('manifest.json', 'image archive');
+  let manifest: ManifestEntry;
+  if (manifestBlob) manifest = parseManifest(await bytesOf(manifestBlob));
+  else if (view.nodes.has('index.json')) manifest = await fromOciIndex(view);
+  else throw new ImageBackendError('image archive has neither a manifest.json nor an OCI index.json');
+  const configBlob = view.file(manifest.Config, 'image archive manifest.json: config');
+  if (!configBlob) throw new ImageBackendError(`image archive manifest.json: config ${shown(manifest.Config)} is not in the archive`);
+  let config: ImageConfig;
+  try {
+    config = JSON.parse((await bytesOf(configBlob)).toString('utf8')) as ImageConfig;
+  } catch (err) {
+    throw new ImageBackendError(`image archive config ${shown(manifest.Config)} is not JSON: ${messageOf(err)}`, { cause: err });
+  }
+  const diffIds = config?.rootfs?.diff_ids;
+  if (!Array.isArray(diffIds)) throw new ImageBackendError(`image archive config ${shown(manifest.Config)} has no rootfs.diff_ids`);
+  const blobs = manifest.Layers.map((path, i) => {
+    const blob = view.file(path, `image archive manifest.json: layer ${i}`);
+    if (!blob) throw new ImageBackendError(`image archive manifest.json: layer ${i} ${shown(path)} is not in the archive`);
+    return blob;
+  });
+  if (diffIds.length !== blobs.length) {
+    throw new ImageBackendError(`image archive manifest.json lists ${blobs.length} layers but the config's rootfs.diff_ids has ${diffIds.length}`);
+  }
+  return { config, diffIds, blobs };
+}
+
 /** See module doc. */
 export async function readImageArchive(archive: AsyncIterable<Uint8Array> | NodeJS.ReadableStream, options: ReadImageArchiveOptions): Promise<BuiltImage> {
   const { signal } = options;
   const files = new BlobFiles(options.dir);
   const view = new ArchiveView();
-  const memory: Memory = { used: 0 };
   try {
     signal?.throwIfAborted();
-    for await (const entry of readTar(archive as AsyncIterable<Uint8Array>)) {
-      signal?.throwIfAborted();
-      const at = view.place(entry.name);
-      if (at === undefined) continue;
-      if (entry.type === 'directory') {
-        if (!view.nodes.has(at)) view.nodes.set(at, { kind: 'dir' });
-      } else if (entry.type === 'symlink') {
-        view.symlink(entry.name, at, entry.linkTarget);
-      } else if (entry.type === 'hardlink') {
-        // a second name for an earlier entry, named from the archive root
-        const what = `image archive entry ${shown(entry.name)} (hard link to ${shown(entry.linkTarget)})`;
-        const target = view.nodes.get(view.resolve(view.clean(entry.linkTarget, what), what, true).join('/'));
-        if (target?.kind === 'file') view.nodes.set(at, target);
-      } else if (entry.type === 'file') {
-        let blob: Blob;
-        try {
-          blob = await keep(entry, at, files, memory, signal);
-        } catch (err) {
-          if (err instanceof ImageBackendError || signal?.aborted) throw err;
-          throw new ImageBackendError(`reading image archive entry ${shown(entry.name)}: ${messageOf(err)}`, { cause: err });
-        }
-        view.nodes.set(at, { kind: 'file', blob });
-      }
-      // devices, fifos and other types are not part of an image archive: ignored
-    }
-
-    const manifestBlob = view.file('manifest.json', 'image archive');
-    let manifest: ManifestEntry;
-    if (manifestBlob) manifest = parseManifest(await bytesOf(manifestBlob));
-    else if (view.nodes.has('index.json')) manifest = await fromOciIndex(view);
-    else throw new ImageBackendError('image archive has neither a manifest.json nor an OCI index.json');
-    const configBlob = view.file(manifest.Config, 'image archive manifest.json: config');
-    if (!configBlob) throw new ImageBackendError(`image archive manifest.json: config ${shown(manifest.Config)} is not in the archive`);
-    let config: ImageConfig;
-    try {
-      config = JSON.parse((await bytesOf(configBlob)).toString('utf8')) as ImageConfig;
-    } catch (err) {
-      throw new ImageBackendError(`image archive config ${shown(manifest.Config)} is not JSON: ${messageOf(err)}`, { cause: err });
-    }
-    const diffIds = config?.rootfs?.diff_ids;
-    if (!Array.isArray(diffIds)) throw new ImageBackendError(`image archive config ${shown(manifest.Config)} has no rootfs.diff_ids`);
-    const blobs = manifest.Layers.map((path, i) => {
-      const blob = view.file(path, `image archive manifest.json: layer ${i}`);
-      if (!blob) throw new ImageBackendError(`image archive manifest.json: layer ${i} ${shown(path)} is not in the archive`);
-      return blob;
-    });
-    if (diffIds.length !== blobs.length) {
-      throw new ImageBackendError(`image archive manifest.json lists ${blobs.length} layers but the config's rootfs.diff_ids has ${diffIds.length}`);
-    }
-
+    await readEntries(archive as AsyncIterable<Uint8Array>, view, files, signal);
+    const { config, diffIds, blobs } = await archiveImage(view);
     const skip = Math.max(0, Math.min(options.skipLayers ?? 0, blobs.length));
     // every kept layer gets a file; whatever else this call wrote goes again
     const paths = new Map<Digest, string>();
