@@ -8,42 +8,32 @@
  * `lifecycle -version` answers before the rest is loaded, so it starts fast.
  */
 import { isSea } from 'node:sea';
+import { runEntry } from '@cnb-extender/extender-cli/entry';
 import { dispatchName, invokedName } from './phases.ts';
 import { appVersion } from './version.ts';
 
-const VERSION_ONLY = /^--?version(=(true|1|t|T|TRUE|True))?$/;
-
-async function main(argv: readonly string[]): Promise<number> {
-  const invokedAs = invokedName(isSea() ? process.argv0 : (process.argv[1] ?? 'lifecycle'));
-  if (dispatchName(invokedAs).kind === 'self' && argv.length === 1 && VERSION_ONLY.test(argv[0]!)) {
-    process.stdout.write(`${appVersion()}\n`);
-    return 0;
-  }
-  const [{ abortOnSignals }, { runLifecycle }] = await Promise.all([import('@cnb-extender/extender-cli'), import('./lifecycle.ts')]);
-  const abort = abortOnSignals(process);
-  try {
-    return await runLifecycle({
-      invokedAs,
-      argv,
-      env: process.env,
-      stdout: process.stdout,
-      stderr: process.stderr,
-      version: appVersion(),
-      signal: abort.signal,
-    });
-  } finally {
-    abort.dispose();
-  }
-}
+const argv = process.argv.slice(2);
+const invokedAs = invokedName(isSea() ? process.argv0 : (process.argv[1] ?? 'lifecycle'));
 
 // Exit explicitly: a backend may leave a socket or timer behind. stdout and stderr are
 // synchronous for files, pipes and terminals on Linux, so nothing written is lost.
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exit(code);
+void runEntry(process, {
+  argv,
+  answersVersion: dispatchName(invokedAs).kind === 'self',
+  version: appVersion,
+  load: async () => {
+    const { runLifecycle } = await import('./lifecycle.ts');
+    return (signal) =>
+      runLifecycle({
+        invokedAs,
+        argv,
+        env: process.env,
+        stdout: process.stdout,
+        stderr: process.stderr,
+        version: appVersion(),
+        signal,
+      });
   },
-  (err: unknown) => {
-    process.stderr.write(`ERROR: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exit(1);
-  },
-);
+}).then((code) => {
+  process.exit(code);
+});
