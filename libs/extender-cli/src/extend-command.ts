@@ -242,10 +242,9 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
       backend,
       events: log,
       ...(options.signal ? { signal: options.signal } : {}),
-    });
       ...(runReference ? { runOutput: 'none' as const } : {}),
+    });
     log.debug(`Extended image user: ${result.user === '' ? '(unset)' : result.user}`);
-    if (publishTarget) {
     if (runReference) {
       // the run-image reference mode: the extended run image goes to a registry, not <extended>/run
       const published = await publishRunImage({
@@ -260,6 +259,7 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
       log.close();
       return EXIT_CODES.success;
     }
+    if (publishTarget) {
       // an image-producing backend cannot change this container: the platform runs the
       // build phase in the published image instead
       const published = await publishBuildImage({
@@ -374,7 +374,6 @@ function buildImageTarget(inputs: ExtenderInputs, backendId: string): BuildImage
   return reference !== '' ? { kind: 'registry', reference } : { kind: 'layout', dir };
 }
 
-function reportFailure(err: unknown, stderr: Writer, renderer: Renderer | undefined, signal: AbortSignal | undefined): number {
 /**
  * The run-image reference mode (`-extended-run-image`): run kind with an image-producing
  * backend pushes the extended run image instead of writing `<extended>/run`. An in-place
@@ -400,6 +399,7 @@ function runImageReference(inputs: ExtenderInputs, name: string | undefined, bac
   return reference;
 }
 
+function reportFailure(err: unknown, stderr: Writer, renderer: Renderer | undefined, signal: AbortSignal | undefined): number {
   if (signal?.aborted) {
     const reason: unknown = signal.reason;
     const name = reason instanceof Error && /^SIG[A-Z]+$/.test(reason.message) ? reason.message : undefined;
