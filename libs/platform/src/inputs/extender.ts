@@ -35,10 +35,10 @@ export interface ExtenderInputs {
   extendedBuildImage?: string;
   /** build kind, image-producing backend: directory to write the extended build image to (OCI layout) */
   extendedBuildLayout?: string;
-  extendedDir: string;
-  generatedDir: string;
   /** Run kind, image-producing backends: push the extended run image here and record it in analyzed.toml instead of writing `<extended>/run`. */
   extendedRunImage?: string;
+  extendedDir: string;
+  generatedDir: string;
   gid: number;
   groupPath: string;
   layersDir: string;
