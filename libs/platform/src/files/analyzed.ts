@@ -1,4 +1,4 @@
-import { composeTable, parseToml, prune, readTomlFile, stringifyToml, TableView, writeTomlFile, type FileContext, type TomlTable } from './toml.ts';
+import { composeTable, prune, TableView, tomlFileFormat, type FileContext, type TomlTable } from './toml.ts';
 
 /**
  * `analyzed.toml`: written by the analyzer, updated by detector and restorer, read by the
@@ -138,28 +138,13 @@ export function analyzedToTable(analyzed: Analyzed): TomlTable {
   );
 }
 
-export function parseAnalyzed(text: string, path = 'analyzed.toml'): Analyzed {
-  const ctx = { what: WHAT, path };
-  return analyzedFromTable(parseToml(text, ctx), ctx);
-}
-
-export function stringifyAnalyzed(analyzed: Analyzed): string {
-  return stringifyToml(analyzedToTable(analyzed));
-}
-
 /**
- * Read analyzed.toml. A missing file is an error with `notFound` (the lifecycle warns and
- * continues with empty metadata: wrap in `ifExists` to do the same).
+ * analyzed.toml as text and as a file. Reading a missing file is an error with `notFound` (the
+ * lifecycle warns and continues with empty metadata: wrap in `ifExists` to do the same);
+ * writing is atomic.
  */
-export async function readAnalyzed(path: string): Promise<Analyzed> {
-  const ctx = { what: WHAT, path };
-  return analyzedFromTable(await readTomlFile(ctx), ctx);
-}
-
-/** Write analyzed.toml atomically. */
-export async function writeAnalyzed(path: string, analyzed: Analyzed): Promise<void> {
-  await writeTomlFile({ what: WHAT, path }, analyzedToTable(analyzed));
-}
+export const { parse: parseAnalyzed, stringify: stringifyAnalyzed, read: readAnalyzed, write: writeAnalyzed } =
+  tomlFileFormat<Analyzed>({ what: WHAT, file: 'analyzed.toml', fromTable: analyzedFromTable, toTable: analyzedToTable });
 
 /** Read, change and write back analyzed.toml; unknown keys survive. */
 // biome-ignore lint/suspicious/noConfusingVoidType: `change` may edit in place and return nothing, or return a new value

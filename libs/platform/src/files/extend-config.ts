@@ -1,4 +1,4 @@
-import { composeTable, parseToml, prune, readTomlFile, stringifyToml, TableView, writeTomlFile, type FileContext, type TomlTable } from './toml.ts';
+import { composeTable, prune, TableView, tomlFileFormat, type FileContext, type TomlTable } from './toml.ts';
 
 /**
  * `extend-config.toml`, written by an extension's `/bin/generate`: build args for its
@@ -55,24 +55,9 @@ export function extendConfigToTable(config: ExtendConfig): TomlTable {
   return composeTable({ build: argsToTable(config.build), run: argsToTable(config.run) }, config.extra);
 }
 
-export function parseExtendConfig(text: string, path = 'extend-config.toml'): ExtendConfig {
-  const ctx = { what: WHAT, path };
-  return extendConfigFromTable(parseToml(text, ctx), ctx);
-}
-
-export function stringifyExtendConfig(config: ExtendConfig): string {
-  return stringifyToml(extendConfigToTable(config));
-}
-
-/** Read an extend-config.toml; wrap in `ifExists` when a missing file means "no args". */
-export async function readExtendConfig(path: string): Promise<ExtendConfig> {
-  const ctx = { what: WHAT, path };
-  return extendConfigFromTable(await readTomlFile(ctx), ctx);
-}
-
-export async function writeExtendConfig(path: string, config: ExtendConfig): Promise<void> {
-  await writeTomlFile({ what: WHAT, path }, extendConfigToTable(config));
-}
+/** extend-config.toml as text and as a file; wrap a read in `ifExists` when a missing file means "no args". */
+export const { parse: parseExtendConfig, stringify: stringifyExtendConfig, read: readExtendConfig, write: writeExtendConfig } =
+  tomlFileFormat<ExtendConfig>({ what: WHAT, file: 'extend-config.toml', fromTable: extendConfigFromTable, toTable: extendConfigToTable });
 
 /** An empty config (what a missing file means). */
 export function emptyExtendConfig(): ExtendConfig {

@@ -1,6 +1,6 @@
 import type { ApiList } from '../api/apis.ts';
 import { verifyBuildpackApi, type DeprecationMode, type Notice } from '../api/verify.ts';
-import { composeTable, parseToml, prune, readTomlFile, stringifyToml, TableView, writeTomlFile, type FileContext, type TomlTable } from './toml.ts';
+import { composeTable, prune, TableView, tomlFileFormat, type FileContext, type TomlTable } from './toml.ts';
 
 /**
  * `group.toml`: written by the detector; `[[group]]` are the buildpacks, `[[group-extensions]]`
@@ -79,23 +79,8 @@ export function groupToTable(group: Group): TomlTable {
   );
 }
 
-export function parseGroup(text: string, path = 'group.toml'): Group {
-  const ctx = { what: WHAT, path };
-  return groupFromTable(parseToml(text, ctx), ctx);
-}
-
-export function stringifyGroup(group: Group): string {
-  return stringifyToml(groupToTable(group));
-}
-
-export async function readGroup(path: string): Promise<Group> {
-  const ctx = { what: WHAT, path };
-  return groupFromTable(await readTomlFile(ctx), ctx);
-}
-
-export async function writeGroup(path: string, group: Group): Promise<void> {
-  await writeTomlFile({ what: WHAT, path }, groupToTable(group));
-}
+export const { parse: parseGroup, stringify: stringifyGroup, read: readGroup, write: writeGroup } =
+  tomlFileFormat<Group>({ what: WHAT, file: 'group.toml', fromTable: groupFromTable, toTable: groupToTable });
 
 /** `<id>@<version>`, the name the lifecycle uses in messages. */
 export function moduleName(element: Pick<GroupElement, 'id' | 'version'>): string {

@@ -1,5 +1,5 @@
 import { BUILDPACK_APIS, PLATFORM_APIS, type ApiList } from '../api/apis.ts';
-import { composeTable, parseToml, prune, readTomlFile, stringifyToml, TableView, type FileContext, type TomlTable } from './toml.ts';
+import { composeTable, prune, TableView, tomlFileFormat, type FileContext, type TomlTable } from './toml.ts';
 
 /**
  * `lifecycle.toml`, the descriptor shipped next to the binaries: which Buildpack and
@@ -80,16 +80,5 @@ export function createLifecycleDescriptor(options: DescriptorOptions): Lifecycle
   });
 }
 
-export function parseLifecycleDescriptor(text: string, path = 'lifecycle.toml'): LifecycleDescriptor {
-  const ctx = { what: WHAT, path };
-  return lifecycleDescriptorFromTable(parseToml(text, ctx), ctx);
-}
-
-export function stringifyLifecycleDescriptor(descriptor: LifecycleDescriptor): string {
-  return stringifyToml(lifecycleDescriptorToTable(descriptor));
-}
-
-export async function readLifecycleDescriptor(path: string): Promise<LifecycleDescriptor> {
-  const ctx = { what: WHAT, path };
-  return lifecycleDescriptorFromTable(await readTomlFile(ctx), ctx);
-}
+export const { parse: parseLifecycleDescriptor, stringify: stringifyLifecycleDescriptor, read: readLifecycleDescriptor } =
+  tomlFileFormat<LifecycleDescriptor>({ what: WHAT, file: 'lifecycle.toml', fromTable: lifecycleDescriptorFromTable, toTable: lifecycleDescriptorToTable });

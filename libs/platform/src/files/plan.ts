@@ -1,4 +1,4 @@
-import { composeTable, parseToml, prune, readTomlFile, stringifyToml, TableView, type FileContext, type TomlTable } from './toml.ts';
+import { composeTable, prune, TableView, tomlFileFormat, type FileContext, type TomlTable } from './toml.ts';
 
 /**
  * `plan.toml`: the resolved build plan the detector writes. The extender only passes it on
@@ -62,16 +62,5 @@ export function planToTable(plan: Plan): TomlTable {
   );
 }
 
-export function parsePlan(text: string, path = 'plan.toml'): Plan {
-  const ctx = { what: WHAT, path };
-  return planFromTable(parseToml(text, ctx), ctx);
-}
-
-export function stringifyPlan(plan: Plan): string {
-  return stringifyToml(planToTable(plan));
-}
-
-export async function readPlan(path: string): Promise<Plan> {
-  const ctx = { what: WHAT, path };
-  return planFromTable(await readTomlFile(ctx), ctx);
-}
+export const { parse: parsePlan, stringify: stringifyPlan, read: readPlan } =
+  tomlFileFormat<Plan>({ what: WHAT, file: 'plan.toml', fromTable: planFromTable, toTable: planToTable });

@@ -1,4 +1,4 @@
-import { composeTable, parseToml, prune, readTomlFile, stringifyToml, TableView, type FileContext, type TomlTable } from './toml.ts';
+import { composeTable, prune, TableView, tomlFileFormat, type FileContext, type TomlTable } from './toml.ts';
 
 /** `run.toml`: the run images (and their mirrors) the platform offers; `<cnb>/run.toml` by default. */
 export interface RunMetadata {
@@ -24,16 +24,5 @@ export function runToTable(run: RunMetadata): TomlTable {
   return composeTable({ images: run.images.map((i) => composeTable({ image: i.image, mirrors: i.mirrors }, i.extra)) }, run.extra);
 }
 
-export function parseRun(text: string, path = 'run.toml'): RunMetadata {
-  const ctx = { what: WHAT, path };
-  return runFromTable(parseToml(text, ctx), ctx);
-}
-
-export function stringifyRun(run: RunMetadata): string {
-  return stringifyToml(runToTable(run));
-}
-
-export async function readRun(path: string): Promise<RunMetadata> {
-  const ctx = { what: WHAT, path };
-  return runFromTable(await readTomlFile(ctx), ctx);
-}
+export const { parse: parseRun, stringify: stringifyRun, read: readRun } =
+  tomlFileFormat<RunMetadata>({ what: WHAT, file: 'run.toml', fromTable: runFromTable, toTable: runToTable });

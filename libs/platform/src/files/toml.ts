@@ -137,6 +137,42 @@ export async function writeTomlFile(ctx: FileContext, table: TomlTable): Promise
   }
 }
 
+/** A platform TOML file: its name in messages, its default file name, its table conversions. */
+export interface TomlFileSpec<T> {
+  /** `analyzed file`, `group file`, … */
+  what: string;
+  /** The path errors name when parsed text comes without one. */
+  file: string;
+  /** Validate a parsed table. */
+  fromTable(table: TomlTable, ctx: FileContext): T;
+  toTable(value: T): TomlTable;
+}
+
+/** Parse, stringify, read and atomically write one kind of platform TOML file. */
+export interface TomlFileFormat<T> {
+  parse(text: string, path?: string): T;
+  stringify(value: T): string;
+  /** A missing file is a TomlFileError with `notFound` (wrap in `ifExists` to allow it). */
+  read(path: string): Promise<T>;
+  write(path: string, value: T): Promise<void>;
+}
+
+export function tomlFileFormat<T>(spec: TomlFileSpec<T>): TomlFileFormat<T> {
+  const { what } = spec;
+  return {
+    parse: (text, path = spec.file) => {
+      const ctx = { what, path };
+      return spec.fromTable(parseToml(text, ctx), ctx);
+    },
+    stringify: (value) => stringifyToml(spec.toTable(value)),
+    read: async (path) => {
+      const ctx = { what, path };
+      return spec.fromTable(await readTomlFile(ctx), ctx);
+    },
+    write: (path, value) => writeTomlFile({ what, path }, spec.toTable(value)),
+  };
+}
+
 // ---- typed views over parsed tables ----
 
 function isTable(value: unknown): value is TomlTable {
