@@ -13,31 +13,25 @@
  * - older standalone daemons, or `baseFrom: 'registry'`: the daemon pulls
  *   `base_image` itself and streams the result back as an `oci` tarball.
  *
- * The kit's `assembleImage` then gives the core what every image-producing
- * backend gives: base descriptors unchanged, new layers filtered and gzip
- * re-encoded, history per Dockerfile line.
+ * The kit's `ImageBuildTemplate` runs the steps and its `assembleImage` then
+ * gives the core what every image-producing backend gives: base descriptors
+ * unchanged, new layers filtered and gzip re-encoded, history per Dockerfile line.
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  BackendInstructionError,
-  type ApplyOptions,
-  type BackendCapabilities,
-  type BackendContext,
-  type DockerfileSpec,
-  type ExtenderBackend,
-  type ImageDescription,
-} from '@cnb-extender/extender-core';
-import { assembleImage, defaultBlobDir, materializeBaseLayout, readBuiltLayout, readImageArchive, StepReporter, toolStep, writeImageArchive, type BuiltImage } from '@cnb-extender/image-backend-kit';
-import { MediaType, canonicalJson, defaultKeychain, type Descriptor, type Digest, type ImageManifest, type Keychain, type RegistryClient } from '@cnb-extender/oci';
+import type { ApplyOptions, BackendCapabilities, BackendContext, DockerfileSpec, EventSink, ExtenderBackend, ImageDescription } from '@cnb-extender/extender-core';
+import { ImageBuildTemplate, materializeBaseLayout, readImageArchive, writeImageArchive, type BuiltImage, type ImageBuild, type ImageBuildSteps } from '@cnb-extender/image-backend-kit';
+import { defaultKeychain, type ImageManifest, type Keychain, type RegistryClient } from '@cnb-extender/oci';
+import { EndpointError, LayoutContentStore, defaultAddress, engineRequest, parseAddress, readBody, type CacheEntry, type Endpoint, type TlsOptions } from '@cnb-extender/buildkit-session';
+import { BASE_STORE, layoutContext, namedContextKeys, registryOf, scopedKeychain } from './base-context.ts';
 import { BuildKitClient, type DaemonInfo, type NetworkMode, type SessionTransport } from './client.ts';
-import { EndpointError, GrpcError, GrpcStatus, LayoutContentStore } from '@cnb-extender/buildkit-session';
-import { planLocalCache, tagLocalCache } from './local-cache.ts';
-import { BASE_STORE, LAYOUT_CONTEXT_MIN_VERSION, layoutContext, namedContextKeys, registryOf, scopedKeychain, takesLayoutContexts } from './base-context.ts';
-import type { CacheEntry, ExporterEntry, StatusResponse } from '@cnb-extender/buildkit-session';
-import { defaultAddress, engineRequest, parseAddress, readBody, type Endpoint, type TlsOptions } from '@cnb-extender/buildkit-session';
+import { chooseExportMode, exportersFor, readStoreExport, type ExportMode } from './export-mode.ts';
+import { planLocalCache, tagLocalCache, type LocalCachePlan } from './local-cache.ts';
+import { SolveStatus } from './solve-status.ts';
+
+export { instructionFromHistory, instructionFromVertex } from './solve-status.ts';
 
 export interface BuildKitBackendOptions {
   /** BuildKit address (`docker://…`, `unix://…`, `tcp://…`); default `BUILDKIT_HOST`, else `docker://`. */
@@ -91,78 +85,21 @@ export interface BuildKitBackendOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** The instruction as it reads in the Dockerfile, from BuildKit's history `created_by`. */
-export function instructionFromHistory(createdBy: string): string {
-  let text = createdBy.replace(/ # buildkit$/, '');
-  const run = /^RUN (?:\|(\d+) )?(.*)$/s.exec(text);
-  if (run) {
-    let rest = run[2]!;
-    const count = Number(run[1] ?? 0);
-    // `|N k=v …` lists the build args in scope; values have no spaces in this format.
-    for (let i = 0; i < count; i++) rest = rest.replace(/^\S+=\S* ?/, '');
-    text = `RUN ${rest.replace(/^\/bin\/sh -c /, '')}`;
-  }
-  return text;
-}
-
-/** The failing instruction from a Status vertex name (`[2/3] RUN exit 3` → `RUN exit 3`). */
-export function instructionFromVertex(name: string): string {
-  return name.replace(/^\[[^\]]*\]\s*/, '');
-}
-
-/** The RUN named by an executor error (`executor failed running [/bin/sh -c X]`, `process "/bin/sh -c X" did not complete`). */
-export function instructionFromError(message: string): string | undefined {
-  const old = /executor failed running \[\/bin\/sh -c (.*)\]: /s.exec(message);
-  if (old) return `RUN ${old[1]}`;
-  const current = /process "\/bin\/sh -c (.*)" did not complete successfully/s.exec(message);
-  if (current) return `RUN ${current[1]}`;
-  return undefined;
-}
-
-export type ExportMode = 'moby' | 'store' | 'tar';
-
-/**
- * How this daemon gets the base and gives the result back:
- * - `moby`: dockerd's BuildKit; the base is loaded into the Docker image store, the result read back through the Engine API;
- * - `store`: BuildKit v0.11+; the base is an OCI-layout named context served by the session, the `oci` export written
- *   into the same session store (only new blobs cross);
- * - `tar`: older daemons, or `baseFrom: 'registry'`; the daemon pulls `base_image` from its registry and streams an
- *   `oci` tarball back.
- */
-export function chooseExportMode(info: DaemonInfo, haveEngine: boolean, baseFrom: 'session' | 'registry'): { mode: ExportMode; warning?: string } | { error: string } {
-  if (info.exporters.includes('moby') && haveEngine) return { mode: 'moby' };
-  if (!info.exporters.includes('oci')) {
-    return { error: `this daemon has neither the oci exporter nor a Docker Engine to read the moby export back (set the engine option); exporters here: ${info.exporters.join(', ')}` };
-  }
-  if (baseFrom === 'registry') return { mode: 'tar' };
-  if (takesLayoutContexts(info.version)) return { mode: 'store' };
-  return {
-    mode: 'tar',
-    warning: `this BuildKit is older than v${LAYOUT_CONTEXT_MIN_VERSION} (it has no Control/Info), so it cannot take the base from the extender: it pulls the base image from its registry itself, and needs a route and credentials to it`,
-  };
-}
-
-/**
- * The image an `oci` export (tar=false) wrote into the session store: the
- * exporter names its descriptor in the solve response; an index.json naming it
- * makes the store an ordinary layout to read.
- */
-async function readStoreExport(dir: string, exporterResponse: Record<string, string>, name: string): Promise<BuiltImage> {
-  const encoded = exporterResponse['containerimage.descriptor'];
-  const digest = exporterResponse['containerimage.digest'];
-  let descriptor: Descriptor;
-  if (encoded) {
-    descriptor = JSON.parse(Buffer.from(encoded, 'base64').toString('utf8')) as Descriptor;
-  } else if (digest) {
-    const bytes = await readFile(join(dir, 'blobs', ...digest.split(':')));
-    const mediaType = (JSON.parse(bytes.toString('utf8')) as { mediaType?: string }).mediaType ?? MediaType.ociManifest;
-    descriptor = { mediaType, digest: digest as Digest, size: bytes.length };
-  } else {
-    throw new Error(`reading the oci export of ${name}: the daemon named no image in its response (keys: ${Object.keys(exporterResponse).join(', ') || 'none'})`);
-  }
-  const index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [{ ...descriptor, annotations: { 'org.opencontainers.image.ref.name': 'result' } }] };
-  await writeFile(join(dir, 'index.json'), canonicalJson(index));
-  return readBuiltLayout(dir, 'result');
+/** What a build needs of its base: the daemon, how it exports, where `base_image` points, and the result's name. */
+interface PreparedBase {
+  client: BuildKitClient;
+  info: DaemonInfo;
+  mode: ExportMode;
+  engine: Endpoint | undefined;
+  dockerfileDir: string;
+  /** `base_image` as the core gave it. */
+  baseArg: string | undefined;
+  /** What `base_image` becomes: a tag in dockerd, or a pushed intermediate; undefined: as given. */
+  baseName: string | undefined;
+  /** `store` mode: the base layout the session serves, and where the export lands. */
+  store: { dir: string; contexts: Record<string, string>; stores: Record<string, LayoutContentStore> } | undefined;
+  /** The result's name (a tag in dockerd, or in the intermediate repository). */
+  name: string;
 }
 
 export class BuildKitBackend implements ExtenderBackend {
@@ -178,16 +115,16 @@ export class BuildKitBackend implements ExtenderBackend {
   private client: BuildKitClient | undefined;
   private info: DaemonInfo | undefined;
   private readonly runId = randomBytes(6).toString('hex');
-  private counter = 0;
   private warnedRegistryBase = false;
   /** Standalone buildkitd: pushed intermediates by the diff_ids of the image they hold. */
   private readonly intermediates = new Map<string, string>();
   private readonly createdImages: string[] = [];
-  private readonly scratchDirs: string[] = [];
+  private readonly template: ImageBuildTemplate<PreparedBase, Record<string, string>>;
 
   constructor(options: BuildKitBackendOptions = {}) {
     this.options = options;
     this.address = options.address ?? defaultAddress(options.env ?? process.env);
+    this.template = new ImageBuildTemplate({ id: this.id, layerDir: options.layerDir }, this.steps());
   }
 
   private engine(): Endpoint | undefined {
@@ -212,198 +149,157 @@ export class BuildKitBackend implements ExtenderBackend {
     return { client: this.client, info: this.info };
   }
 
-  async apply(dockerfile: DockerfileSpec, base: ImageDescription, options: ApplyOptions, context: BackendContext): Promise<ImageDescription> {
-    const { signal, events } = context;
-    signal.throwIfAborted();
+  apply(dockerfile: DockerfileSpec, base: ImageDescription, options: ApplyOptions, context: BackendContext): Promise<ImageDescription> {
+    return this.template.apply(dockerfile, base, options, context);
+  }
+
+  /** The ImageBuildTemplate's steps for BuildKit. */
+  private steps(): ImageBuildSteps<PreparedBase, Record<string, string>> {
+    return {
+      prepareBase: (build) => this.prepareBase(build),
+      build: (build, prepared) => this.solve(build, prepared),
+      readBack: (build, prepared, exporterResponse) => this.readResult(build, prepared, exporterResponse),
+      finished: (_build, prepared, image) => {
+        if (prepared.mode === 'tar' && this.options.intermediateRepository) this.intermediates.set(image.config.rootfs.diff_ids.join(','), prepared.name);
+      },
+      cleanup: () => this.release(),
+    };
+  }
+
+  /** The daemon reached; the base loaded into dockerd, served from a layout, or a pushed intermediate; the Dockerfile written. */
+  private async prepareBase(build: ImageBuild): Promise<PreparedBase> {
+    const { dockerfile, base, signal, n } = build;
     const { client, info } = await this.connect(signal);
     const engine = this.engine();
-    const mode = this.exportMode(info, engine !== undefined, dockerfile, context);
-    const scratch = await mkdtemp(join(context.workDir, 'buildkit-'));
-    this.scratchDirs.push(scratch);
-    const dockerfileDir = join(scratch, 'dockerfile');
+    const mode = this.exportMode(info, engine !== undefined, dockerfile, build.events);
+    const dockerfileDir = join(build.scratch, 'dockerfile');
     await mkdir(dockerfileDir);
     await writeFile(join(dockerfileDir, 'Dockerfile'), dockerfile.content);
     // <Dockerfile>.dockerignore beside the Dockerfile wins over the context's .dockerignore; the frontend reads it from here
     await copyFile(`${dockerfile.path}.dockerignore`, join(dockerfileDir, 'Dockerfile.dockerignore')).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
     });
-
-    const counter = ++this.counter;
-    const fetchedBlobDir = join(context.workDir, 'buildkit-fetched');
+    const fetchedBlobDir = join(build.area, 'fetched');
     const baseArg = dockerfile.args.find((a) => a.name === 'base_image')?.value;
     let baseName: string | undefined;
-    let store: { dir: string; contexts: Record<string, string>; stores: Record<string, LayoutContentStore> } | undefined;
-    if (mode === 'moby' && engine) {
-      baseName = await this.loadBase(engine, base, scratch, fetchedBlobDir, counter, signal);
-    } else if (mode === 'store') {
-      // The base as a layout the session serves: read as `oci:<store>`, and the export lands in the same blobs,
-      // so the base's layers are never sent back.
-      const dir = join(scratch, 'store');
-      const materialized = await materializeBaseLayout(base, { dir, fetchedBlobDir, ...(this.options.registry ? { registry: this.options.registry } : {}), signal });
-      const contexts: Record<string, string> = {};
-      for (const key of namedContextKeys(baseArg ?? '')) contexts[key] = layoutContext(materialized.manifestDigest);
-      store = {
-        dir,
-        contexts,
-        stores: {
-          [`oci:${BASE_STORE}`]: new LayoutContentStore({ dirs: [dir] }),
-          export: new LayoutContentStore({ dirs: [dir], writable: true }),
-        },
-      };
-    } else {
-      baseName = this.intermediates.get(base.config.rootfs.diff_ids.join(','));
-    }
+    let store: PreparedBase['store'];
+    if (mode === 'moby' && engine) baseName = await this.loadBase(engine, base, build.scratch, fetchedBlobDir, n, signal);
+    else if (mode === 'store') store = await this.sessionStore(build, fetchedBlobDir, baseArg);
+    else baseName = this.intermediates.get(base.config.rootfs.diff_ids.join(','));
+    const intermediate = mode !== 'moby' && this.options.intermediateRepository;
+    const name = intermediate ? `${intermediate}:${this.runId}-${n}` : `cnb-extender-buildkit/${this.runId}:${n}`;
+    return { client, info, mode, engine, dockerfileDir, baseArg, baseName, store, name };
+  }
+
+  /**
+   * The base as a layout the session serves: read as `oci:<store>`, and the export lands in the same blobs,
+   * so the base's layers are never sent back.
+   */
+  private async sessionStore(build: ImageBuild, fetchedBlobDir: string, baseArg: string | undefined): Promise<PreparedBase['store']> {
+    const dir = join(build.scratch, 'store');
+    const materialized = await materializeBaseLayout(build.base, { dir, fetchedBlobDir, ...(this.options.registry ? { registry: this.options.registry } : {}), signal: build.signal });
+    const contexts: Record<string, string> = {};
+    for (const key of namedContextKeys(baseArg ?? '')) contexts[key] = layoutContext(materialized.manifestDigest);
+    const stores = {
+      [`oci:${BASE_STORE}`]: new LayoutContentStore({ dirs: [dir] }),
+      export: new LayoutContentStore({ dirs: [dir], writable: true }),
+    };
+    return { dir, contexts, stores };
+  }
+
+  /** Solve the Dockerfile with the daemon; its exporter response. */
+  private async solve(build: ImageBuild, prepared: PreparedBase): Promise<Record<string, string>> {
+    const { dockerfile, signal } = build;
+    const { mode, baseName, store } = prepared;
     const args = dockerfile.args.map((a) => (a.name === 'base_image' && baseName !== undefined ? { name: a.name, value: baseName } : a));
-    const name =
-      mode !== 'moby' && this.options.intermediateRepository
-        ? `${this.options.intermediateRepository}:${this.runId}-${counter}`
-        : `cnb-extender-buildkit/${this.runId}:${counter}`;
-    const exportFile = join(scratch, 'export.tar');
-    const push = mode !== 'moby' && this.options.intermediateRepository ? [{ type: 'image', attrs: { name, push: 'true' } }] : [];
-    const exporters: ExporterEntry[] =
-      mode === 'moby'
-        ? [{ type: 'moby', attrs: { name } }]
-        : mode === 'store'
-          ? [{ type: 'oci', attrs: { name, tar: 'false' } }, ...push]
-          : [{ type: 'oci', attrs: { name, tar: 'true' } }, ...push];
-
-    // dockerd 20.10's BuildKit (no Control/Info) exports only the inline cache; other cache types are left out with a warning.
-    const supportedCache = (entries: CacheEntry[] | undefined, direction: 'export' | 'import'): CacheEntry[] | undefined => {
-      if (!entries || !info.dockerWorker || info.version !== '') return entries;
-      const allowed = direction === 'export' ? ['inline'] : ['registry'];
-      for (const e of entries.filter((c) => !allowed.includes(c.type))) {
-        events.emit({
-          type: 'warning',
-          level: 'warn',
-          code: 'buildkit-cache-unsupported',
-          message: `cache ${direction} type ${e.type} is not supported by the BuildKit in this Docker Engine; left out`,
-          extensionId: dockerfile.extensionId,
-        });
-      }
-      return entries.filter((c) => allowed.includes(c.type));
-    };
-    const localCache = await planLocalCache(supportedCache(this.options.cacheImports, 'import') ?? [], supportedCache(this.options.cacheExports, 'export') ?? [], options.extendDir);
-    for (const dir of localCache.missing) {
-      events.emit({ type: 'debug', level: 'debug', message: `BuildKit cache import from ${dir}: no cache there yet` });
-    }
-    const cacheImports = localCache.imports;
-    const cacheExports = localCache.exports;
-
+    const localCache = await this.cachePlan(build, prepared.info);
     // a vertex per step that has one (`[3/5] RUN x`, variables expanded), by its position after FROM
-    const progress = new StepReporter(events, dockerfile.extensionId, dockerfile.content);
-    const vertexes = new Map<string, { name: string; index: number | undefined }>();
-    let failed: string | undefined;
-    let failedIndex: number | undefined;
-    const onStatus = (status: StatusResponse) => {
-      const steps = status.vertexes.map((v) => toolStep(v.name));
-      const indexes = progress.vertexIndexes(steps);
-      for (const [at, v] of status.vertexes.entries()) {
-        const step = steps[at];
-        const index = indexes[at];
-        vertexes.set(v.digest, { name: v.name, index });
-        if (step === undefined) continue;
-        if (v.error) {
-          failed = instructionFromVertex(v.name);
-          failedIndex = index;
-        }
-        if (index === undefined || !(v.started || v.cached)) continue;
-        progress.started(index);
-        if (v.cached) progress.cached(index, v.digest);
-        else progress.ran(index, v.digest);
-      }
-      for (const log of status.logs) {
-        const vertex = vertexes.get(log.vertex);
-        const name = vertex?.index !== undefined ? progress.instruction(vertex.index) : vertex ? instructionFromVertex(vertex.name) : log.vertex;
-        for (const line of log.msg.toString('utf8').split('\n')) {
-          if (line !== '') events.emit({ type: 'debug', level: 'info', message: `${name}: ${line}` });
-        }
-      }
-    };
-
-    let exporterResponse: Record<string, string> = {};
+    const status = new SolveStatus(build.progress, build.events);
+    let exporterResponse: Record<string, string>;
     try {
-      ({ exporterResponse } = await client.solve({
-        dockerfileDir,
+      ({ exporterResponse } = await prepared.client.solve({
+        dockerfileDir: prepared.dockerfileDir,
         contextDir: dockerfile.contextDir,
         buildArgs: args,
         network: this.options.network ?? 'none',
         ...(this.options.platform ? { platform: this.options.platform } : {}),
         ...(this.options.labels ? { labels: this.options.labels } : {}),
         ...(this.options.noCache ? { noCache: true } : {}),
-        cacheImports,
-        cacheExports,
-        ...this.sessionKeychain(mode, baseArg, cacheImports, cacheExports),
-        exporters,
-        ...(mode === 'tar' ? { exportFile } : {}),
+        cacheImports: localCache.imports,
+        cacheExports: localCache.exports,
+        ...this.sessionKeychain(mode, prepared.baseArg, localCache.imports, localCache.exports),
+        exporters: exportersFor(mode, prepared.name, Boolean(this.options.intermediateRepository)),
+        ...(mode === 'tar' ? { exportFile: join(build.scratch, 'export.tar') } : {}),
         ...(store ? { contexts: store.contexts } : {}),
         contentStores: { ...localCache.stores, ...store?.stores },
         signal,
-        onStatus,
+        onStatus: status.onStatus,
       }));
     } catch (err) {
-      if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : err;
-      if (err instanceof GrpcError && err.code === GrpcStatus.unavailable) {
-        // the daemon went away mid-build (stopped, restarted, or the connection broke)
-        throw new Error(`building ${dockerfile.path} with BuildKit at ${this.address}: lost the connection to the daemon during the build (${err.details})`, { cause: err });
-      }
-      const message = err instanceof GrpcError ? err.details || err.message : (err as Error).message;
-      const instruction = failed ?? instructionFromError(message);
-      if (instruction !== undefined) {
-        const index = failed !== undefined ? failedIndex : undefined;
-        throw new BackendInstructionError(progress.instruction(index) ?? instruction, message, { cause: err, ...(index === undefined ? {} : { index }) });
-      }
-      throw new Error(`building ${dockerfile.path} with BuildKit at ${this.address}: ${message}`, { cause: err });
+      throw status.failure(err, `building ${dockerfile.path} with BuildKit at ${this.address}`);
     }
-    progress.end();
     await tagLocalCache(localCache, exporterResponse);
-    let built: BuiltImage;
-    if (mode === 'moby' && engine) {
-      this.createdImages.push(name);
-      built = await this.readBack(engine, name, base.layers.length, scratch, signal);
-    } else if (store) {
-      const exported = store.stores['export']!.stats;
-      events.emit({
-        type: 'debug',
-        level: 'debug',
-        message: `BuildKit export of ${dockerfile.extensionId}: ${exported.written.length} blobs (${exported.written.reduce((n, b) => n + b.size, 0)} bytes) written into the session store, ${exported.skipped.length} already there`,
-      });
-      built = await readStoreExport(store.dir, exporterResponse, name);
-    } else {
-      try {
-        built = await readImageArchive(createReadStream(exportFile), { dir: join(scratch, 'blobs'), signal });
-      } catch (err) {
-        if (signal.aborted) throw err;
-        throw new Error(`reading the oci export of ${name}: ${(err as Error).message}`, { cause: err });
-      } finally {
-        await rm(exportFile, { force: true });
-      }
-    }
-    const image = await assembleImage({
-      base,
-      built,
-      dockerfile,
-      ignorePaths: options.ignorePaths,
-      blobDir: this.options.layerDir ?? defaultBlobDir(context.workDir, this.id),
-      events,
-      signal,
-    });
-    if (mode === 'tar' && this.options.intermediateRepository) this.intermediates.set(image.config.rootfs.diff_ids.join(','), name);
-    return image;
+    return exporterResponse;
   }
 
-  /**
-   * How this daemon gets the base and gives the result back:
-   * - `moby`: dockerd's BuildKit; the base is loaded into the Docker image store, the result read back through the Engine API;
-   * - `store`: BuildKit v0.11+; the base is an OCI-layout named context served by the session, the `oci` export written
-   *   into the same session store (only new blobs cross);
-   * - `tar`: older daemons; the daemon pulls `base_image` from its registry and streams an `oci` tarball back.
-   */
-  private exportMode(info: DaemonInfo, haveEngine: boolean, dockerfile: DockerfileSpec, context: BackendContext): ExportMode {
+  /** The cache imports and exports this daemon takes, local directories planned (dockerd 20.10's BuildKit, with no Control/Info, exports only the inline cache). */
+  private async cachePlan(build: ImageBuild, info: DaemonInfo): Promise<LocalCachePlan> {
+    const supported = (entries: CacheEntry[] | undefined, direction: 'export' | 'import'): CacheEntry[] => {
+      if (!entries || !info.dockerWorker || info.version !== '') return entries ?? [];
+      const allowed = direction === 'export' ? ['inline'] : ['registry'];
+      for (const e of entries.filter((c) => !allowed.includes(c.type))) {
+        build.events.emit({
+          type: 'warning',
+          level: 'warn',
+          code: 'buildkit-cache-unsupported',
+          message: `cache ${direction} type ${e.type} is not supported by the BuildKit in this Docker Engine; left out`,
+          extensionId: build.dockerfile.extensionId,
+        });
+      }
+      return entries.filter((c) => allowed.includes(c.type));
+    };
+    const localCache = await planLocalCache(supported(this.options.cacheImports, 'import'), supported(this.options.cacheExports, 'export'), build.options.extendDir);
+    for (const dir of localCache.missing) {
+      build.events.emit({ type: 'debug', level: 'debug', message: `BuildKit cache import from ${dir}: no cache there yet` });
+    }
+    return localCache;
+  }
+
+  /** The result as the mode gives it back: through the Engine API, from the session store, or from the exported tarball. */
+  private async readResult(build: ImageBuild, prepared: PreparedBase, exporterResponse: Record<string, string>): Promise<BuiltImage> {
+    const { signal, scratch } = build;
+    const { name, store } = prepared;
+    if (prepared.mode === 'moby' && prepared.engine) {
+      this.createdImages.push(name);
+      return this.readFromEngine(prepared.engine, name, build.base.layers.length, scratch, signal);
+    }
+    if (store) {
+      const exported = store.stores['export']!.stats;
+      build.events.emit({
+        type: 'debug',
+        level: 'debug',
+        message: `BuildKit export of ${build.dockerfile.extensionId}: ${exported.written.length} blobs (${exported.written.reduce((n, b) => n + b.size, 0)} bytes) written into the session store, ${exported.skipped.length} already there`,
+      });
+      return readStoreExport(store.dir, exporterResponse, name);
+    }
+    const exportFile = join(scratch, 'export.tar');
+    try {
+      return await readImageArchive(createReadStream(exportFile), { dir: join(scratch, 'blobs'), signal });
+    } catch (err) {
+      if (signal.aborted) throw err;
+      throw new Error(`reading the oci export of ${name}: ${(err as Error).message}`, { cause: err });
+    } finally {
+      await rm(exportFile, { force: true });
+    }
+  }
+
+  /** How this daemon gets the base and gives the result back (see `chooseExportMode`); its warning given once. */
+  private exportMode(info: DaemonInfo, haveEngine: boolean, dockerfile: DockerfileSpec, events: EventSink): ExportMode {
     const choice = chooseExportMode(info, haveEngine, this.options.baseFrom ?? 'session');
     if ('error' in choice) throw new Error(`applying ${dockerfile.path} with BuildKit at ${this.address}: ${choice.error}`);
     if (choice.warning && !this.warnedRegistryBase) {
       this.warnedRegistryBase = true;
-      context.events.emit({ type: 'warning', level: 'warn', code: 'buildkit-base-from-registry', message: choice.warning, extensionId: dockerfile.extensionId });
+      events.emit({ type: 'warning', level: 'warn', code: 'buildkit-base-from-registry', message: choice.warning, extensionId: dockerfile.extensionId });
     }
     return choice.mode;
   }
@@ -465,7 +361,7 @@ export class BuildKitBackend implements ExtenderBackend {
    * docker-archive, or an OCI layout archive from Engine 25 on). The base's
    * copies of its layers are not kept: the core keeps the base's own blobs.
    */
-  private async readBack(engine: Endpoint, name: string, baseCount: number, scratch: string, signal: AbortSignal): Promise<BuiltImage> {
+  private async readFromEngine(engine: Endpoint, name: string, baseCount: number, scratch: string, signal: AbortSignal): Promise<BuiltImage> {
     const res = await engineRequest(engine, 'GET', `/images/${encodeURIComponent(name)}/get`, { signal });
     if (res.statusCode !== 200) {
       throw new Error(`reading back ${name} from the Docker Engine: HTTP ${res.statusCode}: ${(await readBody(res)).toString('utf8').trim()}`);
@@ -483,7 +379,12 @@ export class BuildKitBackend implements ExtenderBackend {
     return this.client?.openSessions ?? 0;
   }
 
-  async cleanup(context: BackendContext): Promise<void> {
+  cleanup(context: BackendContext): Promise<void> {
+    return this.template.cleanup(context);
+  }
+
+  /** At cleanup: the images made in dockerd removed, the intermediates forgotten, the connection closed. */
+  private async release(): Promise<void> {
     const errors: string[] = [];
     const engine = this.engine();
     for (const name of this.createdImages.splice(0).reverse()) {
@@ -496,9 +397,6 @@ export class BuildKitBackend implements ExtenderBackend {
         errors.push(`removing image ${name}: ${(err as Error).message}`);
       }
     }
-    for (const dir of this.scratchDirs.splice(0)) await rm(dir, { recursive: true, force: true });
-    await rm(join(context.workDir, 'buildkit-fetched'), { recursive: true, force: true });
-    if (!this.options.layerDir) await rm(defaultBlobDir(context.workDir, this.id), { recursive: true, force: true });
     this.intermediates.clear();
     await this.client?.close();
     this.client = undefined;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { chooseExportMode, instructionFromError, instructionFromHistory, instructionFromVertex } from './backend.ts';
+import { chooseExportMode } from './export-mode.ts';
+import { instructionFromError, instructionFromHistory, instructionFromVertex } from './solve-status.ts';
 import type { DaemonInfo } from './client.ts';
 import { encodeSolveRequest } from '@cnb-extender/buildkit-session';
 import { ProtoWriter, fields, mapEntry } from '@cnb-extender/buildkit-session';
