@@ -28,30 +28,49 @@ export function toWebStream(data: BlobData): ReadableStream<Uint8Array> {
   });
 }
 
-/** Pass chunks through, calling `onChunk` for each (used to reset inactivity timers). */
-export function tap(stream: ReadableStream<Uint8Array>, onChunk: (chunk: Uint8Array) => void, onEnd?: () => void): ReadableStream<Uint8Array> {
+/**
+ * A stream pulled from `stream`'s reader: `step` handles each read (a chunk, or the end). A
+ * failed read or step errors the stream; `onStop` runs then and when the stream is cancelled.
+ */
+type PullStep = (
+  read: ReadableStreamReadResult<Uint8Array>,
+  controller: ReadableStreamDefaultController<Uint8Array>,
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+) => void | Promise<void>;
+
+function pullThrough(stream: ReadableStream<Uint8Array>, step: PullStep, onStop?: () => void): ReadableStream<Uint8Array> {
   const reader = stream.getReader();
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
-        const { value, done } = await reader.read();
-        if (done) {
-          onEnd?.();
-          controller.close();
-          return;
-        }
-        onChunk(value);
-        controller.enqueue(value);
+        await step(await reader.read(), controller, reader);
       } catch (error) {
-        onEnd?.();
+        onStop?.();
         controller.error(error);
       }
     },
     async cancel(reason) {
-      onEnd?.();
+      onStop?.();
       await reader.cancel(reason);
     },
   });
+}
+
+/** Pass chunks through, calling `onChunk` for each (used to reset inactivity timers). */
+export function tap(stream: ReadableStream<Uint8Array>, onChunk: (chunk: Uint8Array) => void, onEnd?: () => void): ReadableStream<Uint8Array> {
+  return pullThrough(
+    stream,
+    ({ value, done }, controller) => {
+      if (done) {
+        onEnd?.();
+        controller.close();
+        return;
+      }
+      onChunk(value);
+      controller.enqueue(value);
+    },
+    onEnd,
+  );
 }
 
 /**
@@ -66,35 +85,24 @@ export function verifyingStream(
   const { algorithm } = parseDigest(expected.digest);
   const hash = createHash(algorithm);
   let size = 0;
-  const reader = stream.getReader();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { value, done } = await reader.read();
-        if (done) {
-          const digest = `${algorithm}:${hash.digest('hex')}` as Digest;
-          if (digest !== expected.digest || (expected.size !== undefined && size !== expected.size)) {
-            controller.error(onMismatch({ digest, size }));
-          } else {
-            controller.close();
-          }
-          return;
-        }
-        size += value.byteLength;
-        if (expected.size !== undefined && size > expected.size) {
-          await reader.cancel();
-          controller.error(onMismatch({ digest: expected.digest, size }));
-          return;
-        }
-        hash.update(value);
-        controller.enqueue(value);
-      } catch (error) {
-        controller.error(error);
+  return pullThrough(stream, async ({ value, done }, controller, reader) => {
+    if (done) {
+      const digest = `${algorithm}:${hash.digest('hex')}` as Digest;
+      if (digest !== expected.digest || (expected.size !== undefined && size !== expected.size)) {
+        controller.error(onMismatch({ digest, size }));
+      } else {
+        controller.close();
       }
-    },
-    async cancel(reason) {
-      await reader.cancel(reason);
-    },
+      return;
+    }
+    size += value.byteLength;
+    if (expected.size !== undefined && size > expected.size) {
+      await reader.cancel();
+      controller.error(onMismatch({ digest: expected.digest, size }));
+      return;
+    }
+    hash.update(value);
+    controller.enqueue(value);
   });
 }
 
