@@ -16,7 +16,7 @@ import type { Digest } from '@cnb-extender/oci';
 import { freePort } from '@cnb-extender/testenv';
 import { runExtendCommand } from './extend-command.ts';
 import { parseSchedule } from './deprecation/schedule.ts';
-import { Collect, createFixture, registryWithFakeInPlace, type Fixture } from './test/support.ts';
+import { Collect, createFixture, registryWithFake, registryWithFakeInPlace, type Fixture } from './test/support.ts';
 
 const SCHEDULE = parseSchedule('');
 const run = promisify(execFile);
@@ -159,5 +159,25 @@ describe('-extended-run-image', () => {
     expect(stderr.text).toContain('ERROR: failed to extend run image: -extended-run-image asks for the extended run image to be pushed, which needs an image-producing backend');
     expect(stdout.text).not.toContain('Extending');
     await expect(stat(join(fixture.ws.layersDir, 'extended', 'run'))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('is ignored with a warning for the build kind (platforms may set the variable for both kinds)', async () => {
+    fixture = await createFixture([{ id: 'acme/tools', build: 'ARG base_image\nFROM ${base_image}\nENV BUILT=1\n' }]);
+    const stdout = new Collect();
+    const stderr = new Collect();
+    const out = join(fixture.ws.root, 'extended-build');
+    const code = await runExtendCommand({
+      argv: [],
+      env: { ...fixture.env, CNB_EXTENDED_RUN_IMAGE: '127.0.0.1:1/x', CNB_EXTENDED_BUILD_LAYOUT: out },
+      stdout,
+      stderr,
+      version: '0.1.0',
+      backends: registryWithFake(),
+      schedule: SCHEDULE,
+    });
+    expect(stderr.text).toBe('Warning: CNB_EXTENDED_RUN_IMAGE is ignored: it applies to the run kind only\n');
+    expect(code).toBe(0);
+    expect(String((await analyzedOf(fixture.ws))['run-image'].extended ?? '')).toBe('');
+    expect(await readdir(out)).toContain('index.json');
   });
 });
