@@ -33,7 +33,7 @@ export function toWebStream(data: BlobData): ReadableStream<Uint8Array> {
  * failed read or step errors the stream; `onStop` runs then and when the stream is cancelled.
  */
 type PullStep = (
-  read: ReadableStreamReadResult<Uint8Array>,
+  read: Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>['read']>>,
   controller: ReadableStreamDefaultController<Uint8Array>,
   reader: ReadableStreamDefaultReader<Uint8Array>,
 ) => void | Promise<void>;
