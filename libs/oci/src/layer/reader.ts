@@ -147,6 +147,16 @@ const TYPES: Record<number, LayerEntryType> = {
   [TypeFlag.fifo]: 'fifo',
 };
 
+/** The extended attributes among PAX records (`SCHILY.xattr.*`, `LIBARCHIVE.xattr.*`). */
+function paxXattrs(ext: Map<string, Buffer>): Record<string, Buffer> | undefined {
+  let xattrs: Record<string, Buffer> | undefined;
+  for (const [key, value] of ext) {
+    const m = /^(?:SCHILY|LIBARCHIVE)\.xattr\.(.+)$/.exec(key);
+    if (m) (xattrs ??= {})[m[1]!] = value;
+  }
+  return xattrs;
+}
+
 /**
  * The entries of an uncompressed tar stream: ustar, GNU (long names, base-256
  * numbers) and PAX (local and global headers, `SCHILY.xattr.*` /
@@ -189,11 +199,7 @@ export async function* readTar(input: AsyncIterable<Uint8Array>): AsyncGenerator
     };
     let name = text('path') ?? longName ?? h.name;
     const linkTarget = text('linkpath') ?? longLink ?? h.linkname;
-    let xattrs: Record<string, Buffer> | undefined;
-    for (const [key, value] of ext) {
-      const m = /^(?:SCHILY|LIBARCHIVE)\.xattr\.(.+)$/.exec(key);
-      if (m) (xattrs ??= {})[m[1]!] = value;
-    }
+    const xattrs = paxXattrs(ext);
     const type: LayerEntryType | 'other' = TYPES[h.typeflag] ?? 'other';
     const size = num('size', h.size);
     const slash = name.endsWith('/');
