@@ -8,7 +8,7 @@ import type { Descriptor } from '../model.ts';
 import type { RepositoryRef } from '../reference.ts';
 import type { Scope } from './auth.ts';
 import { DigestMismatchError, RegistryError, describeNetworkError } from './errors.ts';
-import { errorInfo, type RegistryRequest, type RegistryResponse } from './request.ts';
+import { errorInfo, inRepository, type RegistryRequest, type RegistryResponse } from './request.ts';
 import { contentRangeStart, resumingStream } from './resume.ts';
 import { judgeFailure, pause } from './retry.ts';
 import { mapStreamErrors, rechunk, tap, toWebStream, verifyingStream, watchedSource, type BlobData } from './streams.ts';
@@ -43,12 +43,9 @@ interface Upload {
 export async function blobExists(transport: RegistryTransport, repo: RepositoryRef, digest: Digest): Promise<{ size: number } | undefined> {
   const response = await transport.request({
     what: `checking blob ${digest} in ${repo.registry}/${repo.repository}`,
-    registry: repo.registry,
-    repository: repo.repository,
     method: 'HEAD',
-    url: `/v2/${repo.repository}/blobs/${digest}`,
+    ...inRepository(repo, `blobs/${digest}`, ['pull']),
     expect: [200, 404],
-    scopes: [{ repository: repo.repository, actions: ['pull'] }],
   });
   await response.body?.cancel().catch(() => {});
   if (response.status === 404) return undefined;
@@ -131,14 +128,11 @@ async function openBlobAt(
 ): Promise<{ body: ReadableStream<Uint8Array>; start: number }> {
   const response = await transport.request({
     what,
-    registry: repo.registry,
-    repository: repo.repository,
     method: 'GET',
-    url: `/v2/${repo.repository}/blobs/${digest}`,
+    ...inRepository(repo, `blobs/${digest}`, ['pull']),
     // Ranges count bytes of the blob itself, not of a compressed transfer.
     headers: { 'accept-encoding': 'identity', ...(offset > 0 ? { range: `bytes=${offset}-` } : {}) },
     expect: offset > 0 ? [200, 206] : [200],
-    scopes: [{ repository: repo.repository, actions: ['pull'] }],
   });
   const start = response.status === 206 ? contentRangeStart(response.headers.get('content-range')) : 0;
   if (start === undefined) {

@@ -9,7 +9,7 @@ import type { Descriptor, ImageIndex, ImageManifest, Platform } from '../model.t
 import { formatReference, type ImageReference, type RepositoryRef } from '../reference.ts';
 import { ShapeError, checkManifestDocument, parseJsonDocument } from '../validate.ts';
 import { DigestMismatchError, MalformedContentError, NotFoundError, RegistryError, describeNetworkError } from './errors.ts';
-import { errorInfo, type RegistryResponse } from './request.ts';
+import { errorInfo, inRepository, type RegistryResponse } from './request.ts';
 import { readAll } from './streams.ts';
 import type { RegistryTransport } from './transport.ts';
 
@@ -65,19 +65,28 @@ function manifestReference(ref: ImageReference): string {
   return reference;
 }
 
-export async function headManifest(transport: RegistryTransport, ref: ImageReference, options: ManifestOptions): Promise<Descriptor | undefined> {
+/** HEAD (a 404 is an answer) or GET a manifest by `ref`'s digest or tag; what it was doing, for messages. */
+async function requestManifest(
+  transport: RegistryTransport,
+  ref: ImageReference,
+  options: ManifestOptions,
+  method: 'HEAD' | 'GET',
+): Promise<{ what: string; response: RegistryResponse }> {
   const reference = manifestReference(ref);
-  const what = `checking manifest ${reference} in ${ref.registry}/${ref.repository}`;
+  const where = `${ref.registry}/${ref.repository}`;
+  const what = method === 'HEAD' ? `checking manifest ${reference} in ${where}` : `pulling manifest ${reference} from ${where}`;
   const response = await transport.request({
     what,
-    registry: ref.registry,
-    repository: ref.repository,
-    method: 'HEAD',
-    url: `/v2/${ref.repository}/manifests/${reference}`,
+    method,
+    ...inRepository(ref, `manifests/${reference}`, ['pull']),
     headers: { accept: (options.accept ?? MANIFEST_ACCEPT).join(', ') },
-    expect: [200, 404],
-    scopes: [{ repository: ref.repository, actions: ['pull'] }],
+    expect: method === 'HEAD' ? [200, 404] : [200],
   });
+  return { what, response };
+}
+
+export async function headManifest(transport: RegistryTransport, ref: ImageReference, options: ManifestOptions): Promise<Descriptor | undefined> {
+  const { what, response } = await requestManifest(transport, ref, options, 'HEAD');
   await response.body?.cancel().catch(() => {});
   if (response.status === 404) return undefined;
   const digest = response.headers.get('docker-content-digest');
@@ -94,18 +103,7 @@ export async function headManifest(transport: RegistryTransport, ref: ImageRefer
 }
 
 export async function getManifest(transport: RegistryTransport, ref: ImageReference, options: ManifestOptions): Promise<ManifestResult> {
-  const reference = manifestReference(ref);
-  const what = `pulling manifest ${reference} from ${ref.registry}/${ref.repository}`;
-  const response = await transport.request({
-    what,
-    registry: ref.registry,
-    repository: ref.repository,
-    method: 'GET',
-    url: `/v2/${ref.repository}/manifests/${reference}`,
-    headers: { accept: (options.accept ?? MANIFEST_ACCEPT).join(', ') },
-    expect: [200],
-    scopes: [{ repository: ref.repository, actions: ['pull'] }],
-  });
+  const { what, response } = await requestManifest(transport, ref, options, 'GET');
   let bytes: Uint8Array;
   try {
     bytes = await readAll(response.body, MANIFEST_SIZE_LIMIT);
@@ -137,14 +135,11 @@ export async function putManifest(
   const what = `pushing manifest ${digest} as ${reference} to ${repo.registry}/${repo.repository}`;
   const response = await transport.request({
     what,
-    registry: repo.registry,
-    repository: repo.repository,
     method: 'PUT',
-    url: `/v2/${repo.repository}/manifests/${reference}`,
+    ...inRepository(repo, `manifests/${reference}`, ['pull', 'push']),
     headers: { 'content-type': mediaType },
     body: () => bytes,
     expect: [201, 200],
-    scopes: [{ repository: repo.repository, actions: ['pull', 'push'] }],
   });
   await response.body?.cancel().catch(() => {});
   const reported = response.headers.get('docker-content-digest');

@@ -52,3 +52,15 @@ export function errorInfo(
 ): RegistryErrorInfo {
   return { registry: spec.registry, ...(spec.repository === undefined ? {} : { repository: spec.repository }), ...extra };
 }
+
+/**
+ * The part of a request that names a repository: its registry and repository, the URL
+ * `/v2/<repository>/<path>`, and the token scope of `actions` on that repository.
+ */
+export function inRepository(
+  repo: { registry: string; repository: string },
+  path: string,
+  actions: Scope['actions'],
+): Pick<RegistryRequest, 'registry' | 'repository' | 'url' | 'scopes'> {
+  return { registry: repo.registry, repository: repo.repository, url: `/v2/${repo.repository}/${path}`, scopes: [{ repository: repo.repository, actions }] };
+}
