@@ -23,8 +23,8 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs
 import { join } from 'node:path';
 import { copyLayoutImage } from '@cnb-extender/extender-core/testing';
 import { buildImageFromDirectory, type Digest } from '@cnb-extender/oci';
-import { buildLifecycleImage, buildRelease, composeLifecycle, PLATFORMS, REPO_ROOT } from '@cnb-extender/release';
-import { STAND_IN_PREFIX, writeStandInUpstream } from '@cnb-extender/release/testing';
+import { buildLifecycleImage, composeLifecycle, PLATFORMS, REPO_ROOT } from '@cnb-extender/release';
+import { sharedReleaseBuild, STAND_IN_PREFIX, writeStandInUpstream } from '@cnb-extender/release/testing';
 import { publishImage, type FixtureImage } from '@cnb-extender/testenv';
 import type {} from '@cnb-extender/testenv';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -74,9 +74,9 @@ beforeAll(async () => {
   const env = inject('testenv');
   await mkdir(join(REPO_ROOT, 'out'), { recursive: true });
   scratch = await mkdtemp(join(REPO_ROOT, 'out', 'e2e-composed-'));
-  const release = await buildRelease({ outDir: join(scratch, 'release'), platforms: ['amd64'], image: false });
+  const release = await sharedReleaseBuild();
   const upstream = await writeStandInUpstream(join(scratch, `lifecycle-v0.20.99+${PLATFORMS.amd64.suffix}.tgz`), { hooks: HOOKS });
-  const composed = await composeLifecycle({ upstream, overlay: release.platforms.amd64!.lifecycleTarball, outDir: join(scratch, 'composed') });
+  const composed = await composeLifecycle({ upstream, overlay: release.amd64.lifecycleTarball, outDir: join(scratch, 'composed') });
 
   // the builder: the composed tarball under /cnb, as pack builder create installs [lifecycle]
   const rootfs = join(scratch, 'builder-lifecycle');

@@ -27,7 +27,7 @@ import { applyLayer, type Digest } from '@cnb-extender/oci';
 import { describeTree } from '@cnb-extender/oci/testing';
 import { createInplaceBackend } from '@cnb-extender/backend-inplace';
 import { REPO_ROOT } from '@cnb-extender/release';
-import { sharedReleaseBuild } from './release-build.ts';
+import { sharedReleaseBuild } from '@cnb-extender/release/testing';
 import { STATED_DIFFERENCES, normalizeConfig, normalizeTree, treeDiff, type ComparableConfig } from './index.ts';
 
 const HEAD = 'ARG base_image\nFROM ${base_image}\nUSER root\n';

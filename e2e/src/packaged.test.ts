@@ -47,7 +47,7 @@ import { copyLayoutImage } from '@cnb-extender/extender-core/testing';
 import { buildImageFromDirectory, sha256, type Digest, type ImageConfig, type ImageIndex, type ImageManifest } from '@cnb-extender/oci';
 import { eventLineValidator } from '@cnb-extender/extender-cli/testing';
 import { REPO_ROOT } from '@cnb-extender/release';
-import { sharedReleaseBuild } from './release-build.ts';
+import { sharedReleaseBuild } from '@cnb-extender/release/testing';
 import { publishImage, type FixtureImage } from '@cnb-extender/testenv';
 import type {} from '@cnb-extender/testenv';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';

@@ -14,6 +14,7 @@ import type {} from '@cnb-extender/testenv';
 import { OciLayout } from '@cnb-extender/oci';
 import { REPO_ROOT } from './bundle.ts';
 import { buildRelease } from './package.ts';
+import { sharedReleaseBuild } from './testing/shared-build.ts';
 import { STAND_IN_PREFIX, writeStandInUpstream, type StandInOptions } from './testing/upstream-stand-in.ts';
 
 const CLI = join(REPO_ROOT, 'tools', 'release', 'src', 'compose-cli.ts');
@@ -35,10 +36,9 @@ beforeAll(async () => {
   await ensurePackages({ packages: ['patchelf', 'busybox-static'] });
   await mkdir(join(REPO_ROOT, 'out'), { recursive: true });
   scratch = await mkdtemp(join(REPO_ROOT, 'out', 'compose-test-'));
-  // linux/arm64 from the downloads an earlier build cached (tools/release's inputs)
-  const release = await buildRelease({ outDir: join(scratch, 'release'), image: false });
-  overlay = release.platforms.amd64!.lifecycleTarball;
-  overlayArm64 = release.platforms.arm64!.lifecycleTarball;
+  // linux/amd64: the build the test files share; linux/arm64 from the downloads an earlier build cached (tools/release's inputs)
+  overlay = (await sharedReleaseBuild()).amd64.lifecycleTarball;
+  overlayArm64 = (await buildRelease({ outDir: join(scratch, 'release'), platforms: ['arm64'], image: false })).platforms.arm64!.lifecycleTarball;
 }, 600_000);
 
 afterAll(async () => {

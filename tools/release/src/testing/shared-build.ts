@@ -1,7 +1,7 @@
 /**
- * The release build the e2e files share: one linux/amd64 build (tarballs and the extender
- * image) per source tree, made by the first file that asks and read by the others, so a run
- * pays for one build instead of one per file. The build is reproducible, so a cached one is
+ * The release build the test files share: one linux/amd64 build (tarballs and the extender
+ * image) per source tree, made by the first file that asks and read by the others (each vitest
+ * file runs in its own process), so a run pays for one build instead of one per file. The build is reproducible, so a cached one is
  * the build these sources give; a change to any source the release is made from makes a new one.
  */
 import { createHash } from 'node:crypto';
@@ -10,9 +10,10 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { buildRelease, REPO_ROOT, type PlatformArtifacts } from '@cnb-extender/release';
+import { REPO_ROOT } from '../bundle.ts';
+import { buildRelease, type PlatformArtifacts } from '../package.ts';
 
-/** What the e2e files read of the build. */
+/** What the test files read of the build. */
 export interface SharedRelease {
   version: string;
   /** The extender image's OCI layout (an index under the tag `<version>`). */
@@ -20,7 +21,7 @@ export interface SharedRelease {
   amd64: Pick<PlatformArtifacts, 'platform' | 'extenderTarball' | 'lifecycleTarball' | 'executables'>;
 }
 
-const ROOT = join(REPO_ROOT, 'out', 'e2e-release');
+const ROOT = join(REPO_ROOT, 'out', 'shared-release');
 /** What the release is made from: the apps and libraries, the release tool and its inputs, the dependencies. */
 const SOURCES = ['apps', 'libs', 'tools/release', 'release', '.changeset', 'package.json', 'package-lock.json'];
 const BUILD_WAIT_MS = 20 * 60_000;
