@@ -106,6 +106,23 @@ function toCoreInputs(inputs: ExtenderInputs, env: Readonly<Record<string, strin
   };
 }
 
+/** What the command line resolved to, with the renderer its events go to. */
+interface Invocation {
+  parsed: Extract<ReturnType<typeof parseExtenderCommandLine>, { action: 'extend' }>;
+  inputs: ExtenderInputs;
+  /** No `-extend-dir` / `CNB_EXTEND_DIR`: the extend dir is the implicit one. */
+  implicitExtendDir: boolean;
+  log: Renderer;
+  schedule: DeprecationSchedule;
+  mode: ReturnType<typeof deprecationModeSetting>;
+}
+
+/** Temporary directories of one run, removed when it ends. */
+interface RunDirs {
+  layerDir?: string;
+  privateWorkRoot?: string;
+}
+
 /**
  * Run the extend command. Resolves to the exit code; every error is rendered to `stderr`
  * in the lifecycle's format (`ERROR: failed to <action>: <cause>`).
@@ -124,178 +141,207 @@ export async function runExtendCommand(options: ExtendCommandOptions): Promise<n
   }
 
   let renderer: Renderer | undefined;
-  let layerDir: string | undefined;
-  let privateWorkRoot: string | undefined;
+  const dirs: RunDirs = {};
   try {
-    const invocation = parseExtenderCommandLine(options.argv, { env, programName, ...(options.cwd ? { cwd: options.cwd } : {}) });
-    if (invocation.action === 'help') {
-      stderr.write(invocation.usage);
-      return EXIT_CODES.success;
-    }
-    if (invocation.action === 'version') {
-      stdout.write(`${options.version}\n`);
-      return EXIT_CODES.success;
-    }
-    const implicitExtendDir = invocation.origins.extendDir.source === 'default';
-    const inputs = implicitExtendDir && options.implicitExtendDir ? { ...invocation.inputs, extendDir: resolve(options.implicitExtendDir) } : invocation.inputs;
-    // no escape sequences unless writing to a terminal, and none with -no-color / NO_COLOR
-    const color = !inputs.noColor && !colorOff(env) && stdout.isTTY === true;
-    const log = new Renderer({
-      stdout,
-      stderr,
-      level: inputs.logLevel,
-      format: inputs.logFormat,
-      color,
-      progress: liveViewWanted(inputs.logFormat, stdout, inputs.noColor, env),
-    });
-    renderer = log;
-
-    // Deprecated surfaces: each is evaluated against the schedule once; notices print once.
-    const schedule = options.schedule ?? builtInSchedule();
-    const mode = deprecationModeSetting(env[ENV.deprecationMode]);
-    const used: SurfaceId[] = [];
-    const entry = options.entry ?? 'extender';
-    if (entry !== 'extender') used.push('lifecycle-extender-entry');
-    for (const d of invocation.deprecations) {
-      if (d.kind === 'flag' && d.used === '-kaniko-cache-ttl') used.push('kaniko-cache-ttl-flag');
-      if (d.kind === 'env' && d.used === ENV.kanikoCacheTtl) used.push('kaniko-cache-ttl-env');
-    }
-    const aliasMessages = new Set(deprecationMessages(invocation.deprecations));
-    for (const warning of invocation.warnings) if (!aliasMessages.has(warning)) log.warn(warning);
-    for (const id of used) {
-      const outcome = evaluateDeprecation(schedule, id, options.version, mode);
-      if (outcome.error) throw outcome.error;
-      if (outcome.notice) log.warn(outcome.notice, { deprecation: id });
-    }
-    for (const d of invocation.deprecations) {
-      // an alias that lost to its replacement still deserves a word
-      if (!d.effective && d.overriddenBy) log.debug(`${d.used} is ignored: ${d.overriddenBy} is set`);
-    }
-
-    const registry = options.backends ?? BACKENDS;
-    const choice = await chooseBackend(inputs.backend, {
-      env,
-      registry,
-      ...(options.containerProbeRoot ? { containerProbeRoot: options.containerProbeRoot } : {}),
-      ...(options.autoProbes ? { probes: options.autoProbes } : {}),
-    });
-    if (choice.auto) log.info(`Backend auto: using ${choice.id} (${choice.reason})`);
-    // -backend-opt settings are checked against the backend here, before anything runs (exit 3)
-    const loadOptions = {
-      registry,
-      env,
-      network: inputs.extendNetwork,
-      layerCompression: inputs.extendLayerCompression,
-      backendOpts: inputs.backendOpts,
-      ...(invocation.origins.backendOpts.name ? { backendOptsSource: invocation.origins.backendOpts.name } : {}),
-      ...(options.cwd ? { cwd: options.cwd } : {}),
-    };
-    let backend: ExtenderBackend = await loadBackend(choice.id, loadOptions);
-    // Preflight: refused before anything is read, created or changed
-    checkPrivileges(backend, inputs.extendKind, env, options, log);
-
-    let needsPrivateWorkRoot = false;
-    if (implicitExtendDir) {
-      // The implicit /kaniko is used only when it is: an in-place backend keeps its layer cache
-      // there (and creates it), an image-producing backend reads a restorer's base layout from
-      // it when it exists. Otherwise it is not created, and the notice is not printed.
-      const present = existsSync(inputs.extendDir);
-      if (backend.capabilities.inPlace || present) {
-        const outcome = evaluateDeprecation(schedule, 'implicit-kaniko-dir', options.version, mode);
-        if (outcome.error) throw outcome.error;
-        if (outcome.notice) log.warn(outcome.notice, { deprecation: 'implicit-kaniko-dir' });
-      }
-      if (!backend.capabilities.inPlace && !(present && writable(inputs.extendDir))) {
-        needsPrivateWorkRoot = true;
-        log.debug(`${inputs.extendDir} ${present ? 'is not writable' : 'does not exist'} and no -extend-dir is given: the ${backend.id} backend works in a temporary directory`);
-      }
-    }
-    const publishTarget = inputs.extendKind === 'build' && !backend.capabilities.inPlace ? buildImageTarget(inputs, backend.id) : undefined;
-    const runReference = runImageReference(inputs, invocation.origins.extendedRunImage?.name, backend, log);
-    if (publishTarget || runReference) {
-      // the image-producing backend keeps its new layer blobs here, outside the core's work
-      // directory (removed before extend() returns), until they are published; an in-place
-      // backend never gets one (it would land in the filesystem being extended)
-      layerDir = await mkdtemp(join(tmpdir(), 'cnb-extend-layers-'));
-      backend = await loadBackend(choice.id, { ...loadOptions, layerDir });
-    }
-    const ttl = invocation.origins.extendCacheTtl;
-    if (!backend.capabilities.cache && ttl.source !== 'default') {
-      // said once for the run, not per Dockerfile
-      log.warn(`${ttl.name} is ignored: the ${backend.id} backend keeps no layer cache of its own, so the time-to-live of cached layers does not apply`);
-    }
-    const chainBuild = inputs.extendKind === 'build' && backend.capabilities.inPlace;
-    if (chainBuild) {
-      const outcome = evaluateDeprecation(schedule, 'inplace-build-chaining', options.version, mode);
-      if (outcome.error) throw outcome.error;
-      if (outcome.notice) log.warn(outcome.notice, { deprecation: 'inplace-build-chaining' });
-      // refused before anything changes: the build phase never runs as root
-      if (inputs.uid === 0) {
-        throw new LifecycleError(EXIT_CODES.failed, 'failed to build: refusing to run the build phase as root; set -uid / CNB_USER_ID to the CNB user', { action: 'build' });
-      }
-    }
-
-    if (needsPrivateWorkRoot) privateWorkRoot = await mkdtemp(join(tmpdir(), 'cnb-extend-work-'));
-    const result = await extend({
-      kind: inputs.extendKind,
-      inputs: toCoreInputs(inputs, env, privateWorkRoot),
-      backend,
-      events: log,
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(runReference ? { runOutput: 'none' as const } : {}),
-    });
-    log.debug(`Extended image user: ${result.user === '' ? '(unset)' : result.user}`);
-    if (runReference) {
-      // the run-image reference mode: the extended run image goes to a registry, not <extended>/run
-      const published = await publishRunImage({
-        image: result.image,
-        reference: runReference,
-        analyzedPath: inputs.analyzedPath,
-        ...(options.signal ? { signal: options.signal } : {}),
-      }).catch((err: unknown) => {
-        throw afterExtension('run', err);
-      });
-      log.info(published.message.charAt(0).toUpperCase() + published.message.slice(1));
-      log.close();
-      return EXIT_CODES.success;
-    }
-    if (publishTarget) {
-      // an image-producing backend cannot change this container: the platform runs the
-      // build phase in the published image instead
-      const published = await publishBuildImage({
-        image: result.image,
-        target: publishTarget,
-        analyzedPath: inputs.analyzedPath,
-        ...(options.signal ? { signal: options.signal } : {}),
-      }).catch((err: unknown) => {
-        throw afterExtension('build', err);
-      });
-      log.info(published.message.charAt(0).toUpperCase() + published.message.slice(1));
-      log.close();
-      return EXIT_CODES.success;
-    }
-    if (!chainBuild) {
-      log.close();
-      return EXIT_CODES.success;
-    }
-    const plan = await planBuildHandOff({ inputs, env, imageEnv: result.env, ...(options.passwdFile ? { passwdFile: options.passwdFile } : {}) });
-    const currentUid = options.currentUid ?? process.getuid?.() ?? 0;
-    if (currentUid === 0) {
-      const changed = await ensureOwner(inputs.layersDir, plan.uid, plan.gid).catch((err: unknown) => {
-        throw afterExtension('build', new Error(`handing ${inputs.layersDir} to ${plan.uid}:${plan.gid} for the build phase: ${messageOf(err)}`, { cause: err }));
-      });
-      if (changed) log.debug(`Changed the owner of ${inputs.layersDir} to ${plan.uid}:${plan.gid}`);
-    }
-    log.info(`Running the build phase (${plan.builder}) as ${plan.uid}:${plan.gid}`);
-    log.close();
-    return await runBuildHandOff(plan, { stdout, stderr, currentUid, ...(options.signal ? { signal: options.signal } : {}) });
+    const invocation = parseInvocation(options, programName);
+    if (typeof invocation === 'number') return invocation;
+    renderer = invocation.log;
+    noticeDeprecatedInputs(invocation, options);
+    const plan = await planRun(invocation, options, dirs);
+    return await extendAndFinish(invocation, plan, options, dirs);
   } catch (err) {
     renderer?.close();
     return reportFailure(err, stderr, renderer, options.signal);
   } finally {
-    if (layerDir) await rm(layerDir, { recursive: true, force: true }).catch(() => undefined);
-    if (privateWorkRoot) await rm(privateWorkRoot, { recursive: true, force: true }).catch(() => undefined);
+    if (dirs.layerDir) await rm(dirs.layerDir, { recursive: true, force: true }).catch(() => undefined);
+    if (dirs.privateWorkRoot) await rm(dirs.privateWorkRoot, { recursive: true, force: true }).catch(() => undefined);
   }
+}
+
+/** The command line and environment as inputs, and the renderer; an exit code for `-help` / `-version`. */
+function parseInvocation(options: ExtendCommandOptions, programName: string): Invocation | number {
+  const { env, stdout, stderr } = options;
+  const parsed = parseExtenderCommandLine(options.argv, { env, programName, ...(options.cwd ? { cwd: options.cwd } : {}) });
+  if (parsed.action === 'help') {
+    stderr.write(parsed.usage);
+    return EXIT_CODES.success;
+  }
+  if (parsed.action === 'version') {
+    stdout.write(`${options.version}\n`);
+    return EXIT_CODES.success;
+  }
+  const implicitExtendDir = parsed.origins.extendDir.source === 'default';
+  const inputs = implicitExtendDir && options.implicitExtendDir ? { ...parsed.inputs, extendDir: resolve(options.implicitExtendDir) } : parsed.inputs;
+  // no escape sequences unless writing to a terminal, and none with -no-color / NO_COLOR
+  const color = !inputs.noColor && !colorOff(env) && stdout.isTTY === true;
+  const log = new Renderer({
+    stdout,
+    stderr,
+    level: inputs.logLevel,
+    format: inputs.logFormat,
+    color,
+    progress: liveViewWanted(inputs.logFormat, stdout, inputs.noColor, env),
+  });
+  const schedule = options.schedule ?? builtInSchedule();
+  return { parsed, inputs, implicitExtendDir, log, schedule, mode: deprecationModeSetting(env[ENV.deprecationMode]) };
+}
+
+/** A deprecated surface this run uses: its notice once, or its error when the schedule says it is gone. */
+function noticeDeprecation(invocation: Invocation, id: SurfaceId, version: string): void {
+  const outcome = evaluateDeprecation(invocation.schedule, id, version, invocation.mode);
+  if (outcome.error) throw outcome.error;
+  if (outcome.notice) invocation.log.warn(outcome.notice, { deprecation: id });
+}
+
+/** Deprecated entry points, flags and variables: each evaluated against the schedule once. */
+function noticeDeprecatedInputs(invocation: Invocation, options: ExtendCommandOptions): void {
+  const { parsed, log } = invocation;
+  const used: SurfaceId[] = [];
+  if ((options.entry ?? 'extender') !== 'extender') used.push('lifecycle-extender-entry');
+  for (const d of parsed.deprecations) {
+    if (d.kind === 'flag' && d.used === '-kaniko-cache-ttl') used.push('kaniko-cache-ttl-flag');
+    if (d.kind === 'env' && d.used === ENV.kanikoCacheTtl) used.push('kaniko-cache-ttl-env');
+  }
+  const aliasMessages = new Set(deprecationMessages(parsed.deprecations));
+  for (const warning of parsed.warnings) if (!aliasMessages.has(warning)) log.warn(warning);
+  for (const id of used) noticeDeprecation(invocation, id, options.version);
+  for (const d of parsed.deprecations) {
+    // an alias that lost to its replacement still deserves a word
+    if (!d.effective && d.overriddenBy) log.debug(`${d.used} is ignored: ${d.overriddenBy} is set`);
+  }
+}
+
+/** What the run does besides extending: where it works, where the result goes, whether the build phase follows. */
+interface RunPlan {
+  backend: ExtenderBackend;
+  publishTarget: BuildImageTarget | undefined;
+  runReference: string | undefined;
+  /** Build kind in place: the build phase runs in this container after the extension. */
+  chainBuild: boolean;
+}
+
+/** The backend chosen, loaded and checked against this process; every refusal comes before anything changes. */
+async function planRun(invocation: Invocation, options: ExtendCommandOptions, dirs: RunDirs): Promise<RunPlan> {
+  const { inputs, parsed, log } = invocation;
+  const { env } = options;
+  const registry = options.backends ?? BACKENDS;
+  const choice = await chooseBackend(inputs.backend, {
+    env,
+    registry,
+    ...(options.containerProbeRoot ? { containerProbeRoot: options.containerProbeRoot } : {}),
+    ...(options.autoProbes ? { probes: options.autoProbes } : {}),
+  });
+  if (choice.auto) log.info(`Backend auto: using ${choice.id} (${choice.reason})`);
+  // -backend-opt settings are checked against the backend here, before anything runs (exit 3)
+  const loadOptions = {
+    registry,
+    env,
+    network: inputs.extendNetwork,
+    layerCompression: inputs.extendLayerCompression,
+    backendOpts: inputs.backendOpts,
+    ...(parsed.origins.backendOpts.name ? { backendOptsSource: parsed.origins.backendOpts.name } : {}),
+    ...(options.cwd ? { cwd: options.cwd } : {}),
+  };
+  let backend: ExtenderBackend = await loadBackend(choice.id, loadOptions);
+  // Preflight: refused before anything is read, created or changed
+  checkPrivileges(backend, inputs.extendKind, env, options, log);
+  const needsPrivateWorkRoot = invocation.implicitExtendDir && implicitExtendDirUnusable(invocation, backend, options.version);
+  const publishTarget = inputs.extendKind === 'build' && !backend.capabilities.inPlace ? buildImageTarget(inputs, backend.id) : undefined;
+  const runReference = runImageReference(inputs, parsed.origins.extendedRunImage?.name, backend, log);
+  if (publishTarget || runReference) {
+    // the image-producing backend keeps its new layer blobs here, outside the core's work
+    // directory (removed before extend() returns), until they are published; an in-place
+    // backend never gets one (it would land in the filesystem being extended)
+    dirs.layerDir = await mkdtemp(join(tmpdir(), 'cnb-extend-layers-'));
+    backend = await loadBackend(choice.id, { ...loadOptions, layerDir: dirs.layerDir });
+  }
+  const ttl = parsed.origins.extendCacheTtl;
+  if (!backend.capabilities.cache && ttl.source !== 'default') {
+    // said once for the run, not per Dockerfile
+    log.warn(`${ttl.name} is ignored: the ${backend.id} backend keeps no layer cache of its own, so the time-to-live of cached layers does not apply`);
+  }
+  const chainBuild = inputs.extendKind === 'build' && backend.capabilities.inPlace;
+  if (chainBuild) {
+    noticeDeprecation(invocation, 'inplace-build-chaining', options.version);
+    // refused before anything changes: the build phase never runs as root
+    if (inputs.uid === 0) {
+      throw new LifecycleError(EXIT_CODES.failed, 'failed to build: refusing to run the build phase as root; set -uid / CNB_USER_ID to the CNB user', { action: 'build' });
+    }
+  }
+  if (needsPrivateWorkRoot) dirs.privateWorkRoot = await mkdtemp(join(tmpdir(), 'cnb-extend-work-'));
+  return { backend, publishTarget, runReference, chainBuild };
+}
+
+/**
+ * The implicit /kaniko is used only when it is: an in-place backend keeps its layer cache
+ * there (and creates it), an image-producing backend reads a restorer's base layout from it
+ * when it exists. Otherwise it is not created, and the notice is not printed. True when the
+ * backend must work in a private temporary directory instead.
+ */
+function implicitExtendDirUnusable(invocation: Invocation, backend: ExtenderBackend, version: string): boolean {
+  const { extendDir } = invocation.inputs;
+  const present = existsSync(extendDir);
+  if (backend.capabilities.inPlace || present) noticeDeprecation(invocation, 'implicit-kaniko-dir', version);
+  if (backend.capabilities.inPlace || (present && writable(extendDir))) return false;
+  invocation.log.debug(`${extendDir} ${present ? 'is not writable' : 'does not exist'} and no -extend-dir is given: the ${backend.id} backend works in a temporary directory`);
+  return true;
+}
+
+/** Extend, then finish the kind: publish the image, or hand over to the build phase. */
+async function extendAndFinish(invocation: Invocation, plan: RunPlan, options: ExtendCommandOptions, dirs: RunDirs): Promise<number> {
+  const { inputs, log } = invocation;
+  const signal = options.signal ? { signal: options.signal } : {};
+  const result = await extend({
+    kind: inputs.extendKind,
+    inputs: toCoreInputs(inputs, options.env, dirs.privateWorkRoot),
+    backend: plan.backend,
+    events: log,
+    ...signal,
+    ...(plan.runReference ? { runOutput: 'none' as const } : {}),
+  });
+  log.debug(`Extended image user: ${result.user === '' ? '(unset)' : result.user}`);
+  if (plan.runReference) {
+    // the run-image reference mode: the extended run image goes to a registry, not <extended>/run
+    const published = await publishRunImage({ image: result.image, reference: plan.runReference, analyzedPath: inputs.analyzedPath, ...signal }).catch((err: unknown) => {
+      throw afterExtension('run', err);
+    });
+    return finishWith(log, published.message);
+  }
+  if (plan.publishTarget) {
+    // an image-producing backend cannot change this container: the platform runs the
+    // build phase in the published image instead
+    const published = await publishBuildImage({ image: result.image, target: plan.publishTarget, analyzedPath: inputs.analyzedPath, ...signal }).catch((err: unknown) => {
+      throw afterExtension('build', err);
+    });
+    return finishWith(log, published.message);
+  }
+  if (!plan.chainBuild) {
+    log.close();
+    return EXIT_CODES.success;
+  }
+  return handOffToBuild(inputs, result.env, options, log);
+}
+
+function finishWith(log: Renderer, message: string): number {
+  log.info(message.charAt(0).toUpperCase() + message.slice(1));
+  log.close();
+  return EXIT_CODES.success;
+}
+
+/** Build kind in place: `<layers>` to the CNB user, then the build phase as that user. */
+async function handOffToBuild(inputs: ExtenderInputs, imageEnv: string[], options: ExtendCommandOptions, log: Renderer): Promise<number> {
+  const { env, stdout, stderr } = options;
+  const plan = await planBuildHandOff({ inputs, env, imageEnv, ...(options.passwdFile ? { passwdFile: options.passwdFile } : {}) });
+  const currentUid = options.currentUid ?? process.getuid?.() ?? 0;
+  if (currentUid === 0) {
+    const changed = await ensureOwner(inputs.layersDir, plan.uid, plan.gid).catch((err: unknown) => {
+      throw afterExtension('build', new Error(`handing ${inputs.layersDir} to ${plan.uid}:${plan.gid} for the build phase: ${messageOf(err)}`, { cause: err }));
+    });
+    if (changed) log.debug(`Changed the owner of ${inputs.layersDir} to ${plan.uid}:${plan.gid}`);
+  }
+  log.info(`Running the build phase (${plan.builder}) as ${plan.uid}:${plan.gid}`);
+  log.close();
+  return await runBuildHandOff(plan, { stdout, stderr, currentUid, ...(options.signal ? { signal: options.signal } : {}) });
 }
 
 /**
