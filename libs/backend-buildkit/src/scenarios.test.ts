@@ -7,8 +7,8 @@ import { link, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startGrpcForwarder, type GrpcForwarder } from '@cnb-extender/testenv';
 import { BuildKitBackend } from './index.ts';
-import { startForwarder, type Forwarder } from './forwarder.ts';
 import { applyDockerfile, flatten, type Applied, type FsNode } from './test-support.ts';
 
 const engineSets = inject('testenv').engines;
@@ -37,7 +37,7 @@ const cases = engineSets.flatMap((engineSet) =>
 );
 
 describe.each(cases)('run-kind scenarios through $name', ({ route, docker }) => {
-  let forwarder: Forwarder | undefined;
+  let forwarder: GrpcForwarder | undefined;
   let contextDir: string;
   let applied: Applied;
   let fs: Map<string, FsNode>;
@@ -53,7 +53,7 @@ describe.each(cases)('run-kind scenarios through $name', ({ route, docker }) => 
     await writeFile(join(contextDir, '.dockerignore'), 'ctx/ignored.txt\n');
     let backend: BuildKitBackend;
     if (route === 'tcp forwarder Control/Session') {
-      forwarder = await startForwarder(docker.socketPath, { kind: 'tcp' });
+      forwarder = await startGrpcForwarder(docker.socketPath, { kind: 'tcp' });
       backend = new BuildKitBackend({ address: forwarder.address, engine: `docker://${docker.socketPath}` });
     } else {
       backend = new BuildKitBackend({ address: `docker://${docker.socketPath}`, sessionTransport: route === 'docker /session' ? 'docker' : 'control' });

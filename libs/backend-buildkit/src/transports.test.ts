@@ -7,14 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { BuildKitBackend, BuildKitClient } from './index.ts';
-import { makeTestPki, type TestPki } from '@cnb-extender/testenv';
-import { startForwarder, tlsListen, type Forwarder } from './forwarder.ts';
+import { grpcTlsListen, makeTestPki, startGrpcForwarder, type GrpcForwarder, type TestPki } from '@cnb-extender/testenv';
 import { applyDockerfile, flatten } from './test-support.ts';
 
 const docker = inject('testenv').docker;
 let dir: string;
 let pki: TestPki;
-const forwarders: Forwarder[] = [];
+const forwarders: GrpcForwarder[] = [];
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bk-transports-'));
@@ -26,8 +25,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function forwarder(kind: 'unix' | 'tcp' | 'tls'): Promise<Forwarder> {
-  const f = await startForwarder(docker.socketPath, kind === 'unix' ? { kind, path: join(dir, `bk-${forwarders.length}.sock`) } : kind === 'tcp' ? { kind } : await tlsListen(pki));
+async function forwarder(kind: 'unix' | 'tcp' | 'tls'): Promise<GrpcForwarder> {
+  const f = await startGrpcForwarder(docker.socketPath, kind === 'unix' ? { kind, path: join(dir, `bk-${forwarders.length}.sock`) } : kind === 'tcp' ? { kind } : await grpcTlsListen(pki));
   forwarders.push(f);
   return f;
 }

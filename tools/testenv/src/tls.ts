@@ -129,27 +129,35 @@ export async function startSocketForwarder(socketPath: string, options: { tls?: 
   } else {
     server = net.createServer(handle);
   }
+  return listenForwarder(server, sockets, state);
+}
+
+/**
+ * Serve a forwarder: listen on `unixPath`, else on a free port of 127.0.0.1. Each of the
+ * `counters` is a live read-only property of the result; `close` destroys the `sockets` still
+ * open and closes the server.
+ */
+export async function listenForwarder<C extends Record<string, number>>(
+  server: net.Server,
+  sockets: ReadonlySet<net.Socket>,
+  counters: C,
+  unixPath?: string,
+): Promise<{ address: string; port: number; close(): Promise<void> } & Readonly<C>> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    if (unixPath !== undefined) server.listen(unixPath, () => resolve());
+    else server.listen(0, '127.0.0.1', () => resolve());
   });
-  const port = (server.address() as net.AddressInfo).port;
-  return {
-    address: `tcp://127.0.0.1:${port}`,
+  const port = unixPath === undefined ? (server.address() as net.AddressInfo).port : 0;
+  const served = {
+    address: unixPath === undefined ? `tcp://127.0.0.1:${port}` : `unix://${unixPath}`,
     port,
-    get connections() {
-      return state.connections;
-    },
-    get refused() {
-      return state.refused;
-    },
-    get bytesIn() {
-      return state.bytesIn;
-    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
         server.close(() => resolve());
       }),
   };
+  for (const key of Object.keys(counters)) Object.defineProperty(served, key, { get: () => counters[key], enumerable: true });
+  return served as typeof served & Readonly<C>;
 }

@@ -1,5 +1,5 @@
 /**
- * A loopback stand-in for a standalone buildkitd (tests and benchmarks only):
+ * A loopback stand-in for a standalone buildkitd:
  * listens on a unix socket, 127.0.0.1 TCP, or TLS with client-certificate
  * verification, and pipes each connection into dockerd's `POST /grpc` upgrade,
  * so the client speaks to it exactly as to buildkitd.
@@ -7,8 +7,9 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { readFile } from 'node:fs/promises';
+import { listenForwarder } from './tls.ts';
 
-export interface Forwarder {
+export interface GrpcForwarder {
   address: string;
   /** Connections accepted so far (proves traffic went through it). */
   connections: number;
@@ -17,7 +18,7 @@ export interface Forwarder {
   close(): Promise<void>;
 }
 
-export type ListenOn = { kind: 'unix'; path: string } | { kind: 'tcp' } | { kind: 'tls'; ca: Buffer; cert: Buffer; key: Buffer };
+export type GrpcListenOn = { kind: 'unix'; path: string } | { kind: 'tcp' } | { kind: 'tls'; ca: Buffer; cert: Buffer; key: Buffer };
 
 function upgradeToGrpc(dockerSocket: string, client: net.Socket): void {
   const upstream = net.connect({ path: dockerSocket });
@@ -53,7 +54,7 @@ function upgradeToGrpc(dockerSocket: string, client: net.Socket): void {
   client.on('close', kill);
 }
 
-export async function startForwarder(dockerSocket: string, on: ListenOn): Promise<Forwarder> {
+export async function startGrpcForwarder(dockerSocket: string, on: GrpcListenOn): Promise<GrpcForwarder> {
   const sockets = new Set<net.Socket>();
   const state = { connections: 0, refused: 0 };
   const handle = (socket: net.Socket) => {
@@ -67,31 +68,10 @@ export async function startForwarder(dockerSocket: string, on: ListenOn): Promis
       ? tls.createServer({ ca: on.ca, cert: on.cert, key: on.key, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2'] }, handle)
       : net.createServer(handle);
   if (server instanceof tls.Server) server.on('tlsClientError', () => state.refused++);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    if (on.kind === 'unix') server.listen(on.path, resolve);
-    else server.listen(0, '127.0.0.1', resolve);
-  });
-  const addr = server.address();
-  const address = on.kind === 'unix' ? `unix://${on.path}` : `tcp://127.0.0.1:${(addr as net.AddressInfo).port}`;
-  return {
-    address,
-    get connections() {
-      return state.connections;
-    },
-    get refused() {
-      return state.refused;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  return listenForwarder(server, sockets, state, on.kind === 'unix' ? on.path : undefined);
 }
 
-
-/** Listen with TLS as the server of a test PKI (`makeTestPki` from the test environment). */
-export async function tlsListen(pki: { caFile: string; serverCertFile: string; serverKeyFile: string }): Promise<ListenOn> {
+/** Listen with TLS as the server of a test PKI (`makeTestPki`). */
+export async function grpcTlsListen(pki: { caFile: string; serverCertFile: string; serverKeyFile: string }): Promise<GrpcListenOn> {
   return { kind: 'tls', ca: await readFile(pki.caFile), cert: await readFile(pki.serverCertFile), key: await readFile(pki.serverKeyFile) };
 }
