@@ -108,7 +108,7 @@ function toCoreInputs(inputs: ExtenderInputs, env: Readonly<Record<string, strin
 
 /** What the command line resolved to, with the renderer its events go to. */
 interface Invocation {
-  parsed: Extract<ReturnType<typeof parseExtenderCommandLine>, { action: 'extend' }>;
+  parsed: Extract<ReturnType<typeof parseExtenderCommandLine>, { action: 'run' }>;
   inputs: ExtenderInputs;
   /** No `-extend-dir` / `CNB_EXTEND_DIR`: the extend dir is the implicit one. */
   implicitExtendDir: boolean;
