@@ -4,13 +4,13 @@
  * temporary directory beside `run/` and renamed into place, so `run/` never holds
  * a half-written layout.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { MediaType, canonicalJson, familyOf, sha256, type Descriptor, type Digest, type ImageIndex, type ImageManifest } from '@cnb-extender/oci';
+import { MediaType, canonicalJson, familyOf, hashingStream, sha256, type Descriptor, type Digest, type ImageIndex, type ImageManifest } from '@cnb-extender/oci';
 import type { BlobSource, ImageDescription } from './backend.ts';
 import { blobPath } from './base.ts';
 
@@ -39,17 +39,13 @@ export async function openBlob(source: BlobSource): Promise<Readable> {
 
 /** Copy a blob to `dest`, checking its digest and size. */
 export async function copyBlob(source: BlobSource, descriptor: Descriptor, dest: string, signal?: AbortSignal): Promise<void> {
-  const hash = createHash('sha256');
+  let digest = '';
   let size = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      size += chunk.length;
-      done(null, chunk);
-    },
+  const counter = hashingStream('sha256', (hex, n) => {
+    digest = `sha256:${hex}`;
+    size = n;
   });
   await pipeline(await openBlob(source), counter, createWriteStream(dest), signal ? { signal } : {});
-  const digest = `sha256:${hash.digest('hex')}`;
   if (digest !== descriptor.digest) throw new Error(`blob for layer ${descriptor.digest} has digest ${digest}`);
   if (size !== descriptor.size) throw new Error(`blob for layer ${descriptor.digest} has ${size} bytes, descriptor says ${descriptor.size}`);
 }

@@ -1,4 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
+import { Transform } from 'node:stream';
 
 /** A content digest, `<algorithm>:<hex>`. We write only sha256. */
 export type Digest = `${string}:${string}`;
@@ -46,4 +47,28 @@ export function sha256(data: string | Uint8Array): Digest {
 export function digester(algorithm = 'sha256'): { hash: Hash; digest(): Digest } {
   const hash = createHash(algorithm);
   return { hash, digest: () => `${algorithm}:${hash.digest('hex')}` };
+}
+
+/**
+ * A pass-through stream that hashes and counts the bytes going through it; at the end
+ * `onEnd` gets the hex digest and the size (an error it throws fails the stream).
+ */
+export function hashingStream(algorithm: string, onEnd: (hex: string, size: number) => void): Transform {
+  const hash = createHash(algorithm);
+  let size = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk);
+      size += chunk.length;
+      callback(null, chunk);
+    },
+    flush(callback) {
+      try {
+        onEnd(hash.digest('hex'), size);
+        callback();
+      } catch (error) {
+        callback(error as Error);
+      }
+    },
+  });
 }

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
-import { type Digest, isDigest, parseDigest } from '../digest.ts';
+import type { Readable } from 'node:stream';
+import { type Digest, hashingStream, isDigest, parseDigest } from '../digest.ts';
 import { isIndexMediaType, isManifestMediaType } from '../media-types.ts';
 import { type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest, type Platform, REF_NAME_ANNOTATION } from '../model.ts';
 import { hostPlatform } from '../platform.ts';
@@ -139,26 +139,9 @@ export class OciLayout {
    */
   openBlob(descriptor: Pick<Descriptor, 'digest' | 'size'>): Readable {
     const { algorithm, hex } = parseDigest(descriptor.digest);
-    const hash = createHash(algorithm);
-    let size = 0;
-    const check = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        hash.update(chunk);
-        size += chunk.length;
-        callback(null, chunk);
-      },
-      flush: (callback) => {
-        const actual = hash.digest('hex');
-        if (actual !== hex) callback(new LayoutError(`reading blob ${descriptor.digest} from ${this.dir}: content has digest ${algorithm}:${actual}`));
-        else {
-          try {
-            this.checkSize(descriptor, size);
-            callback();
-          } catch (error) {
-            callback(error as Error);
-          }
-        }
-      },
+    const check = hashingStream(algorithm, (actual, size) => {
+      if (actual !== hex) throw new LayoutError(`reading blob ${descriptor.digest} from ${this.dir}: content has digest ${algorithm}:${actual}`);
+      this.checkSize(descriptor, size);
     });
     const source = createReadStream(this.blobPath(descriptor.digest), { highWaterMark: 1 << 20 });
     source.on('error', (cause) => {
