@@ -74,38 +74,50 @@ export function diffSnapshots(prev: Snapshot, next: Snapshot, options: DiffOptio
   const root = next.root;
   const prefix = root === '/' ? '/' : `${root}/`;
   const withXattrs = options.xattrs !== false;
-  const out = new Map<string, ChangeEntry>();
+  const toEntry: EntryMaker = (path, meta, change) => entryFor(prefix, path, meta, change, withXattrs);
   const set: ChangeSet = { entries: [], added: [], modified: [], deleted: [], opaque: [] };
   const opaque = new Set<string>();
+  const out = changedEntries(prev, next, prefix, set, opaque, toEntry);
+  const markers = deletionMarkers(prev, next, set, opaque);
+  addParents(out, markers, next, toEntry);
+  set.entries = [...out.values(), ...markers];
+  return set;
+}
 
-  const entryFor = (path: string, meta: FileMeta, change: ChangeKind): ChangeEntry | undefined => {
-    if (meta.type === 'socket') return undefined;
-    const abs = prefix + path;
-    const e: ChangeEntry = { path, type: meta.type, mode: meta.mode, uid: meta.uid, gid: meta.gid, change };
-    if (meta.type === 'file') {
-      e.size = meta.size;
-      e.source = abs;
-      if (meta.nlink > 1) e.inode = `${meta.dev}:${meta.ino}`;
-    } else if (meta.type === 'symlink') {
-      e.linkTarget = meta.linkTarget ?? '';
-    } else if (meta.type === 'char-device' || meta.type === 'block-device') {
-      e.devMajor = devMajor(meta.rdev);
-      e.devMinor = devMinor(meta.rdev);
-    }
-    if (withXattrs) {
-      const x = readXattrs(abs);
-      if (x) e.xattrs = x;
-    }
-    return e;
-  };
+type EntryMaker = (path: string, meta: FileMeta, change: ChangeKind) => ChangeEntry | undefined;
 
-  // A directory whose identity changed was replaced only if nothing it held is
-  // still there: overlayfs reports a new birth time (and, without xino, a new
-  // inode number) for a directory when it is copied up, and its children keep
-  // theirs. When in doubt the directory is not opaque and removed children get
-  // whiteouts, which gives the same result.
+/** The change entry for `path` (under `prefix` on disk), or undefined for what a layer cannot hold (sockets). */
+function entryFor(prefix: string, path: string, meta: FileMeta, change: ChangeKind, withXattrs: boolean): ChangeEntry | undefined {
+  if (meta.type === 'socket') return undefined;
+  const abs = prefix + path;
+  const e: ChangeEntry = { path, type: meta.type, mode: meta.mode, uid: meta.uid, gid: meta.gid, change };
+  if (meta.type === 'file') {
+    e.size = meta.size;
+    e.source = abs;
+    if (meta.nlink > 1) e.inode = `${meta.dev}:${meta.ino}`;
+  } else if (meta.type === 'symlink') {
+    e.linkTarget = meta.linkTarget ?? '';
+  } else if (meta.type === 'char-device' || meta.type === 'block-device') {
+    e.devMajor = devMajor(meta.rdev);
+    e.devMinor = devMinor(meta.rdev);
+  }
+  if (withXattrs) {
+    const x = readXattrs(abs);
+    if (x) e.xattrs = x;
+  }
+  return e;
+}
+
+/**
+ * A directory whose identity changed was replaced only if nothing it held is
+ * still there: overlayfs reports a new birth time (and, without xino, a new
+ * inode number) for a directory when it is copied up, and its children keep
+ * theirs. When in doubt the directory is not opaque and removed children get
+ * whiteouts, which gives the same result. The children index is built on first use.
+ */
+function survivorCheck(prev: Snapshot, next: Snapshot): (dir: string) => boolean {
   let children: Map<string, string[]> | undefined;
-  const anyChildSurvives = (dir: string): boolean => {
+  return (dir) => {
     if (!children) {
       children = new Map();
       for (const p of prev.files.keys()) {
@@ -122,28 +134,37 @@ export function diffSnapshots(prev: Snapshot, next: Snapshot, options: DiffOptio
     }
     return false;
   };
+}
 
-  const underOpaque = (path: string): boolean => {
-    for (let p = parentOf(path); p !== ''; p = parentOf(p)) if (opaque.has(p)) return true;
-    return false;
-  };
+function underOpaque(path: string, opaque: ReadonlySet<string>): boolean {
+  for (let p = parentOf(path); p !== ''; p = parentOf(p)) if (opaque.has(p)) return true;
+  return false;
+}
 
+/** Added and modified paths of `next` (recorded in `set`, replaced directories in `set.opaque` and `opaque`), in walk order. */
+function changedEntries(prev: Snapshot, next: Snapshot, prefix: string, set: ChangeSet, opaque: Set<string>, toEntry: EntryMaker): Map<string, ChangeEntry> {
+  const out = new Map<string, ChangeEntry>();
+  const anyChildSurvives = survivorCheck(prev, next);
   for (const [path, cur] of next.files) {
     const old = prev.files.get(path);
     let change: ChangeKind | undefined;
-    if (!old || underOpaque(path)) change = 'added';
+    if (!old || underOpaque(path, opaque)) change = 'added';
     else if (old.type === 'directory' && cur.type === 'directory' && !sameObject(old, cur) && !anyChildSurvives(path)) {
       opaque.add(path);
       set.opaque.push(path);
       change = 'modified';
     } else if (hasChanged(old, cur, prefix + path)) change = old.type === cur.type ? 'modified' : 'added';
     if (!change) continue;
-    const e = entryFor(path, cur, change);
+    const e = toEntry(path, cur, change);
     if (!e) continue;
     out.set(path, e);
     (change === 'added' ? set.added : set.modified).push(path);
   }
+  return out;
+}
 
+/** Whiteouts for the topmost deleted paths (recorded in `set.deleted`), then opaque markers for the replaced directories. */
+function deletionMarkers(prev: Snapshot, next: Snapshot, set: ChangeSet, opaque: ReadonlySet<string>): ChangeEntry[] {
   const markers: ChangeEntry[] = [];
   for (const path of prev.files.keys()) {
     if (next.files.has(path)) continue;
@@ -151,26 +172,27 @@ export function diffSnapshots(prev: Snapshot, next: Snapshot, options: DiffOptio
     if (parent !== '') {
       const p = next.files.get(parent);
       const wasDir = prev.files.get(parent)?.type === 'directory';
-      if (!p || p.type !== 'directory' || !wasDir || opaque.has(parent) || underOpaque(parent)) continue;
+      if (p?.type !== 'directory' || !wasDir || opaque.has(parent) || underOpaque(parent, opaque)) continue;
     }
     set.deleted.push(path);
     const slash = path.lastIndexOf('/');
     markers.push(marker(`${path.slice(0, slash + 1)}.wh.${path.slice(slash + 1)}`, 'whiteout'));
   }
   for (const dir of set.opaque) markers.push(marker(`${dir}/.wh..wh..opq`, 'opaque'));
+  return markers;
+}
 
-  // Parents of everything, from the new snapshot, so the layer carries their owner and mode.
+/** Parents of everything, from the new snapshot, so the layer carries their owner and mode. */
+function addParents(out: Map<string, ChangeEntry>, markers: readonly ChangeEntry[], next: Snapshot, toEntry: EntryMaker): void {
   const needParents = [...out.keys(), ...markers.map((m) => m.path)];
   for (const path of needParents) {
     for (let p = parentOf(path); p !== '' && !out.has(p); p = parentOf(p)) {
       const meta = next.files.get(p);
       if (!meta) break;
-      const e = entryFor(p, meta, 'parent');
+      const e = toEntry(p, meta, 'parent');
       if (e) out.set(p, e);
     }
   }
-  set.entries = [...out.values(), ...markers];
-  return set;
 }
 
 function marker(path: string, change: 'whiteout' | 'opaque'): ChangeEntry {

@@ -1,4 +1,3 @@
-export type { ChangeEntry, ChangeKind, ChangeSet, FileMeta, FileType, Snapshot } from './types.ts';
-export { DEFAULT_IGNORE_PATHS, mountPointsUnder, toLayerPath } from './ignore.ts';
-export { hashFile, ignoreSet, settleHashes, SnapshotError, takeSnapshot, type SnapshotOptions } from './walk.ts';
-export { diffSnapshots, hasChanged, type DiffOptions } from './diff.ts';
+export type { ChangeSet, Snapshot } from './types.ts';
+export { settleHashes, takeSnapshot } from './walk.ts';
+export { diffSnapshots } from './diff.ts';
