@@ -51,13 +51,18 @@ export function pathsFor(kind: ExtendKind, platformApi: ApiVersion | string, gen
   return { dir, dockerfile: join(dir, 'Dockerfile'), config: join(dir, 'extend-config.toml') };
 }
 
-async function isDirectory(path: string): Promise<boolean> {
+/** Whether `path` is a directory (false when it does not exist); another failure is a `code` error about `action`. */
+async function isDirectory(path: string, code: 'CONTEXT_UNREADABLE' | 'DOCKERFILE_DIR_MISSING', action: string): Promise<boolean> {
   try {
     return (await stat(path)).isDirectory();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw new ExtenderError('CONTEXT_UNREADABLE', `checking build context ${path}: ${messageOf(err)}`, { cause: err, path });
+    throw new ExtenderError(code, `${action}: ${messageOf(err)}`, { cause: err, path });
   }
+}
+
+function isContextDirectory(path: string): Promise<boolean> {
+  return isDirectory(path, 'CONTEXT_UNREADABLE', `checking build context ${path}`);
 }
 
 /** The build context for one extension (Platform API ≥ 0.13); both kinds of context dir is an error. */
@@ -65,9 +70,9 @@ export async function contextDirFor(kind: ExtendKind, generatedDir: string, appD
   const dir = join(generatedDir, escapeId(extensionId));
   const shared = join(dir, 'context');
   const specific = join(dir, `context.${kind}`);
-  const hasShared = await isDirectory(shared);
-  const hasSpecific = await isDirectory(specific);
-  if (hasShared && (hasSpecific || (await isDirectory(join(dir, `context.${kind === 'build' ? 'run' : 'build'}`))))) {
+  const hasShared = await isContextDirectory(shared);
+  const hasSpecific = await isContextDirectory(specific);
+  if (hasShared && (hasSpecific || (await isContextDirectory(join(dir, `context.${kind === 'build' ? 'run' : 'build'}`))))) {
     throw new ExtenderError(
       'CONTEXT_CONFLICT',
       `selecting build context for extension ${extensionId}: ${shared} cannot be used together with context.build or context.run`,
@@ -115,7 +120,7 @@ async function readDockerfile(path: string, extensionId: string): Promise<string
 export async function discoverDockerfiles(inputs: DiscoveryInputs): Promise<DiscoveredDockerfile[]> {
   const { kind, generatedDir, appDir, extensions } = inputs;
   if (extensions.length === 0) return [];
-  if (!(await isDirectoryOrThrow(generatedDir))) {
+  if (!(await isDirectory(generatedDir, 'DOCKERFILE_DIR_MISSING', `finding Dockerfiles in ${generatedDir}`))) {
     throw new ExtenderError('DOCKERFILE_DIR_MISSING', `finding ${kind} Dockerfiles: generated directory ${generatedDir} does not exist`, {
       path: generatedDir,
     });
@@ -134,15 +139,6 @@ export async function discoverDockerfiles(inputs: DiscoveryInputs): Promise<Disc
     out.push({ extensionId: ext.id, kind, path: paths.dockerfile, content, configArgs, contextDir });
   }
   return out;
-}
-
-async function isDirectoryOrThrow(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw new ExtenderError('DOCKERFILE_DIR_MISSING', `finding Dockerfiles in ${path}: ${messageOf(err)}`, { cause: err, path });
-  }
 }
 
 /** `User` split on `:` the lifecycle's way: `"1234:1000"` → 1234/1000, `"cnb"` → cnb/"", `""` → ""/"". */
