@@ -81,6 +81,16 @@ export function parseCacheEntry(text: string): CacheSettingEntry {
   return { type, attrs };
 }
 
+/** A Go-style value; text that is not one fails with `expected`. */
+function goValue<T>(parse: (text: string) => T, text: string, expected: string): T {
+  try {
+    return parse(text);
+  } catch (err) {
+    if (err instanceof GoValueError) throw new Error(expected);
+    throw err;
+  }
+}
+
 function convert(setting: BackendSetting, text: string, cwd: string): unknown {
   switch (setting.kind) {
     case 'string':
@@ -90,19 +100,9 @@ function convert(setting: BackendSetting, text: string, cwd: string): unknown {
       if (text === '') throw new Error('expected a path');
       return resolve(cwd, text);
     case 'bool':
-      try {
-        return parseGoBool(text);
-      } catch (err) {
-        if (err instanceof GoValueError) throw new Error('expected true or false');
-        throw err;
-      }
+      return goValue(parseGoBool, text, 'expected true or false');
     case 'int':
-      try {
-        return parseGoInt(text);
-      } catch (err) {
-        if (err instanceof GoValueError) throw new Error('expected an integer');
-        throw err;
-      }
+      return goValue(parseGoInt, text, 'expected an integer');
     case 'choice':
       if (!(setting.choices ?? []).includes(text)) throw new Error(`expected one of ${(setting.choices ?? []).join(', ')}`);
       return text;
