@@ -137,77 +137,28 @@ const TYPEFLAGS: Record<LayerEntry['type'], number> = {
   'block-device': TypeFlag.blockDevice,
 };
 
+interface ContentHashing {
+  want: (entry: LayerEntry) => boolean;
+  found: Map<string, string>;
+}
+
 async function* tarChunks(
   entries: LayerEntry[],
   mtime: number,
   diffHash: { update(data: Uint8Array): unknown },
   counts: { tar: number },
-  hashing: { want: (entry: LayerEntry) => boolean; found: Map<string, string> } | undefined,
+  hashing: ContentHashing | undefined,
 ): AsyncGenerator<Buffer> {
-  let chunk = Buffer.allocUnsafe(CHUNK_SIZE);
-  let used = 0;
-  /** Hand the current chunk downstream (hashing it) and start a new one. */
-  const flush = (): Buffer => {
-    const full = chunk.subarray(0, used);
-    diffHash.update(full);
-    counts.tar += used;
-    chunk = Buffer.allocUnsafe(CHUNK_SIZE);
-    used = 0;
-    return full;
-  };
-  function* put(bytes: Uint8Array): Generator<Buffer> {
-    let at = 0;
-    while (at < bytes.length) {
-      const n = Math.min(bytes.length - at, CHUNK_SIZE - used);
-      chunk.set(bytes.subarray(at, at + n), used);
-      used += n;
-      at += n;
-      if (used === CHUNK_SIZE) yield flush();
-    }
-  }
-  function* zeros(count: number): Generator<Buffer> {
-    while (count > 0) {
-      const n = Math.min(count, CHUNK_SIZE - used);
-      chunk.fill(0, used, used + n);
-      used += n;
-      count -= n;
-      if (used === CHUNK_SIZE) yield flush();
-    }
-  }
-
+  const out = new ChunkPacker(diffHash, counts);
   const seenPaths = new Set<string>();
   const firstOfInode = new Map<string, string>();
   for (const entry of entries) {
     checkLayerPath(entry.path);
     if (seenPaths.has(entry.path)) throw new LayerError(`writing layer: ${entry.path} appears twice`);
     seenPaths.add(entry.path);
-
-    let type = entry.type;
-    let linkname = entry.linkTarget ?? '';
-    if (type === 'file' && entry.inode !== undefined) {
-      const first = firstOfInode.get(entry.inode);
-      if (first === undefined) firstOfInode.set(entry.inode, entry.path);
-      else {
-        type = 'hardlink';
-        linkname = first;
-      }
-    }
-    if ((type === 'symlink' || type === 'hardlink') && !linkname) throw new LayerError(`writing layer: ${type} ${entry.path} has no target`);
-    if (type === 'hardlink') checkLayerPath(linkname);
+    const { type, linkname } = entryKind(entry, firstOfInode);
     const size = type === 'file' ? fileSize(entry) : 0;
-    const fields: HeaderFields = {
-      name: type === 'directory' ? `${entry.path}/` : entry.path,
-      mode: entry.mode,
-      uid: entry.uid,
-      gid: entry.gid,
-      size,
-      mtime,
-      typeflag: TYPEFLAGS[type],
-      linkname,
-      devmajor: entry.devMajor ?? 0,
-      devminor: entry.devMinor ?? 0,
-    };
-    yield* put(encodeHeader(fields, entry.xattrs));
+    yield* out.put(encodeHeader(headerFields(entry, type, linkname, size, mtime), entry.xattrs));
     // The bytes written for a file are what its content hash is taken of: one read for both.
     const content = type === 'file' && hashing?.want(entry) ? createHash('sha256') : undefined;
     if (type === 'hardlink' && hashing?.want(entry)) {
@@ -221,35 +172,122 @@ async function* tarChunks(
 
     if (entry.content) {
       content?.update(entry.content);
-      yield* put(entry.content);
-    } else if (size <= SYNC_READ_LIMIT && size <= CHUNK_SIZE - used) {
-      const at = used;
-      used += readSmallFile(entry.source!, chunk, used, size, entry.path);
-      content?.update(chunk.subarray(at, used));
-      if (used === CHUNK_SIZE) yield flush();
+      yield* out.put(entry.content);
+    } else if (size <= SYNC_READ_LIMIT && size <= CHUNK_SIZE - out.used) {
+      yield* out.readSmallFile(entry.source!, size, entry.path, content);
     } else {
-      yield* readLargeFile(entry.source!, size, entry.path, content);
+      yield* out.readLargeFile(entry.source!, size, entry.path, content);
     }
     if (content) hashing!.found.set(entry.path, content.digest('hex'));
-    yield* zeros(paddingFor(size));
+    yield* out.zeros(paddingFor(size));
   }
-  yield* zeros(2 * BLOCK_SIZE);
-  if (used > 0) yield flush();
+  yield* out.zeros(2 * BLOCK_SIZE);
+  if (out.used > 0) yield out.flush();
+}
 
-  async function* readLargeFile(source: string, size: number, path: string, content: Hash | undefined): AsyncGenerator<Buffer> {
+/**
+ * The entry's type in the tar and its link name: a file whose inode was already
+ * written under another path becomes a hardlink to that first path.
+ */
+function entryKind(entry: LayerEntry, firstOfInode: Map<string, string>): { type: LayerEntry['type']; linkname: string } {
+  let type = entry.type;
+  let linkname = entry.linkTarget ?? '';
+  if (type === 'file' && entry.inode !== undefined) {
+    const first = firstOfInode.get(entry.inode);
+    if (first === undefined) firstOfInode.set(entry.inode, entry.path);
+    else {
+      type = 'hardlink';
+      linkname = first;
+    }
+  }
+  if ((type === 'symlink' || type === 'hardlink') && !linkname) throw new LayerError(`writing layer: ${type} ${entry.path} has no target`);
+  if (type === 'hardlink') checkLayerPath(linkname);
+  return { type, linkname };
+}
+
+function headerFields(entry: LayerEntry, type: LayerEntry['type'], linkname: string, size: number, mtime: number): HeaderFields {
+  return {
+    name: type === 'directory' ? `${entry.path}/` : entry.path,
+    mode: entry.mode,
+    uid: entry.uid,
+    gid: entry.gid,
+    size,
+    mtime,
+    typeflag: TYPEFLAGS[type],
+    linkname,
+    devmajor: entry.devMajor ?? 0,
+    devminor: entry.devMinor ?? 0,
+  };
+}
+
+/**
+ * Packs the tar stream's bytes into CHUNK_SIZE chunks; each full chunk is
+ * hashed into the diffID, counted and handed downstream.
+ */
+class ChunkPacker {
+  chunk = Buffer.allocUnsafe(CHUNK_SIZE);
+  used = 0;
+  readonly #diffHash: { update(data: Uint8Array): unknown };
+  readonly #counts: { tar: number };
+
+  constructor(diffHash: { update(data: Uint8Array): unknown }, counts: { tar: number }) {
+    this.#diffHash = diffHash;
+    this.#counts = counts;
+  }
+
+  /** Hand the current chunk downstream (hashing it) and start a new one. */
+  flush(): Buffer {
+    const full = this.chunk.subarray(0, this.used);
+    this.#diffHash.update(full);
+    this.#counts.tar += this.used;
+    this.chunk = Buffer.allocUnsafe(CHUNK_SIZE);
+    this.used = 0;
+    return full;
+  }
+
+  *put(bytes: Uint8Array): Generator<Buffer> {
+    let at = 0;
+    while (at < bytes.length) {
+      const n = Math.min(bytes.length - at, CHUNK_SIZE - this.used);
+      this.chunk.set(bytes.subarray(at, at + n), this.used);
+      this.used += n;
+      at += n;
+      if (this.used === CHUNK_SIZE) yield this.flush();
+    }
+  }
+
+  *zeros(count: number): Generator<Buffer> {
+    while (count > 0) {
+      const n = Math.min(count, CHUNK_SIZE - this.used);
+      this.chunk.fill(0, this.used, this.used + n);
+      this.used += n;
+      count -= n;
+      if (this.used === CHUNK_SIZE) yield this.flush();
+    }
+  }
+
+  /** A file that fits into the current chunk, with one blocking read straight into it. */
+  *readSmallFile(source: string, size: number, path: string, content: Hash | undefined): Generator<Buffer> {
+    const at = this.used;
+    this.used += readSmallFile(source, this.chunk, this.used, size, path);
+    content?.update(this.chunk.subarray(at, this.used));
+    if (this.used === CHUNK_SIZE) yield this.flush();
+  }
+
+  async *readLargeFile(source: string, size: number, path: string, content: Hash | undefined): AsyncGenerator<Buffer> {
     const handle = await open(source, 'r').catch((cause: Error) => {
       throw new LayerError(`writing layer: reading ${source} for ${path}: ${cause.message}`, { cause });
     });
     try {
       let remaining = size;
       while (remaining > 0) {
-        const want = Math.min(remaining, CHUNK_SIZE - used);
-        const { bytesRead } = await handle.read(chunk, used, want, size - remaining);
+        const want = Math.min(remaining, CHUNK_SIZE - this.used);
+        const { bytesRead } = await handle.read(this.chunk, this.used, want, size - remaining);
         if (bytesRead === 0) throw changedSize(source, path, size);
-        content?.update(chunk.subarray(used, used + bytesRead));
-        used += bytesRead;
+        content?.update(this.chunk.subarray(this.used, this.used + bytesRead));
+        this.used += bytesRead;
         remaining -= bytesRead;
-        if (used === CHUNK_SIZE) yield flush();
+        if (this.used === CHUNK_SIZE) yield this.flush();
       }
       const probe = await handle.read(Buffer.allocUnsafe(1), 0, 1, size);
       if (probe.bytesRead !== 0) throw changedSize(source, path, size);
