@@ -139,12 +139,12 @@ try {
     writeFileSync(join(dir, 'Dockerfile'), dockerfile);
     // one run of each peer first, not timed: the base pulled into the engine, its storage warm
     if (tools.some((t) => t.id === 'buildkit')) buildkit(engine, debian.run.registryRef, dir, workload, -1);
-    if (tools.some((t) => t.id === 'buildah')) buildah(engine, baseLayout, debian.run.layoutTag, dir, workload, -1);
+    if (tools.some((t) => t.id === 'buildah')) buildah(engine, baseLayout, debian.run.layoutTag, dir, -1);
     for (let i = 0; i < runs; i++) {
       for (const tool of tools) {
         const key = `${workload.id}/${tool.id}`;
         if (tool.id === 'buildkit') add(results, key, buildkit(engine, debian.run.registryRef, dir, workload, i));
-        else if (tool.id === 'buildah') add(results, key, buildah(engine, baseLayout, debian.run.layoutTag, dir, workload, i));
+        else if (tool.id === 'buildah') add(results, key, buildah(engine, baseLayout, debian.run.layoutTag, dir, i));
         else {
           const out = inPlace(bundle, lower, baseLayout, debian.run.registryRef, debian.run.manifestDigest, dir, workload, tool.id === 'inplace-zstd' ? 'zstd' : 'gzip', i);
           add(results, key, out.ms);
@@ -227,7 +227,7 @@ function buildkit(engine: EngineSet, baseRef: string, dir: string, workload: Wor
 }
 
 /** `buildah build` of the engine set: fresh overlay storage per run, output to an OCI layout. */
-function buildah(engine: EngineSet, baseLayout: string, baseTag: string, dir: string, workload: Workload, i: number): number {
+function buildah(engine: EngineSet, baseLayout: string, baseTag: string, dir: string, i: number): number {
   const storage = join(dir, `buildah-${i < 0 ? 'warm' : i}`);
   const global = ['--root', join(storage, 'root'), '--runroot', join(storage, 'run'), '--storage-driver', 'overlay'];
   mkdirSync(join(storage, 'out'), { recursive: true });
