@@ -14,8 +14,8 @@ import { pipeline } from 'node:stream/promises';
 import { bootstrapDebianRoot, debianMirror, mmdebstrapVersion } from './engines.ts';
 import { defaultCacheRoot, inputsKey, ociArchitecture } from './fixtures.ts';
 import { cutUnpackaged, unusedImports } from './go-source-cut.ts';
-import { buildAtomically, withLock } from './layout.ts';
-import { chainError, pidAlive, run } from './proc.ts';
+import { buildAtomically, ensureCachedDir } from './layout.ts';
+import { pidAlive, run } from './proc.ts';
 
 /** Bump when the recipe below changes how the binaries are built. */
 export const BUILDKIT_RECIPE_VERSION = 1;
@@ -301,21 +301,14 @@ export async function ensureBuildkitBinaries(options: { cacheRoot?: string; log?
   const mirror = await debianMirror();
   const key = inputsKey(await buildInputs(mirror));
   const dir = join(parent, key);
-  const present = async (): Promise<boolean> => (await stat(join(dir, 'build.json')).catch(() => undefined))?.isFile() === true;
-  if (!(await present())) {
-    await mkdir(parent, { recursive: true });
-    await withLock(`${dir}.lock`, async () => {
-      if (await present()) return;
-      await pruneBuildkitCache(parent, key);
-      options.log?.(
-        `testenv: building buildkitd and buildctl from Debian ${BUILDKIT_SOURCE_SUITE}'s BuildKit sources into ${dir} ` +
-          '(once per machine: about 8 minutes on 2 cores, 430 MB of packages and 3.5 GB of disk while building)',
-      );
-      await buildAtomically(dir, (tmp) => buildBinaries(tmp, mirror, options.log));
-    }).catch((error: unknown) => {
-      throw chainError(`building buildkitd from Debian ${BUILDKIT_SOURCE_SUITE}'s BuildKit sources into ${dir}`, error);
-    });
-  }
+  await ensureCachedDir(dir, 'build.json', `building buildkitd from Debian ${BUILDKIT_SOURCE_SUITE}'s BuildKit sources into ${dir}`, async () => {
+    await pruneBuildkitCache(parent, key);
+    options.log?.(
+      `testenv: building buildkitd and buildctl from Debian ${BUILDKIT_SOURCE_SUITE}'s BuildKit sources into ${dir} ` +
+        '(once per machine: about 8 minutes on 2 cores, 430 MB of packages and 3.5 GB of disk while building)',
+    );
+    await buildAtomically(dir, (tmp) => buildBinaries(tmp, mirror, options.log));
+  });
   const info = JSON.parse(await readFile(join(dir, 'build.json'), 'utf8')) as BuildInfo;
   return { dir, buildkitd: join(dir, 'bin', 'buildkitd'), buildctl: join(dir, 'bin', 'buildctl'), ...info };
 }

@@ -12,12 +12,12 @@
  * script does that; `bin/docker` and `bin/buildah` are wrappers a person can
  * put first in PATH or hand to the extender.
  */
-import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultCacheRoot, inputsKey, ociArchitecture } from './fixtures.ts';
-import { buildAtomically, withLock } from './layout.ts';
-import { chainError, run } from './proc.ts';
+import { buildAtomically, ensureCachedDir } from './layout.ts';
+import { run } from './proc.ts';
 
 /** Bump when the recipe below changes what the root contains. */
 export const ENGINE_ROOT_RECIPE_VERSION = 1;
@@ -154,18 +154,11 @@ export async function ensureEngineRoot(options: { suite?: EngineSuite; cacheRoot
   const mirror = await debianMirror();
   const key = `${suite}-${inputsKey(await rootInputs(suite, mirror))}`;
   const dir = join(parent, key);
-  const present = async (): Promise<boolean> => (await stat(join(dir, 'versions.json')).catch(() => undefined))?.isFile() === true;
-  if (!(await present())) {
-    await mkdir(parent, { recursive: true });
-    await withLock(`${dir}.lock`, async () => {
-      if (await present()) return;
-      options.log?.(`testenv: bootstrapping a Debian ${suite} root with the current container engines into ${dir} (mmdebstrap, about a minute)`);
-      await buildAtomically(dir, (tmp) => bootstrap(tmp, suite, mirror));
-      await pruneOthers(parent, key, suite);
-    }).catch((error: unknown) => {
-      throw chainError(`bootstrapping the Debian ${suite} engine root into ${dir}`, error);
-    });
-  }
+  await ensureCachedDir(dir, 'versions.json', `bootstrapping the Debian ${suite} engine root into ${dir}`, async () => {
+    options.log?.(`testenv: bootstrapping a Debian ${suite} root with the current container engines into ${dir} (mmdebstrap, about a minute)`);
+    await buildAtomically(dir, (tmp) => bootstrap(tmp, suite, mirror));
+    await pruneOthers(parent, key, suite);
+  });
   const packages = JSON.parse(await readFile(join(dir, 'versions.json'), 'utf8')) as Record<string, string>;
   return { suite, root: join(dir, 'root'), packages };
 }

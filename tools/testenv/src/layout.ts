@@ -6,8 +6,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, openSync, closeSync } from 'node:fs';
 import { copyFile, link, mkdir, rename, rm, stat, writeFile, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { pidAlive, run, sleep } from './proc.ts';
+import { dirname, join } from 'node:path';
+import { chainError, pidAlive, run, sleep } from './proc.ts';
 
 export const MEDIA_TYPES = {
   index: 'application/vnd.oci.image.index.v1+json',
@@ -192,3 +192,18 @@ export async function withLock<T>(lockDir: string, fn: () => Promise<T>, timeout
   }
 }
 
+/**
+ * Makes the cached directory `dir` unless it holds the file `marker` already: `make` runs
+ * under `<dir>.lock` (another process may be making it), and its failure is chained with `what`.
+ */
+export async function ensureCachedDir(dir: string, marker: string, what: string, make: () => Promise<void>): Promise<void> {
+  const present = async (): Promise<boolean> => (await stat(join(dir, marker)).catch(() => undefined))?.isFile() === true;
+  if (await present()) return;
+  await mkdir(dirname(dir), { recursive: true });
+  await withLock(`${dir}.lock`, async () => {
+    if (await present()) return;
+    await make();
+  }).catch((error: unknown) => {
+    throw chainError(what, error);
+  });
+}
