@@ -30,35 +30,23 @@ export const GoMode = {
   sticky: 2 ** 20,
 } as const;
 
+/** The os.FileMode type bits of each Unix file type (a regular file has none). */
+const GO_TYPE_BITS = new Map<number, number>([
+  [constants.S_IFDIR, GoMode.dir],
+  [constants.S_IFLNK, GoMode.symlink],
+  [constants.S_IFIFO, GoMode.namedPipe],
+  [constants.S_IFSOCK, GoMode.socket],
+  [constants.S_IFCHR, GoMode.device + GoMode.charDevice],
+  [constants.S_IFBLK, GoMode.device],
+]);
+
 /** Unix st_mode → Go os.FileMode (as `uint32`). */
 export function goFileMode(mode: number): number {
   let out = mode & 0o777;
   if (mode & 0o4000) out += GoMode.setuid;
   if (mode & 0o2000) out += GoMode.setgid;
   if (mode & 0o1000) out += GoMode.sticky;
-  switch (mode & constants.S_IFMT) {
-    case constants.S_IFDIR:
-      out += GoMode.dir;
-      break;
-    case constants.S_IFLNK:
-      out += GoMode.symlink;
-      break;
-    case constants.S_IFIFO:
-      out += GoMode.namedPipe;
-      break;
-    case constants.S_IFSOCK:
-      out += GoMode.socket;
-      break;
-    case constants.S_IFCHR:
-      out += GoMode.device + GoMode.charDevice;
-      break;
-    case constants.S_IFBLK:
-      out += GoMode.device;
-      break;
-    default:
-      break;
-  }
-  return out;
+  return out + (GO_TYPE_BITS.get(mode & constants.S_IFMT) ?? 0);
 }
 
 // Docker's patterns: the matcher every backend that filters a context shares, exported
