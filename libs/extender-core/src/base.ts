@@ -12,7 +12,6 @@
  * read as "its only image"), and the image's os/architecture must be the target
  * analyzed.toml records (`[run-image.target]`).
  */
-import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   OciLayout,
@@ -61,15 +60,6 @@ export function digestOfReference(reference: string): Digest | undefined {
   if (at < 0) return undefined;
   const digest = reference.slice(at + 1);
   return isDigest(digest) ? (digest as Digest) : undefined;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export function blobPath(layoutDir: string, digest: string): string {
@@ -161,7 +151,7 @@ export async function resolveBaseImage(options: ResolveBaseOptions): Promise<Ima
   const action = `resolving ${kind} image ${reference}`;
   if (digest) {
     const dir = baseLayoutDir(extendDir, digest);
-    if (await exists(join(dir, 'index.json'))) {
+    if (await OciLayout.exists(dir)) {
       let listed: string[];
       try {
         listed = (await OciLayout.open(dir)).index.manifests.map((m) => m.digest);

@@ -72,6 +72,11 @@ export class OciLayout {
     this.options = options;
   }
 
+  /** Whether `dir` holds a layout (its `index.json` exists). */
+  static async exists(dir: string): Promise<boolean> {
+    return (await stat(join(dir, 'index.json')).catch(() => undefined)) !== undefined;
+  }
+
   static async open(dir: string, options: OpenLayoutOptions = {}): Promise<OciLayout> {
     const layoutFile = await readFile(join(dir, 'oci-layout'), 'utf8').catch((cause: NodeJS.ErrnoException) => {
       if (cause.code === 'ENOENT') return undefined;

@@ -46,7 +46,7 @@ export class OciLayoutWriter {
     try {
       await mkdir(join(stage, 'blobs', 'sha256'), { recursive: true });
       await writeFile(join(stage, 'oci-layout'), canonicalJson({ imageLayoutVersion: '1.0.0' }));
-      if (options.keepExisting && (await exists(join(dir, 'index.json')))) {
+      if (options.keepExisting && (await OciLayout.exists(dir))) {
         const old = await OciLayout.open(dir);
         writer.manifests.push(...old.index.manifests);
         await linkTree(join(dir, 'blobs'), join(stage, 'blobs'));
