@@ -7,12 +7,13 @@ import { randomUUID } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BackendInstructionError, type ApplyOptions, type BackendContext, type BlobSource, type DockerfileSpec, type ExtenderBackend, type ImageDescription, type LayerDescription } from '@cnb-extender/extender-core';
-import { applyLayer, defaultLayerTime, familyOf, writeLayer, type ContainerConfig, type Descriptor, type Digest, type HistoryEntry, type LayerCompression, type LayerSource } from '@cnb-extender/oci';
+import { applyLayer, defaultLayerTime, familyOf, writeLayer, type ContainerConfig, type Descriptor, type Digest, type HistoryEntry, type LayerCompression, type LayerSource, type LayerWriteResult, type WriteLayerOptions } from '@cnb-extender/oci';
 import { evaluate, readDockerignore, type ImageConfig as DockerfileImageConfig, type StagePlan, type Step } from '@cnb-extender/dockerfile';
 import { contextDigest, LayerCache, layerFormatKey, sha256, type LayerFormat } from './cache.ts';
-import { executeStep } from './execute/steps.ts';
+import { executeStep, type StepResult } from './execute/steps.ts';
 import { writeChangeLayer } from './layer.ts';
-import { diffSnapshots, settleHashes, takeSnapshot, type Snapshot } from './snapshot/index.ts';
+import { diffSnapshots, settleHashes, takeSnapshot, type ChangeSet, type Snapshot } from './snapshot/index.ts';
+import type { SnapshotOptions } from './snapshot/walk.ts';
 
 export interface InplaceBackendOptions {
   /**
@@ -79,188 +80,310 @@ export function createInplaceBackend(options: InplaceBackendOptions = {}): Exten
     },
 
     async apply(dockerfile: DockerfileSpec, base: ImageDescription, applyOptions: ApplyOptions, context: BackendContext): Promise<ImageDescription> {
-      const { signal, events } = context;
-      signal.throwIfAborted();
+      context.signal.throwIfAborted();
       const work = await mkdtemp(join(context.workDir, 'inplace-'));
       created.push(work);
-      let root = rootOption;
-      const timed = (name: string, start: number): void => events.emit({ type: 'timing', level: 'debug', name: `${name}:${dockerfile.extensionId}`, durationMs: performance.now() - start });
-      if (rootOption === 'unpack') {
-        const unpackStart = performance.now();
-        root = join(work, 'rootfs');
-        await mkdir(root);
-        await chmod(root, 0o755);
-        for (const [i, layer] of base.layers.entries()) {
-          signal.throwIfAborted();
-          if (!layer.blob) throw new Error(`unpacking base layer ${i} (${layer.descriptor.digest}) into ${root}: the base image description has no blob for it`);
-          await applyLayer(root, layerSource(layer.blob), { absolutePaths: 'root' });
-        }
-        timed('unpack-base', unpackStart);
-      }
-
-      const buildArgs = new Map(dockerfile.args.map((a) => [a.name, a.value]));
-      let stage: StagePlan;
-      try {
-        const plan = evaluate(dockerfile.content, { buildArgs, baseConfig: (base.config.config ?? {}) as DockerfileImageConfig, file: dockerfile.path });
-        if (plan.stages.length !== 1) throw new Error(`${plan.stages.length} stages: an extension's Dockerfile has exactly one`);
-        stage = plan.stages[0]!;
-      } catch (cause) {
-        throw new Error(`evaluating ${dockerfile.path}: ${(cause as Error).message}`, { cause });
-      }
-      const expectedBase = buildArgs.get('base_image');
-      const from = stage.base.kind === 'image' ? stage.base.ref : stage.base.kind;
-      if (expectedBase !== undefined && from !== expectedBase) {
-        throw new Error(`applying ${dockerfile.path}: FROM ${from} switches the base image, which the in-place backend cannot do (it extends ${expectedBase})`);
-      }
-
-      // What COPY/ADD see of the context: <Dockerfile>.dockerignore, else the context's .dockerignore.
-      const ignore = await readDockerignore(applyOptions.buildContext, dockerfile.path);
-
-      // The extend dir (cache and work areas) is never part of an image either.
-      const extra = options.extraIgnorePaths ?? (root === '/' ? [] : CNB_MOUNT_POINTS);
-      // Racy files are hashed by the layer writer's read of them, the others just before the next RUN.
-      const snapshotOptions = { ignorePaths: [...applyOptions.ignorePaths, applyOptions.extendDir, ...extra], deferHashes: true, signal };
-      // Taken before the first instruction that may change files: a Dockerfile of config
-      // instructions only (ENV, LABEL, USER, …) never walks the root.
-      let previous: Snapshot | undefined;
-      const newLayers: LayerDescription[] = [];
-      const history: HistoryEntry[] = [];
-      // Everything besides the files that decides a new layer's bytes, fixed once per apply: the
-      // layers are written with it and every cache key includes it.
-      const layerFormat: LayerFormat = { mtime: defaultLayerTime(), compression: options.compression ?? 'gzip', family: familyOf(base.manifestMediaType) };
-      const { compression, family, mtime } = layerFormat;
-
-      const cache =
-        options.cache === false
-          ? undefined
-          : new LayerCache(join(applyOptions.extendDir, 'cache', 'inplace'), applyOptions.cacheTtlMs, (key, reason) =>
-              events.emit({ type: 'warning', level: 'warn', code: 'cache-entry-damaged', extensionId: dockerfile.extensionId, message: `removed damaged layer cache entry ${key} (${reason}); the step runs again` }),
-            );
-      cache?.prune();
-      let chain = sha256({ version: 1, base: base.config.rootfs.diff_ids, root: rootOption === '/' ? 'in-place' : 'unpacked', layer: layerFormatKey(layerFormat) });
-      let contextHash: string | undefined;
-      // The context's files and the ignore patterns (which may live outside the context) decide what COPY sees.
-      const contextOf = (): string => (contextHash ??= sha256({ files: contextDigest(applyOptions.buildContext), ignore: ignore?.patterns ?? [] }));
-      let baselineStale = false;
-      const addLayer = (index: number, text: string, descriptor: Descriptor, diffId: Digest, path: string): void => {
-        newLayers.push({ descriptor, diffId, blob: { kind: 'file', path } });
-        history.push({ created_by: text });
-        events.emit({ type: 'layer-written', level: 'info', extensionId: dockerfile.extensionId, instruction: text, index, digest: descriptor.digest, diffId, size: descriptor.size });
-      };
-
-      for (const [index, step] of stage.steps.entries()) {
-        const text = step.original;
-        events.emit({ type: 'instruction-started', level: 'info', extensionId: dockerfile.extensionId, instruction: text, index });
-        let key: string | undefined;
-        if (cache && step.changesFilesystem) {
-          const inputs = cacheInputs(step, options.network ?? true, contextOf);
-          if (inputs === undefined) chain = sha256({ chain, uncacheable: randomUUID() });
-          else {
-            key = sha256({ chain, inputs });
-            const hit = cache.get(key);
-            if (hit) {
-              events.emit({ type: 'cache-hit', level: 'info', extensionId: dockerfile.extensionId, instruction: text, index, key });
-              if (!hit.empty) {
-                try {
-                  await applyLayer(root, hit.blobPath!, { absolutePaths: 'root' });
-                } catch (error) {
-                  throw new BackendInstructionError(text, `applying the cached layer ${hit.diffId} to ${root}: ${(error as Error).message}`, { cause: error, line: step.location.start.line, index });
-                }
-                addLayer(index, text, hit.descriptor!, hit.diffId!, hit.blobPath!);
-                baselineStale = true;
-              }
-              chain = sha256({ key, result: hit.diffId ?? 'empty' });
-              events.emit({ type: 'instruction-finished', level: 'debug', extensionId: dockerfile.extensionId, instruction: text, index });
-              continue;
-            }
-            events.emit({ type: 'cache-miss', level: 'debug', extensionId: dockerfile.extensionId, instruction: text, index, key });
-          }
-        }
-        // run, not cached: without a cache, or one it cannot be looked up in (ADD of a URL)
-        if (step.changesFilesystem && key === undefined) events.emit({ type: 'cache-miss', level: 'debug', extensionId: dockerfile.extensionId, instruction: text, index });
-        if ((baselineStale || !previous) && step.changesFilesystem) {
-          const snapshotStart = performance.now();
-          previous = takeSnapshot(root, snapshotOptions);
-          baselineStale = false;
-          timed('snapshot', snapshotStart);
-        }
-        if (step.changesFilesystem && previous?.unhashed) {
-          const hashStart = performance.now();
-          settleHashes(previous);
-          timed('snapshot-hashes', hashStart);
-        }
-        let result;
-        const lines = lineSplitter((line) => events.emit({ type: 'debug', level: 'info', message: line }));
-        const executeStart = performance.now();
-        try {
-          result = await executeStep(step, {
-            root,
-            contextDir: applyOptions.buildContext,
-            ...(ignore ? { ignore } : {}),
-            network: options.network ?? true,
-            allowRemote: options.allowRemote ?? false,
-            signal,
-            onOutput: lines.push,
-          });
-          lines.flush();
-        } catch (error) {
-          lines.flush();
-          if (signal.aborted) throw signal.reason;
-          const e = error as Error & { exitCode?: number };
-          // the core names the instruction; the message says what went wrong in it
-          throw new BackendInstructionError(text, e.message, { cause: error, line: step.location.start.line, index });
-        }
-        timed(`execute-step-${index}`, executeStart);
-        if (result.changesFilesystem) {
-          const snapshotStart = performance.now();
-          const next = takeSnapshot(root, snapshotOptions);
-          if (!previous) throw new Error(`applying ${dockerfile.path}: ${text} changed files but was not expected to (no snapshot before it)`);
-          const changes = diffSnapshots(previous, next);
-          previous = next;
-          timed('snapshot', snapshotStart);
-          const staging = key !== undefined ? cache!.staging() : undefined;
-          if (changes.entries.length > 0) {
-            const blob = `layer.tar${compression === 'gzip' ? '.gz' : compression === 'zstd' ? '.zst' : ''}`;
-            let path = staging ? join(staging, blob) : join(work, `layer-${newLayers.length + 1}-${blob}`);
-            const layerStart = performance.now();
-            const written = await writeChangeLayer(changes, next, path, { compression, family, mtime, ...(options.compressionWorkers ? { workers: options.compressionWorkers } : {}), signal });
-            timed('write-layer', layerStart);
-            if (staging) {
-              const entry = cache!.commit(staging, key!, { empty: false, blob, diffId: written.diffId, descriptor: written.descriptor });
-              if (entry.diffId === written.diffId) path = entry.blobPath!;
-              else {
-                // Another extender committed this key first with different content (a RUN that is
-                // not reproducible): the root holds ours, so the image gets ours, written again
-                // from the same entries outside the cache.
-                path = join(work, `layer-${newLayers.length + 1}-${blob}`);
-                const again = await writeLayer(changes.entries, path, { compression, family, mtime, ...(options.compressionWorkers ? { workers: options.compressionWorkers } : {}), signal });
-                if (again.diffId !== written.diffId) throw new BackendInstructionError(text, `rewriting the layer gave ${again.diffId}, not ${written.diffId}: the root changed while the layer was written`, { index });
-              }
-            }
-            addLayer(index, text, written.descriptor, written.diffId, path);
-            if (key !== undefined) chain = sha256({ key, result: written.diffId });
-          } else if (staging) {
-            cache!.commit(staging, key!, { empty: true });
-            chain = sha256({ key, result: 'empty' });
-          }
-        }
-        events.emit({ type: 'instruction-finished', level: 'debug', extensionId: dockerfile.extensionId, instruction: text, index });
-      }
-
-      const config = {
-        ...base.config,
-        config: stage.config as ContainerConfig,
-        ...(stage.author === undefined ? {} : { author: stage.author }),
-        rootfs: { type: 'layers' as const, diff_ids: [...base.config.rootfs.diff_ids, ...newLayers.map((l) => l.diffId)] },
-        history: [...(base.config.history ?? []), ...history],
-      };
-      return { ...base, config, layers: [...base.layers, ...newLayers] };
+      const run = new InplaceApply(await prepareApply(options, { dockerfile, base, applyOptions, context, work }));
+      for (const [index, step] of run.stage.steps.entries()) await run.step(index, step);
+      return run.image();
     },
 
     async cleanup(): Promise<void> {
       for (const dir of created.splice(0)) await rm(dir, { recursive: true, force: true, maxRetries: 3 });
     },
   };
+}
+
+/** What one apply is called with, and its private work directory. */
+interface ApplyInput {
+  dockerfile: DockerfileSpec;
+  base: ImageDescription;
+  applyOptions: ApplyOptions;
+  context: BackendContext;
+  work: string;
+}
+
+/** Everything one apply works with, fixed before its first step. */
+interface ApplyPlan extends ApplyInput {
+  options: InplaceBackendOptions;
+  root: string;
+  stage: StagePlan;
+  ignore: Awaited<ReturnType<typeof readDockerignore>>;
+  snapshotOptions: SnapshotOptions;
+  /**
+   * Everything besides the files that decides a new layer's bytes, fixed once per apply: the
+   * layers are written with it and every cache key includes it.
+   */
+  layerFormat: LayerFormat;
+  cache: LayerCache | undefined;
+}
+
+/** Prepares an apply: the root (unpacked when asked), the Dockerfile's one stage, what COPY sees, the snapshot options and the cache. */
+async function prepareApply(options: InplaceBackendOptions, input: ApplyInput): Promise<ApplyPlan> {
+  const { dockerfile, base, applyOptions, context } = input;
+  const rootOption = options.root ?? '/';
+  const root = rootOption === 'unpack' ? await unpackBase(input) : rootOption;
+  const stage = planStage(dockerfile, base);
+
+  // What COPY/ADD see of the context: <Dockerfile>.dockerignore, else the context's .dockerignore.
+  const ignore = await readDockerignore(applyOptions.buildContext, dockerfile.path);
+
+  // The extend dir (cache and work areas) is never part of an image either.
+  const extra = options.extraIgnorePaths ?? (root === '/' ? [] : CNB_MOUNT_POINTS);
+  // Racy files are hashed by the layer writer's read of them, the others just before the next RUN.
+  const snapshotOptions = { ignorePaths: [...applyOptions.ignorePaths, applyOptions.extendDir, ...extra], deferHashes: true, signal: context.signal };
+  const layerFormat: LayerFormat = { mtime: defaultLayerTime(), compression: options.compression ?? 'gzip', family: familyOf(base.manifestMediaType) };
+
+  const cache =
+    options.cache === false
+      ? undefined
+      : new LayerCache(join(applyOptions.extendDir, 'cache', 'inplace'), applyOptions.cacheTtlMs, (key, reason) =>
+          context.events.emit({ type: 'warning', level: 'warn', code: 'cache-entry-damaged', extensionId: dockerfile.extensionId, message: `removed damaged layer cache entry ${key} (${reason}); the step runs again` }),
+        );
+  cache?.prune();
+  return { ...input, options, root, stage, ignore, snapshotOptions, layerFormat, cache };
+}
+
+/** Unpacks the base image's layers into `<work>/rootfs` and returns that root. */
+async function unpackBase({ dockerfile, base, context, work }: ApplyInput): Promise<string> {
+  const unpackStart = performance.now();
+  const root = join(work, 'rootfs');
+  await mkdir(root);
+  await chmod(root, 0o755);
+  for (const [i, layer] of base.layers.entries()) {
+    context.signal.throwIfAborted();
+    if (!layer.blob) throw new Error(`unpacking base layer ${i} (${layer.descriptor.digest}) into ${root}: the base image description has no blob for it`);
+    await applyLayer(root, layerSource(layer.blob), { absolutePaths: 'root' });
+  }
+  context.events.emit({ type: 'timing', level: 'debug', name: `unpack-base:${dockerfile.extensionId}`, durationMs: performance.now() - unpackStart });
+  return root;
+}
+
+/** The Dockerfile's one stage, evaluated with its build args over the base's config; its FROM must be the base. */
+function planStage(dockerfile: DockerfileSpec, base: ImageDescription): StagePlan {
+  const buildArgs = new Map(dockerfile.args.map((a) => [a.name, a.value]));
+  let stage: StagePlan;
+  try {
+    const plan = evaluate(dockerfile.content, { buildArgs, baseConfig: (base.config.config ?? {}) as DockerfileImageConfig, file: dockerfile.path });
+    if (plan.stages.length !== 1) throw new Error(`${plan.stages.length} stages: an extension's Dockerfile has exactly one`);
+    stage = plan.stages[0]!;
+  } catch (cause) {
+    throw new Error(`evaluating ${dockerfile.path}: ${(cause as Error).message}`, { cause });
+  }
+  const expectedBase = buildArgs.get('base_image');
+  const from = stage.base.kind === 'image' ? stage.base.ref : stage.base.kind;
+  if (expectedBase !== undefined && from !== expectedBase) {
+    throw new Error(`applying ${dockerfile.path}: FROM ${from} switches the base image, which the in-place backend cannot do (it extends ${expectedBase})`);
+  }
+  return stage;
+}
+
+/** The outcome of looking a step up in the layer cache: applied from it, or to run (with the key to store it under, if any). */
+type CacheLookup = { hit: true } | { hit: false; key: string | undefined };
+
+/**
+ * One apply's steps, each: look up in the cache → (baseline snapshot) → execute →
+ * snapshot and diff → write the layer → commit it to the cache → add it to the image.
+ */
+class InplaceApply {
+  readonly plan: ApplyPlan;
+  readonly stage: StagePlan;
+  /**
+   * Taken before the first instruction that may change files: a Dockerfile of config
+   * instructions only (ENV, LABEL, USER, …) never walks the root.
+   */
+  previous: Snapshot | undefined;
+  /** A cached layer was applied to the root since `previous` was taken. */
+  baselineStale = false;
+  readonly newLayers: LayerDescription[] = [];
+  readonly history: HistoryEntry[] = [];
+  /** The cache key chain: the base, the layer format, and every earlier step's key and result. */
+  chain: string;
+  contextHash: string | undefined;
+
+  constructor(plan: ApplyPlan) {
+    this.plan = plan;
+    this.stage = plan.stage;
+    const { base, options, layerFormat } = plan;
+    this.chain = sha256({ version: 1, base: base.config.rootfs.diff_ids, root: (options.root ?? '/') === '/' ? 'in-place' : 'unpacked', layer: layerFormatKey(layerFormat) });
+  }
+
+  async step(index: number, step: Step): Promise<void> {
+    const text = step.original;
+    const extensionId = this.plan.dockerfile.extensionId;
+    const { events } = this.plan.context;
+    events.emit({ type: 'instruction-started', level: 'info', extensionId, instruction: text, index });
+    const lookup: CacheLookup = step.changesFilesystem ? await this.lookUp(index, step) : { hit: false, key: undefined };
+    if (!lookup.hit) {
+      if (step.changesFilesystem) this.settleBaseline();
+      const result = await this.execute(index, step);
+      if (result.changesFilesystem) await this.recordChanges(index, text, lookup.key);
+    }
+    events.emit({ type: 'instruction-finished', level: 'debug', extensionId, instruction: text, index });
+  }
+
+  image(): ImageDescription {
+    const { base, stage } = this.plan;
+    const config = {
+      ...base.config,
+      config: stage.config as ContainerConfig,
+      ...(stage.author === undefined ? {} : { author: stage.author }),
+      rootfs: { type: 'layers' as const, diff_ids: [...base.config.rootfs.diff_ids, ...this.newLayers.map((l) => l.diffId)] },
+      history: [...(base.config.history ?? []), ...this.history],
+    };
+    return { ...base, config, layers: [...base.layers, ...this.newLayers] };
+  }
+
+  /** Looks a filesystem-changing step up in the cache; a hit's layer is applied to the root and added to the image. */
+  async lookUp(index: number, step: Step): Promise<CacheLookup> {
+    const { cache, context, dockerfile, options, root } = this.plan;
+    const text = step.original;
+    const extensionId = dockerfile.extensionId;
+    let key: string | undefined;
+    if (cache) {
+      const inputs = cacheInputs(step, options.network ?? true, () => this.contextOf());
+      if (inputs === undefined) this.chain = sha256({ chain: this.chain, uncacheable: randomUUID() });
+      else {
+        key = sha256({ chain: this.chain, inputs });
+        const hit = cache.get(key);
+        if (hit) {
+          context.events.emit({ type: 'cache-hit', level: 'info', extensionId, instruction: text, index, key });
+          if (!hit.empty) {
+            try {
+              await applyLayer(root, hit.blobPath!, { absolutePaths: 'root' });
+            } catch (error) {
+              throw new BackendInstructionError(text, `applying the cached layer ${hit.diffId} to ${root}: ${(error as Error).message}`, { cause: error, line: step.location.start.line, index });
+            }
+            this.addLayer(index, text, hit.descriptor!, hit.diffId!, hit.blobPath!);
+            this.baselineStale = true;
+          }
+          this.chain = sha256({ key, result: hit.diffId ?? 'empty' });
+          return { hit: true };
+        }
+        context.events.emit({ type: 'cache-miss', level: 'debug', extensionId, instruction: text, index, key });
+      }
+    }
+    // run, not cached: without a cache, or one it cannot be looked up in (ADD of a URL)
+    if (key === undefined) context.events.emit({ type: 'cache-miss', level: 'debug', extensionId, instruction: text, index });
+    return { hit: false, key };
+  }
+
+  /** The context's files and the ignore patterns (which may live outside the context) decide what COPY sees. */
+  contextOf(): string {
+    const { applyOptions, ignore } = this.plan;
+    this.contextHash ??= sha256({ files: contextDigest(applyOptions.buildContext), ignore: ignore?.patterns ?? [] });
+    return this.contextHash;
+  }
+
+  /** Before a step that may change files: a snapshot to diff against, with its racy files hashed. */
+  settleBaseline(): void {
+    if (this.baselineStale || !this.previous) {
+      const snapshotStart = performance.now();
+      this.previous = takeSnapshot(this.plan.root, this.plan.snapshotOptions);
+      this.baselineStale = false;
+      this.timed('snapshot', snapshotStart);
+    }
+    if (this.previous.unhashed) {
+      const hashStart = performance.now();
+      settleHashes(this.previous);
+      this.timed('snapshot-hashes', hashStart);
+    }
+  }
+
+  async execute(index: number, step: Step): Promise<StepResult> {
+    const { root, applyOptions, ignore, options, context } = this.plan;
+    const { signal, events } = context;
+    let result: StepResult;
+    const lines = lineSplitter((line) => events.emit({ type: 'debug', level: 'info', message: line }));
+    const executeStart = performance.now();
+    try {
+      result = await executeStep(step, {
+        root,
+        contextDir: applyOptions.buildContext,
+        ...(ignore ? { ignore } : {}),
+        network: options.network ?? true,
+        allowRemote: options.allowRemote ?? false,
+        signal,
+        onOutput: lines.push,
+      });
+      lines.flush();
+    } catch (error) {
+      lines.flush();
+      if (signal.aborted) throw signal.reason;
+      const e = error as Error & { exitCode?: number };
+      // the core names the instruction; the message says what went wrong in it
+      throw new BackendInstructionError(step.original, e.message, { cause: error, line: step.location.start.line, index });
+    }
+    this.timed(`execute-step-${index}`, executeStart);
+    return result;
+  }
+
+  /** After a step that changed files: snapshot, diff against the previous snapshot, and store the changes. */
+  async recordChanges(index: number, text: string, key: string | undefined): Promise<void> {
+    const snapshotStart = performance.now();
+    const next = takeSnapshot(this.plan.root, this.plan.snapshotOptions);
+    if (!this.previous) throw new Error(`applying ${this.plan.dockerfile.path}: ${text} changed files but was not expected to (no snapshot before it)`);
+    const changes = diffSnapshots(this.previous, next);
+    this.previous = next;
+    this.timed('snapshot', snapshotStart);
+    await this.storeChanges(index, text, changes, next, key);
+  }
+
+  /** A step's changes as a layer (written into the cache's staging when the step has a key), committed and added to the image. */
+  async storeChanges(index: number, text: string, changes: ChangeSet, next: Snapshot, key: string | undefined): Promise<void> {
+    const { cache, layerFormat } = this.plan;
+    const staging = key !== undefined ? cache!.staging() : undefined;
+    if (changes.entries.length === 0) {
+      if (staging) {
+        cache!.commit(staging, key!, { empty: true });
+        this.chain = sha256({ key, result: 'empty' });
+      }
+      return;
+    }
+    const { compression } = layerFormat;
+    const blob = `layer.tar${compression === 'gzip' ? '.gz' : compression === 'zstd' ? '.zst' : ''}`;
+    let path = staging ? join(staging, blob) : this.workLayerPath(blob);
+    const layerStart = performance.now();
+    const written = await writeChangeLayer(changes, next, path, this.writeOptions());
+    this.timed('write-layer', layerStart);
+    if (staging) path = await this.commitLayer(index, text, { staging, key: key!, blob, changes, written });
+    this.addLayer(index, text, written.descriptor, written.diffId, path);
+    if (key !== undefined) this.chain = sha256({ key, result: written.diffId });
+  }
+
+  /** Commits a layer written into the cache's staging; returns where the image's copy of the layer is. */
+  async commitLayer(index: number, text: string, layer: { staging: string; key: string; blob: string; changes: ChangeSet; written: LayerWriteResult }): Promise<string> {
+    const { staging, key, blob, changes, written } = layer;
+    const entry = this.plan.cache!.commit(staging, key, { empty: false, blob, diffId: written.diffId, descriptor: written.descriptor });
+    if (entry.diffId === written.diffId) return entry.blobPath!;
+    // Another extender committed this key first with different content (a RUN that is
+    // not reproducible): the root holds ours, so the image gets ours, written again
+    // from the same entries outside the cache.
+    const path = this.workLayerPath(blob);
+    const again = await writeLayer(changes.entries, path, this.writeOptions());
+    if (again.diffId !== written.diffId) throw new BackendInstructionError(text, `rewriting the layer gave ${again.diffId}, not ${written.diffId}: the root changed while the layer was written`, { index });
+    return path;
+  }
+
+  workLayerPath(blob: string): string {
+    return join(this.plan.work, `layer-${this.newLayers.length + 1}-${blob}`);
+  }
+
+  writeOptions(): Omit<WriteLayerOptions, 'hashContent'> {
+    const { compression, family, mtime } = this.plan.layerFormat;
+    const { compressionWorkers } = this.plan.options;
+    return { compression, family, mtime, ...(compressionWorkers ? { workers: compressionWorkers } : {}), signal: this.plan.context.signal };
+  }
+
+  addLayer(index: number, text: string, descriptor: Descriptor, diffId: Digest, path: string): void {
+    this.newLayers.push({ descriptor, diffId, blob: { kind: 'file', path } });
+    this.history.push({ created_by: text });
+    this.plan.context.events.emit({ type: 'layer-written', level: 'info', extensionId: this.plan.dockerfile.extensionId, instruction: text, index, digest: descriptor.digest, diffId, size: descriptor.size });
+  }
+
+  timed(name: string, start: number): void {
+    this.plan.context.events.emit({ type: 'timing', level: 'debug', name: `${name}:${this.plan.dockerfile.extensionId}`, durationMs: performance.now() - start });
+  }
 }
 
 /**
