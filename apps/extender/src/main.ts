@@ -17,17 +17,7 @@ void runEntry(process, {
   version: appVersion,
   load: async () => {
     const { runExtendCommand } = await import('@cnb-extender/extender-cli');
-    return (signal) =>
-      runExtendCommand({
-        argv,
-        env: process.env,
-        stdout: process.stdout,
-        stderr: process.stderr,
-        version: appVersion(),
-        programName: 'extender',
-        entry: 'extender',
-        signal,
-      });
+    return (run) => runExtendCommand({ ...run, programName: 'extender', entry: 'extender' });
   },
 }).then((code) => {
   process.exit(code);

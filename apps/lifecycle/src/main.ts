@@ -23,16 +23,7 @@ void runEntry(process, {
   version: appVersion,
   load: async () => {
     const { runLifecycle } = await import('./lifecycle.ts');
-    return (signal) =>
-      runLifecycle({
-        invokedAs,
-        argv,
-        env: process.env,
-        stdout: process.stdout,
-        stderr: process.stderr,
-        version: appVersion(),
-        signal,
-      });
+    return (run) => runLifecycle({ invokedAs, ...run });
   },
 }).then((code) => {
   process.exit(code);

@@ -14,29 +14,41 @@ interface Writable {
 }
 
 export interface EntryProcess extends SignalSource {
+  env: Readonly<Record<string, string | undefined>>;
   stdout: Writable;
   stderr: Writable;
 }
 
-export interface EntryOptions {
+/** What every command of the apps runs with: the process's streams and environment, the version, the abort signal. */
+export interface EntryRun<P extends EntryProcess> {
+  argv: readonly string[];
+  env: P['env'];
+  stdout: P['stdout'];
+  stderr: P['stderr'];
+  version: string;
+  signal: AbortSignal;
+}
+
+export interface EntryOptions<P extends EntryProcess> {
   argv: readonly string[];
   /** Whether a lone `-version` (Go's bool flag forms) is answered here. */
   answersVersion: boolean;
   version: () => string;
-  /** Loads the command (a dynamic import) and returns it; it runs with the abort signal. */
-  load: () => Promise<(signal: AbortSignal) => Promise<number>>;
+  /** Loads the command (a dynamic import) and returns it. */
+  load: () => Promise<(run: EntryRun<P>) => Promise<number>>;
 }
 
-export async function runEntry(proc: EntryProcess, options: EntryOptions): Promise<number> {
+export async function runEntry<P extends EntryProcess>(proc: P, options: EntryOptions<P>): Promise<number> {
+  const { argv } = options;
   try {
-    if (options.answersVersion && options.argv.length === 1 && VERSION_ONLY.test(options.argv[0]!)) {
+    if (options.answersVersion && argv.length === 1 && VERSION_ONLY.test(argv[0]!)) {
       proc.stdout.write(`${options.version()}\n`);
       return 0;
     }
-    const run = await options.load();
+    const command = await options.load();
     const abort = abortOnSignals(proc);
     try {
-      return await run(abort.signal);
+      return await command({ argv, env: proc.env, stdout: proc.stdout, stderr: proc.stderr, version: options.version(), signal: abort.signal });
     } finally {
       abort.dispose();
     }
