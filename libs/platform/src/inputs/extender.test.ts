@@ -171,7 +171,7 @@ describe('extender command line', () => {
     it('usage lists exactly the flags of the Platform API', () => {
       const names = (api: string) => [...extenderUsage(api).matchAll(/^ {2}-(\S+)/gm)].map((m) => m[1]);
       expect(names('0.13')).toEqual([
-        'analyzed', 'app', 'backend', 'backend-opt', 'buildpacks', 'extend-cache-ttl', 'extend-dir', 'extend-network', 'extended', 'extended-build-image', 'extended-build-layout', 'extended-run-image',
+        'analyzed', 'app', 'backend', 'backend-opt', 'buildpacks', 'extend-cache-ttl', 'extend-dir', 'extend-layer-compression', 'extend-network', 'extended', 'extended-build-image', 'extended-build-layout', 'extended-run-image',
         'generated', 'gid', 'group', 'kaniko-cache-ttl', 'kind', 'layers', 'log-format', 'log-level', 'no-color', 'plan', 'platform', 'uid', 'version',
       ]);
       expect(names('0.11')).not.toContain('kind');

@@ -46,6 +46,7 @@ describe('#resolveInputs', () => {
         extendCacheTtl: 336 * 3600 * 1000,
         extendDir: '/kaniko',
         extendKind: 'build',
+        extendLayerCompression: 'gzip',
         extendNetwork: 'default',
         extendedDir: '/layers/extended',
         generatedDir: '/layers/generated',
