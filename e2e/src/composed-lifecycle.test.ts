@@ -18,7 +18,7 @@
  * extension. Then the phases run as pack runs them, with the volumes pack uses, the build and
  * run extension side by side on the same /kaniko volume.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { copyLayoutImage } from '@cnb-extender/extender-core/testing';
@@ -28,6 +28,7 @@ import { sharedReleaseBuild, STAND_IN_PREFIX, writeStandInUpstream } from '@cnb-
 import { publishImage, type FixtureImage } from '@cnb-extender/testenv';
 import type {} from '@cnb-extender/testenv';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { docker, type Result } from './docker-cli.ts';
 import { graftLayers, lastLayer } from './graft.ts';
 
 const API = '0.13';
@@ -43,24 +44,7 @@ const HOOKS: Record<string, string> = {
   exporter: 'for d in /layers/extended/run/*; do echo "exporter stand-in: $(basename "$d") $(cat "$d/index.json")"; done',
 };
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
-function docker(args: string[]): Promise<Result> {
-  const env = inject('testenv');
-  return new Promise((resolve, reject) => {
-    const child = spawn(env.docker.cli, ['-H', env.docker.host, ...args], { env: { PATH: process.env['PATH'] ?? '' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 const record = (text: string) => text.split('\n').filter((l) => l.startsWith(`${STAND_IN_PREFIX} `)).map((l) => l.slice(STAND_IN_PREFIX.length + 1));
 

@@ -39,7 +39,7 @@
  * deprecation notice of `/cnb/lifecycle/extender` exactly once per run through the
  * symlink and never through the standalone executable; only `cache/` left in `/kaniko`.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { access, chmod, copyFile, cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,6 +51,7 @@ import { sharedReleaseBuild } from '@cnb-extender/release/testing';
 import { publishImage, type FixtureImage } from '@cnb-extender/testenv';
 import type {} from '@cnb-extender/testenv';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { docker, type Result } from './docker-cli.ts';
 import { graftLayers, lastLayer } from './graft.ts';
 
 const FIXTURES = join(REPO_ROOT, '..', 'shared', 'conformance', 'lifecycle', 'extender', 'container', 'layers');
@@ -93,30 +94,12 @@ mkdir -p "$CNB_LAYERS_DIR/config"
 printf '[[processes]]\\ntype = "web"\\ncommand = ["stand-in"]\\n' > "$CNB_LAYERS_DIR/config/metadata.toml"
 `;
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 function runSync(cmd: string, args: string[]): Result {
   const r = spawnSync(cmd, args, { env: { PATH: process.env['PATH'] ?? '' }, encoding: 'utf8' });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** The test environment's docker client (the one matching its dockerd), asynchronously: pack runs two extenders at once. */
-function docker(args: string[]): Promise<Result> {
-  const env = inject('testenv');
-  return new Promise((resolve, reject) => {
-    const child = spawn(env.docker.cli, ['-H', env.docker.host, ...args], { env: { PATH: process.env['PATH'] ?? '' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 const lines = (text: string, prefix: string) => text.split('\n').filter((l) => l.startsWith(prefix));
 const readJson = async <T>(path: string): Promise<T> => JSON.parse(await readFile(path, 'utf8')) as T;
