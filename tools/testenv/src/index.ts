@@ -9,6 +9,7 @@ export { ensureDebianImages, ensureDebianLayouts, type DebianImages, type Debian
 export { publishImage } from './publish.ts';
 export { startDockerd, type RunningDockerd, type DockerdEngine } from './dockerd.ts';
 export { freePort } from './proc.ts';
+export { buildAtomically, ensureCachedDir } from './layout.ts';
 export { makeTestPki, startSocketForwarder, type TestPki, type ForwarderTls, type SocketForwarder } from './tls.ts';
 export { grpcTlsListen, startGrpcForwarder, type GrpcForwarder, type GrpcListenOn } from './grpc-forwarder.ts';
 export { ensureBuildkitBinaries, startBuildkitd, buildctlTlsArgs, type BuildkitBinaries, type RunningBuildkitd, type BuildkitdTls } from './buildkitd.ts';
