@@ -45,6 +45,11 @@ export function isTestCode(relativeFile: string): boolean {
   return /\.(test|bench)\.[cm]?ts$/.test(relativeFile) || /(^|\/)(bench|test)\//.test(relativeFile) || /vitest\.config\.[cm]?ts$/.test(relativeFile);
 }
 
+/** Test code and the modules that support it: a package's `testing/` entry, `test-*.ts` helpers. */
+export function isTestSupport(relativeFile: string): boolean {
+  return isTestCode(relativeFile) || /(?:^|\/)testing\//.test(relativeFile) || /(?:^|\/)test-[^/]+\.ts$/.test(relativeFile);
+}
+
 /** The workspace package a specifier names (`@scope/pkg`, `@scope/pkg/sub`), if any. */
 function packageForSpecifier(specifier: string, byName: Map<string, WorkspacePackage>): WorkspacePackage | undefined {
   const parts = specifier.split('/');

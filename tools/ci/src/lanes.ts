@@ -9,7 +9,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { isTestCode } from './boundaries.ts';
+import { isTestSupport } from './boundaries.ts';
 import { findImports } from './imports.ts';
 
 const ENVIRONMENT_MARKERS = [
@@ -29,11 +29,6 @@ const ENVIRONMENT_MARKERS = [
   /\b(?:uid|gid):\s*\d+/,
 ];
 const WORKSPACE_SCOPE = '@cnb-extender/';
-
-/** Test code and the modules that support it (a package's `testing/` entry, `test-*.ts` helpers). */
-function isTestSupport(file: string): boolean {
-  return isTestCode(file) || /(?:^|\/)testing\//.test(file) || /(?:^|\/)test-[^/]+\.ts$/.test(file);
-}
 
 /** `@cnb-extender/oci/testing` → the source file its package exports it as. */
 function workspaceModule(specifier: string, workspaceRoot: string): string | undefined {

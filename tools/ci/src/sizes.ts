@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import ts from 'typescript';
-import { isTestCode } from './boundaries.ts';
+import { isTestSupport } from './boundaries.ts';
 import { listSourceFiles, listWorkspacePackages } from './workspace.ts';
 
 export interface SizeLimits {
@@ -27,7 +27,7 @@ export interface SizeViolation {
 }
 
 function isProductionFile(relativeFile: string): boolean {
-  return relativeFile.endsWith('.ts') && !relativeFile.endsWith('.d.ts') && !isTestCode(relativeFile) && !/(?:^|\/)testing\//.test(relativeFile) && !/(?:^|\/)test-[^/]+\.ts$/.test(relativeFile);
+  return relativeFile.endsWith('.ts') && !relativeFile.endsWith('.d.ts') && !isTestSupport(relativeFile);
 }
 
 function functionName(node: ts.Node): string {
