@@ -12,7 +12,7 @@
  * The probes are injectable for tests; the defaults load the backend packages' own
  * detection (`isBuildahAvailable`, `isDockerReachable`) through the registry, lazily.
  */
-import { probeContainer, type ContainerProbe } from './container.ts';
+import { probeContainer, type ContainerProbe } from '@cnb-extender/extender-core';
 import { BACKENDS, BackendSelectionError, type BackendRegistry } from './registry.ts';
 
 /** The id that asks for automatic selection. */

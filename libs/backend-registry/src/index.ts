@@ -2,5 +2,4 @@ export * from './registry.ts';
 export * from './settings.ts';
 export * from './docs.ts';
 export * from './publish.ts';
-export * from './container.ts';
 export * from './auto.ts';

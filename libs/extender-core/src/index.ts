@@ -1,4 +1,6 @@
 export * from './backend.ts';
+export * from './backend-definition.ts';
+export * from './container.ts';
 export * from './events.ts';
 export * from './errors.ts';
 export * from './files.ts';

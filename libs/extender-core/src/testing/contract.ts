@@ -12,6 +12,7 @@ import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { testEnv } from './testenv.ts';
 import type { ApplyOptions, BackendContext, BuildArg, DockerfileSpec, ExtendKind, ExtenderBackend, ImageDescription, LayerDescription } from '../backend.ts';
+import type { BackendFactoryOptions } from '../backend-definition.ts';
 import { readLayoutImage } from '../base.ts';
 import { isInstructionEvent, MemorySink } from '../events.ts';
 import { orderInstructionEvents } from '../instruction-order.ts';
@@ -32,6 +33,20 @@ export interface BackendContractOptions {
   tempRoot?: string;
   /** Extend dir handed in ApplyOptions (default a temporary directory). */
   extendDir?: string;
+}
+
+/**
+ * One setting in which a backend's definition is held to the contract: what its `create` gets
+ * (a daemon address, a test root: `settings` may name constructor options that are no
+ * `-backend-opt`) and what the contract needs for it (a base image, a temporary root). A
+ * backend package exports its environments from its `./testing` entry; the catalog runs the
+ * contract once per environment.
+ */
+export interface BackendContractEnvironment {
+  /** Names the environment in the suite title (`debian12, buildah 1.28.2`). */
+  name: string;
+  options: BackendFactoryOptions;
+  contract?: Omit<BackendContractOptions, 'name'>;
 }
 
 interface Applied {

@@ -1,3 +1,7 @@
+/**
+ * Whether this process runs in a container: the CLI's preflight asks it for a backend whose
+ * privileges say `container`, the in-place backend's `-backend auto` detection asks it too.
+ */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
