@@ -13,6 +13,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   BackendInstructionError,
+  definedCapabilities,
   type ApplyOptions,
   type BackendCapabilities,
   type BackendContext,
@@ -35,6 +36,7 @@ import {
   type MaterializedBase,
 } from '@cnb-extender/image-backend-kit';
 import { NORMALIZED_LAYER_TIME, type RegistryClient } from '@cnb-extender/oci';
+import { buildahDefinition } from './definition.ts';
 import { detectBuildah } from './detect.ts';
 import { withoutBuildMetadata } from './history.ts';
 import { pinnedUlimits, readLimitFacts } from './limits.ts';
@@ -81,13 +83,7 @@ const NETNS_SETUP = 'ip link set lo up 2>/dev/null || true; exec "$@"';
 
 export class BuildahBackend implements ExtenderBackend {
   readonly id = 'buildah';
-  readonly capabilities: BackendCapabilities = {
-    inPlace: false,
-    kinds: ['build', 'run'],
-    cache: false,
-    // chroot isolation runs as root, or rootless in a user namespace buildah sets up itself
-    privileges: { root: false, capabilities: [], container: false },
-  };
+  readonly capabilities: BackendCapabilities = definedCapabilities(buildahDefinition, { cache: false });
   readonly options: BuildahBackendOptions;
   #buildah: string;
   #env: NodeJS.ProcessEnv;

@@ -21,12 +21,13 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ApplyOptions, BackendCapabilities, BackendContext, DockerfileSpec, EventSink, ExtenderBackend, ImageDescription } from '@cnb-extender/extender-core';
+import { definedCapabilities, type ApplyOptions, type BackendCapabilities, type BackendContext, type DockerfileSpec, type EventSink, type ExtenderBackend, type ImageDescription } from '@cnb-extender/extender-core';
 import { ImageBuildTemplate, materializeBaseLayout, readImageArchive, writeImageArchive, type BuiltImage, type ImageBuild, type ImageBuildSteps } from '@cnb-extender/image-backend-kit';
 import { defaultKeychain, type ImageManifest, type Keychain, type RegistryClient } from '@cnb-extender/oci';
 import { EndpointError, LayoutContentStore, defaultAddress, engineRequest, parseAddress, readBody, type CacheEntry, type Endpoint, type TlsOptions } from '@cnb-extender/buildkit-session';
 import { BASE_STORE, layoutContext, namedContextKeys, registryOf, scopedKeychain } from './base-context.ts';
 import { BuildKitClient, type DaemonInfo, type NetworkMode, type SessionTransport } from './client.ts';
+import { buildkitDefinition } from './definition.ts';
 import { chooseExportMode, exportersFor, readStoreExport, type ExportMode } from './export-mode.ts';
 import { planLocalCache, tagLocalCache, type LocalCachePlan } from './local-cache.ts';
 import { SolveStatus } from './solve-status.ts';
@@ -104,12 +105,7 @@ interface PreparedBase {
 
 export class BuildKitBackend implements ExtenderBackend {
   readonly id = 'buildkit';
-  readonly capabilities: BackendCapabilities = {
-    inPlace: false,
-    kinds: ['build', 'run'],
-    cache: false,
-    privileges: { root: false, capabilities: [], container: false },
-  };
+  readonly capabilities: BackendCapabilities = definedCapabilities(buildkitDefinition, { cache: false });
   readonly options: BuildKitBackendOptions;
   readonly address: string;
   private client: BuildKitClient | undefined;

@@ -12,7 +12,7 @@ import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Duplex, Readable } from 'node:stream';
 import type Docker from 'dockerode';
-import type { ApplyOptions, BackendCapabilities, BackendContext, DockerfileSpec, ExtenderBackend, ImageDescription } from '@cnb-extender/extender-core';
+import { definedCapabilities, type ApplyOptions, type BackendCapabilities, type BackendContext, type DockerfileSpec, type ExtenderBackend, type ImageDescription } from '@cnb-extender/extender-core';
 import { ImageBackendError, ImageBuildTemplate, messageOf, readImageArchive, type BuiltImage, type ImageBuild, type ImageBuildSteps } from '@cnb-extender/image-backend-kit';
 import { BuildSession, dialHijack, type Endpoint } from '@cnb-extender/buildkit-session';
 import { readDockerignore } from '@cnb-extender/dockerfile';
@@ -20,6 +20,7 @@ import type { RegistryClient } from '@cnb-extender/oci';
 import { contextTar } from './archive.ts';
 import { buildFailure, onBuildEvent, type BuildOutcome } from './build-events.ts';
 import { DaemonImages, followProgress } from './daemon-images.ts';
+import { dockerDefinition } from './definition.ts';
 import { BUILDKIT_API_VERSION_MIN, DEFAULT_DOCKER_HOST, negotiateApiVersion, type DaemonFacts, connect, describeConnectError, describeTls, dockerTlsFromEnv, type DockerConnection, type DockerEnv, type DockerTlsSettings } from './host.ts';
 
 export type DockerBuilder = 'classic' | 'buildkit';
@@ -66,13 +67,7 @@ const DOCKERFILE_NAME = '.cnb-extender.Dockerfile';
 
 export class DockerBackend implements ExtenderBackend {
   readonly id = 'docker';
-  readonly capabilities: BackendCapabilities = {
-    inPlace: false,
-    kinds: ['build', 'run'],
-    cache: false,
-    // access to the daemon's socket is what it needs (the daemon does the privileged work)
-    privileges: { root: false, capabilities: [], container: false },
-  };
+  readonly capabilities: BackendCapabilities = definedCapabilities(dockerDefinition, { cache: false });
   readonly options: DockerBackendOptions;
   readonly host: string;
   /** The builder asked for (`auto` until the daemon has been asked what it has). */

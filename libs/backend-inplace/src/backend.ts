@@ -6,10 +6,23 @@
 import { randomUUID } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BackendInstructionError, type ApplyOptions, type BackendContext, type BlobSource, type DockerfileSpec, type ExtenderBackend, type ImageDescription, type LayerDescription } from '@cnb-extender/extender-core';
+import {
+  BackendInstructionError,
+  definedCapabilities,
+  requiredPrivileges,
+  type ApplyOptions,
+  type BackendCapabilities,
+  type BackendContext,
+  type BlobSource,
+  type DockerfileSpec,
+  type ExtenderBackend,
+  type ImageDescription,
+  type LayerDescription,
+} from '@cnb-extender/extender-core';
 import { applyLayer, defaultLayerTime, familyOf, writeLayer, type ContainerConfig, type Descriptor, type Digest, type HistoryEntry, type LayerCompression, type LayerSource, type LayerWriteResult, type WriteLayerOptions } from '@cnb-extender/oci';
 import { evaluate, readDockerignore, type ImageConfig as DockerfileImageConfig, type StagePlan, type Step } from '@cnb-extender/dockerfile';
 import { contextDigest, LayerCache, layerFormatKey, sha256, type LayerFormat } from './cache.ts';
+import { inplaceDefinition } from './definition.ts';
 import { executeStep, type StepResult } from './execute/steps.ts';
 import { writeChangeLayer } from './layer.ts';
 import { diffSnapshots, settleHashes, takeSnapshot, type ChangeSet, type Snapshot } from './snapshot/index.ts';
@@ -61,23 +74,22 @@ function layerSource(blob: BlobSource): LayerSource {
 /** Where a platform mounts the app, layers, platform and extend dirs in a CNB container. */
 export const CNB_MOUNT_POINTS: readonly string[] = ['/workspace', '/layers', '/platform', '/kaniko'];
 
+/**
+ * What the definition declares for `/`. Another root is not the system it runs on: not in
+ * place, nothing a host could lose, and its chrooted runs need SYS_ADMIN for their mounts
+ * (as a RUN without the network does for its namespace).
+ */
+function capabilitiesFor(options: InplaceBackendOptions): BackendCapabilities {
+  const defined = definedCapabilities(inplaceDefinition, { cache: options.cache !== false, network: options.network === false ? 'none' : 'default' });
+  if ((options.root ?? '/') === '/') return defined;
+  return { ...defined, inPlace: false, privileges: { ...requiredPrivileges(inplaceDefinition, 'none'), container: false } };
+}
+
 export function createInplaceBackend(options: InplaceBackendOptions = {}): ExtenderBackend {
-  const rootOption = options.root ?? '/';
   const created: string[] = [];
   return {
-    id: 'inplace',
-    capabilities: {
-      inPlace: rootOption === '/',
-      kinds: ['build', 'run'],
-      cache: options.cache !== false,
-      // In place: setpriv/unshare --root need SETUID, SETGID and SYS_CHROOT (a default container has them);
-      // RUN without the network needs SYS_ADMIN for its network namespace, and so do the mounts of chrooted runs.
-      privileges: {
-        root: true,
-        capabilities: rootOption === '/' && options.network !== false ? ['SETUID', 'SETGID', 'SYS_CHROOT'] : ['SETUID', 'SETGID', 'SYS_CHROOT', 'SYS_ADMIN'],
-        container: rootOption === '/',
-      },
-    },
+    id: inplaceDefinition.id,
+    capabilities: capabilitiesFor(options),
 
     async apply(dockerfile: DockerfileSpec, base: ImageDescription, applyOptions: ApplyOptions, context: BackendContext): Promise<ImageDescription> {
       context.signal.throwIfAborted();
