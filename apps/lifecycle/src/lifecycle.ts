@@ -3,8 +3,8 @@
  * command (with the deprecation notice of that entry point); `lifecycle -version` prints
  * the version; every other phase goes to the upstream lifecycle.
  */
-import { runExtendCommand, type Writer } from '@cnb-extender/extender-cli';
-import { EXIT_CODES, exitCodeOf, fail, renderError } from '@cnb-extender/platform';
+import { exitCodeOf, runExtendCommand, type Writer } from '@cnb-extender/extender-cli';
+import { EXIT_CODES, fail, renderError } from '@cnb-extender/platform';
 import { PHASE_NAMES, PHASE_VERBS, dispatchName, isPhaseVerb, type PhaseName } from './phases.ts';
 import { runUpstream, upstreamPath } from './upstream.ts';
 
@@ -29,20 +29,20 @@ export async function runLifecycle(options: LifecycleOptions): Promise<number> {
   try {
     const target = dispatchName(invokedAs);
     if (target.kind === 'unknown') {
-      throw fail(EXIT_CODES.invalidArgs, 'recognize phase', new Error(`unknown phase "${target.name}"; valid phases: ${phaseNames()}`));
+      throw fail('INVALID_INPUT', 'recognize phase', new Error(`unknown phase "${target.name}"; valid phases: ${phaseNames()}`));
     }
     if (target.kind === 'phase') return await runPhase(target.name, argv, options, 'lifecycle-symlink');
 
     const [first, ...rest] = argv;
     if (first === undefined) {
-      throw fail(EXIT_CODES.invalidArgs, 'parse arguments', new Error(`missing phase; usage: lifecycle <phase> [flags] with a phase of ${PHASE_VERBS.join(', ')}, or lifecycle -version`));
+      throw fail('INVALID_INPUT', 'parse arguments', new Error(`missing phase; usage: lifecycle <phase> [flags] with a phase of ${PHASE_VERBS.join(', ')}, or lifecycle -version`));
     }
     if (/^--?version(=(true|1|t|T|TRUE|True))?$/.test(first)) {
       options.stdout.write(`${options.version}\n`);
       return EXIT_CODES.success;
     }
     if (!isPhaseVerb(first)) {
-      throw fail(EXIT_CODES.invalidArgs, 'recognize phase', new Error(`unknown phase "${first}"; valid phases: ${PHASE_VERBS.join(', ')}`));
+      throw fail('INVALID_INPUT', 'recognize phase', new Error(`unknown phase "${first}"; valid phases: ${PHASE_VERBS.join(', ')}`));
     }
     const name = (Object.keys(PHASE_NAMES) as PhaseName[]).find((n) => PHASE_NAMES[n] === first)!;
     return await runPhase(name, rest, options, 'lifecycle-subcommand');

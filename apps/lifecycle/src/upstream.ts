@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { EXIT_CODES, LifecycleError } from '@cnb-extender/platform';
+import { EXIT_CODES, ExtenderError } from '@cnb-extender/platform';
 
 /** Where the upstream lifecycle is looked for; `CNB_UPSTREAM_LIFECYCLE` overrides it. */
 export const UPSTREAM_LIFECYCLE_ENV = 'CNB_UPSTREAM_LIFECYCLE';
@@ -34,8 +34,8 @@ export function checkUpstream(path: string, phase: string): void {
     accessSync(path, constants.X_OK);
   } catch (cause) {
     const why = (cause as NodeJS.ErrnoException).code === 'ENOENT' ? 'it does not exist' : `it is not executable (${(cause as Error).message})`;
-    throw new LifecycleError(
-      EXIT_CODES.failed,
+    throw new ExtenderError(
+      'UPSTREAM_FAILED',
       `failed to run ${phase}: this lifecycle only implements the extend phase and hands ${phase} to the upstream lifecycle at ${path}, but ${why}; install it there or set ${UPSTREAM_LIFECYCLE_ENV} to its path`,
       { action: `run ${phase}`, cause },
     );
@@ -58,7 +58,7 @@ export function runUpstream(run: UpstreamRun, proc: NodeJS.Process = process): P
     };
     child.on('error', (err) => {
       done();
-      reject(new LifecycleError(EXIT_CODES.failed, `failed to run ${run.phase}: starting ${run.path}: ${err.message}`, { cause: err }));
+      reject(new ExtenderError('UPSTREAM_FAILED', `failed to run ${run.phase}: starting ${run.path}: ${err.message}`, { action: `run ${run.phase}`, cause: err }));
     });
     child.on('exit', (code, signal) => {
       done();

@@ -108,7 +108,7 @@ describe('buildah detection', () => {
 });
 
 describe('buildah backend', () => {
-  it('fails the extend phase (exit 102) with a clear message when buildah is not in PATH', async () => {
+  it('fails the extend phase (APPLY_FAILED) with a clear message when buildah is not in PATH', async () => {
     const ws = await runWorkspace('ARG base_image\nFROM ${base_image}\nRUN true\n');
     const backend = createBuildahBackend({ env: { ...process.env, PATH: '/nonexistent' } });
     const err = await extend({ kind: 'run', inputs: ws.inputs, backend }).then(
@@ -116,7 +116,7 @@ describe('buildah backend', () => {
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(ExtenderError);
-    expect((err as ExtenderError).exitCode).toBe(102);
+    expect((err as ExtenderError).code).toBe('APPLY_FAILED');
     expect((err as ExtenderError).message).toBe(
       'failed to extend run image: applying Dockerfile for test/ext: checking buildah: buildah was not found in PATH; install buildah (Debian: apt-get install buildah) or choose another backend',
     );

@@ -95,7 +95,7 @@ USER 1000:1000
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(ExtenderError);
-    expect((err as ExtenderError).exitCode).toBe(102);
+    expect((err as ExtenderError).code).toBe('APPLY_FAILED');
     expect((err as ExtenderError).message).toBe(
       'failed to extend run image: applying Dockerfile for test/wd: WORKDIR /nowhere: creating /nowhere: resolving user "ghost": no user "ghost" in /etc/passwd of the image',
     );

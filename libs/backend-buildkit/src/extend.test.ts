@@ -1,7 +1,7 @@
 /**
  * The core's extend phase with this backend: two extensions chained (the second
  * builds on the first's intermediate image), the <extended>/run layout written
- * by the core, and a failing RUN mapped to exit 102.
+ * by the core, and a failing RUN reported as APPLY_FAILED.
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -67,13 +67,13 @@ describe('core extend phase with the BuildKit backend (dockerd)', () => {
     for (const entry of readdirSync(ws.extendDir)) expect(entry).toBe('cache');
   });
 
-  it('maps a failing RUN to exit 102 with the instruction in the message', async () => {
+  it('reports a failing RUN as APPLY_FAILED (exit 102) with the instruction in the message', async () => {
     const ws = await workspace([{ id: 'broken', run: 'ARG base_image\nFROM ${base_image}\nUSER root\nRUN echo before && exit 7\nUSER 1000:1000\n' }]);
     const backend = new BuildKitBackend({ address: `docker://${env.docker.socketPath}` });
     const failure = await extend({ kind: 'run', inputs: ws.inputs, backend, events: new MemorySink() }).catch((err: unknown) => err);
     expect(failure).toBeInstanceOf(ExtenderError);
     const err = failure as ExtenderError;
-    expect(err.exitCode).toBe(102);
+    expect(err.code).toBe('APPLY_FAILED');
     expect(err.message).toMatch(/applying Dockerfile for broken: RUN echo before && exit 7: .*exit code: 7/);
     expect(readdirSync(ws.extendDir).filter((e) => e !== 'cache')).toEqual([]);
   });

@@ -54,7 +54,7 @@ describe('docker daemon detection', () => {
 });
 
 describe('docker backend', () => {
-  it('fails the extend phase (exit 102) naming the daemon address when the daemon does not answer', async () => {
+  it('fails the extend phase (APPLY_FAILED) naming the daemon address when the daemon does not answer', async () => {
     const run = env.fixtures.run;
     const ws = await createWorkspace({
       runImage: run.registryRef,
@@ -67,7 +67,7 @@ describe('docker backend', () => {
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(ExtenderError);
-    expect((err as ExtenderError).exitCode).toBe(102);
+    expect((err as ExtenderError).code).toBe('APPLY_FAILED');
     expect((err as ExtenderError).message).toMatch(
       /^failed to extend run image: applying Dockerfile for test\/ext: connecting to the Docker daemon at unix:\/\/\/nonexistent\/docker\.sock: .*ENOENT.*; start dockerd or set DOCKER_HOST$/,
     );

@@ -162,7 +162,7 @@ describe('an engine too old for what is asked', () => {
     expect(auto.daemon?.negotiated).toBe('1.38');
   });
 
-  it('API 1.23: refused through extend() with exit 102 and nothing written', async () => {
+  it('API 1.23: refused through extend() with APPLY_FAILED and nothing written', async () => {
     const host = await olderEngine('1.23', current.docker.socketPath);
     const run = env.fixtures.run;
     const ws = await createWorkspace({
@@ -173,7 +173,7 @@ describe('an engine too old for what is asked', () => {
     workspaces.push(ws);
     const err = await extend({ kind: 'run', inputs: ws.inputs, backend: createDockerBackend({ host }) }).then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(ExtenderError);
-    expect((err as ExtenderError).exitCode).toBe(102);
+    expect((err as ExtenderError).code).toBe('APPLY_FAILED');
     expect((err as Error).message).toBe(
       `failed to extend run image: applying Dockerfile for test/ext: connecting to the Docker daemon at ${host}: the daemon speaks Engine API 1.23, older than the 1.24 this backend needs`,
     );
@@ -182,7 +182,7 @@ describe('an engine too old for what is asked', () => {
 });
 
 describe('an image archive from the daemon with an entry that escapes its root', () => {
-  it('fails extend() with exit 102 naming the entry, and writes nothing outside or as output', async () => {
+  it('fails extend() with APPLY_FAILED naming the entry, and writes nothing outside or as output', async () => {
     const current = env.engines.find((e) => e.id === 'current')!;
     const outside = join(await temp('docker-escape-'), 'escaped');
     const pack = tar.pack();
@@ -202,7 +202,7 @@ describe('an image archive from the daemon with an entry that escapes its root',
     workspaces.push(ws);
     const err = await extend({ kind: 'run', inputs: ws.inputs, backend: createDockerBackend({ host }) }).then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(ExtenderError);
-    expect((err as ExtenderError).exitCode).toBe(102);
+    expect((err as ExtenderError).code).toBe('APPLY_FAILED');
     expect((err as Error).message).toMatch(/^failed to extend run image: applying Dockerfile for test\/ext: exporting the built image .* from the Docker daemon at unix:\/\/.*: .*escapes the archive root/);
     expect(existsSync(outside)).toBe(false);
     expect(existsSync(join(ws.extendedDir, 'run'))).toBe(false);
@@ -210,7 +210,7 @@ describe('an image archive from the daemon with an entry that escapes its root',
 });
 
 describe('a daemon that goes away mid-build', () => {
-  it('fails extend() with exit 102 naming the daemon, and writes nothing', async () => {
+  it('fails extend() with APPLY_FAILED naming the daemon, and writes nothing', async () => {
     // a dockerd of its own (the current engines), stopped while a RUN is running
     const root = await ensureCurrentEngineRoot();
     const dir = await temp('docker-dying-');
@@ -236,7 +236,7 @@ describe('a daemon that goes away mid-build', () => {
       dockerd = undefined;
       expect(Date.now() - started).toBeLessThan(55_000);
       expect(err).toBeInstanceOf(ExtenderError);
-      expect((err as ExtenderError).exitCode).toBe(102);
+      expect((err as ExtenderError).code).toBe('APPLY_FAILED');
       expect((err as Error).message).toMatch(/^failed to extend run image: applying Dockerfile for test\/slow: .*(Docker daemon|docker build).* at unix:\/\/.*docker\.sock/);
       expect(existsSync(join(ws.extendedDir, 'run'))).toBe(false);
       expect((await readdir(ws.extendDir)).filter((e) => e !== 'cache' && e !== 'cache.lock')).toEqual([]);

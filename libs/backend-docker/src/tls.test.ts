@@ -85,7 +85,7 @@ async function failure(promise: Promise<unknown>): Promise<ExtenderError> {
     (e: unknown) => e,
   );
   expect(err).toBeInstanceOf(ExtenderError);
-  expect((err as ExtenderError).exitCode).toBe(102);
+  expect((err as ExtenderError).code).toBe('APPLY_FAILED');
   return err as ExtenderError;
 }
 

@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { readdir, readFile, lchown, lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parsePasswd, type PasswdEntry } from '@cnb-extender/oci';
-import { EXIT_CODES, LifecycleError, type ExtenderInputs } from '@cnb-extender/platform';
+import { EXIT_CODES, ExtenderError, type ExtenderInputs } from '@cnb-extender/platform';
 import type { Writer } from './render.ts';
 
 /** Where the builder is looked for; `CNB_LIFECYCLE_BUILDER` overrides it. */
@@ -104,7 +104,7 @@ export interface PlanHandOffOptions {
 export async function planBuildHandOff(options: PlanHandOffOptions): Promise<BuildHandOff> {
   const { inputs } = options;
   if (inputs.uid === 0) {
-    throw new LifecycleError(EXIT_CODES.failed, 'failed to build: refusing to run the build phase as root; set -uid / CNB_USER_ID to the CNB user', { action: 'build' });
+    throw new ExtenderError('BUILD_HANDOFF_FAILED', 'failed to build: refusing to run the build phase as root; set -uid / CNB_USER_ID to the CNB user', { action: 'build' });
   }
   const passwd = await readFile(options.passwdFile ?? '/etc/passwd', 'utf8').catch(() => '');
   const user = parsePasswd(passwd).find((e) => e.uid === inputs.uid);
@@ -125,7 +125,7 @@ export function runBuildHandOff(plan: BuildHandOff, options: RunHandOffOptions):
   return new Promise((resolve, reject) => {
     const ids = options.currentUid === 0 ? { uid: plan.uid, gid: plan.gid } : {};
     if (options.currentUid !== 0 && options.currentUid !== plan.uid) {
-      reject(new LifecycleError(EXIT_CODES.failed, `failed to build: cannot switch to uid ${plan.uid} without root (running as ${options.currentUid})`, { action: 'build' }));
+      reject(new ExtenderError('BUILD_HANDOFF_FAILED', `failed to build: cannot switch to uid ${plan.uid} without root (running as ${options.currentUid})`, { action: 'build' }));
       return;
     }
     const child = spawn(plan.builder, [], { ...ids, env: plan.env, stdio: ['ignore', 'pipe', 'pipe'], argv0: 'builder' });
@@ -137,8 +137,8 @@ export function runBuildHandOff(plan: BuildHandOff, options: RunHandOffOptions):
       options.signal?.removeEventListener('abort', onAbort);
       const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
       reject(
-        new LifecycleError(
-          EXIT_CODES.failed,
+        new ExtenderError(
+          'BUILD_HANDOFF_FAILED',
           `failed to build: ${missing ? `the builder ${plan.builder} does not exist (set ${BUILDER_PATH_ENV} to its path)` : `starting ${plan.builder}: ${err.message}`}`,
           { action: 'build', cause: err },
         ),

@@ -3,7 +3,7 @@
  * (libs/platform) → backend (backend registry) → `extend()` (extender-core) → rendered
  * events → exit code. It never prints outside the writers it is given and never exits.
  */
-import { extend, ExtenderError, type ExtenderBackend, type ExtendInputs } from '@cnb-extender/extender-core';
+import { extend, type ExtenderBackend, type ExtendInputs } from '@cnb-extender/extender-core';
 import { accessSync, constants, existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,9 +14,8 @@ import {
   ENV,
   EXIT_CODES,
   EXTEND_PLATFORM_APIS,
-  LifecycleError,
+  ExtenderError,
   deprecationMessages,
-  exitCodeOf,
   extenderUsage,
   messageOf,
   deprecationModeSetting,
@@ -27,6 +26,7 @@ import {
 } from '@cnb-extender/platform';
 import { builtInSchedule } from './deprecation/builtin.ts';
 import { evaluateDeprecation, type DeprecationSchedule, type SurfaceId } from './deprecation/schedule.ts';
+import { exitCodeOf } from './exit-codes.ts';
 import { colorOff, liveViewWanted, Renderer, type Writer } from './render.ts';
 import { ensureOwner, planBuildHandOff, runBuildHandOff } from './build-handoff.ts';
 import { IN_CONTAINER_ENV, probeContainer } from './container.ts';
@@ -265,7 +265,7 @@ async function planRun(invocation: Invocation, options: ExtendCommandOptions, di
     noticeDeprecation(invocation, 'inplace-build-chaining', options.version);
     // refused before anything changes: the build phase never runs as root
     if (inputs.uid === 0) {
-      throw new LifecycleError(EXIT_CODES.failed, 'failed to build: refusing to run the build phase as root; set -uid / CNB_USER_ID to the CNB user', { action: 'build' });
+      throw new ExtenderError('BUILD_HANDOFF_FAILED', 'failed to build: refusing to run the build phase as root; set -uid / CNB_USER_ID to the CNB user', { action: 'build' });
     }
   }
   if (needsPrivateWorkRoot) dirs.privateWorkRoot = await mkdtemp(join(tmpdir(), 'cnb-extend-work-'));
@@ -347,11 +347,11 @@ async function handOffToBuild(inputs: ExtenderInputs, imageEnv: string[], option
 /**
  * A failure after the Dockerfiles were applied (publishing the extended build image,
  * recording it in analyzed.toml, handing `<layers>` to the build phase) is an extend
- * failure: exit 102, `failed to extend <kind> image: <cause>`.
+ * failure (`FINISH_FAILED`, exit 102): `failed to extend <kind> image: <cause>`.
  */
-function afterExtension(kind: string, err: unknown): LifecycleError {
+function afterExtension(kind: string, err: unknown): ExtenderError {
   const action = `extend ${kind} image`;
-  return new LifecycleError(EXIT_CODES.extendError, `failed to ${action}: ${messageOf(err)}`, { cause: err, action });
+  return new ExtenderError('FINISH_FAILED', `failed to ${action}: ${messageOf(err)}`, { cause: err, action });
 }
 
 function writable(dir: string): boolean {
@@ -366,8 +366,8 @@ function writable(dir: string): boolean {
 /**
  * What the backend declares it needs (`capabilities.privileges`) against this process:
  * a container (an in-place backend on a host would rewrite the host), root, Linux
- * capabilities. Each missing one is named; the run stops with the extend phase's exit code
- * (102) before anything is read, created or changed.
+ * capabilities. Each missing one is named; the run stops with `PRIVILEGES_MISSING` (the extend
+ * phase's exit code, 102) before anything is read, created or changed.
  */
 function checkPrivileges(backend: ExtenderBackend, kind: string, env: Readonly<Record<string, string | undefined>>, options: ExtendCommandOptions, log: Renderer): void {
   const { privileges } = backend.capabilities;
@@ -375,8 +375,8 @@ function checkPrivileges(backend: ExtenderBackend, kind: string, env: Readonly<R
   if (privileges.container) {
     const probe = probeContainer(env, options.containerProbeRoot);
     if (!probe.inContainer) {
-      throw new LifecycleError(
-        EXIT_CODES.extendError,
+      throw new ExtenderError(
+        'PRIVILEGES_MISSING',
         `failed to ${action}: the ${backend.id} backend changes the root filesystem it runs on and runs only inside a container of the image to extend (${probe.evidence}); run it in such a container, choose an image-producing -backend, or set ${IN_CONTAINER_ENV}=true if this is a container we do not recognise`,
         { action },
       );
@@ -390,8 +390,8 @@ function checkPrivileges(backend: ExtenderBackend, kind: string, env: Readonly<R
   const missing = missingPrivileges(privileges, have);
   if (missing.length === 0) return;
   const needs = [...(privileges.root ? ['root'] : []), ...privileges.capabilities.map((name) => `CAP_${name.replace(/^CAP_/, '')}`)].join(', ');
-  throw new LifecycleError(
-    EXIT_CODES.extendError,
+  throw new ExtenderError(
+    'PRIVILEGES_MISSING',
     `failed to ${action}: the ${backend.id} backend cannot run with the privileges of this process: ${missing.join('; ')}; run it with ${needs} (docker run --user 0 --cap-add …, a pod's securityContext), or choose an image-producing -backend, which needs none of them`,
     { action },
   );
@@ -399,7 +399,7 @@ function checkPrivileges(backend: ExtenderBackend, kind: string, env: Readonly<R
 
 /**
  * Build kind with an image-producing backend: where the extended build image goes. Exactly
- * one of `-extended-build-image` / `-extended-build-layout` is required (exit 3 otherwise),
+ * one of `-extended-build-image` / `-extended-build-layout` is required (`INVALID_INPUT` otherwise),
  * checked before anything is extended.
  */
 function buildImageTarget(inputs: ExtenderInputs, backendId: string): BuildImageTarget {
@@ -408,11 +408,11 @@ function buildImageTarget(inputs: ExtenderInputs, backendId: string): BuildImage
   const action = 'extend build image';
   const names = `-extended-build-image / ${ENV.extendedBuildImage} (a registry reference to push it to) or -extended-build-layout / ${ENV.extendedBuildLayout} (a directory to write it to as an OCI layout)`;
   if (reference !== '' && dir !== '') {
-    throw new LifecycleError(EXIT_CODES.invalidArgs, `failed to ${action}: set only one of ${names}`, { action });
+    throw new ExtenderError('INVALID_INPUT', `failed to ${action}: set only one of ${names}`, { action });
   }
   if (reference === '' && dir === '') {
-    throw new LifecycleError(
-      EXIT_CODES.invalidArgs,
+    throw new ExtenderError(
+      'INVALID_INPUT',
       `failed to ${action}: the ${backendId} backend produces an image and does not change this container, so the extended build image must be published; set ${names}`,
       { action },
     );
@@ -423,7 +423,7 @@ function buildImageTarget(inputs: ExtenderInputs, backendId: string): BuildImage
 /**
  * The run-image reference mode (`-extended-run-image`): run kind with an image-producing
  * backend pushes the extended run image instead of writing `<extended>/run`. An in-place
- * backend is refused (exit 3) before anything runs; for the build kind the input does not
+ * backend is refused (`INVALID_INPUT`) before anything runs; for the build kind the input does not
  * apply and is ignored with a warning (platforms may set the variable for both kinds).
  */
 function runImageReference(inputs: ExtenderInputs, name: string | undefined, backend: ExtenderBackend, log: Renderer): string | undefined {
@@ -436,8 +436,8 @@ function runImageReference(inputs: ExtenderInputs, name: string | undefined, bac
   }
   if (backend.capabilities.inPlace) {
     const action = 'extend run image';
-    throw new LifecycleError(
-      EXIT_CODES.invalidArgs,
+    throw new ExtenderError(
+      'INVALID_INPUT',
       `failed to ${action}: ${given} asks for the extended run image to be pushed, which needs an image-producing backend; the ${backend.id} backend changes the container it runs in: choose -backend buildah, docker or buildkit, or leave ${given} unset to write <extended>/run`,
       { action },
     );
@@ -450,19 +450,13 @@ function reportFailure(err: unknown, stderr: Writer, renderer: Renderer | undefi
     const reason: unknown = signal.reason;
     const name = reason instanceof Error && /^SIG[A-Z]+$/.test(reason.message) ? reason.message : undefined;
     stderr.write(renderError(err));
-    return name ? exitCodeForSignal(name) : exitCodeOf(asExitError(err));
+    return name ? exitCodeForSignal(name) : exitCodeOf(err);
   }
-  for (const line of (err as { details?: readonly string[] }).details ?? []) {
+  for (const line of err instanceof ExtenderError ? err.details : []) {
     if (renderer) renderer.error(line);
     else stderr.write(`ERROR: ${line}\n`);
   }
   if (renderer?.format === 'json') renderer.error(err instanceof Error ? err.message : String(err));
   else stderr.write(renderError(err));
-  return exitCodeOf(asExitError(err));
-}
-
-/** Core errors carry their exit code in `exitCode`; platform errors in `code`. */
-function asExitError(err: unknown): unknown {
-  if (err instanceof ExtenderError) return new LifecycleError(err.exitCode, err.message, { cause: err });
-  return err;
+  return exitCodeOf(err);
 }

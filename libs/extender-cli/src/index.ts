@@ -1,4 +1,5 @@
 export * from './extend-command.ts';
+export * from './exit-codes.ts';
 export * from './render.ts';
 export * from './signals.ts';
 export * from './deprecation/index.ts';

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import type { Platform } from '@cnb-extender/oci';
-import { LifecycleError, verifyPlatformApi, type ApiVersion } from '@cnb-extender/platform';
+import { verifyPlatformApi, type ApiVersion } from '@cnb-extender/platform';
 import type { ExtendKind, ExtenderBackend } from './backend.ts';
 import { discoverDockerfiles, type DiscoveredDockerfile } from './discovery.ts';
 import { ExtenderError, messageOf, wrap } from './errors.ts';
@@ -46,7 +46,8 @@ function verifiedApi(inputs: ExtendInputs, events: EventSink): ApiVersion {
     return verified.api;
   } catch (err) {
     // Kept as the lifecycle words it (`failed to get platform API version; please set …`).
-    throw new ExtenderError('PLATFORM_API_UNSUPPORTED', err instanceof LifecycleError ? err.message : `failed to check platform API: ${messageOf(err)}`, { cause: err });
+    if (err instanceof ExtenderError) throw err;
+    throw new ExtenderError('PLATFORM_API_UNSUPPORTED', `failed to check platform API: ${messageOf(err)}`, { cause: err });
   }
 }
 

@@ -160,11 +160,10 @@ describe('extend', () => {
       ]);
     });
 
-    it('fails with exit 102 naming the directory when context and context.<kind> both exist', async () => {
+    it('fails with CONTEXT_CONFLICT naming the directory when context and context.<kind> both exist', async () => {
       const ws = await workspace({ extensions: [{ id: 'A', run: header, context: { f: '1' }, contextRun: { g: '2' } }] });
       const err = (await extend({ kind: 'run', inputs: ws.inputs, backend: new FakeBackend() }).catch((e: unknown) => e)) as ExtenderError;
       expect(err.code).toBe('CONTEXT_CONFLICT');
-      expect(err.exitCode).toBe(102);
       expect(err.message).toContain(join(ws.generatedDir, 'A', 'context'));
       expect(err.message).toMatch(/^failed to extend run image: getting run.Dockerfiles: /);
     });
@@ -218,12 +217,11 @@ describe('extend', () => {
   });
 
   describe('user checks', () => {
-    it('fails run kind with exit 102 when the final user is root, and writes no output', async () => {
+    it('fails run kind with ROOT_USER when the final user is root, and writes no output', async () => {
       const ws = await workspace({ extensions: [{ id: 'A', run: `${header}USER root\nRUN echo a > /a\n` }] });
       const events = new MemorySink();
       const err = (await extend({ kind: 'run', inputs: ws.inputs, backend: new FakeBackend(), events }).catch((e: unknown) => e)) as ExtenderError;
       expect(err.code).toBe('ROOT_USER');
-      expect(err.exitCode).toBe(102);
       expect(err.message).toBe(
         'failed to extend run image: extending run image: the final user ID is 0 (root); please add another extension that resets the user to non-root',
       );
@@ -318,14 +316,13 @@ describe('extend', () => {
       }
       const err = (await extend({ kind: 'run', inputs: ws.inputs, backend: new CorruptingBackend() }).catch((e: unknown) => e)) as ExtenderError;
       expect(err.code).toBe('OUTPUT_FAILED');
-      expect(err.exitCode).toBe(102);
       expect(err.message).toMatch(/^failed to extend run image: copying extended image to output directory .*: blob for layer sha256:0{64} has digest sha256:/);
       expect(await readdir(join(ws.extendedDir, 'run'))).toEqual([]);
       expect(await readdir(ws.extendedDir)).toEqual(['run']);
       expect(await readdir(ws.extendDir)).toEqual(['cache']);
     });
 
-    it('fails with exit 102 when the backend cleanup fails, still removing the work directory', async () => {
+    it('fails with CLEANUP_FAILED when the backend cleanup fails, still removing the work directory', async () => {
       const ws = await workspace({ extensions: [{ id: 'A', run: `${header}RUN echo a > /a\n` }] });
       class FailingCleanup extends FakeBackend {
         override async cleanup(...args: Parameters<FakeBackend['cleanup']>) {
@@ -335,7 +332,6 @@ describe('extend', () => {
       }
       const err = (await extend({ kind: 'run', inputs: ws.inputs, backend: new FailingCleanup() }).catch((e: unknown) => e)) as ExtenderError;
       expect(err.code).toBe('CLEANUP_FAILED');
-      expect(err.exitCode).toBe(102);
       expect(err.message).toBe('failed to extend run image: cleaning up backend fake: device busy');
       expect(await readdir(ws.extendDir)).toEqual(['cache']);
     });
@@ -396,12 +392,11 @@ describe('extend', () => {
   });
 
   describe('failures from the backend', () => {
-    it('names the extension and the failing instruction, exit 102', async () => {
+    it('names the extension and the failing instruction (APPLY_FAILED)', async () => {
       const ws = await workspace({ extensions: [{ id: 'curl', run: `${header}RUN echo a > /a\nRUN exit 3\n` }] });
       const backend = new FakeBackend();
       const err = (await extend({ kind: 'run', inputs: ws.inputs, backend }).catch((e: unknown) => e)) as ExtenderError;
       expect(err.code).toBe('APPLY_FAILED');
-      expect(err.exitCode).toBe(102);
       expect(err.instruction).toBe('RUN exit 3');
       expect(err.message).toBe('failed to extend run image: applying Dockerfile for curl: RUN exit 3: command "exit 3" exited with status 3');
       expect(backend.cleanups).toBe(1);
@@ -441,12 +436,11 @@ describe('extend', () => {
       expect(err.code).toBe('BACKEND_UNSUPPORTED');
     });
 
-    it('finds a bad second Dockerfile before the first is applied, naming it (exit 102)', async () => {
+    it('finds a bad second Dockerfile before the first is applied, naming it (DOCKERFILE_INVALID)', async () => {
       const ws = await workspace({ extensions: [{ id: 'good', run: `${header}RUN echo a > /a\n` }, { id: 'bad', run: `${header}FROM \${base_image}\n` }] });
       const backend = new FakeBackend();
       const err = (await extend({ kind: 'run', inputs: ws.inputs, backend }).catch((e: unknown) => e)) as ExtenderError;
       expect(err.code).toBe('DOCKERFILE_INVALID');
-      expect(err.exitCode).toBe(102);
       expect(err.extensionId).toBe('bad');
       expect(err.message).toMatch(/^failed to extend run image: applying Dockerfile for bad: .*multistage/);
       // nothing was applied, not even the good first one
@@ -454,7 +448,7 @@ describe('extend', () => {
       await expect(readdir(join(ws.extendedDir, 'run'))).rejects.toThrow(/ENOENT/);
     });
 
-    it('rejects multi-stage Dockerfiles (extension rules) with exit 102', async () => {
+    it('rejects multi-stage Dockerfiles (extension rules) with DOCKERFILE_INVALID', async () => {
       const ws = await workspace({ extensions: [{ id: 'A', run: `${header}FROM \${base_image}\n` }] });
       const err = (await extend({ kind: 'run', inputs: ws.inputs, backend: new FakeBackend() }).catch((e: unknown) => e)) as ExtenderError;
       expect(err.code).toBe('DOCKERFILE_INVALID');

@@ -103,7 +103,7 @@ export interface ExtendResult {
 }
 
 /**
- * Extend the build or run image. Throws `ExtenderError` (see `exitCode`).
+ * Extend the build or run image. Throws `ExtenderError` (see its `code`).
  */
 export async function extend(options: ExtendOptions): Promise<ExtendResult> {
   const { kind } = options;

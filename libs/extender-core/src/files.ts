@@ -4,7 +4,6 @@
  * ExtenderErrors that name the file.
  */
 import {
-  LifecycleError,
   TomlFileError,
   extendArgsFor,
   ifExists,
@@ -17,7 +16,7 @@ import {
   type DeprecationMode,
 } from '@cnb-extender/platform';
 import type { BuildArg, ExtendKind } from './backend.ts';
-import { ExtenderError, messageOf, type ExtenderErrorCode } from './errors.ts';
+import { ExtenderError, messageOf, type ErrorCode } from './errors.ts';
 import type { EventSink } from './events.ts';
 
 export interface AnalyzedImage {
@@ -40,7 +39,7 @@ export interface GroupExtension {
 }
 
 /** A TomlFileError (or anything else) as an ExtenderError naming `path`. */
-function fileError(err: unknown, code: ExtenderErrorCode, path: string, what: string): ExtenderError {
+function fileError(err: unknown, code: ErrorCode, path: string, what: string): ExtenderError {
   if (err instanceof TomlFileError) {
     // The platform reader's message already reads `reading <what> <path>: …`.
     const message = err.notFound ? `reading ${what} ${path}: file does not exist` : err.message.replace(/^reading/, 'parsing');
@@ -106,8 +105,7 @@ export async function readGroupExtensions(path: string, options: ReadGroupOption
       });
       for (const notice of verified.notices) options.events?.emit({ type: 'warning', level: 'warn', code: 'deprecated-api', message: notice.message, extensionId: element.id });
     } catch (err) {
-      const detail = err instanceof LifecycleError ? err.message : messageOf(err);
-      throw new ExtenderError('EXTENSION_API_UNSUPPORTED', `reading group file ${path}: ${detail}`, { cause: err, path, extensionId: element.id });
+      throw new ExtenderError('EXTENSION_API_UNSUPPORTED', `reading group file ${path}: ${messageOf(err)}`, { cause: err, path, extensionId: element.id });
     }
     out.push({ id: element.id, version: element.version, api });
   }

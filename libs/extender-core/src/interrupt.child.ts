@@ -1,8 +1,9 @@
 /**
  * Test fixture (not library code): runs `extend()` with a slow FakeBackend in a
  * child process, the way a CLI would: SIGTERM aborts the run through its
- * AbortSignal. Writes one JSON line per event to stdout; exits with the
- * error's exit code.
+ * AbortSignal. Writes one JSON line per event to stdout, and one `error` line
+ * with the error's code when it fails; exits 0 when it succeeds, else 1 (the
+ * code → exit-code table belongs to the CLIs, which the core does not import).
  *
  * argv[2]: JSON of `{ kind, inputs, stall }`. `stall: 'apply'` makes every
  * instruction slow; `stall: 'output'` makes the last new layer's blob stream
@@ -13,7 +14,7 @@ import { createReadStream } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import type { ImageDescription } from './backend.ts';
 import { extend, type ExtendInputs } from './extend.ts';
-import { ExtenderError } from './errors.ts';
+import type { ExtenderError } from './errors.ts';
 import { FakeBackend } from './testing/fake-backend.ts';
 
 const { kind, inputs, stall } = JSON.parse(process.argv[2] ?? '{}') as { kind: 'build' | 'run'; inputs: ExtendInputs; stall: 'apply' | 'output' };
@@ -55,5 +56,5 @@ try {
   process.exitCode = 0;
 } catch (err) {
   process.stdout.write(`${JSON.stringify({ type: 'error', code: (err as ExtenderError).code, message: (err as Error).message })}\n`);
-  process.exitCode = err instanceof ExtenderError ? err.exitCode : 1;
+  process.exitCode = 1;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { asLifecycleError, exitCodeOf, fail, failErr, FlagError, formatFailure, LifecycleError, renderError } from './errors.ts';
+import { ExtenderError, fail, FlagError, formatFailure, messageOf, renderError, wrap } from './errors.ts';
 
 describe('errors', () => {
   it('formats the lifecycle chain', () => {
@@ -9,38 +9,53 @@ describe('errors', () => {
     expect(formatFailure(['parse', 'arguments'])).toBe('failed to parse arguments');
   });
 
-  it('fail() carries code, action and cause', () => {
+  it('fail() carries code, action, cause and details', () => {
     const cause = new Error('received unexpected arguments');
-    const err = fail(3, 'parse arguments', cause);
-    expect(err).toBeInstanceOf(LifecycleError);
-    expect(err.code).toBe(3);
+    const err = fail('INVALID_INPUT', 'parse arguments', cause, ['unconsumed flag-like positional arg: -uid']);
+    expect(err).toBeInstanceOf(ExtenderError);
+    expect(err.code).toBe('INVALID_INPUT');
     expect(err.action).toBe('parse arguments');
     expect(err.cause).toBe(cause);
+    expect(err.details).toEqual(['unconsumed flag-like positional arg: -uid']);
     expect(err.message).toBe('failed to parse arguments: received unexpected arguments');
+    expect(fail('FAILED', ['parse', 'log level']).details).toEqual([]);
   });
 
-  it('failErr keeps the code of a LifecycleError cause, else 1', () => {
-    expect(failErr(fail(12, 'set API'), 'initialize extender').code).toBe(12);
-    expect(failErr(new Error('x'), 'chown volumes').code).toBe(1);
+  it('an ExtenderError carries what the core knows about the failure', () => {
+    const err = new ExtenderError('APPLY_FAILED', 'RUN exit 3: exit code 3', { path: '/generated/run/x/Dockerfile', instruction: 'RUN exit 3', extensionId: 'x' });
+    expect(err).toMatchObject({ name: 'ExtenderError', code: 'APPLY_FAILED', path: '/generated/run/x/Dockerfile', instruction: 'RUN exit 3', extensionId: 'x', action: undefined });
+    expect(err.details).toEqual([]);
   });
 
-  it('asLifecycleError passes LifecycleErrors through and wraps the rest', () => {
-    const inner = fail(12, 'set API');
-    expect(asLifecycleError(inner, 1, 'initialize extender')).toBe(inner);
-    const wrapped = asLifecycleError(new Error('no such file'), 1, 'initialize extender');
-    expect(wrapped.message).toBe('failed to initialize extender: no such file');
+  describe('#wrap', () => {
+    it('prefixes an action and keeps the code, the details and what the inner error knows', () => {
+      const inner = new ExtenderError('APPLY_FAILED', 'RUN exit 3: exit code 3', { instruction: 'RUN exit 3', details: ['see the log'] });
+      const wrapped = wrap(inner, 'applying Dockerfile for x', 'FAILED', { extensionId: 'x', instruction: 'ignored' });
+      expect(wrapped).toMatchObject({ code: 'APPLY_FAILED', message: 'applying Dockerfile for x: RUN exit 3: exit code 3', instruction: 'RUN exit 3', extensionId: 'x', cause: inner });
+      expect(wrapped.details).toEqual(['see the log']);
+    });
+
+    it('gives anything else the fallback code', () => {
+      const cause = new Error('ENOENT');
+      expect(wrap(cause, 'reading analyzed.toml', 'ANALYZED_INVALID', { path: '/layers/analyzed.toml' })).toMatchObject({
+        code: 'ANALYZED_INVALID',
+        message: 'reading analyzed.toml: ENOENT',
+        path: '/layers/analyzed.toml',
+        cause,
+      });
+      expect(wrap('text', 'x', 'FAILED').message).toBe('x: text');
+    });
   });
 
-  it('exitCodeOf', () => {
-    expect(exitCodeOf(undefined)).toBe(0);
-    expect(exitCodeOf(fail(102, 'extend run image'))).toBe(102);
-    expect(exitCodeOf(new Error('x'))).toBe(1);
-    expect(exitCodeOf('a string')).toBe(1);
+  it('messageOf', () => {
+    expect(messageOf(new Error('x'))).toBe('x');
+    expect(messageOf('a string')).toBe('a string');
+    expect(messageOf(3)).toBe('3');
   });
 
   describe('#renderError', () => {
     it('prefixes ERROR: and ends with a newline', () => {
-      expect(renderError(fail(102, 'extend run image', new Error('boom')))).toBe('ERROR: failed to extend run image: boom\n');
+      expect(renderError(fail('APPLY_FAILED', 'extend run image', new Error('boom')))).toBe('ERROR: failed to extend run image: boom\n');
       expect(renderError(new Error('plain'))).toBe('ERROR: plain\n');
     });
     it('colours the prefix when asked', () => {
@@ -48,7 +63,8 @@ describe('errors', () => {
     });
     it('prints flag errors the Go way: message, then usage', () => {
       const err = new FlagError('flag provided but not defined: -foo', 'Usage of lifecycle:\n  -app string\n');
-      expect(err.code).toBe(2);
+      expect(err).toBeInstanceOf(ExtenderError);
+      expect(err.code).toBe('INVALID_FLAG');
       expect(renderError(err)).toBe('flag provided but not defined: -foo\nUsage of lifecycle:\n  -app string\n');
     });
   });

@@ -5,7 +5,7 @@ describe('public API (imported by package name)', () => {
   it('exports each area', () => {
     for (const name of [
       'ApiVersion', 'PLATFORM_APIS', 'EXTEND_PLATFORM_APIS', 'BUILDPACK_APIS', 'verifyPlatformApi', 'verifyBuildpackApi',
-      'EXIT_CODES', 'EXIT_CODE_TABLE', 'LifecycleError', 'FlagError', 'fail', 'renderError', 'exitCodeOf',
+      'EXIT_CODES', 'EXIT_CODE_TABLE', 'ExtenderError', 'FlagError', 'fail', 'wrap', 'renderError',
       'createLogger', 'renderLogLine', 'parseLogLevel',
       'readAnalyzed', 'writeAnalyzed', 'updateAnalyzed', 'readGroup', 'verifyGroupExtensions', 'readExtendConfig', 'readPlan', 'readRun',
       'readLifecycleDescriptor', 'createLifecycleDescriptor', 'writeFileAtomic', 'ifExists', 'TomlFileError',

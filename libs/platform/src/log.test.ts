@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LifecycleError } from './errors.ts';
+import { ExtenderError } from './errors.ts';
 import { createLogger, levelEnabled, parseLogLevel, renderLogLine, type LogEntry } from './log.ts';
 
 describe('log', () => {
@@ -13,16 +13,16 @@ describe('log', () => {
       ['fatal', 'error'],
     ])('%s → %s', (input, level) => expect(parseLogLevel(input)).toBe(level));
 
-    it('fails like the lifecycle with exit 1', () => {
+    it('fails like the lifecycle (FAILED, exit 1)', () => {
       let err: unknown;
       try {
         parseLogLevel('loud');
       } catch (e) {
         err = e;
       }
-      expect(err).toBeInstanceOf(LifecycleError);
-      expect((err as LifecycleError).code).toBe(1);
-      expect((err as LifecycleError).message).toBe('failed to parse log level: invalid level');
+      expect(err).toBeInstanceOf(ExtenderError);
+      expect((err as ExtenderError).code).toBe('FAILED');
+      expect((err as ExtenderError).message).toBe('failed to parse log level: invalid level');
     });
   });
 

@@ -1,4 +1,3 @@
-import { EXIT_CODES } from './exit-codes.ts';
 import { fail } from './errors.ts';
 
 /** Log levels, lowest first. */
@@ -17,14 +16,14 @@ export function isLogLevel(value: string): value is LogLevel {
 /**
  * Parse `-log-level` / `CNB_LOG_LEVEL`. Accepts what the lifecycle's logger accepts
  * (`warning` = `warn`, `fatal` is treated as `error`). Anything else fails like upstream:
- * exit 1, `failed to parse log level: invalid level`.
+ * `FAILED` (exit 1), `failed to parse log level: invalid level`.
  */
 export function parseLogLevel(value: string): LogLevel {
   const v = value.trim().toLowerCase();
   if (isLogLevel(v)) return v;
   if (v === 'warning') return 'warn';
   if (v === 'fatal') return 'error';
-  throw fail(EXIT_CODES.failed, 'parse log level', new Error('invalid level'));
+  throw fail('FAILED', 'parse log level', new Error('invalid level'));
 }
 
 /** Whether a message at `level` shows when the threshold is `threshold`. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createApiList, deprecationModeSetting, EXIT_CODES, parseDeprecationMode, verifyBuildpackApi } from '@cnb-extender/platform';
+import { exitCodeOf } from '../exit-codes.ts';
 import { builtInSchedule } from './builtin.ts';
 import { SURFACE_IDS, ScheduleError, checkRelease, checkSchedule, evaluateSurface, parseSchedule, stageOf, type DeprecatedSurface } from './schedule.ts';
 
@@ -80,7 +81,9 @@ describe('deprecation schedule', () => {
         'flag -kaniko-cache-ttl is deprecated since 0.2.0 and fails from 1.0.0; use -extend-cache-ttl instead (see docs/cli.md#deprecations)',
       );
       expect(evaluateSurface(surface, '0.2.0', 'quiet')).toEqual({});
-      expect(evaluateSurface(surface, '0.2.0', 'error').error?.code).toBe(EXIT_CODES.invalidArgs);
+      const refused = evaluateSurface(surface, '0.2.0', 'error').error;
+      expect(refused?.code).toBe('DEPRECATED_SURFACE');
+      expect(exitCodeOf(refused)).toBe(EXIT_CODES.invalidArgs);
       expect(evaluateSurface(surface, '1.0.0', undefined).error?.message).toBe(
         'failed to use flag -kaniko-cache-ttl: it is deprecated since 0.2.0 and disabled since 1.0.0 (removed in 2.0.0); use -extend-cache-ttl instead, or set CNB_DEPRECATION_MODE=warn to keep it until then (see docs/cli.md#deprecations)',
       );

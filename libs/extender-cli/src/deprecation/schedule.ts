@@ -6,7 +6,7 @@
  */
 import semver from 'semver';
 import { parse as parseToml } from 'smol-toml';
-import { EXIT_CODES, LifecycleError, type DeprecationMode } from '@cnb-extender/platform';
+import { ExtenderError, type DeprecationMode } from '@cnb-extender/platform';
 
 /** Every deprecated surface the code still implements. The release check compares the schedule with this list. */
 export const SURFACE_IDS = ['lifecycle-extender-entry', 'kaniko-cache-ttl-flag', 'kaniko-cache-ttl-env', 'implicit-kaniko-dir', 'inplace-build-chaining'] as const;
@@ -125,8 +125,8 @@ export type DeprecationModeSetting = DeprecationMode | undefined;
 export interface DeprecationOutcome {
   /** A line to log once at warn level. */
   notice?: string;
-  /** The run must stop with this error (exit 3). */
-  error?: LifecycleError;
+  /** The run must stop with this error (`DEPRECATED_SURFACE`, exit 3). */
+  error?: ExtenderError;
 }
 
 function seeDocs(s: DeprecatedSurface): string {
@@ -142,7 +142,7 @@ function seeDocs(s: DeprecatedSurface): string {
 export function evaluateSurface(surface: DeprecatedSurface, version: string, mode: DeprecationModeSetting): DeprecationOutcome {
   const stage = stageOf(surface, version);
   const failure = (why: string, hint = '') =>
-    new LifecycleError(EXIT_CODES.invalidArgs, `failed to use ${surface.surface}: ${why}; use ${surface.replacement} instead${hint} (${seeDocs(surface)})`, {
+    new ExtenderError('DEPRECATED_SURFACE', `failed to use ${surface.surface}: ${why}; use ${surface.replacement} instead${hint} (${seeDocs(surface)})`, {
       action: `use ${surface.surface}`,
     });
   switch (stage) {

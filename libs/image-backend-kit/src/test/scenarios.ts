@@ -167,7 +167,7 @@ export function runImageBackendScenarios(options: ScenarioOptions): void {
       expect(result.image.config.history?.at(-1)?.created_by).toBe("Layer: 'RUN echo one > /one', Created by extension: test/one");
     });
 
-    it('a failing RUN fails the phase with exit 102 naming the extension and the instruction', async () => {
+    it('a failing RUN fails the phase (APPLY_FAILED) naming the extension and the instruction', async () => {
       const run = env.fixtures.run;
       const ws = await createWorkspace({
         runImage: run.registryRef,
@@ -180,7 +180,7 @@ export function runImageBackendScenarios(options: ScenarioOptions): void {
         (e: unknown) => e,
       );
       expect(err).toBeInstanceOf(ExtenderError);
-      expect((err as ExtenderError).exitCode).toBe(102);
+      expect((err as ExtenderError).code).toBe('APPLY_FAILED');
       expect((err as ExtenderError).message).toContain('failed to extend run image: applying Dockerfile for test/fail: RUN exit 3');
       for (const entry of await readdir(ws.extendDir)) expect(entry).toBe('cache');
     });
@@ -239,7 +239,7 @@ export function runImageBackendScenarios(options: ScenarioOptions): void {
       );
       await wrong.close();
       expect(err).toBeInstanceOf(ExtenderError);
-      expect((err as ExtenderError).exitCode).toBe(102);
+      expect((err as ExtenderError).code).toBe('APPLY_FAILED');
       const message = (err as ExtenderError).message;
       expect(message).toContain(`fetching layer sha256:`);
       expect(message).toContain(`${secure.host}/fixtures/run-auth`);

@@ -1,4 +1,3 @@
-import { EXIT_CODES } from '../exit-codes.ts';
 import { fail } from '../errors.ts';
 import { BUILDPACK_APIS, EXTEND_PLATFORM_APIS, type ApiList } from './apis.ts';
 import { ApiVersion } from './version.ts';
@@ -44,13 +43,13 @@ export interface VerifyPlatformApiOptions {
 
 /**
  * Check `CNB_PLATFORM_API` the way the lifecycle does before anything else. Throws a
- * LifecycleError with exit code 11 and the lifecycle's message when it is missing,
+ * `PLATFORM_API_UNSUPPORTED` error (exit 11) with the lifecycle's message when it is missing,
  * unparsable, unsupported, or deprecated while `CNB_DEPRECATION_MODE=error`.
  */
 export function verifyPlatformApi(requested: string | undefined, options: VerifyPlatformApiOptions = {}): VerifiedApi {
   const apis = options.apis ?? EXTEND_PLATFORM_APIS;
   const mode = options.deprecationMode ?? DEFAULT_DEPRECATION_MODE;
-  const code = EXIT_CODES.incompatiblePlatformApi;
+  const code = 'PLATFORM_API_UNSUPPORTED';
   if (requested === undefined || requested.trim() === '') {
     throw fail(code, `get platform API version; please set '${ENV_PLATFORM_API}' to specify the desired platform API version`);
   }
@@ -80,7 +79,7 @@ export interface VerifyBuildpackApiOptions {
 
 /**
  * Check the Buildpack API a buildpack or extension declares (`api` in group.toml). Throws a
- * LifecycleError with exit code 12 and the lifecycle's message when it is unparsable or
+ * `EXTENSION_API_UNSUPPORTED` error (exit 12) with the lifecycle's message when it is unparsable or
  * unsupported (or deprecated under `CNB_DEPRECATION_MODE=error`).
  *
  * `name` is `<id>@<version>`. Upstream prints `'<nil>'` instead of the text it failed to
@@ -89,7 +88,7 @@ export interface VerifyBuildpackApiOptions {
 export function verifyBuildpackApi(kind: ModuleKind, name: string, requested: string | undefined, options: VerifyBuildpackApiOptions = {}): VerifiedApi {
   const apis = options.apis ?? BUILDPACK_APIS;
   const mode = options.deprecationMode ?? DEFAULT_DEPRECATION_MODE;
-  const code = EXIT_CODES.incompatibleBuildpackApi;
+  const code = 'EXTENSION_API_UNSUPPORTED';
   const text = requested ?? '';
   const api = ApiVersion.tryParse(text);
   if (!api) throw fail(code, `parse buildpack API '${text}' for ${kind.toLowerCase()} '${name}'`);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parse } from 'smol-toml';
-import { LifecycleError, renderError } from '../errors.ts';
+import { ExtenderError, renderError } from '../errors.ts';
 import { escapeModuleId, moduleName, parseGroup, readGroup, stringifyGroup, verifyGroupExtensions, writeGroup } from './group.ts';
 import { createApiList } from '../api/apis.ts';
 
@@ -89,7 +89,7 @@ describe('group.toml', () => {
       expect(verifyGroupExtensions(parseGroup(GROUP))).toEqual([]);
     });
 
-    it('exits 12 naming the first extension with an unsupported API', () => {
+    it('fails (EXTENSION_API_UNSUPPORTED) naming the first extension with an unsupported API', () => {
       const g = parseGroup('[[group-extensions]]\nid = "samples/curl"\nversion = "0.0.1"\napi = "0.3"\n');
       let err: unknown;
       try {
@@ -97,8 +97,8 @@ describe('group.toml', () => {
       } catch (e) {
         err = e;
       }
-      expect(err).toBeInstanceOf(LifecycleError);
-      expect((err as LifecycleError).code).toBe(12);
+      expect(err).toBeInstanceOf(ExtenderError);
+      expect((err as ExtenderError).code).toBe('EXTENSION_API_UNSUPPORTED');
       expect(renderError(err)).toBe(
         "ERROR: failed to set API for Extension 'samples/curl@0.0.1': buildpack API version '0.3' is incompatible with the lifecycle\n",
       );

@@ -99,7 +99,7 @@ export interface VerifyGroupOptions {
 
 /**
  * Check every `[[group-extensions]]` API against the supported Buildpack APIs, in order.
- * Throws a LifecycleError with exit code 12 (`failed to set API for Extension '<id>@<version>':
+ * Throws an `EXTENSION_API_UNSUPPORTED` error (exit 12, `failed to set API for Extension '<id>@<version>':
  * buildpack API version '<api>' is incompatible with the lifecycle`); returns the notices to
  * log for deprecated APIs.
  */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FlagError, LifecycleError, renderError } from '../errors.ts';
+import { ExtenderError, FlagError, renderError } from '../errors.ts';
 import { PLATFORM_APIS } from '../api/apis.ts';
 import { extenderUsage, parseExtenderArgs, parseExtenderCommandLine, type ExtenderInvocation } from './extender.ts';
 
@@ -11,14 +11,14 @@ function run(argv: string[], env: Record<string, string> = ENV, cwd = '/cwd') {
   return invocation;
 }
 
-function failure(fn: () => ExtenderInvocation): LifecycleError {
+function failure(fn: () => ExtenderInvocation): ExtenderError {
   try {
     fn();
   } catch (err) {
-    if (err instanceof LifecycleError) return err;
+    if (err instanceof ExtenderError) return err;
     throw err;
   }
-  throw new Error('expected a LifecycleError');
+  throw new Error('expected an ExtenderError');
 }
 
 describe('extender command line', () => {
@@ -46,7 +46,7 @@ describe('extender command line', () => {
   it('reads CNB_EXEC_ENV and CNB_BUILD_CONFIG_DIR from env only', () => {
     const inv = run([], { ...ENV, CNB_EXEC_ENV: 'test', CNB_BUILD_CONFIG_DIR: '/bc', CNB_EXTEND_BACKEND: 'docker' });
     expect(inv.inputs).toMatchObject({ execEnv: 'test', buildConfigDir: '/bc', backend: 'docker' });
-    expect(failure(() => run(['-exec-env', 'test'])).code).toBe(2);
+    expect(failure(() => run(['-exec-env', 'test'])).code).toBe('INVALID_FLAG');
   });
 
   describe('-backend-opt', () => {
@@ -77,23 +77,23 @@ describe('extender command line', () => {
       expect(run(['-extend-network', 'host'], { ...ENV, CNB_EXTEND_NETWORK: 'none' }).inputs.extendNetwork).toBe('host');
     });
 
-    it('exits 3 for another value', () => {
+    it('is INVALID_INPUT for another value', () => {
       const err = failure(() => run(['-extend-network', 'bridge']));
-      expect(err.code).toBe(3);
+      expect(err.code).toBe('INVALID_INPUT');
       expect(err.message).toBe('failed to resolve inputs: invalid value "bridge" for -extend-network: expected one of default, none, host');
-      expect(failure(() => run([], { ...ENV, CNB_EXTEND_NETWORK: 'Host' })).code).toBe(3);
+      expect(failure(() => run([], { ...ENV, CNB_EXTEND_NETWORK: 'Host' })).code).toBe('INVALID_INPUT');
     });
   });
 
   describe('Platform API', () => {
-    it('exits 11 without CNB_PLATFORM_API', () => {
+    it('is PLATFORM_API_UNSUPPORTED without CNB_PLATFORM_API', () => {
       const err = failure(() => run([], {}));
-      expect(err.code).toBe(11);
+      expect(err.code).toBe('PLATFORM_API_UNSUPPORTED');
       expect(renderError(err)).toContain("please set 'CNB_PLATFORM_API'");
     });
 
-    it('exits 11 below 0.10 unless the full lifecycle list is used', () => {
-      expect(failure(() => run([], { CNB_PLATFORM_API: '0.9' })).code).toBe(11);
+    it('is PLATFORM_API_UNSUPPORTED below 0.10 unless the full lifecycle list is used', () => {
+      expect(failure(() => run([], { CNB_PLATFORM_API: '0.9' })).code).toBe('PLATFORM_API_UNSUPPORTED');
       const inv = parseExtenderCommandLine([], { env: { CNB_PLATFORM_API: '0.9' }, apis: PLATFORM_APIS });
       expect(inv.action).toBe('run');
     });
@@ -102,57 +102,57 @@ describe('extender command line', () => {
       const old = { CNB_PLATFORM_API: '0.11' };
       const err = failure(() => run(['-kind', 'run'], old));
       expect(err).toBeInstanceOf(FlagError);
-      expect(err.code).toBe(2);
+      expect(err.code).toBe('INVALID_FLAG');
       expect(err.message).toBe('flag provided but not defined: -kind');
-      expect(failure(() => run(['-extended', '/x'], old)).code).toBe(2);
+      expect(failure(() => run(['-extended', '/x'], old)).code).toBe('INVALID_FLAG');
       expect(run([], { ...old, CNB_EXTEND_KIND: 'run' }).inputs.extendKind).toBe('run');
       expect(run(['-kind', 'run'], { CNB_PLATFORM_API: '0.12' }).inputs.extendKind).toBe('run');
     });
   });
 
-  describe('exit codes', () => {
-    it('2 for an unknown flag, with the usage text', () => {
+  describe('error codes', () => {
+    it('INVALID_FLAG for an unknown flag, with the usage text', () => {
       const err = failure(() => run(['-bogus']));
-      expect(err.code).toBe(2);
+      expect(err.code).toBe('INVALID_FLAG');
       const text = renderError(err);
       expect(text.startsWith('flag provided but not defined: -bogus\nUsage of lifecycle:\n')).toBe(true);
       expect(text).toContain('  -analyzed string\n    \tpath to analyzed.toml (default "<layers>/analyzed.toml")\n');
     });
 
-    it('2 for an invalid duration flag', () => {
+    it('INVALID_FLAG for an invalid duration flag', () => {
       const err = failure(() => run(['-extend-cache-ttl', '2 weeks']));
-      expect(err.code).toBe(2);
+      expect(err.code).toBe('INVALID_FLAG');
       expect(err.message).toBe('invalid value "2 weeks" for flag -extend-cache-ttl: parse error');
     });
 
-    it('3 for positional arguments, with the lifecycle message', () => {
+    it('INVALID_INPUT for positional arguments, with the lifecycle message', () => {
       const err = failure(() => run(['-kind', 'build', 'extra', '-uid', '5']));
-      expect(err.code).toBe(3);
+      expect(err.code).toBe('INVALID_INPUT');
       expect(renderError(err)).toBe('ERROR: failed to parse arguments: received unexpected arguments\n');
       expect(err.details).toHaveLength(1);
       expect(err.details[0]).toContain('-uid');
     });
 
-    it('3 for arguments after --', () => {
-      expect(failure(() => run(['--', '-kind', 'run'])).code).toBe(3);
+    it('INVALID_INPUT for arguments after --', () => {
+      expect(failure(() => run(['--', '-kind', 'run'])).code).toBe('INVALID_INPUT');
     });
 
-    it('3 for -kind other than build|run', () => {
+    it('INVALID_INPUT for -kind other than build|run', () => {
       const err = failure(() => run(['-kind', 'image']));
-      expect(err.code).toBe(3);
+      expect(err.code).toBe('INVALID_INPUT');
       expect(err.message).toBe('failed to resolve inputs: invalid value "image" for -kind: expected one of build, run');
-      expect(failure(() => run([], { ...ENV, CNB_EXTEND_KIND: 'Run' })).code).toBe(3);
+      expect(failure(() => run([], { ...ENV, CNB_EXTEND_KIND: 'Run' })).code).toBe('INVALID_INPUT');
     });
 
-    it('3 for -log-format other than text|json', () => {
-      expect(failure(() => run(['-log-format', 'xml'])).code).toBe(3);
+    it('INVALID_INPUT for -log-format other than text|json', () => {
+      expect(failure(() => run(['-log-format', 'xml'])).code).toBe('INVALID_INPUT');
     });
 
-    it('1 for an invalid log level, checked before positional arguments (as upstream)', () => {
+    it('FAILED for an invalid log level, checked before positional arguments (as upstream)', () => {
       const err = failure(() => run(['-log-level', 'loud', 'extra']));
-      expect(err.code).toBe(1);
+      expect(err.code).toBe('FAILED');
       expect(err.message).toBe('failed to parse log level: invalid level');
-      expect(failure(() => run([], { ...ENV, CNB_LOG_LEVEL: 'loud' })).code).toBe(1);
+      expect(failure(() => run([], { ...ENV, CNB_LOG_LEVEL: 'loud' })).code).toBe('FAILED');
     });
   });
 

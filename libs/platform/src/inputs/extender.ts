@@ -1,7 +1,6 @@
 import { EXTEND_PLATFORM_APIS, type ApiList } from '../api/apis.ts';
 import { ENV_DEPRECATION_MODE, ENV_PLATFORM_API, parseDeprecationMode, verifyPlatformApi, type Notice } from '../api/verify.ts';
 import { ApiVersion } from '../api/version.ts';
-import { EXIT_CODES } from '../exit-codes.ts';
 import { fail } from '../errors.ts';
 import { parseLogLevel, type LogFormat, type LogLevel } from '../log.ts';
 import { EXTENDER_INPUTS, type ExtendKind, type ExtendLayerCompression, type ExtendNetwork } from './definitions.ts';
@@ -110,7 +109,7 @@ export function parseExtenderArgs(argv: readonly string[], options: ParseExtende
     const details = parsed.positional
       .filter((arg) => arg.startsWith('-'))
       .map((arg) => `unconsumed flag-like positional arg: ${arg}; it is not interpreted as a flag (flags must come before the first positional argument)`);
-    throw fail(EXIT_CODES.invalidArgs, 'parse arguments', new Error('received unexpected arguments'), details);
+    throw fail('INVALID_INPUT', 'parse arguments', new Error('received unexpected arguments'), details);
   }
   checkChoices(EXTENDER_INPUTS, resolved);
 

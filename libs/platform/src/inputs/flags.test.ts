@@ -98,9 +98,9 @@ describe('#parseGoFlags', () => {
     [['-uid', '99999999999999999999'], 'invalid value "99999999999999999999" for flag -uid: value out of range'],
     [['-ttl', '2w'], 'invalid value "2w" for flag -ttl: parse error'],
     [['-ttl='], 'invalid value "" for flag -ttl: parse error'],
-  ])('%j exits 2: %s', (argv, message) => {
+  ])('%j is INVALID_FLAG: %s', (argv, message) => {
     const err = flagError(...argv);
-    expect(err.code).toBe(2);
+    expect(err.code).toBe('INVALID_FLAG');
     expect(err.message).toBe(message);
     expect(err.usage).toBe(USAGE);
   });

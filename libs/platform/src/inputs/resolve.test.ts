@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LifecycleError } from '../errors.ts';
+import { ExtenderError } from '../errors.ts';
 import { EXTENDER_INPUTS, type InputDefinition } from './definitions.ts';
 import { checkChoices, deprecationMessages, flagSpecsFor, resolveInputs } from './resolve.ts';
 
@@ -189,9 +189,9 @@ describe('#resolveInputs', () => {
         } catch (e) {
           err = e;
         }
-        expect(err).toBeInstanceOf(LifecycleError);
-        expect((err as LifecycleError).code).toBe(3);
-        expect((err as LifecycleError).message).toBe(`failed to resolve inputs: invalid value "both" for ${from}: expected one of build, run`);
+        expect(err).toBeInstanceOf(ExtenderError);
+        expect((err as ExtenderError).code).toBe('INVALID_INPUT');
+        expect((err as ExtenderError).message).toBe(`failed to resolve inputs: invalid value "both" for ${from}: expected one of build, run`);
       }
     });
   });

@@ -1,6 +1,5 @@
 import { resolve as resolvePath } from 'node:path';
 import { ApiVersion } from '../api/version.ts';
-import { EXIT_CODES } from '../exit-codes.ts';
 import { fail } from '../errors.ts';
 import { PLACEHOLDER_LAYERS, type InputDefinition } from './definitions.ts';
 import type { FlagSpec } from './flags.ts';
@@ -222,8 +221,8 @@ export function resolveInputs(defs: readonly InputDefinition[], options: Resolve
 }
 
 /**
- * Check `choices` (e.g. `-kind` build|run). A value outside them is a LifecycleError with
- * exit code 3: `failed to resolve inputs: invalid value "x" for -kind: expected one of build, run`.
+ * Check `choices` (e.g. `-kind` build|run). A value outside them is an `INVALID_INPUT` error
+ * (exit 3): `failed to resolve inputs: invalid value "x" for -kind: expected one of build, run`.
  */
 export function checkChoices(defs: readonly InputDefinition[], resolved: ResolvedInputs): void {
   for (const def of defs) {
@@ -232,7 +231,7 @@ export function checkChoices(defs: readonly InputDefinition[], resolved: Resolve
     if (typeof value === 'string' && !def.choices.includes(value)) {
       const origin = resolved.origins[def.key];
       const from = origin?.name ?? 'default';
-      throw fail(EXIT_CODES.invalidArgs, 'resolve inputs', new Error(`invalid value ${JSON.stringify(value)} for ${from}: expected one of ${def.choices.join(', ')}`));
+      throw fail('INVALID_INPUT', 'resolve inputs', new Error(`invalid value ${JSON.stringify(value)} for ${from}: expected one of ${def.choices.join(', ')}`));
     }
   }
 }
