@@ -110,6 +110,30 @@ describe('checkBoundaries', () => {
     expect(violations.map((v) => v.rule)).toEqual(['@x/oci is imported but not declared in libs/extender-core/package.json']);
   });
 
+  it('lets only the apps, tools and e2e tests import the CLI layer and its exit-code table', async () => {
+    const cli: FakePackage = { dir: 'libs/extender-cli', name: '@x/extender-cli', tags: ['type:cli'], dependencies: ['@x/extender-core'], files: { 'src/exit-codes.ts': 'export {};' } };
+    const importsCli = (pkg: FakePackage): FakePackage => ({ ...pkg, dependencies: [...(pkg.dependencies ?? []), '@x/extender-cli'], files: { 'src/index.ts': "import { exitCodeOf } from '@x/extender-cli';" } });
+    const kit: FakePackage = { dir: 'libs/image-backend-kit', name: '@x/image-backend-kit', tags: ['type:backend-kit'], files: {} };
+    const catalog: FakePackage = { dir: 'libs/backend-catalog', name: '@x/backend-catalog', tags: ['type:composition'], files: {} };
+    const release: FakePackage = { dir: 'tools/release', name: '@x/release', tags: ['type:tool'], files: {} };
+    const root = await workspace([
+      oci,
+      core('export {};'),
+      cli,
+      importsCli(backend('docker')),
+      importsCli(kit),
+      importsCli(catalog),
+      importsCli(app),
+      importsCli(release),
+    ]);
+    const rule = 'only the apps import the CLI layer (a library never reads its error-code → exit-code table)';
+    expect((await checkBoundaries(root)).map((v) => `${v.from}: ${v.rule}`).sort()).toEqual([
+      `@x/backend-catalog: ${rule}`,
+      `@x/backend-docker: ${rule}`,
+      `@x/image-backend-kit: ${rule}`,
+    ]);
+  });
+
   it('lets test code use tools but not production code', async () => {
     const tool: FakePackage = { dir: 'tools/testenv', name: '@x/testenv', tags: ['type:tool'], files: { 'src/index.ts': '' } };
     const pkg = { ...oci, dependencies: ['@x/testenv'], files: { 'src/a.test.ts': "import '@x/testenv';", 'src/a.ts': "import '@x/testenv';" } };

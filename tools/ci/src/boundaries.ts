@@ -30,6 +30,9 @@ export function brokenRule(from: WorkspacePackage, to: WorkspacePackage, inTestC
   // Tests and benchmarks may use the test environment and other tools.
   if (inTestCode && hasTag(to, 'type:tool')) return undefined;
   if (hasTag(to, 'type:app')) return 'nothing imports an app (share code through a lib)';
+  if (hasTag(to, 'type:cli') && !['type:cli', 'type:app', 'type:tool', 'type:e2e'].some((tag) => hasTag(from, tag))) {
+    return 'only the apps import the CLI layer (a library never reads its error-code → exit-code table)';
+  }
   if (hasTag(from, 'type:core') && isBackend(to)) return 'extender-core never imports a backend';
   if (isBackend(from) && isBackend(to)) return 'a backend never imports another backend';
   if (hasTag(from, 'type:util') && !hasTag(to, 'type:util')) return 'a util lib imports only util libs';
