@@ -113,7 +113,8 @@ export async function* parallelGzip(input: AsyncIterable<Uint8Array>, level = 6,
   yield* compressBlocks(input, GZIP_BLOCK_SIZE, concurrency, (block, last, before) => {
     crc = crc32(block, crc);
     length = (length + block.length) % 2 ** 32;
-    const options: ZlibOptions = { level, finishFlush: last ? constants.Z_FINISH : constants.Z_SYNC_FLUSH };
+    // one output buffer the size of the block: zlib's default 16 KiB would mean a callback and a copy per 16 KiB
+    const options: ZlibOptions = { level, finishFlush: last ? constants.Z_FINISH : constants.Z_SYNC_FLUSH, chunkSize: GZIP_BLOCK_SIZE };
     if (before.length > 0) options.dictionary = before;
     // A full block of zeros after a window of zeros: the same bytes every time.
     const reusable = !last && block.length === GZIP_BLOCK_SIZE && before.length === WINDOW && allZero(before) && allZero(block);
@@ -134,7 +135,8 @@ const zstdCompressAsync = promisify<Buffer, ZstdOptions, Buffer>(zstdCompress);
  * output depends only on the input bytes and the level.
  */
 export async function* parallelZstd(input: AsyncIterable<Uint8Array>, level = 3, concurrency = defaultConcurrency()): AsyncGenerator<Buffer> {
-  const options: ZstdOptions = { params: { [constants.ZSTD_c_compressionLevel]: level, [constants.ZSTD_c_checksumFlag]: 1 } };
+  // one output buffer the size of the block: zlib's default 16 KiB would mean a callback and a copy per 16 KiB
+  const options: ZstdOptions = { chunkSize: ZSTD_BLOCK_SIZE, params: { [constants.ZSTD_c_compressionLevel]: level, [constants.ZSTD_c_checksumFlag]: 1 } };
   // Frames are independent: a full block of zeros always gives the same frame.
   yield* compressBlocks(input, ZSTD_BLOCK_SIZE, concurrency, (block) => onceForZeros(`zstd-${level}`, block.length === ZSTD_BLOCK_SIZE && allZero(block), () => zstdCompressAsync(block, options)));
 }
