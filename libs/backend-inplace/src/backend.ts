@@ -128,6 +128,11 @@ interface ApplyPlan extends ApplyInput {
    */
   layerFormat: LayerFormat;
   cache: LayerCache | undefined;
+  /**
+   * Whether changes become layers. Build kind without the layer cache: no, the build phase
+   * reads the root itself and nothing would read the layers, so no walk and no layer.
+   */
+  recordsLayers: boolean;
 }
 
 /** Prepares an apply: the root (unpacked when asked), the Dockerfile's one stage, what COPY sees, the snapshot options and the cache. */
@@ -153,7 +158,8 @@ async function prepareApply(options: InplaceBackendOptions, input: ApplyInput): 
           context.events.emit({ type: 'warning', level: 'warn', code: 'cache-entry-damaged', extensionId: dockerfile.extensionId, message: `removed damaged layer cache entry ${key} (${reason}); the step runs again` }),
         );
   cache?.prune();
-  return { ...input, options, root, stage, ignore, snapshotOptions, layerFormat, cache };
+  const recordsLayers = dockerfile.kind === 'run' || cache !== undefined;
+  return { ...input, options, root, stage, ignore, snapshotOptions, layerFormat, cache, recordsLayers };
 }
 
 /** Unpacks the base image's layers into `<work>/rootfs` and returns that root. */
@@ -227,9 +233,10 @@ class InplaceApply {
     events.emit({ type: 'instruction-started', level: 'info', extensionId, instruction: text, index });
     const lookup: CacheLookup = step.changesFilesystem ? await this.lookUp(index, step) : { hit: false, key: undefined };
     if (!lookup.hit) {
-      if (step.changesFilesystem) this.settleBaseline();
+      const { recordsLayers } = this.plan;
+      if (step.changesFilesystem && recordsLayers) this.settleBaseline();
       const result = await this.execute(index, step);
-      if (result.changesFilesystem) await this.recordChanges(index, text, lookup.key);
+      if (result.changesFilesystem && recordsLayers) await this.recordChanges(index, text, lookup.key);
     }
     events.emit({ type: 'instruction-finished', level: 'debug', extensionId, instruction: text, index });
   }

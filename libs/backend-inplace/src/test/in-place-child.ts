@@ -14,7 +14,7 @@ writeFileSync('/workspace/ctx/f', 'from the context\n');
 const backend = createInplaceBackend({ network: false, cache: false });
 const context = { signal: new AbortController().signal, events: new MemorySink(), workDir: '/kaniko/work' };
 const result = await backend.apply(
-  { extensionId: 'in-place', kind: 'build', path: '/workspace/build.Dockerfile', content, args: [{ name: 'base_image', value: 'base' }], contextDir: '/workspace/ctx' },
+  { extensionId: 'in-place', kind: 'run', path: '/workspace/run.Dockerfile', content, args: [{ name: 'base_image', value: 'base' }], contextDir: '/workspace/ctx' },
   base,
   { buildContext: '/workspace/ctx', ignorePaths: ['/workspace', '/layers', '/platform', '/kaniko/work'], cacheTtlMs: 0, extendDir: '/kaniko' },
   context,
