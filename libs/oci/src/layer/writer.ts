@@ -1,7 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, createWriteStream, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { Readable, Transform, type Writable } from 'node:stream';
+import { Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createZstdCompress } from 'node:zlib';
 import { digester, type Digest } from '../digest.ts';
@@ -75,7 +75,9 @@ export async function writeLayer(
 
   const contentHashes = new Map<string, string>();
   const hashing = options.hashContent ? { want: options.hashContent, found: contentHashes } : undefined;
-  const tar = Readable.from(tarChunks(list, mtime, diff.hash, counts, hashing), { objectMode: false, highWaterMark: 4 * CHUNK_SIZE });
+  // The generator itself is the source: its 1 MiB chunks reach the compressor as they are (a
+  // byte-mode Readable would hand on whatever it buffered, joined into one copy).
+  const tar = tarChunks(list, mtime, diff.hash, counts, hashing);
   const tap = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       // Uncompressed, the blob is the tar: its digest is the diffID, hashed once.
