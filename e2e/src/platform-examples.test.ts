@@ -23,7 +23,7 @@ import semver from 'semver';
 import { parse as parseToml } from 'smol-toml';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { loadBackend } from '@cnb-extender/backend-registry';
+import { selectBackend } from '@cnb-extender/backend-catalog';
 import { EXTENDER_INPUTS, PLACEHOLDER_LAYERS, type InputDefinition } from '@cnb-extender/platform';
 import { LIFECYCLE_PREFIX, PLATFORMS, RELEASE_ARCHES, REPO_ROOT, composedVersion } from '@cnb-extender/release';
 
@@ -162,7 +162,7 @@ export async function checkStep(step: ExtenderStep): Promise<string[]> {
   // privileges as the backend declares them
   const sc = step.securityContext;
   if (backend === 'inplace') {
-    const { privileges } = (await loadBackend('inplace', { env: {} })).capabilities;
+    const { privileges } = (await selectBackend('inplace')).definition;
     if (privileges.root && sc['runAsUser'] !== 0) at(`the inplace backend needs root, but runAsUser is ${sc['runAsUser']}`);
     const dropped: string[] = sc['capabilities']?.['drop'] ?? [];
     const added: string[] = sc['capabilities']?.['add'] ?? [];

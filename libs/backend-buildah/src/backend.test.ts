@@ -7,7 +7,8 @@ import { ExtenderError, MemorySink, extend, readLayoutImage, type DockerfileSpec
 import { createWorkspace, testEnv, type Workspace } from '@cnb-extender/extender-core/testing';
 import { decompressLayer, readTar, type Digest } from '@cnb-extender/oci';
 import { compareVersions } from './detect.ts';
-import { type BuildahBackend, createBackend, createBuildahBackend, detectBuildah, isBuildahAvailable, mountsBelow, type BuildahBackendOptions } from './index.ts';
+import { buildahDefinition } from './definition.ts';
+import { type BuildahBackend, createBuildahBackend, detectBuildah, isBuildahAvailable, mountsBelow, type BuildahBackendOptions } from './index.ts';
 import { hasCapSysResource, parseHardLimits } from './limits.ts';
 import { buildahExecutables } from './test-engines.ts';
 
@@ -145,12 +146,13 @@ exit 0
     expect((err as Error).message).toMatch(/could not find "netavark" .*; buildah 1\.43\.2 needs netavark to build, even for RUN on the host network: install it \(Debian: apt-get install netavark\)$/s);
   });
 
-  it('is created by the backend registry factory from the environment', async () => {
-    const backend = createBackend({ env: { BUILDAH_ISOLATION: 'chroot', SOURCE_DATE_EPOCH: '0' } });
+  it('is created by its definition from the environment', async () => {
+    const fromEnv = async (env: Record<string, string>) => (await buildahDefinition.create({ env })) as BuildahBackend;
+    const backend = await fromEnv({ BUILDAH_ISOLATION: 'chroot', SOURCE_DATE_EPOCH: '0' });
     expect(backend.id).toBe('buildah');
     expect(backend.isolation).toBe('chroot');
     expect(backend.timestamp).toBe(0);
-    expect(createBackend({ env: {} }).isolation).toBe('chroot');
+    expect((await fromEnv({})).isolation).toBe('chroot');
   });
 });
 

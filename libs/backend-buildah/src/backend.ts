@@ -269,8 +269,3 @@ export class BuildahBackend implements ExtenderBackend {
 export function createBuildahBackend(options: BuildahBackendOptions = {}): BuildahBackend {
   return new BuildahBackend(options);
 }
-
-/** The backend registry's factory (`{ env }`): settings from the environment. */
-export function createBackend(options: { env?: Readonly<Record<string, string | undefined>> } = {}): BuildahBackend {
-  return new BuildahBackend(options.env && Object.keys(options.env).length > 0 ? { env: { ...process.env, ...options.env } } : {});
-}

@@ -6,9 +6,15 @@ import type {} from '@cnb-extender/testenv';
 import { ExtenderError, MemorySink, extend, readLayoutImage, type DockerfileSpec } from '@cnb-extender/extender-core';
 import { createWorkspace, type Workspace } from '@cnb-extender/extender-core/testing';
 import type { Digest } from '@cnb-extender/oci';
-import { connect, createBackend, createDockerBackend, isDockerReachable, type DockerBackendOptions } from './index.ts';
+import { dockerDefinition } from './definition.ts';
+import { connect, createDockerBackend, isDockerReachable, type DockerBackend, type DockerBackendOptions } from './index.ts';
 
 const env = inject('testenv');
+
+/** The backend as the catalog creates it, from `vars` only. */
+async function fromEnv(vars: Record<string, string>): Promise<DockerBackend> {
+  return (await dockerDefinition.create({ env: vars })) as DockerBackend;
+}
 const temps: string[] = [];
 const workspaces: Workspace[] = [];
 afterAll(async () => {
@@ -147,12 +153,12 @@ describe('docker backend', () => {
     });
   }
 
-  it('is created by the backend registry factory from the environment without connecting', () => {
-    const backend = createBackend({ env: { DOCKER_HOST: 'unix:///x.sock', DOCKER_BUILDKIT: '1' } });
+  it('is created by its definition from the environment without connecting', async () => {
+    const backend = await fromEnv({ DOCKER_HOST: 'unix:///x.sock', DOCKER_BUILDKIT: '1' });
     expect(backend.host).toBe('unix:///x.sock');
     expect(backend.builder).toBe('buildkit');
-    expect(createBackend({ env: { CNB_DOCKER_BUILDER: 'classic', DOCKER_BUILDKIT: '1' } }).builder).toBe('classic');
-    expect(createBackend({ env: {} }).id).toBe('docker');
+    expect((await fromEnv({ CNB_DOCKER_BUILDER: 'classic', DOCKER_BUILDKIT: '1' })).builder).toBe('classic');
+    expect((await fromEnv({})).id).toBe('docker');
   });
 });
 
@@ -257,6 +263,6 @@ describe('docker backend base pulled by the daemon', () => {
       expect(fellBack).toBe(!pulled);
       await backend.cleanup(context);
     }
-    expect(createBackend({ env: { CNB_DOCKER_PULL_BASE: '1' } }).pullBase).toBe(true);
+    expect((await fromEnv({ CNB_DOCKER_PULL_BASE: '1' })).pullBase).toBe(true);
   });
 });

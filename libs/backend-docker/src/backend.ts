@@ -354,8 +354,3 @@ export function builderFromEnv(env: DockerEnv): DockerBuilder | 'auto' {
 export function createDockerBackend(options: DockerBackendOptions = {}): DockerBackend {
   return new DockerBackend(options);
 }
-
-/** The backend registry's factory (`{ env }`): `DOCKER_HOST`, `DOCKER_TLS_VERIFY` / `DOCKER_TLS` / `DOCKER_CERT_PATH`, `CNB_DOCKER_BUILDER` / `DOCKER_BUILDKIT`. */
-export function createBackend(options: { env?: Readonly<Record<string, string | undefined>> } = {}): DockerBackend {
-  return new DockerBackend(options.env && Object.keys(options.env).length > 0 ? { env: { ...process.env, ...options.env } } : {});
-}

@@ -1,4 +1,4 @@
-export { DockerBackend, createDockerBackend, createBackend, builderFromEnv, type DockerBackendOptions, type DockerBuilder } from './backend.ts';
+export { DockerBackend, createDockerBackend, builderFromEnv, type DockerBackendOptions, type DockerBuilder } from './backend.ts';
 export {
   isDockerReachable,
   connect,

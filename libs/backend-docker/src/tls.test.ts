@@ -13,7 +13,8 @@ import { makeTestPki, startSocketForwarder, type SocketForwarder, type TestPki }
 import { ExtenderError, MemorySink, extend } from '@cnb-extender/extender-core';
 import { createWorkspace, readLayerPaths, type Workspace } from '@cnb-extender/extender-core/testing';
 import type { Digest } from '@cnb-extender/oci';
-import { connect, createBackend, dockerTlsFromEnv, isDockerReachable } from './index.ts';
+import { dockerDefinition } from './definition.ts';
+import { connect, dockerTlsFromEnv, isDockerReachable, type DockerBackend } from './index.ts';
 
 const env = inject('testenv');
 let dir: string;
@@ -59,7 +60,12 @@ afterAll(async () => {
 const ONE = 'ARG base_image\nFROM ${base_image}\nUSER root\nRUN echo one > /one\nUSER 1000:1000\n';
 const TWO = 'ARG base_image\nFROM ${base_image}\nUSER root\nRUN echo two > /two\nUSER 1000:1000\n';
 
-/** extend() of the run fixture with `dockerfiles`, the backend made by the registry factory from `vars` only. */
+/** The backend as the catalog creates it, from `vars` only. */
+async function fromEnv(vars: Record<string, string>): Promise<DockerBackend> {
+  return (await dockerDefinition.create({ env: vars })) as DockerBackend;
+}
+
+/** extend() of the run fixture with `dockerfiles`, the backend made by its definition from `vars` only. */
 async function extendWith(vars: Record<string, string>, dockerfiles = [ONE], runImage = env.fixtures.run.registryRef) {
   const run = env.fixtures.run;
   const ws = await createWorkspace({
@@ -68,7 +74,7 @@ async function extendWith(vars: Record<string, string>, dockerfiles = [ONE], run
     extensions: dockerfiles.map((content, i) => ({ id: `test/tls-${i}`, run: content })),
   });
   workspaces.push(ws);
-  const backend = createBackend({ env: vars });
+  const backend = await fromEnv(vars);
   const events = new MemorySink();
   return { backend, events, result: extend({ kind: 'run', inputs: ws.inputs, backend, events }) };
 }
@@ -181,9 +187,9 @@ describe('the Docker CLI TLS variables', () => {
     expect(dockerTlsFromEnv({ DOCKER_TLS_VERIFY: '1', HOME: '/h' })).toEqual({ verify: true, certPath: '/h/.docker', certPathFrom: '~/.docker (DOCKER_CERT_PATH is not set)' });
   });
 
-  it('do not apply to a unix socket, and the registry factory takes them from its env without connecting', () => {
-    expect(createBackend({ env: { DOCKER_HOST: 'unix:///x.sock', DOCKER_TLS_VERIFY: '1' } }).tls).toBeUndefined();
-    expect(createBackend({ env: { DOCKER_HOST: 'tcp://127.0.0.1:2376', DOCKER_TLS: '1', DOCKER_CERT_PATH: '/nonexistent' } }).tls).toEqual({
+  it('do not apply to a unix socket, and the definition takes them from its env without connecting', async () => {
+    expect((await fromEnv({ DOCKER_HOST: 'unix:///x.sock', DOCKER_TLS_VERIFY: '1' })).tls).toBeUndefined();
+    expect((await fromEnv({ DOCKER_HOST: 'tcp://127.0.0.1:2376', DOCKER_TLS: '1', DOCKER_CERT_PATH: '/nonexistent' })).tls).toEqual({
       verify: false,
       certPath: '/nonexistent',
       certPathFrom: 'DOCKER_CERT_PATH',

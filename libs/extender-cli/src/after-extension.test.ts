@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseSchedule } from './deprecation/schedule.ts';
 import { runExtendCommand } from './extend-command.ts';
-import { Collect, createFixture, extendInChild, registryWithFake, type Fixture } from './test/support.ts';
+import { Collect, createFixture, extendInChild, catalogWithFake, type Fixture } from './test/support.ts';
 
 const BUILD_DOCKERFILE = 'ARG base_image\nFROM ${base_image}\nRUN echo built > /built.txt\n';
 const RUN_DOCKERFILE = 'ARG base_image\nFROM ${base_image}\nRUN echo extended > /extended.txt\n';
@@ -22,7 +22,7 @@ afterEach(async () => {
 async function extendCommand(argv: string[], env: Record<string, string | undefined>) {
   const stdout = new Collect();
   const stderr = new Collect();
-  const code = await runExtendCommand({ argv, env, stdout, stderr, version: '0.1.0', backends: registryWithFake(), schedule: parseSchedule('') });
+  const code = await runExtendCommand({ argv, env, stdout, stderr, version: '0.1.0', backends: catalogWithFake(), schedule: parseSchedule('') });
   return { code, stdout: stdout.text, stderr: stderr.text };
 }
 

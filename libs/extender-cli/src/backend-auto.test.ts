@@ -1,10 +1,13 @@
+import type { BackendDetection } from '@cnb-extender/extender-core';
 import { describe, expect, it, afterEach } from 'vitest';
 import { runExtendCommand } from './extend-command.ts';
 import { parseSchedule } from './deprecation/schedule.ts';
-import { Collect, createFixture, registryWithFake, type Fixture } from './test/support.ts';
+import { Collect, catalogWithFake, createFixture, withDetections, type Fixture } from './test/support.ts';
 
 // the fixture base has no shell: nothing to RUN
 const RUN_DOCKERFILE = 'ARG base_image\nFROM ${base_image}\nLABEL io.example.auto=yes\n';
+
+const NOT_ROOT: BackendDetection = { usable: false, reason: 'not running as root', needs: 'root inside a container (not running as root)' };
 
 let fixture: Fixture | undefined;
 afterEach(async () => {
@@ -23,9 +26,9 @@ describe('-backend auto', () => {
       stdout,
       stderr,
       version: '0.1.0',
-      backends: registryWithFake(),
+      // the real buildah is detected after an in-place backend that is not usable here
+      backends: withDetections(catalogWithFake(), { inplace: NOT_ROOT }),
       schedule: parseSchedule(''),
-      autoProbes: { isRoot: () => false },
     });
     expect(stderr.text).toBe('');
     expect(code).toBe(0);
@@ -42,9 +45,12 @@ describe('-backend auto', () => {
       stdout: new Collect(),
       stderr,
       version: '0.1.0',
-      backends: registryWithFake(),
+      backends: withDetections(catalogWithFake(), {
+        inplace: NOT_ROOT,
+        buildah: { usable: false, reason: 'no usable buildah', needs: 'a usable buildah in PATH (none found)' },
+        docker: { usable: false, reason: 'no Docker daemon answers', needs: 'a daemon at the default Docker socket (none answered)' },
+      }),
       schedule: parseSchedule(''),
-      autoProbes: { isRoot: () => false, buildahAvailable: async () => false, dockerReachable: async () => false },
     });
     expect(code).toBe(3);
     expect(stderr.text).toMatch(/^ERROR: failed to select backend: -backend auto found no usable backend: /);

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { buildEnvironment } from './build-handoff.ts';
 import { runExtendCommand } from './extend-command.ts';
 import { parseSchedule } from './deprecation/schedule.ts';
-import { Collect, createFixture, registryWithFakeInPlace, type Fixture } from './test/support.ts';
+import { Collect, createFixture, catalogWithFakeInPlace, type Fixture } from './test/support.ts';
 
 const BUILD_DOCKERFILE = 'ARG base_image\nFROM ${base_image}\nENV FOO=a=b\nRUN echo built > /built.txt\n';
 const SCHEDULE = parseSchedule('');
@@ -38,7 +38,7 @@ async function setup(builderExit = 0) {
 async function run(env: Record<string, string | undefined>, passwdFile: string) {
   const stdout = new Collect();
   const stderr = new Collect();
-  const code = await runExtendCommand({ argv: [], env, stdout, stderr, version: '0.1.0', backends: registryWithFakeInPlace(), schedule: SCHEDULE, passwdFile, currentUid: 0 });
+  const code = await runExtendCommand({ argv: [], env, stdout, stderr, version: '0.1.0', backends: catalogWithFakeInPlace(), schedule: SCHEDULE, passwdFile, currentUid: 0 });
   return { code, stdout, stderr };
 }
 

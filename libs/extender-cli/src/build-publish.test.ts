@@ -10,7 +10,7 @@ import { createWorkspace, testEnv, type Workspace } from '@cnb-extender/extender
 import type { Digest } from '@cnb-extender/oci';
 import { runExtendCommand } from './extend-command.ts';
 import { parseSchedule } from './deprecation/schedule.ts';
-import { Collect, createFixture, registryWithFake, type Fixture } from './test/support.ts';
+import { Collect, createFixture, catalogWithFake, type Fixture } from './test/support.ts';
 
 const BUILD_DOCKERFILE = 'ARG base_image\nFROM ${base_image}\nRUN echo built > /built.txt\n';
 const SCHEDULE = parseSchedule('');
@@ -28,7 +28,7 @@ afterEach(async () => {
 async function extendCommand(env: Record<string, string | undefined>) {
   const stdout = new Collect();
   const stderr = new Collect();
-  const code = await runExtendCommand({ argv: [], env, stdout, stderr, version: '0.1.0', backends: registryWithFake(), schedule: SCHEDULE });
+  const code = await runExtendCommand({ argv: [], env, stdout, stderr, version: '0.1.0', backends: catalogWithFake(), schedule: SCHEDULE });
   return { code, stdout, stderr };
 }
 

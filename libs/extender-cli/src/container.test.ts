@@ -1,14 +1,12 @@
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ExtenderBackend } from '@cnb-extender/extender-core';
-import { FakeBackend } from '@cnb-extender/extender-core/testing';
-import type { BackendRegistration } from '@cnb-extender/backend-registry';
+import { catalogEntry } from '@cnb-extender/backend-catalog';
 import { afterEach, describe, expect, it } from 'vitest';
 import { IN_CONTAINER_ENV, probeContainer } from './container.ts';
 import { parseSchedule } from './deprecation/schedule.ts';
 import { runExtendCommand } from './extend-command.ts';
-import { Collect, createFixture, registryWithFake, type Fixture } from './test/support.ts';
+import { Collect, catalogWithFake, createFixture, fakeDefinition, type Fixture } from './test/support.ts';
 
 const temps: string[] = [];
 let fixture: Fixture | undefined;
@@ -59,21 +57,10 @@ describe('probeContainer', () => {
   });
 });
 
-/** The fake backend declaring that it must run inside a container, as backend-inplace does. */
-function containerOnlyRegistry() {
-  const registration: BackendRegistration = {
-    id: 'fake-container-only',
-    packageName: '@cnb-extender/extender-core/testing',
-    description: 'FakeBackend that refuses hosts',
-    load: async () => ({
-      createBackend: (): ExtenderBackend => {
-        const fake = new FakeBackend({ id: 'fake-container-only' });
-        const privileges = { ...fake.capabilities.privileges, container: true };
-        return { id: fake.id, capabilities: { ...fake.capabilities, privileges }, apply: fake.apply.bind(fake), cleanup: fake.cleanup.bind(fake) };
-      },
-    }),
-  };
-  return new Map([...registryWithFake(), ['fake-container-only', registration]]);
+/** The fake backend whose definition declares that it must run inside a container, as backend-inplace's does. */
+function containerOnlyCatalog() {
+  const privileges = { root: false, capabilities: [], container: true };
+  return [...catalogWithFake(), catalogEntry(fakeDefinition({ id: 'fake-container-only', description: 'FakeBackend that refuses hosts', privileges }))];
 }
 
 async function runKind(env: Record<string, string>, containerProbeRoot: string) {
@@ -85,7 +72,7 @@ async function runKind(env: Record<string, string>, containerProbeRoot: string) 
     stdout,
     stderr,
     version: '0.1.0',
-    backends: containerOnlyRegistry(),
+    backends: containerOnlyCatalog(),
     schedule: parseSchedule(''),
     containerProbeRoot,
   });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runExtendCommand, type ExtendCommandOptions } from './extend-command.ts';
 import { parseSchedule, type DeprecationSchedule } from './deprecation/schedule.ts';
-import { Collect, createFixture, fakeFactoryCalls, registryWithFake, type Fixture } from './test/support.ts';
+import { Collect, createFixture, fakeFactoryCalls, catalogWithFake, type Fixture } from './test/support.ts';
 
 const RUN_DOCKERFILE = 'ARG base_image\nFROM ${base_image}\nRUN echo hello > /hello.txt\nUSER 1000:1000\n';
 const BUILD_DOCKERFILE = 'ARG base_image\nFROM ${base_image}\nRUN echo built > /built.txt\n';
@@ -25,7 +25,7 @@ afterEach(async () => {
 async function run(argv: string[], env: Record<string, string | undefined>, extra: Partial<ExtendCommandOptions> = {}) {
   const stdout = extra.stdout instanceof Collect ? extra.stdout : new Collect();
   const stderr = new Collect();
-  const code = await runExtendCommand({ argv, env, stdout, stderr, version: '0.1.0', backends: registryWithFake(), schedule: schedule(), ...extra });
+  const code = await runExtendCommand({ argv, env, stdout, stderr, version: '0.1.0', backends: catalogWithFake(), schedule: schedule(), ...extra });
   return { code, stdout, stderr };
 }
 
@@ -314,10 +314,7 @@ describe('runExtendCommand', () => {
 
     it('a backend that is not in this build exits 3', async () => {
       fixture = await createFixture([{ id: 'acme/curl', run: RUN_DOCKERFILE }]);
-      const backends = new Map([
-        ...registryWithFake(),
-        ['podman', { id: 'podman', packageName: '@cnb-extender/backend-podman', description: 'not written', load: () => import('@cnb-extender/backend-podman' as string) }],
-      ]);
+      const backends = [...catalogWithFake(), { id: 'podman', packageName: '@cnb-extender/backend-podman', definition: () => import('@cnb-extender/backend-podman/definition' as string) }];
       const { code, stderr } = await run([], { ...fixture.env, CNB_EXTEND_BACKEND: 'podman' }, { backends });
       expect(code).toBe(3);
       expect(stderr.text).toBe('ERROR: failed to select backend: backend podman is not available in this build (package @cnb-extender/backend-podman is not included)\n');
@@ -364,7 +361,7 @@ describe('runExtendCommand', () => {
         stdout,
         stderr,
         version: '0.1.0',
-        backends: registryWithFake(['build', 'run'], 200),
+        backends: catalogWithFake(['build', 'run'], 200),
         schedule: schedule(),
         signal: controller.signal,
       });

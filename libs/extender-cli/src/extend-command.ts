@@ -1,14 +1,14 @@
 /**
  * The extend command shared by `extender` and `lifecycle`: argv + env → inputs
- * (libs/platform) → backend (backend registry) → `extend()` (extender-core) → rendered
+ * (libs/platform) → backend (backend catalog) → `extend()` (extender-core) → rendered
  * events → exit code. It never prints outside the writers it is given and never exits.
  */
-import { extend, type ExtenderBackend, type ExtendInputs } from '@cnb-extender/extender-core';
+import { checkBackendKind, extend, requiredPrivileges, type BackendDefinition, type BackendPrivileges, type ExtenderBackend, type ExtendInputs } from '@cnb-extender/extender-core';
 import { accessSync, constants, existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { BACKENDS, chooseBackend, loadBackend, publishBuildImage, publishRunImage, type AutoProbes, type BackendRegistry, type BuildImageTarget } from '@cnb-extender/backend-registry';
+import { BACKEND_CATALOG, chooseBackend, createBackend, publishBuildImage, publishRunImage, selectBackend, type BackendCatalog, type BuildImageTarget } from '@cnb-extender/backend-catalog';
 import {
   ApiVersion,
   ENV,
@@ -49,8 +49,8 @@ export interface ExtendCommandOptions {
   /** Aborts the run (the apps connect SIGINT/SIGTERM). */
   signal?: AbortSignal;
   cwd?: string;
-  /** Default: the built-in registry. */
-  backends?: BackendRegistry;
+  /** Default: the built-in catalog (tests add definitions of their own, or replace one to steer `-backend auto`). */
+  backends?: BackendCatalog;
   /** Default: the schedule this build carries. */
   schedule?: DeprecationSchedule;
   /** Build kind, in-place backend: the uid the process runs as (default `process.getuid()`). */
@@ -63,8 +63,6 @@ export interface ExtendCommandOptions {
   processStatusFile?: string;
   /** The extend dir when neither `-extend-dir` nor `CNB_EXTEND_DIR` names one (default `/kaniko`; tests use a path of their own). */
   implicitExtendDir?: string;
-  /** `-backend auto`: replaces the detection probes (tests). */
-  autoProbes?: Partial<AutoProbes>;
 }
 
 /** Exit code when a signal aborted the run: 128 + the signal number, as shells report it. */
@@ -220,47 +218,46 @@ interface RunPlan {
   chainBuild: boolean;
 }
 
-/** The backend chosen, loaded and checked against this process; every refusal comes before anything changes. */
+/**
+ * The backend chosen and checked against this process from what its definition declares, then
+ * created once; every refusal comes before anything is read, created or changed.
+ */
 async function planRun(invocation: Invocation, options: ExtendCommandOptions, dirs: RunDirs): Promise<RunPlan> {
   const { inputs, parsed, log } = invocation;
   const { env } = options;
-  const registry = options.backends ?? BACKENDS;
-  const choice = await chooseBackend(inputs.backend, {
-    env,
-    registry,
-    ...(options.containerProbeRoot ? { containerProbeRoot: options.containerProbeRoot } : {}),
-    ...(options.autoProbes ? { probes: options.autoProbes } : {}),
-  });
+  const catalog = options.backends ?? BACKEND_CATALOG;
+  const choice = await chooseBackend(inputs.backend, { env, catalog });
   if (choice.auto) log.info(`Backend auto: using ${choice.id} (${choice.reason})`);
-  // -backend-opt settings are checked against the backend here, before anything runs (exit 3)
-  const loadOptions = {
-    registry,
-    env,
-    network: inputs.extendNetwork,
-    layerCompression: inputs.extendLayerCompression,
+  // -backend-opt settings are checked against the backend's definition here (exit 3)
+  const selected = await selectBackend(choice.id, {
+    catalog,
     backendOpts: inputs.backendOpts,
     ...(parsed.origins.backendOpts.name ? { backendOptsSource: parsed.origins.backendOpts.name } : {}),
     ...(options.cwd ? { cwd: options.cwd } : {}),
-  };
-  let backend: ExtenderBackend = await loadBackend(choice.id, loadOptions);
-  // Preflight: refused before anything is read, created or changed
-  checkPrivileges(backend, inputs.extendKind, env, options, log);
-  const needsPrivateWorkRoot = invocation.implicitExtendDir && implicitExtendDirUnusable(invocation, backend, options.version);
-  const publishTarget = inputs.extendKind === 'build' && !backend.capabilities.inPlace ? buildImageTarget(inputs, backend.id) : undefined;
-  const runReference = runImageReference(inputs, parsed.origins.extendedRunImage?.name, backend, log);
-  if (publishTarget || runReference) {
-    // the image-producing backend keeps its new layer blobs here, outside the core's work
-    // directory (removed before extend() returns), until they are published; an in-place
-    // backend never gets one (it would land in the filesystem being extended)
-    dirs.layerDir = await mkdtemp(join(tmpdir(), 'cnb-extend-layers-'));
-    backend = await loadBackend(choice.id, { ...loadOptions, layerDir: dirs.layerDir });
-  }
+  });
+  const { definition } = selected;
+  // Preflight, from the definition: nothing of the backend is created yet
+  checkBackendKind(inputs.extendKind, definition);
+  checkPrivileges({ id: definition.id, privileges: requiredPrivileges(definition, inputs.extendNetwork) }, inputs.extendKind, env, options, log);
+  const needsPrivateWorkRoot = invocation.implicitExtendDir && implicitExtendDirUnusable(invocation, definition, options.version);
+  const publishTarget = inputs.extendKind === 'build' && !definition.inPlace ? buildImageTarget(inputs, definition.id) : undefined;
+  const runReference = runImageReference(inputs, parsed.origins.extendedRunImage?.name, definition, log);
+  // the image-producing backend keeps its new layer blobs here, outside the core's work
+  // directory (removed before extend() returns), until they are published; an in-place
+  // backend never gets one (it would land in the filesystem being extended)
+  if (publishTarget || runReference) dirs.layerDir = await mkdtemp(join(tmpdir(), 'cnb-extend-layers-'));
+  const backend = await createBackend(selected, {
+    env,
+    network: inputs.extendNetwork,
+    layerCompression: inputs.extendLayerCompression,
+    ...(dirs.layerDir ? { layerDir: dirs.layerDir } : {}),
+  });
   const ttl = parsed.origins.extendCacheTtl;
   if (!backend.capabilities.cache && ttl.source !== 'default') {
     // said once for the run, not per Dockerfile
     log.warn(`${ttl.name} is ignored: the ${backend.id} backend keeps no layer cache of its own, so the time-to-live of cached layers does not apply`);
   }
-  const chainBuild = inputs.extendKind === 'build' && backend.capabilities.inPlace;
+  const chainBuild = inputs.extendKind === 'build' && definition.inPlace;
   if (chainBuild) {
     noticeDeprecation(invocation, 'inplace-build-chaining', options.version);
     // refused before anything changes: the build phase never runs as root
@@ -278,12 +275,12 @@ async function planRun(invocation: Invocation, options: ExtendCommandOptions, di
  * when it exists. Otherwise it is not created, and the notice is not printed. True when the
  * backend must work in a private temporary directory instead.
  */
-function implicitExtendDirUnusable(invocation: Invocation, backend: ExtenderBackend, version: string): boolean {
+function implicitExtendDirUnusable(invocation: Invocation, definition: BackendDefinition, version: string): boolean {
   const { extendDir } = invocation.inputs;
   const present = existsSync(extendDir);
-  if (backend.capabilities.inPlace || present) noticeDeprecation(invocation, 'implicit-kaniko-dir', version);
-  if (backend.capabilities.inPlace || (present && writable(extendDir))) return false;
-  invocation.log.debug(`${extendDir} ${present ? 'is not writable' : 'does not exist'} and no -extend-dir is given: the ${backend.id} backend works in a temporary directory`);
+  if (definition.inPlace || present) noticeDeprecation(invocation, 'implicit-kaniko-dir', version);
+  if (definition.inPlace || (present && writable(extendDir))) return false;
+  invocation.log.debug(`${extendDir} ${present ? 'is not writable' : 'does not exist'} and no -extend-dir is given: the ${definition.id} backend works in a temporary directory`);
   return true;
 }
 
@@ -364,13 +361,13 @@ function writable(dir: string): boolean {
 }
 
 /**
- * What the backend declares it needs (`capabilities.privileges`) against this process:
- * a container (an in-place backend on a host would rewrite the host), root, Linux
- * capabilities. Each missing one is named; the run stops with `PRIVILEGES_MISSING` (the extend
- * phase's exit code, 102) before anything is read, created or changed.
+ * What the backend's definition declares it needs (`privileges`, with what the RUN network
+ * adds) against this process: a container (an in-place backend on a host would rewrite the
+ * host), root, Linux capabilities. Each missing one is named; the run stops with
+ * `PRIVILEGES_MISSING` (the extend phase's exit code, 102) before anything is read, created or changed.
  */
-function checkPrivileges(backend: ExtenderBackend, kind: string, env: Readonly<Record<string, string | undefined>>, options: ExtendCommandOptions, log: Renderer): void {
-  const { privileges } = backend.capabilities;
+function checkPrivileges(backend: { id: string; privileges: BackendPrivileges }, kind: string, env: Readonly<Record<string, string | undefined>>, options: ExtendCommandOptions, log: Renderer): void {
+  const { privileges } = backend;
   const action = `extend ${kind} image`;
   if (privileges.container) {
     const probe = probeContainer(env, options.containerProbeRoot);
@@ -426,7 +423,7 @@ function buildImageTarget(inputs: ExtenderInputs, backendId: string): BuildImage
  * backend is refused (`INVALID_INPUT`) before anything runs; for the build kind the input does not
  * apply and is ignored with a warning (platforms may set the variable for both kinds).
  */
-function runImageReference(inputs: ExtenderInputs, name: string | undefined, backend: ExtenderBackend, log: Renderer): string | undefined {
+function runImageReference(inputs: ExtenderInputs, name: string | undefined, backend: BackendDefinition, log: Renderer): string | undefined {
   const reference = inputs.extendedRunImage ?? '';
   if (reference === '') return undefined;
   const given = name ?? `-extended-run-image / ${ENV.extendedRunImage}`;
@@ -434,7 +431,7 @@ function runImageReference(inputs: ExtenderInputs, name: string | undefined, bac
     log.warn(`${given} is ignored: it applies to the run kind only`);
     return undefined;
   }
-  if (backend.capabilities.inPlace) {
+  if (backend.inPlace) {
     const action = 'extend run image';
     throw new ExtenderError(
       'INVALID_INPUT',

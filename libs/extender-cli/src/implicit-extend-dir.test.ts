@@ -6,7 +6,7 @@ import { createWorkspace, testEnv, type Workspace } from '@cnb-extender/extender
 import type { ExtendCommandOptions } from './extend-command.ts';
 import { runExtendCommand } from './extend-command.ts';
 import { parseSchedule } from './deprecation/schedule.ts';
-import { Collect, createFixture, extendInChild, registryWithFake, registryWithFakeInPlace, type Fixture } from './test/support.ts';
+import { Collect, createFixture, extendInChild, catalogWithFake, catalogWithFakeInPlace, type Fixture } from './test/support.ts';
 
 const RUN_DOCKERFILE = 'ARG base_image\nFROM ${base_image}\nRUN echo hello > /hello.txt\n';
 const SCHEDULE = parseSchedule(
@@ -26,7 +26,7 @@ afterEach(async () => {
 async function run(env: Record<string, string | undefined>, extra: Partial<ExtendCommandOptions>) {
   const stdout = new Collect();
   const stderr = new Collect();
-  const code = await runExtendCommand({ argv: ['-kind', 'run'], env, stdout, stderr, version: '0.1.0', backends: registryWithFake(), schedule: SCHEDULE, ...extra });
+  const code = await runExtendCommand({ argv: ['-kind', 'run'], env, stdout, stderr, version: '0.1.0', backends: catalogWithFake(), schedule: SCHEDULE, ...extra });
   return { code, stdout: stdout.text, stderr: stderr.text };
 }
 
@@ -61,7 +61,7 @@ describe('the implicit extend dir (/kaniko when neither -extend-dir nor CNB_EXTE
 
     workspace = await createWorkspace({ runImage: testEnv().fixtures.run.registryRef, extensions: [{ id: 'acme/curl', run: RUN_DOCKERFILE }] });
     const implicit = join(workspace.root, 'kaniko');
-    const inPlace = await run({ ...workspaceEnv(workspace), CNB_EXTEND_BACKEND: 'fake-inplace' }, { implicitExtendDir: implicit, backends: registryWithFakeInPlace() });
+    const inPlace = await run({ ...workspaceEnv(workspace), CNB_EXTEND_BACKEND: 'fake-inplace' }, { implicitExtendDir: implicit, backends: catalogWithFakeInPlace() });
     expect(inPlace.stderr.split('\n').filter((l) => l.startsWith(NOTICE))).toHaveLength(1);
     expect(inPlace.code).toBe(0);
     expect(await exists(implicit)).toBe(true);

@@ -1,14 +1,13 @@
 import { chmod, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BackendPrivileges, ExtenderBackend } from '@cnb-extender/extender-core';
-import { FakeBackend } from '@cnb-extender/extender-core/testing';
-import type { BackendRegistration } from '@cnb-extender/backend-registry';
+import type { BackendPrivileges } from '@cnb-extender/extender-core';
+import { catalogEntry } from '@cnb-extender/backend-catalog';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseSchedule } from './deprecation/schedule.ts';
 import { runExtendCommand } from './extend-command.ts';
 import { capabilityNames, missingPrivileges, parseProcessStatus } from './preflight.ts';
-import { Collect, createFixture, extendInChild, registryWithFake, type Fixture } from './test/support.ts';
+import { Collect, catalogWithFake, createFixture, extendInChild, fakeDefinition, type Fixture } from './test/support.ts';
 
 const RUN_DOCKERFILE = 'ARG base_image\nFROM ${base_image}\nRUN echo extended > /extended.txt\n';
 /** A default container's capabilities (docker run without --cap-add): no SYS_ADMIN. */
@@ -35,20 +34,9 @@ async function statusFile(uid: number, capEff: string): Promise<string> {
   return file;
 }
 
-/** FakeBackend declaring the privileges an in-place backend declares. */
-function privilegedRegistry(privileges: BackendPrivileges) {
-  const registration: BackendRegistration = {
-    id: 'fake-privileged',
-    packageName: '@cnb-extender/extender-core/testing',
-    description: 'FakeBackend declaring privileges',
-    load: async () => ({
-      createBackend: (): ExtenderBackend => {
-        const fake = new FakeBackend({ id: 'fake-privileged' });
-        return { id: fake.id, capabilities: { ...fake.capabilities, privileges }, apply: fake.apply.bind(fake), cleanup: fake.cleanup.bind(fake) };
-      },
-    }),
-  };
-  return new Map([...registryWithFake(), ['fake-privileged', registration]]);
+/** FakeBackend whose definition declares the privileges an in-place backend declares. */
+function privilegedCatalog(privileges: BackendPrivileges) {
+  return [...catalogWithFake(), catalogEntry(fakeDefinition({ id: 'fake-privileged', description: 'FakeBackend declaring privileges', privileges }))];
 }
 
 async function runPrivileged(privileges: BackendPrivileges, processStatusFile: string) {
@@ -63,7 +51,7 @@ async function runPrivileged(privileges: BackendPrivileges, processStatusFile: s
     stdout,
     stderr,
     version: '0.1.0',
-    backends: privilegedRegistry(privileges),
+    backends: privilegedCatalog(privileges),
     schedule: parseSchedule(''),
     containerProbeRoot: container,
     processStatusFile,

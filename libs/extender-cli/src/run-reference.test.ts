@@ -16,7 +16,7 @@ import type { Digest } from '@cnb-extender/oci';
 import { freePort } from '@cnb-extender/testenv';
 import { runExtendCommand } from './extend-command.ts';
 import { parseSchedule } from './deprecation/schedule.ts';
-import { Collect, createFixture, registryWithFake, registryWithFakeInPlace, type Fixture } from './test/support.ts';
+import { Collect, createFixture, catalogWithFake, catalogWithFakeInPlace, type Fixture } from './test/support.ts';
 
 const SCHEDULE = parseSchedule('');
 const run = promisify(execFile);
@@ -152,7 +152,7 @@ describe('-extended-run-image', () => {
       stdout,
       stderr,
       version: '0.1.0',
-      backends: registryWithFakeInPlace(),
+      backends: catalogWithFakeInPlace(),
       schedule: SCHEDULE,
     });
     expect(code).toBe(3);
@@ -172,7 +172,7 @@ describe('-extended-run-image', () => {
       stdout,
       stderr,
       version: '0.1.0',
-      backends: registryWithFake(),
+      backends: catalogWithFake(),
       schedule: SCHEDULE,
     });
     expect(stderr.text).toBe('Warning: CNB_EXTENDED_RUN_IMAGE is ignored: it applies to the run kind only\n');

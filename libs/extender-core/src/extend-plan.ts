@@ -51,12 +51,20 @@ function verifiedApi(inputs: ExtendInputs, events: EventSink): ApiVersion {
   }
 }
 
+/**
+ * Refuses a kind the backend cannot extend. The CLI asks it of the backend's definition before
+ * the backend is created; the core asks it of the backend before reading anything.
+ */
+export function checkBackendKind(kind: ExtendKind, backend: { id: string; kinds: readonly ExtendKind[] }): void {
+  if (!backend.kinds.includes(kind)) {
+    throw new ExtenderError('BACKEND_UNSUPPORTED', `selecting backend: backend ${backend.id} cannot extend ${kind} images`);
+  }
+}
+
 /** The plan from the inputs (the Go extender's factory: analyzed.toml, group.toml, the Dockerfiles). */
 export async function planExtend(kind: ExtendKind, inputs: ExtendInputs, backend: ExtenderBackend, events: EventSink): Promise<ExtendPlan> {
   const platformApi = verifiedApi(inputs, events);
-  if (!backend.capabilities.kinds.includes(kind)) {
-    throw new ExtenderError('BACKEND_UNSUPPORTED', `selecting backend: backend ${backend.id} cannot extend ${kind} images`);
-  }
+  checkBackendKind(kind, { id: backend.id, kinds: backend.capabilities.kinds });
   const analyzed = await readAnalyzed(inputs.analyzedPath).catch((err: unknown) => {
     throw wrap(err, 'initializing extender', 'ANALYZED_INVALID', { path: inputs.analyzedPath });
   });

@@ -9,6 +9,7 @@ export * from './base.ts';
 export * from './output.ts';
 export * from './validate.ts';
 export * from './extend.ts';
+export { checkBackendKind } from './extend-plan.ts';
 export * from './steps.ts';
 export * from './instruction-order.ts';
 export { currentPidNamespace, processAlive } from './work-dir.ts';

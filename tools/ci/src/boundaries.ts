@@ -38,7 +38,7 @@ export function brokenRule(from: WorkspacePackage, to: WorkspacePackage, inTestC
   if (hasTag(from, 'type:util') && !hasTag(to, 'type:util')) return 'a util lib imports only util libs';
   if (hasTag(from, 'type:core') && !hasTag(to, 'type:util')) return 'extender-core imports only util libs';
   if (isBackend(to) && !(hasTag(from, 'type:composition') || hasTag(from, 'type:tool') || hasTag(from, 'type:e2e'))) {
-    return 'backends are loaded through the backend registry, not imported directly';
+    return 'backends are loaded through the backend catalog, not imported directly';
   }
   return undefined;
 }

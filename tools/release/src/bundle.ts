@@ -4,7 +4,8 @@
  * - The app's version and the parsed deprecation schedule are embedded
  *   (`__CNB_EXTENDER_VERSION__`, `__CNB_DEPRECATION_SCHEDULE__`).
  * - Backend packages that do not exist (yet) are replaced by a module that fails to load
- *   like a missing package, so the registry reports "not available in this build". They are
+ *   like a missing package, so the catalog reports "not available in this build" when
+ *   that backend is selected (it imports each backend's definition only then). They are
  *   not left external: an executable must never load a backend from whatever
  *   `node_modules` happens to be around it at run time (the app directory is user content).
  * - Native addons cannot be loaded from inside the executable. `import.meta.url` is made to
@@ -44,7 +45,7 @@ const missingBackends: esbuild.Plugin = {
   setup(build) {
     const missing = { path: '', namespace: 'missing-backend' };
     build.onResolve({ filter: /^@cnb-extender\/backend-/ }, async (args) => {
-      if (args.pluginData === 'retry' || args.path === '@cnb-extender/backend-registry') return undefined;
+      if (args.pluginData === 'retry' || args.path === '@cnb-extender/backend-catalog') return undefined;
       const result = await build.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: 'retry' });
       if (result.errors.length > 0) return { ...missing, path: args.path };
       // a package whose entry file is missing resolves to nothing usable either

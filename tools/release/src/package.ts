@@ -199,7 +199,7 @@ export async function bundleApps(dir: string, options: { version?: string; sched
 function bundledBackends(inputs: Record<string, unknown>): string[] {
   const ids = new Set<string>();
   for (const path of Object.keys(inputs)) {
-    const m = /libs\/backend-(?!registry)([a-z0-9-]+)\//.exec(path);
+    const m = /libs\/backend-(?!catalog)([a-z0-9-]+)\//.exec(path);
     if (m) ids.add(m[1]!);
   }
   return [...ids].sort();

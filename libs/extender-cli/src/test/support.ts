@@ -1,15 +1,15 @@
 /**
  * Test support: writers that collect output, an extend workspace with a real base image
  * (one reproducible layer in an OCI layout, copied into the extend dir as the restorer
- * does), and a registry holding the core's FakeBackend next to the real entries.
+ * does), and a catalog holding definitions of the core's FakeBackend next to the real entries.
  */
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildImageFromDirectory } from '@cnb-extender/oci';
-import { BACKENDS, type BackendFactoryOptions, type BackendRegistration, type BackendRegistry } from '@cnb-extender/backend-registry';
-import type { ExtenderBackend } from '@cnb-extender/extender-core';
+import { BACKEND_CATALOG, catalogEntry, type BackendCatalog } from '@cnb-extender/backend-catalog';
+import { definedCapabilities, type BackendDefinition, type BackendDetection, type BackendFactoryOptions, type ExtenderBackend } from '@cnb-extender/extender-core';
 import { FakeBackend, createWorkspace, type Workspace, type WorkspaceExtension } from '@cnb-extender/extender-core/testing';
 import type { Writer } from '../render.ts';
 
@@ -28,42 +28,61 @@ export class Collect implements Writer {
   }
 }
 
-/** Every `BackendFactoryOptions` the fake's factory was called with (settings, network, layerDir), in order. */
+/** Every `BackendFactoryOptions` a fake definition's `create` was called with (settings, network, layerDir), in order. */
 export const fakeFactoryCalls: BackendFactoryOptions[] = [];
 
 /**
- * The real registry plus `fake` (extender-core's FakeBackend, an image-producing backend).
- * Given a `layerDir`, the fake writes its layer blobs there instead of the core's work
- * directory, as the real image backends do, so they can be published after `extend()`.
- * Its settings: `cache=true` makes it report a layer cache (it keeps none), `label` is
- * repeatable and only recorded.
+ * A FakeBackend that declares what `definition` declares (kinds, inPlace, privileges for the
+ * network). Given a `layerDir`, it writes its layer blobs there instead of the core's work
+ * directory, as the real image backends do, so they can be published after `extend()`. The
+ * setting `cache=true` makes it report a layer cache (it keeps none).
  */
-export function registryWithFake(kinds: ('build' | 'run')[] = ['build', 'run'], instructionDelayMs = 0): BackendRegistry {
-  const fake: BackendRegistration = {
-    id: 'fake',
-    packageName: '@cnb-extender/extender-core/testing',
-    description: 'the core test kit backend',
-    settings: [
-      { name: 'cache', option: 'cache', kind: 'bool', description: 'report a layer cache' },
-      { name: 'label', option: 'labels', kind: 'string', repeatable: true, description: 'recorded only' },
-    ],
-    load: async () => ({
-      createBackend: (options: BackendFactoryOptions): ExtenderBackend => {
-        fakeFactoryCalls.push(options);
-        const backend = new FakeBackend({ id: 'fake', kinds, instructionDelayMs });
-        const { layerDir } = options;
-        const capabilities = options.settings?.['cache'] === true ? { ...backend.capabilities, cache: true } : backend.capabilities;
-        if (!layerDir && capabilities === backend.capabilities) return backend;
-        return {
-          id: backend.id,
-          capabilities,
-          apply: (dockerfile, base, applyOptions, context) => backend.apply(dockerfile, base, applyOptions, layerDir ? { ...context, workDir: layerDir } : context),
-          cleanup: backend.cleanup.bind(backend),
-        };
-      },
-    }),
+function fakeBackend(definition: BackendDefinition, options: BackendFactoryOptions, instructionDelayMs: number): ExtenderBackend {
+  fakeFactoryCalls.push(options);
+  const fake = new FakeBackend({ id: definition.id, kinds: [...definition.kinds], instructionDelayMs });
+  const { layerDir } = options;
+  return {
+    id: fake.id,
+    capabilities: definedCapabilities(definition, { cache: options.settings?.['cache'] === true, ...(options.network ? { network: options.network } : {}) }),
+    apply: (dockerfile, base, applyOptions, context) => fake.apply(dockerfile, base, applyOptions, layerDir ? { ...context, workDir: layerDir } : context),
+    cleanup: fake.cleanup.bind(fake),
   };
-  return new Map([...BACKENDS, ['fake', fake]]);
+}
+
+/** A definition of the core's FakeBackend (`fake`, image-producing, no privileges), with `overrides`. */
+export function fakeDefinition(overrides: Partial<BackendDefinition> = {}, instructionDelayMs = 0): BackendDefinition {
+  const definition: BackendDefinition = {
+    id: 'fake',
+    description: 'the core test kit backend',
+    kinds: ['build', 'run'],
+    inPlace: false,
+    privileges: { root: false, capabilities: [], container: false },
+    settings: [],
+    networks: { default: 'not used', none: 'not used', host: 'not used' },
+    create: async (options) => fakeBackend(definition, options, instructionDelayMs),
+    ...overrides,
+  };
+  return definition;
+}
+
+/**
+ * The real catalog plus `fake`. Its settings: `cache=true` makes it report a layer cache,
+ * `label` is repeatable and only recorded.
+ */
+export function catalogWithFake(kinds: ('build' | 'run')[] = ['build', 'run'], instructionDelayMs = 0): BackendCatalog {
+  const settings: BackendDefinition['settings'] = [
+    { name: 'cache', option: 'cache', kind: 'bool', description: 'report a layer cache' },
+    { name: 'label', option: 'labels', kind: 'string', repeatable: true, description: 'recorded only' },
+  ];
+  return [...BACKEND_CATALOG, catalogEntry(fakeDefinition({ kinds, settings }, instructionDelayMs), '@cnb-extender/extender-core/testing')];
+}
+
+/** `catalog` with the entries named in `answers` replaced by fake definitions whose `-backend auto` detection answers as given. */
+export function withDetections(catalog: BackendCatalog, answers: Readonly<Record<string, BackendDetection>>): BackendCatalog {
+  return catalog.map((entry) => {
+    const answer = answers[entry.id];
+    return answer ? catalogEntry(fakeDefinition({ id: entry.id, detect: async () => answer })) : entry;
+  });
 }
 
 export interface Fixture {
@@ -152,18 +171,7 @@ export function extendInChild(argv: string[], env: Record<string, string | undef
   });
 }
 
-/** The fake registry plus a FakeBackend declaring itself in-place (`fake-inplace`), as backend-inplace does. */
-export function registryWithFakeInPlace(): BackendRegistry {
-  const registration: BackendRegistration = {
-    id: 'fake-inplace',
-    packageName: '@cnb-extender/extender-core/testing',
-    description: 'FakeBackend declared in-place',
-    load: async () => ({
-      createBackend: (): ExtenderBackend => {
-        const fake = new FakeBackend({ id: 'fake-inplace' });
-        return { id: fake.id, capabilities: { ...fake.capabilities, inPlace: true }, apply: fake.apply.bind(fake), cleanup: fake.cleanup.bind(fake) };
-      },
-    }),
-  };
-  return new Map([...registryWithFake(), ['fake-inplace', registration]]);
+/** The fake catalog plus a FakeBackend declared in-place (`fake-inplace`), as backend-inplace is. */
+export function catalogWithFakeInPlace(): BackendCatalog {
+  return [...catalogWithFake(), catalogEntry(fakeDefinition({ id: 'fake-inplace', description: 'FakeBackend declared in-place', inPlace: true }), '@cnb-extender/extender-core/testing')];
 }

@@ -1,39 +1,15 @@
 /**
- * Backend settings (`-backend-opt name=value`, `CNB_EXTEND_BACKEND_OPTS`): each registration
- * declares its settings in one table, and `parseBackendSettings` turns the entries a platform
- * gives into that backend's constructor options. Anything it cannot use — an entry that is
- * not `name=value`, a name the backend does not have (or that belongs to another backend), a
- * value of the wrong kind — is refused before the backend is loaded, with exit 3.
+ * Backend settings (`-backend-opt name=value`, `CNB_EXTEND_BACKEND_OPTS`): each definition
+ * declares its settings in one table (`BackendSetting`, declared by the core), and
+ * `parseBackendSettings` turns the entries a platform gives into that backend's constructor
+ * options. Anything it cannot use — an entry that is not `name=value`, a name the backend does
+ * not have (or that belongs to another backend), a value of the wrong kind — is refused before
+ * the backend is created, with exit 3.
  */
 import { resolve } from 'node:path';
+import type { BackendSetting } from '@cnb-extender/extender-core';
 import { GoValueError, parseGoBool, parseGoInt } from '@cnb-extender/platform';
 import { BackendSelectionError } from './errors.ts';
-
-/**
- * How a setting's value is read:
- * - `string`: any non-empty text;
- * - `path`: a path, made absolute against the working directory;
- * - `bool`: Go's booleans (`true`, `false`, `1`, `0`, `t`, `f`, …); a bare `name` means `true`;
- * - `int`: a Go integer (`42`, `0x2a`);
- * - `choice`: one of `choices`;
- * - `cache`: a BuildKit cache entry as `buildctl --import-cache/--export-cache` take it
- *   (`type=registry,ref=…,mode=max`, `type=local,src=…`), given to the backend as `{ type, attrs }`.
- */
-export type BackendSettingKind = 'string' | 'path' | 'bool' | 'int' | 'choice' | 'cache';
-
-export interface BackendSetting {
-  /** The name in `-backend-opt name=value` (`cache-to`). */
-  name: string;
-  /** The backend's constructor option it sets (`cacheExports`). */
-  option: string;
-  kind: BackendSettingKind;
-  /** Allowed values (`choice`). */
-  choices?: readonly string[];
-  /** May be given more than once; the option is then a list, in the order given. */
-  repeatable?: boolean;
-  /** One line for docs/backends.md. */
-  description: string;
-}
 
 /** A BuildKit cache import or export (the shape of BuildKit's `CacheOptionsEntry`). */
 export interface CacheSettingEntry {
@@ -41,7 +17,7 @@ export interface CacheSettingEntry {
   attrs: Record<string, string>;
 }
 
-/** What a backend's registration says about its settings (the part `parseBackendSettings` needs). */
+/** What a backend's definition says about its settings (the part `parseBackendSettings` needs). */
 export interface SettingsOwner {
   id: string;
   settings?: readonly BackendSetting[];

@@ -1,4 +1,4 @@
-export * from './registry.ts';
+export * from './catalog.ts';
 export * from './settings.ts';
 export * from './docs.ts';
 export * from './publish.ts';
