@@ -83,7 +83,7 @@ describe('-backend auto', () => {
     const env = { CNB_EXTEND_IN_CONTAINER: 'false', PATH: '/nonexistent', DOCKER_HOST: 'unix:///nonexistent/docker.sock' };
     const err = await chooseBackend('auto', { env }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BackendSelectionError);
-    expect((err as BackendSelectionError).code).toBe(3);
+    expect((err as BackendSelectionError).code).toBe('BACKEND_SELECTION_FAILED');
     const inplace = root ? 'not in a container (CNB_EXTEND_IN_CONTAINER=false)' : 'not running as root';
     expect((err as Error).message).toBe(
       `failed to select backend: -backend auto found no usable backend: inplace needs root inside a container (${inplace}), buildah needs a usable buildah in PATH (none found), docker needs a daemon at DOCKER_HOST=unix:///nonexistent/docker.sock (none answered); pass -backend explicitly`,

@@ -2,7 +2,7 @@ import { access, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { requiredPrivileges, type BackendDefinition, type BackendFactoryOptions, type BackendSetting } from '@cnb-extender/extender-core';
 import { FakeBackend } from '@cnb-extender/extender-core/testing';
-import { EXIT_CODES, exitCodeOf, renderError } from '@cnb-extender/platform';
+import { renderError } from '@cnb-extender/platform';
 import { describe, expect, it } from 'vitest';
 import {
   BACKEND_CATALOG,
@@ -94,7 +94,7 @@ describe('backend catalog', () => {
       const err = await rejection(loadBackend(id));
       expect(err.backendId).toBe(id);
       expect(err.reason).toBe('unavailable');
-      expect(exitCodeOf(err)).toBe(EXIT_CODES.invalidArgs);
+      expect(err.code).toBe('BACKEND_SELECTION_FAILED');
       expect(err.message).toMatch(new RegExp(`^failed to select backend: backend ${id} is not available in this build \\(`));
       // Not installed: "is not included". Installed but without the definition file: Node names the
       // missing file, vitest's resolver says the package has no usable entry.
@@ -109,7 +109,7 @@ describe('backend catalog', () => {
     it('rejects an unknown id with exit 3 and the known ids', async () => {
       const err = await rejection(loadBackend('kaniko'));
       expect(err.reason).toBe('unknown');
-      expect(err.code).toBe(3);
+      expect(err.code).toBe('BACKEND_SELECTION_FAILED');
       expect(err.message).toBe('failed to select backend: unknown backend "kaniko" (known backends: inplace, buildah, docker, buildkit)');
     });
 
@@ -161,7 +161,7 @@ describe('backend catalog', () => {
         }),
       );
       expect(err.message).toBe('failed to select backend: creating backend test from @example/backend-test: DOCKER_HOST is not a socket');
-      expect(err.code).toBe(3);
+      expect(err.code).toBe('BACKEND_SELECTION_FAILED');
     });
 
     it('tells a missing package apart from a package that fails to load', async () => {
@@ -266,7 +266,7 @@ describe('backend catalog', () => {
       const catalog = [...BACKEND_CATALOG, catalogEntry(definition, '@example/backend-test')];
       const err = await rejection(loadBackend('test', { catalog, backendOpts: ['depth=deep'], backendOptsSource: 'CNB_EXTEND_BACKEND_OPTS' }));
       expect(err.reason).toBe('setting');
-      expect(err.code).toBe(3);
+      expect(err.code).toBe('BACKEND_SELECTION_FAILED');
       expect(err.message).toBe('failed to select backend: CNB_EXTEND_BACKEND_OPTS depth=deep: expected an integer');
       const other = await rejection(loadBackend('test', { catalog, backendOpts: ['pull-base'] }));
       expect(other.message).toBe('failed to select backend: -backend-opt pull-base: pull-base is a setting of the docker backend, not of test (its settings: depth)');

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { EXIT_CODES } from '@cnb-extender/platform';
 import { BackendSelectionError } from './errors.ts';
 import { parseBackendSettings, parseCacheEntry, settingsTable, type SettingsOwner } from './settings.ts';
 
@@ -62,7 +61,7 @@ describe('#parseBackendSettings', () => {
   ])('%j is refused with exit 3: %s', (entries, message) => {
     const err = refusal(entries);
     expect(err.message).toBe(`failed to select backend: ${message}`);
-    expect(err.code).toBe(EXIT_CODES.invalidArgs);
+    expect(err.code).toBe('BACKEND_SELECTION_FAILED');
     expect(err.reason).toBe('setting');
     expect(err.backendId).toBe('builder');
   });

@@ -1,3 +1,4 @@
+import { BackendSelectionError } from '@cnb-extender/backend-catalog';
 import { EXIT_CODE_TABLE, ExtenderError, fail, FlagError } from '@cnb-extender/platform';
 import { describe, expect, it } from 'vitest';
 import { EXIT_CODE_BY_ERROR, exitCodeOf } from './exit-codes.ts';
@@ -46,6 +47,7 @@ describe('#exitCodeOf', () => {
     expect(exitCodeOf(fail('EXTENSION_API_UNSUPPORTED', "set API for Extension 'x@1'"))).toBe(12);
     expect(exitCodeOf(fail('INVALID_INPUT', 'parse arguments'))).toBe(3);
     expect(exitCodeOf(new FlagError('flag provided but not defined: -x', 'Usage:\n'))).toBe(2);
+    expect(exitCodeOf(new BackendSelectionError('kaniko', 'unknown', 'unknown backend "kaniko"'))).toBe(3);
   });
 
   it('is 1 for anything else and 0 for no error', () => {

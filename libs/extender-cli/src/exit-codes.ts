@@ -6,7 +6,7 @@
  * checks 11/12, everything during extension 102. A signal that ended the run keeps its own
  * exit code (`exitCodeForSignal`).
  */
-import { EXIT_CODES, ExtenderError, LifecycleError, type ErrorCode } from '@cnb-extender/platform';
+import { EXIT_CODES, ExtenderError, type ErrorCode } from '@cnb-extender/platform';
 
 export const EXIT_CODE_BY_ERROR: Readonly<Record<ErrorCode, number>> = Object.freeze({
   FAILED: EXIT_CODES.failed,
@@ -40,6 +40,5 @@ export const EXIT_CODE_BY_ERROR: Readonly<Record<ErrorCode, number>> = Object.fr
 export function exitCodeOf(err: unknown): number {
   if (err === undefined || err === null) return EXIT_CODES.success;
   if (err instanceof ExtenderError) return EXIT_CODE_BY_ERROR[err.code];
-  if (err instanceof LifecycleError) return err.code;
   return EXIT_CODES.failed;
 }

@@ -159,27 +159,3 @@ export function renderError(err: unknown, options: RenderErrorOptions = {}): str
   const message = messageOf(err);
   return `${prefix}${message}${message.endsWith('\n') ? '' : '\n'}`;
 }
-
-/**
- * Transitional: the backend catalog's selection error still extends this numeric-code class
- * until it moves to ExtenderError; nothing else may use it.
- */
-export class LifecycleError extends Error {
-  override name = 'LifecycleError';
-  readonly code: number;
-  readonly action: string | undefined;
-  readonly details: readonly string[];
-
-  constructor(code: number, message: string, options: { cause?: unknown; action?: string | readonly string[]; details?: readonly string[] } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
-    this.action = options.action === undefined ? undefined : joinAction(options.action);
-    this.details = options.details ?? [];
-  }
-}
-
-/** Transitional, with LifecycleError: its `code`, else 1 (0 for no error). */
-export function exitCodeOf(err: unknown): number {
-  if (err === undefined || err === null) return 0;
-  return err instanceof LifecycleError ? err.code : 1;
-}
