@@ -3,8 +3,8 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemorySink, readLayoutImage, type ImageDescription } from '@cnb-extender/extender-core';
-import { readLayerFiles, readLayerPaths, runBackendContract } from '@cnb-extender/extender-core/testing';
-import { decompressLayer, MediaType, openLayerSource, readTar, writeLayer, type Digest, type LayerCompression } from '@cnb-extender/oci';
+import { readLayerFiles, readLayerPaths } from '@cnb-extender/extender-core/testing';
+import { decompressLayer, MediaType, openLayerSource, readTar, type Digest, type LayerCompression } from '@cnb-extender/oci';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { createInplaceBackend } from './backend.ts';
 import { removeTree } from './test/support.ts';
@@ -15,26 +15,6 @@ afterAll(() => removeTree(scratch));
 async function runFixture(): Promise<ImageDescription> {
   const f = inject('testenv').fixtures.run;
   return (await readLayoutImage(f.layoutDir, f.registryRef, f.manifestDigest as Digest)).image;
-}
-
-/**
- * The contract's Dockerfiles write into /contract as the image's user (1000),
- * which a real build can only do when the directory exists and is writable: the
- * base is the fixture run image plus one layer holding /contract (1000:1000).
- */
-let contractBase: Promise<ImageDescription> | undefined;
-function baseWithContractDir(): Promise<ImageDescription> {
-  contractBase ??= (async () => {
-    const base = await runFixture();
-    const path = join(scratch, 'contract-dir.tar.gz');
-    const layer = await writeLayer([{ path: 'contract', type: 'directory', mode: 0o755, uid: 1000, gid: 1000 }], path);
-    return {
-      ...base,
-      config: { ...base.config, rootfs: { type: 'layers', diff_ids: [...base.config.rootfs.diff_ids, layer.diffId] }, history: [...(base.config.history ?? []), { created_by: 'test: /contract' }] },
-      layers: [...base.layers, { descriptor: layer.descriptor, diffId: layer.diffId, blob: { kind: 'file', path } }],
-    };
-  })();
-  return contractBase;
 }
 
 /** The distinct file times (seconds) in a layer blob. */
@@ -49,8 +29,6 @@ async function entryTimes(path: string): Promise<number[]> {
   }
   return [...times];
 }
-
-runBackendContract(() => createInplaceBackend({ root: 'unpack', network: false }), { name: 'backend contract: inplace (unpacked root)', baseImage: baseWithContractDir });
 
 describe('inplace backend on the fixture run image', () => {
   it('writes one layer per filesystem-changing instruction with whiteouts, and the config of the others', async () => {

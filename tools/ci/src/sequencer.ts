@@ -17,7 +17,9 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
  * the standalone buildkitd part-way; started first, they would wait for its build with a worker.
  */
 export const SLOW_FILES: readonly (readonly [string, number])[] = [
-  ['libs/backend-buildah/src/contract.test.ts', 143],
+  // the backend contract over the whole catalog: the buildah (143 s) and docker (61 s) contract
+  // files it replaced, plus the buildkit and in-place ones (not listed, under a minute each)
+  ['libs/backend-catalog/src/contract.test.ts', 240],
   ['tools/release/src/release.test.ts', 139],
   ['e2e/src/packaged.test.ts', 98],
   ['libs/backend-buildah/src/scenarios.test.ts', 97],
@@ -25,7 +27,6 @@ export const SLOW_FILES: readonly (readonly [string, number])[] = [
   ['libs/backend-docker/src/scenarios.test.ts', 85],
   ['tools/release/src/release-cli.test.ts', 75],
   ['libs/backend-inplace/src/in-place.test.ts', 63],
-  ['libs/backend-docker/src/contract.test.ts', 61],
 ];
 
 /** Position in SLOW_FILES of an absolute test file path, or -1. */
