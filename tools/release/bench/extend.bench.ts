@@ -13,7 +13,10 @@
  * the repository bind-mounted at its own path (Node and the bundle), `/layers` and the extend
  * directory with the base layout, as the restorer leaves it.
  *
- *   npm run bench [-- --runs N] [--workloads config,small-files,rewrite-40mb,apt] [--tools inplace-gzip,inplace-zstd,buildkit,buildah] [--no-docs] [--trace]
+ *   npm run bench [-- --runs N] [--workloads config,small-files,rewrite-40mb,apt] [--tools inplace-gzip,inplace-zstd,buildkit,buildah] [--no-docs] [--trace] [--cpu-prof <dir>]
+ *
+ * `--cpu-prof <dir>` writes a V8 CPU profile of every in-place run into `<dir>` (an absolute path
+ * under the repository, which the sandbox sees at the same path).
  *
  * Needs root, and Debian's package archive for the apt workload (the machine's apt sources).
  */
@@ -105,6 +108,8 @@ const chosen = benchArg('--workloads')?.split(',') ?? WORKLOADS.map((w) => w.id)
 const workloads = WORKLOADS.filter((w) => chosen.includes(w.id));
 const tools = TOOLS.filter((t) => (benchArg('--tools')?.split(',') ?? TOOLS.map((x) => x.id)).includes(t.id));
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
+const cpuProfileDir = benchArg('--cpu-prof');
+const cpuProfile = cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfileDir] : [];
 
 const { env, release } = await benchEnv();
 const scratch = mkdtempSync(join(tmpdir(), 'extend-bench-'));
@@ -140,6 +145,10 @@ try {
     // one run of each peer first, not timed: the base pulled into the engine, its storage warm
     if (tools.some((t) => t.id === 'buildkit')) buildkit(engine, debian.run.registryRef, dir, workload, -1);
     if (tools.some((t) => t.id === 'buildah')) buildah(engine, baseLayout, debian.run.layoutTag, dir, -1);
+    // and of the extender: its bundle and the run image's files in the page cache, as the peers' storage is
+    for (const tool of tools.filter((t) => t.id.startsWith('inplace-'))) {
+      inPlace(bundle, lower, baseLayout, debian.run.registryRef, debian.run.manifestDigest, dir, workload, tool.id === 'inplace-zstd' ? 'zstd' : 'gzip', -1);
+    }
     for (let i = 0; i < runs; i++) {
       for (const tool of tools) {
         const key = `${workload.id}/${tool.id}`;
@@ -206,6 +215,7 @@ ${table}
   the whole process, from start to the \`<layers>/extended/run\` layout written. The split comes from its
   \`-log-level debug\` timers: RUN (the instructions' own processes), snapshot (walks and diffs), layer (tar,
   compression, digests), output (the run layout); the rest is start-up, reading the inputs, planning and the base.
+  Every tool gets one untimed run per workload before the timed ones (page cache and engine storage warm).
 - **BuildKit**: \`docker build --no-cache --network host\` on the engine's BuildKit, the base pulled once before the
   timed runs; the image is removed after each run. BuildKit keeps layers uncompressed until a push.
 - **buildah**: \`buildah build --isolation chroot --layers\` with fresh overlay storage per run and an \`oci:\` output
@@ -263,7 +273,7 @@ function inPlace(bundle: string, lower: string, baseLayout: string, baseRef: str
   // GNU time outside the sandbox: the largest resident set of the process tree (the extender's; a RUN's own processes are smaller here)
   const child = spawnSync(
     '/usr/bin/time',
-    ['-f', 'maxrss=%M', 'unshare', '--mount', '--propagation', 'private', '--pid', '--fork', '--kill-child', '--', 'sh', '-c', SANDBOX, 'sandbox', lower, run, REPO_ROOT, '/usr/bin/env', '-i', 'container=cnb-bench', 'CNB_PLATFORM_API=0.13', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'SOURCE_DATE_EPOCH=1700000000', process.execPath, bundle, ...argv],
+    ['-f', 'maxrss=%M', 'unshare', '--mount', '--propagation', 'private', '--pid', '--fork', '--kill-child', '--', 'sh', '-c', SANDBOX, 'sandbox', lower, run, REPO_ROOT, '/usr/bin/env', '-i', 'container=cnb-bench', 'CNB_PLATFORM_API=0.13', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'SOURCE_DATE_EPOCH=1700000000', process.execPath, ...cpuProfile, bundle, ...argv],
     { encoding: 'utf8', maxBuffer: 256 << 20 },
   );
   const ms = performance.now() - start;
