@@ -11,11 +11,11 @@ import { checkChoices, deprecationMessages, flagSpecsFor, resolveInputs, type De
 export interface ExtenderInputs {
   analyzedPath: string;
   appDir: string;
-  /** backend id (`inplace` by default); the backend registry validates it */
+  /** backend id (`inplace` by default); the backend catalog validates it */
   backend: string;
   /**
    * `-backend-opt` entries (`name=value`, in order), else those of `CNB_EXTEND_BACKEND_OPTS`;
-   * the backend registry checks them against the chosen backend's settings.
+   * the backend catalog checks them against the chosen backend's settings.
    */
   backendOpts: string[];
   buildConfigDir: string;
