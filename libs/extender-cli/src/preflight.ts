@@ -1,7 +1,8 @@
 /**
- * The privileges part of the preflight: what the chosen backend declares it needs
- * (`capabilities.privileges`: root, Linux capabilities, a container) against what this
- * process has, checked before anything is read, created or changed. The rest of the
+ * The privileges part of the preflight: what the chosen backend's definition declares it
+ * needs (`privileges`, with what the RUN network adds: root, Linux capabilities, a container)
+ * against what this process has, checked before the backend is created and before anything
+ * is read, created or changed. The rest of the
  * preflight (every Dockerfile checked against the extension rules, the base image being
  * the one analyzed.toml names, of the analyzed target) is the core's, before the first
  * Dockerfile is applied.
