@@ -152,6 +152,8 @@ try {
     for (let i = 0; i < runs; i++) {
       for (const tool of tools) {
         const key = `${workload.id}/${tool.id}`;
+        // the previous tool's files written back before this one starts, not during its run
+        execFileSync('sync');
         if (tool.id === 'buildkit') add(results, key, buildkit(engine, debian.run.registryRef, dir, workload, i));
         else if (tool.id === 'buildah') add(results, key, buildah(engine, baseLayout, debian.run.layoutTag, dir, i));
         else {
@@ -215,7 +217,8 @@ ${table}
   the whole process, from start to the \`<layers>/extended/run\` layout written. The split comes from its
   \`-log-level debug\` timers: RUN (the instructions' own processes), snapshot (walks and diffs), layer (tar,
   compression, digests), output (the run layout); the rest is start-up, reading the inputs, planning and the base.
-  Every tool gets one untimed run per workload before the timed ones (page cache and engine storage warm).
+  Every tool gets one untimed run per workload before the timed ones (page cache and engine storage warm), and
+  every run starts after a \`sync\`, so no tool pays for writing back what the one before it wrote.
 - **BuildKit**: \`docker build --no-cache --network host\` on the engine's BuildKit, the base pulled once before the
   timed runs; the image is removed after each run. BuildKit keeps layers uncompressed until a push.
 - **buildah**: \`buildah build --isolation chroot --layers\` with fresh overlay storage per run and an \`oci:\` output
