@@ -102,7 +102,8 @@ interface Split {
   total: number;
 }
 
-const runs = Number(benchArg('--runs') ?? 3);
+// as many repetitions as tools by default: each tool in each place of the turning order once
+const runs = Number(benchArg('--runs') ?? TOOLS.length);
 if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs ${benchArg('--runs')}: a positive whole number is needed`);
 const chosen = benchArg('--workloads')?.split(',') ?? WORKLOADS.map((w) => w.id);
 const workloads = WORKLOADS.filter((w) => chosen.includes(w.id));
@@ -150,7 +151,9 @@ try {
       inPlace(bundle, lower, baseLayout, debian.run.registryRef, debian.run.manifestDigest, dir, workload, tool.id === 'inplace-zstd' ? 'zstd' : 'gzip', -1);
     }
     for (let i = 0; i < runs; i++) {
-      for (const tool of tools) {
+      // the order turns each repetition: no tool always runs right after the same one (a buildah
+      // run leaves the machine slower for a while, whoever comes next pays for it)
+      for (const tool of [...tools.slice(i % tools.length), ...tools.slice(0, i % tools.length)]) {
         const key = `${workload.id}/${tool.id}`;
         // the previous tool's files written back before this one starts, not during its run
         execFileSync('sync');
@@ -218,7 +221,8 @@ ${table}
   \`-log-level debug\` timers: RUN (the instructions' own processes), snapshot (walks and diffs), layer (tar,
   compression, digests), output (the run layout); the rest is start-up, reading the inputs, planning and the base.
   Every tool gets one untimed run per workload before the timed ones (page cache and engine storage warm), and
-  every run starts after a \`sync\`, so no tool pays for writing back what the one before it wrote.
+  every run starts after a \`sync\`, so no tool pays for writing back what the one before it wrote. The order of the
+  tools turns with every repetition, so none always follows the same one.
 - **BuildKit**: \`docker build --no-cache --network host\` on the engine's BuildKit, the base pulled once before the
   timed runs; the image is removed after each run. BuildKit keeps layers uncompressed until a push.
 - **buildah**: \`buildah build --isolation chroot --layers\` with fresh overlay storage per run and an \`oci:\` output
