@@ -136,15 +136,19 @@ function readVersion(path: string, descriptor: LifecycleDescriptor, what: string
   return version;
 }
 
+/** The entries of the tarball at `path`; one that cannot be read is refused as `refusal`. */
+async function readTarball(path: string, what: string, refusal: ComposeRefusal): Promise<Map<string, Entry>> {
+  try {
+    return await readEntries(path);
+  } catch (cause) {
+    throw new ComposeRefused(refusal, `${what} ${path} is not a lifecycle tarball: ${(cause as Error).message}`);
+  }
+}
+
 /** Read and check an upstream lifecycle release tarball. */
 export async function readUpstreamLifecycle(path: string): Promise<LifecycleTarball> {
   const what = 'the upstream lifecycle';
-  let entries: Map<string, Entry>;
-  try {
-    entries = await readEntries(path);
-  } catch (cause) {
-    throw new ComposeRefused('not-upstream', `${what} ${path} is not a lifecycle tarball: ${(cause as Error).message}`);
-  }
+  const entries = await readTarball(path, what, 'not-upstream');
   if (entries.has(UPSTREAM_LIFECYCLE_PATH)) throw new ComposeRefused('not-upstream', `${what} ${path} is already composed (it has ${UPSTREAM_LIFECYCLE_PATH}); give the upstream release tarball`);
   const missing = ['lifecycle', LIFECYCLE_LAUNCHER, ...LIFECYCLE_PHASE_NAMES].filter((name) => !entries.has(`lifecycle/${name}`));
   if (!entries.has('lifecycle.toml')) missing.unshift('lifecycle.toml');
@@ -171,12 +175,7 @@ export async function readUpstreamLifecycle(path: string): Promise<LifecycleTarb
 /** Read and check this project's lifecycle overlay (`lifecycle-extender-v<Y>+linux.<arch>.tgz`). */
 export async function readLifecycleOverlay(path: string): Promise<LifecycleTarball> {
   const what = 'the lifecycle overlay';
-  let entries: Map<string, Entry>;
-  try {
-    entries = await readEntries(path);
-  } catch (cause) {
-    throw new ComposeRefused('overlay', `${what} ${path} is not a lifecycle tarball: ${(cause as Error).message}`);
-  }
+  const entries = await readTarball(path, what, 'overlay');
   const executable = entries.get('lifecycle/lifecycle');
   const extender = entries.get('lifecycle/extender');
   if (executable?.type !== 'file' || extender?.type !== 'symlink' || extender.target !== 'lifecycle' || entries.has('lifecycle/analyzer')) {
