@@ -17,7 +17,7 @@ export const inplaceDefinition: BackendDefinition = {
   networkCapabilities: { none: ['SYS_ADMIN'] },
   settings: [
     { name: 'allow-remote', option: 'allowRemote', kind: 'bool', description: '`ADD <url>` may fetch the URL (default false: such an ADD fails the step)' },
-    { name: 'cache', option: 'cache', kind: 'bool', description: 'keep the layer cache in `<extend-dir>/cache/inplace` (default true); false runs every step and ignores `-extend-cache-ttl`' },
+    { name: 'cache', option: 'cache', kind: 'bool', description: 'keep the layer cache in `<extend-dir>/cache/inplace` (default true); false runs every step and ignores `-extend-cache-ttl`, and for build kind walks nothing and writes no layers, which only fed the cache' },
   ],
   networks: {
     default: 'the network of the container the extender runs in, as with the Go extender',
